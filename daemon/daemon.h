@@ -1,0 +1,51 @@
+/* The running daemon's context: everything the loop owns. One instance, passed explicitly
+ * (no global mutable state beyond logging settings). */
+#ifndef ENGAGED_DAEMON_H
+#define ENGAGED_DAEMON_H
+
+#include <stdint.h>
+
+#include "daemon/zap.h"
+
+struct conf;
+struct zap;
+struct store_writer;
+struct publisher;
+struct control;
+struct ingest;
+struct pipeline;
+struct pipeline_participant_conf;
+
+struct daemon_curve {
+    char secret[CURVE_Z85_LEN + 1];
+    struct curve_keylist clients;
+    struct curve_opts opts;
+};
+
+struct daemon {
+    struct conf *cf;
+    const char *conf_path;
+    void *zctx;
+    struct zap *zap;
+    struct store_writer *sw;
+    struct publisher *pub;
+    struct control *ctl;
+    struct ingest *ing;
+    struct pipeline *pl;
+    struct pipeline_participant_conf *parts;
+    struct daemon_curve curve_pub, curve_ctl, curve_ing;
+    int sfd, wdfd, stfd;
+    int stopping;
+    uint64_t records_out, records_unstored, reloads;
+    uint64_t last_heartbeat;
+    int64_t started_ms;
+    char buf[16384];
+};
+
+int64_t daemon_now_ms(void);
+
+#include <jansson.h>
+/* The control socket's handler (daemon/ctlcmds.c); matches control_handler_fn. */
+int daemon_control(const char *cmd, const json_t *req, json_t *reply, void *ud);
+
+#endif

@@ -1,0 +1,291 @@
+/* `engaged replay`: recorded streams through the same pipeline as the daemon. Inputs are
+ * merged by event time (ties: the earlier input on the command line), each input keeping its
+ * own order, so several files of one study replay as one stream. Pacing (--speed) only delays
+ * pushes; the pipeline never sees the wall clock, so output is identical at every speed. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "daemon/conf.h"
+#include "daemon/demo.h"
+#include "daemon/log.h"
+#include "daemon/replay.h"
+#include "drivers/reader.h"
+#include "pipeline/pipeline.h"
+
+#define MAX_INPUTS 256
+
+struct input {
+    struct reader r;
+    struct event head;
+    int has_head;
+    int done;
+};
+
+struct replay {
+    FILE *out;
+    uint64_t bad, unknown, io_errors;
+    int strict;
+    int failed_strict;
+    char buf[8192];
+};
+
+static int write_record(void *ud, const struct feature_record *r)
+{
+    struct replay *rp = ud;
+    int n = record_to_json(r, rp->buf, sizeof rp->buf - 1);
+    if (n < 0)
+        return n;
+    rp->buf[n++] = '\n';
+    return fwrite(rp->buf, 1, (size_t)n, rp->out) == (size_t)n ? 0 : -EIO;
+}
+
+static void conf_error(void *ud, const char *file, int line, const char *msg)
+{
+    (void)ud;
+    fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+}
+
+/* Advance one input to its next event; reports bad lines as FILE:LINE: reason. */
+static int input_advance(struct replay *rp, struct input *in)
+{
+    while (!in->done) {
+        int r = in->r.ops->next(&in->r, &in->head);
+        if (r == READ_EVENT) {
+            in->has_head = 1;
+            return 0;
+        }
+        if (r == READ_EOF) {
+            in->done = 1;
+            break;
+        }
+        if (r < 0) {
+            fprintf(stderr, "%s: read error: %s\n", in->r.path, in->r.why ? in->r.why : strerror(-r));
+            rp->io_errors++;
+            in->done = 1;
+            break;
+        }
+        fprintf(stderr, "%s:%llu: %s\n", in->r.path, (unsigned long long)in->r.line, in->r.why);
+        if (r == READ_UNKNOWN) {
+            rp->unknown++;
+        } else {
+            rp->bad++;
+            if (rp->strict) {
+                rp->failed_strict = 1;
+                in->done = 1;
+                return -1;
+            }
+        }
+    }
+    in->has_head = 0;
+    return 0;
+}
+
+static void pace(double speed, int64_t ts, int64_t *ts0, struct timespec *wall0)
+{
+    if (speed <= 0)
+        return;
+    if (*ts0 == INT64_MIN) {
+        *ts0 = ts;
+        clock_gettime(CLOCK_MONOTONIC, wall0);
+        return;
+    }
+    double due_s = (double)(ts - *ts0) / 1000.0 / speed;
+    if (due_s <= 0)
+        return;
+    struct timespec t = *wall0;
+    t.tv_sec += (time_t)due_s;
+    t.tv_nsec += (long)((due_s - floor(due_s)) * 1e9);
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
+        ;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: engaged replay [-c FILE] [--speed max|realtime|N] [--out FILE|-]\n"
+            "                      [--format jsonl|aware-csv|store] [--participant ID]\n"
+            "                      [--strict] [--demo] INPUT...\n");
+}
+
+int replay_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"speed", required_argument, NULL, 's'},
+        {"out", required_argument, NULL, 'o'},    {"format", required_argument, NULL, 'f'},
+        {"participant", required_argument, NULL, 'p'}, {"strict", no_argument, NULL, 'S'},
+        {"demo", no_argument, NULL, 'D'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL, *out = "-", *format = NULL, *participant = NULL;
+    double speed = 0;
+    int strict = 0, demo = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'o': out = optarg; break;
+        case 'f': format = optarg; break;
+        case 'p': participant = optarg; break;
+        case 'S': strict = 1; break;
+        case 'D': demo = 1; break;
+        case 's':
+            if (strcmp(optarg, "max") == 0)
+                speed = 0;
+            else if (strcmp(optarg, "realtime") == 0)
+                speed = 1;
+            else {
+                char *end;
+                speed = strtod(optarg, &end);
+                if (*end || !(speed > 0) || !isfinite(speed)) {
+                    fprintf(stderr, "engaged replay: --speed must be max, realtime or a number > 0\n");
+                    return EX_USAGE;
+                }
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    int n_in = argc - optind;
+    if ((n_in == 0 && !demo) || n_in > MAX_INPUTS || (participant && !ev_valid_id(participant))) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+
+    struct conf *cf = NULL;
+    char demo_dir[64] = "";
+    if (demo) {
+        int e = demo_materialise(demo_dir, sizeof demo_dir);
+        if (e < 0) {
+            fprintf(stderr, "engaged replay: cannot unpack the demo recording: %s\n", strerror(-e));
+            return EX_IOERR;
+        }
+    }
+    char demo_conf[96], demo_rec[96];
+    snprintf(demo_conf, sizeof demo_conf, "%s/demo.conf", demo_dir);
+    snprintf(demo_rec, sizeof demo_rec, "%s/demo.jsonl", demo_dir);
+    if (demo && !config)
+        config = demo_conf;
+    int rc = EX_OK;
+    if (config) {
+        int e = conf_load(config, &cf, conf_error, NULL);
+        if (e < 0 || !cf) {
+            rc = EX_CONFIG;
+            goto out_demo;
+        }
+    } else {
+        cf = conf_new_default();
+        if (!cf) {
+            rc = EX_OSERR;
+            goto out_demo;
+        }
+    }
+
+    struct replay *rp = calloc(1, sizeof *rp);
+    struct input *in = calloc((size_t)n_in + 1, sizeof *in);
+    struct pipeline_participant_conf *parts = NULL;
+    struct pipeline *pl = NULL;
+    if (!rp || !in) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    rp->strict = strict;
+    rp->out = strcmp(out, "-") == 0 ? stdout : fopen(out, "we");
+    if (!rp->out) {
+        fprintf(stderr, "engaged replay: %s: %s\n", out, strerror(errno));
+        rc = EX_CANTCREAT;
+        goto out;
+    }
+    struct pipeline_conf pc;
+    conf_fill_pipeline(cf, &pc, &parts);
+    int err = 0;
+    pl = pipeline_new(&pc, write_record, rp, &err);
+    if (!pl) {
+        fprintf(stderr, "engaged replay: pipeline: %s\n", strerror(-err));
+        rc = err == -ENOENT || err == -EINVAL ? EX_CONFIG : EX_OSERR;
+        goto out;
+    }
+
+    int n_open = 0;
+    struct reader_opts ro = {.participant = participant};
+    for (int i = 0; i < n_in + demo; i++) {
+        const char *path = i < n_in ? argv[optind + i] : demo_rec;
+        int e = reader_open(&in[i].r, path, format, &ro);
+        if (e < 0) {
+            fprintf(stderr, "engaged replay: %s: %s\n", path, in[i].r.why ? in[i].r.why : strerror(-e));
+            rc = e == -ENOENT ? EX_NOINPUT : e == -EPROTONOSUPPORT ? EX_DATAERR : EX_IOERR;
+            goto out_readers;
+        }
+        n_open++;
+        if (input_advance(rp, &in[i]) < 0)
+            break;
+    }
+
+    int64_t ts0 = INT64_MIN;
+    struct timespec wall0 = {0, 0};
+    while (!rp->failed_strict) {
+        int best = -1;
+        for (int i = 0; i < n_open; i++)
+            if (in[i].has_head && (best < 0 || in[i].head.ts < in[best].head.ts))
+                best = i;
+        if (best < 0)
+            break;
+        pace(speed, in[best].head.ts, &ts0, &wall0);
+        int r = pipeline_push(pl, &in[best].head);
+        if (r == PIPE_BAD_TZ)
+            fprintf(stderr, "%s:%llu: unknown time zone \"%s\"\n", in[best].r.path,
+                    (unsigned long long)in[best].r.line, in[best].head.u.tz.tz);
+        else if (r == PIPE_LATE && log_get_level() >= LOG_LVL_DEBUG)
+            fprintf(stderr, "%s:%llu: late event dropped\n", in[best].r.path,
+                    (unsigned long long)in[best].r.line);
+        else if (r < 0)
+            fprintf(stderr, "%s:%llu: %s\n", in[best].r.path,
+                    (unsigned long long)in[best].r.line, strerror(-r));
+        if (input_advance(rp, &in[best]) < 0)
+            break;
+    }
+    if (!rp->failed_strict)
+        pipeline_finish(pl);
+
+    const struct pipeline_stats *st = pipeline_get_stats(pl);
+    fprintf(stderr,
+            "replay: %llu events accepted, %llu duplicates, %llu late, %llu bad lines, "
+            "%llu unknown types, %llu limit hits, %llu records\n",
+            (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
+            (unsigned long long)st->late, (unsigned long long)(rp->bad + st->bad_tz),
+            (unsigned long long)rp->unknown, (unsigned long long)st->limit_hits,
+            (unsigned long long)st->records);
+    if (rp->failed_strict)
+        rc = EX_DATAERR;
+    else if (rp->io_errors || st->sink_errors)
+        rc = EX_IOERR;
+out_readers:
+    for (int i = 0; i < n_open; i++)
+        reader_close(&in[i].r);
+out:
+    if (rp && rp->out) {
+        if (fflush(rp->out) != 0 && rc == EX_OK)
+            rc = EX_IOERR;
+        if (rp->out != stdout)
+            fclose(rp->out);
+    }
+    pipeline_free(pl);
+    free(parts);
+    free(in);
+    free(rp);
+    conf_free(cf);
+out_demo:
+    if (demo)
+        demo_cleanup(demo_dir);
+    return rc;
+}

@@ -1,0 +1,524 @@
+/* `engaged run`: the daemon. One loop (zmq_poll over the ZeroMQ sockets, a signalfd and
+ * timerfds); the only other thread is the store writer. Start-up order matters:
+ * signals are blocked before libzmq starts its threads, the ZAP handler is bound before any
+ * CURVE listener, and the pipeline is rebuilt from the store before the ingest socket is read,
+ * so a restart resumes exactly where the last committed event left it (sockets are bound
+ * before recovery but not read until it is done). */
+#include "daemon/run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sysexits.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon/conf.h"
+#include "daemon/control.h"
+#include "daemon/daemon.h"
+#include "daemon/ingest.h"
+#include "daemon/log.h"
+#include "daemon/publish.h"
+#include "daemon/store.h"
+#include "daemon/zap.h"
+#include "pipeline/pipeline.h"
+
+#ifndef ENGAGED_SYSCONFDIR
+#define ENGAGED_SYSCONFDIR "/etc"
+#endif
+
+int64_t daemon_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conf_error(void *ud, const char *file, int line, const char *msg)
+{
+    (void)ud;
+    log_error("%s:%d: %s", file, line, msg);
+}
+
+/* The record sink: store first (the durable copy), then the feed. */
+static int emit_record(void *ud, const struct feature_record *r)
+{
+    struct daemon *d = ud;
+    int n = record_to_json(r, d->buf, sizeof d->buf);
+    if (n < 0)
+        return n;
+    struct store_record sr = {
+        .participant = r->participant, .feature = r->feature,
+        .window = window_kind_name(r->window), .start = r->start, .end = r->end,
+        .revision = r->revision, .body = d->buf, .body_len = (size_t)n,
+    };
+    int e;
+    for (int tries = 0; (e = store_submit_record(d->sw, &sr)) == -EAGAIN && tries < 100; tries++) {
+        /* the writer is behind: wait for room rather than lose a record (bounded) */
+        zmq_pollitem_t it = {store_writer_socket(d->sw), 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, 100);
+    }
+    if (e < 0) {
+        d->records_unstored++;
+        log_error("store: record %s/%s lost: %s", r->participant, r->feature, strerror(-e));
+    }
+    if (d->pub) {
+        char topic[PUBLISH_TOPIC_MAX + 1];
+        if (publish_topic_feature(topic, sizeof topic, r->participant, r->feature) >= 0)
+            publisher_send(d->pub, topic, d->buf, (size_t)n);
+    }
+    d->records_out++;
+    return e < 0 ? e : 0;
+}
+
+static void push_event(void *ud, const struct event *ev)
+{
+    struct daemon *d = ud;
+    int r = pipeline_push(d->pl, ev);
+    if (r < 0)
+        log_warn("pipeline: event of %s dropped: %s", ev->participant, strerror(-r));
+}
+
+/* Rebuild the pipeline from the recording: same events, same order, so the same state and
+ * the same records; the records already stored are not emitted again. */
+struct recover_ctx {
+    struct daemon *d;
+    float (*scratch)[3];
+    uint64_t n, bad;
+};
+
+static int recover_one(void *ud, int64_t id, const char *body, size_t len)
+{
+    struct recover_ctx *rc = ud;
+    struct event ev;
+    const char *why = NULL;
+    if (ev_parse_json(body, len, &ev, rc->scratch, &why) < 0) {
+        rc->bad++;
+        log_warn("store: event %" PRId64 " unreadable: %s", id, why ? why : "?");
+        return 0;
+    }
+    pipeline_push(rc->d->pl, &ev);
+    rc->n++;
+    return 0;
+}
+
+static int recover(struct daemon *d)
+{
+    struct store_reader *r;
+    int e = store_open_readonly(d->cf->store.path, &r);
+    if (e < 0) {
+        log_error("store %s: %s", d->cf->store.path, store_strerror(e));
+        return e;
+    }
+    int64_t stored = store_reader_count_features(r);
+    if (stored < 0) {
+        store_reader_close(r);
+        return (int)stored;
+    }
+    pipeline_skip_records(d->pl, (uint64_t)stored);
+    struct recover_ctx rc = {.d = d, .scratch = malloc(sizeof(float[3]) * EV_ACCEL_MAX)};
+    if (!rc.scratch) {
+        store_reader_close(r);
+        return -ENOMEM;
+    }
+    e = store_reader_events(r, 0, recover_one, &rc);
+    store_reader_close(r);
+    free(rc.scratch);
+    pipeline_skip_records(d->pl, 0);
+    if (e < 0)
+        return e;
+    log_info("recovered %" PRIu64 " events and %" PRId64 " stored records from %s", rc.n, stored,
+             d->cf->store.path);
+    return 0;
+}
+
+/* ---- CURVE material ----------------------------------------------------------------- */
+
+static int curve_setup(struct daemon *d, struct daemon_curve *c, const char *domain,
+                       const char *secret_file, const char *clients_file)
+{
+    memset(c, 0, sizeof *c);
+    c->opts.zap = d->zap;
+    c->opts.domain = domain;
+    if (!secret_file[0])
+        return 0;
+    struct curve_err ce = {0};
+    int e = curve_read_key_file(secret_file, c->secret, &ce);
+    if (e < 0) {
+        log_error("%s:%d: %s", secret_file, ce.line, ce.msg[0] ? ce.msg : strerror(-e));
+        return e;
+    }
+    if (clients_file[0]) {
+        e = curve_read_allowlist(clients_file, &c->clients, &ce);
+        if (e < 0) {
+            log_error("%s:%d: %s", clients_file, ce.line, ce.msg[0] ? ce.msg : strerror(-e));
+            return e;
+        }
+    }
+    c->opts.secret_key = c->secret;
+    c->opts.clients = &c->clients;
+    return 0;
+}
+
+static int needs_zap(const struct conf *cf)
+{
+    for (size_t i = 0; i < cf->publish.n_endpoints; i++)
+        if (strncmp(cf->publish.endpoints[i], "tcp://", 6) == 0)
+            return 1;
+    return strncmp(cf->control.endpoint, "tcp://", 6) == 0 ||
+           strncmp(cf->ingest.endpoint, "tcp://", 6) == 0;
+}
+
+/* ---- timers and signals ------------------------------------------------------------- */
+
+static int timer_new(int64_t period_ms)
+{
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct itimerspec its = {
+        .it_interval = {period_ms / 1000, (period_ms % 1000) * 1000000},
+        .it_value = {period_ms / 1000, (period_ms % 1000) * 1000000},
+    };
+    if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static void timer_drain(int fd)
+{
+    uint64_t n;
+    while (read(fd, &n, sizeof n) == (ssize_t)sizeof n)
+        ;
+}
+
+static void notify_status(struct daemon *d)
+{
+    const struct pipeline_stats *st = pipeline_get_stats(d->pl);
+    struct ingest_stats is = {0};
+    if (d->ing)
+        ingest_get_stats(d->ing, &is);
+    sd_notifyf(0, "STATUS=%" PRIu64 " events, %" PRIu64 " records, %" PRIu64 " late, %" PRIu64
+                  " rejected lines",
+               st->accepted, d->records_out, st->late, is.rejected);
+}
+
+static void watchdog_tick(struct daemon *d)
+{
+    /* Pet the watchdog only while the store writer is alive too: a wedged writer means
+     * nothing gets acknowledged, and a restart is the right remedy. */
+    struct store_stats ss;
+    store_writer_stats(d->sw, &ss);
+    if (ss.heartbeat != d->last_heartbeat) {
+        d->last_heartbeat = ss.heartbeat;
+        sd_notify(0, "WATCHDOG=1");
+    } else {
+        log_warn("store writer made no progress since the last watchdog tick");
+    }
+}
+
+static void reload(struct daemon *d)
+{
+    struct conf *nc = NULL;
+    d->reloads++;
+    if (conf_load(d->conf_path, &nc, conf_error, NULL) < 0 || !nc) {
+        log_error("reload: %s has errors; keeping the running configuration", d->conf_path);
+        return;
+    }
+    sd_notify(0, "RELOADING=1");
+    log_set_level(nc->daemon.log_level);
+    /* Sockets, the store and the pipeline's parameters are fixed for the process's life:
+     * changing them live would make the live features differ from a replay of the store. */
+    if (strcmp(nc->store.path, d->cf->store.path) != 0 ||
+        memcmp(&nc->pipeline, &d->cf->pipeline, sizeof nc->pipeline) != 0 ||
+        nc->n_participants != d->cf->n_participants ||
+        nc->publish.n_endpoints != d->cf->publish.n_endpoints ||
+        strcmp(nc->control.endpoint, d->cf->control.endpoint) != 0 ||
+        strcmp(nc->ingest.endpoint, d->cf->ingest.endpoint) != 0)
+        log_notice("reload: store, endpoint, pipeline and participant changes take effect "
+                   "at the next restart");
+    conf_free(nc);
+    log_info("reload: configuration re-read, log level applied");
+    sd_notify(0, "READY=1");
+}
+
+static int handle_signal(struct daemon *d)
+{
+    struct signalfd_siginfo si;
+    while (read(d->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP)
+            reload(d);
+        else
+            d->stopping = 1;
+    }
+    return 0;
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+static void drain_store_replies(struct daemon *d)
+{
+    uint64_t token;
+    int status_all;
+    size_t n;
+    static uint8_t per_event[STORE_BATCH_MAX_LIMIT];
+    while (store_read_reply(d->sw, &token, &status_all, per_event, sizeof per_event, &n) == 0) {
+        if (!d->ing || !ingest_on_store_reply(d->ing, token, status_all, per_event, n,
+                                              push_event, d))
+            log_warn("store: reply for unknown request %" PRIu64, token);
+    }
+}
+
+static int loop(struct daemon *d)
+{
+    enum { I_SIG, I_WD, I_ST, I_STORE, I_ZAP, I_PUB, I_CTL, I_ING, I_N };
+    while (!d->stopping) {
+        zmq_pollitem_t it[I_N];
+        memset(it, 0, sizeof it);
+        it[I_SIG] = (zmq_pollitem_t){NULL, d->sfd, ZMQ_POLLIN, 0};
+        it[I_WD] = (zmq_pollitem_t){NULL, d->wdfd, d->wdfd >= 0 ? ZMQ_POLLIN : 0, 0};
+        it[I_ST] = (zmq_pollitem_t){NULL, d->stfd, ZMQ_POLLIN, 0};
+        it[I_STORE] = (zmq_pollitem_t){store_writer_socket(d->sw), 0, ZMQ_POLLIN, 0};
+        it[I_ZAP] = (zmq_pollitem_t){d->zap ? zap_socket(d->zap) : NULL, -1,
+                                     d->zap ? ZMQ_POLLIN : 0, 0};
+        it[I_PUB] = (zmq_pollitem_t){d->pub ? publisher_socket(d->pub) : NULL, -1,
+                                     d->pub ? ZMQ_POLLIN : 0, 0};
+        it[I_CTL] = (zmq_pollitem_t){d->ctl ? control_socket(d->ctl) : NULL, -1,
+                                     d->ctl ? ZMQ_POLLIN : 0, 0};
+        it[I_ING] = (zmq_pollitem_t){d->ing ? ingest_socket(d->ing) : NULL, -1,
+                                     d->ing && ingest_can_read(d->ing) ? ZMQ_POLLIN : 0, 0};
+        /* zmq_poll ignores entries with no events only if they have a valid fd/socket */
+        for (int i = 0; i < I_N; i++)
+            if (!it[i].events) {
+                it[i].socket = NULL;
+                it[i].fd = d->sfd;
+            }
+        if (zmq_poll(it, I_N, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("zmq_poll: %s", zmq_strerror(errno));
+            return -errno;
+        }
+        if (it[I_SIG].revents & ZMQ_POLLIN)
+            handle_signal(d);
+        if (it[I_WD].events && (it[I_WD].revents & ZMQ_POLLIN)) {
+            timer_drain(d->wdfd);
+            watchdog_tick(d);
+        }
+        if (it[I_ST].revents & ZMQ_POLLIN) {
+            timer_drain(d->stfd);
+            notify_status(d);
+        }
+        if (it[I_ZAP].events && (it[I_ZAP].revents & ZMQ_POLLIN))
+            zap_on_readable(d->zap);
+        if (it[I_STORE].revents & ZMQ_POLLIN)
+            drain_store_replies(d);
+        if (it[I_PUB].events && (it[I_PUB].revents & ZMQ_POLLIN))
+            publisher_on_readable(d->pub);
+        if (it[I_CTL].events && (it[I_CTL].revents & ZMQ_POLLIN))
+            control_on_readable(d->ctl, daemon_control, d);
+        if (it[I_ING].events && (it[I_ING].revents & ZMQ_POLLIN))
+            ingest_on_readable(d->ing, d->sw, daemon_now_ms());
+    }
+    return 0;
+}
+
+static int open_sockets(struct daemon *d)
+{
+    int e = 0;
+    const struct conf *cf = d->cf;
+    if (needs_zap(cf)) {
+        d->zap = zap_new(d->zctx, &e);
+        if (!d->zap) {
+            log_error("zap: %s", strerror(-e));
+            return e;
+        }
+    }
+    if ((e = curve_setup(d, &d->curve_pub, "publish", cf->publish.curve_secret_key_file,
+                         cf->publish.curve_clients_file)) < 0 ||
+        (e = curve_setup(d, &d->curve_ctl, "control", cf->control.curve_secret_key_file,
+                         cf->control.curve_clients_file)) < 0 ||
+        (e = curve_setup(d, &d->curve_ing, "ingest", cf->ingest.curve_secret_key_file,
+                         cf->ingest.curve_clients_file)) < 0)
+        return e;
+    if (cf->publish.n_endpoints) {
+        const char *eps[CONF_MAX_ENDPOINTS];
+        for (size_t i = 0; i < cf->publish.n_endpoints; i++)
+            eps[i] = cf->publish.endpoints[i];
+        struct publish_opts po = {
+            .sndhwm = (int)cf->publish.sndhwm,
+            .linger_ms = PUBLISH_DEFAULT_LINGER_MS,
+            .lvc_max_topics = (size_t)cf->publish.lvc_max_topics,
+            .curve = d->curve_pub.opts,
+        };
+        size_t bad = 0;
+        d->pub = publisher_new_ex(d->zctx, eps, cf->publish.n_endpoints, &po, &e, &bad);
+        if (!d->pub) {
+            log_error("publish %s: %s", eps[bad < cf->publish.n_endpoints ? bad : 0], strerror(-e));
+            return e;
+        }
+    }
+    if (cf->control.endpoint[0]) {
+        d->ctl = control_new(d->zctx, cf->control.endpoint, &d->curve_ctl.opts, &e);
+        if (!d->ctl) {
+            log_error("control %s: %s", cf->control.endpoint, strerror(-e));
+            return e;
+        }
+    }
+    if (cf->ingest.endpoint[0]) {
+        const char *ep = cf->ingest.endpoint;
+        struct ingest_opts io = {
+            .max_message = (size_t)cf->ingest.max_message,
+            .max_lines = (size_t)cf->ingest.max_lines,
+            .max_pending = 256,
+        };
+        d->ing = ingest_new(d->zctx, &ep, 1, &d->curve_ing.opts, &io, &e);
+        if (!d->ing) {
+            log_error("ingest %s: %s", ep, strerror(-e));
+            return e;
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+    ingest_free(d->ing);
+    control_free(d->ctl);
+    publisher_free(d->pub);
+    if (d->sw) {
+        int e = store_flush(d->sw, 10000);
+        if (e < 0)
+            log_error("store: final flush: %s", store_strerror(e));
+        drain_store_replies(d);
+        store_writer_stop(d->sw);
+    }
+    zap_free(d->zap);
+    if (d->zctx)
+        zmq_ctx_term(d->zctx);
+    pipeline_free(d->pl);
+    free(d->parts);
+    curve_keylist_release(&d->curve_pub.clients);
+    curve_keylist_release(&d->curve_ctl.clients);
+    curve_keylist_release(&d->curve_ing.clients);
+    if (d->sfd >= 0)
+        close(d->sfd);
+    if (d->wdfd >= 0)
+        close(d->wdfd);
+    if (d->stfd >= 0)
+        close(d->stfd);
+    conf_free(d->cf);
+}
+
+int run_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = ENGAGED_SYSCONFDIR "/engaged/engaged.conf";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (c != 'c') {
+            fprintf(stderr, "usage: engaged run [-c FILE]\n");
+            return EX_USAGE;
+        }
+        path = optarg;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: engaged run [-c FILE]\n");
+        return EX_USAGE;
+    }
+    if (getenv("JOURNAL_STREAM"))
+        log_set_journal(1);
+
+    static struct daemon dd;
+    struct daemon *d = &dd;
+    memset(d, 0, sizeof *d);
+    d->sfd = d->wdfd = d->stfd = -1;
+    d->conf_path = path;
+    d->started_ms = daemon_now_ms();
+    if (conf_load(path, &d->cf, conf_error, NULL) < 0 || !d->cf)
+        return EX_CONFIG;
+    log_set_level(d->cf->daemon.log_level);
+
+    /* Before any thread exists (libzmq's I/O threads, the store writer): block the signals
+     * we take through signalfd, so no thread is interrupted by them. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    sigdelset(&mask, SIGPIPE);
+    d->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    int rc = EX_OK, e = 0;
+    struct pipeline_conf pc;
+    if (d->sfd < 0 || conf_fill_pipeline(d->cf, &pc, &d->parts) < 0) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    d->pl = pipeline_new(&pc, emit_record, d, &e);
+    if (!d->pl) {
+        log_error("pipeline: %s", strerror(-e));
+        rc = EX_CONFIG;
+        goto out;
+    }
+    d->zctx = zmq_ctx_new();
+    if (!d->zctx) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    struct store_opts so;
+    store_opts_default(&so);
+    so.batch_max = (unsigned)d->cf->store.batch_max;
+    so.batch_delay_ms = (unsigned)d->cf->store.batch_delay_ms;
+    so.sync_full = d->cf->store.synchronous == CONF_SYNC_FULL;
+    so.queue_hwm = 100000;
+    d->sw = store_writer_start(d->zctx, d->cf->store.path, &so, &e);
+    if (!d->sw) {
+        log_error("store %s: %s", d->cf->store.path, store_strerror(e));
+        rc = EX_CANTCREAT;
+        goto out;
+    }
+    /* open the feed first so records re-derived during recovery reach the last-value cache */
+    if (open_sockets(d) < 0) {
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    if (recover(d) < 0) {
+        rc = EX_IOERR;
+        goto out;
+    }
+    uint64_t wd_usec = 0;
+    int64_t wd_ms = d->cf->daemon.watchdog_ms;
+    if (wd_ms < 0 && sd_watchdog_enabled(0, &wd_usec) > 0)
+        wd_ms = (int64_t)(wd_usec / 2000);
+    if (wd_ms > 0)
+        d->wdfd = timer_new(wd_ms);
+    d->stfd = timer_new(d->cf->daemon.status_interval_ms > 0 ? d->cf->daemon.status_interval_ms
+                                                             : 10000);
+    sd_notify(0, "READY=1");
+    notify_status(d);
+    log_info("engaged %s running: store %s", ENGAGED_VERSION, d->cf->store.path);
+    if (loop(d) < 0)
+        rc = EX_SOFTWARE;
+    sd_notify(0, "STOPPING=1");
+    log_info("stopping: flushing the store");
+out:
+    teardown(d);
+    return rc;
+}

@@ -1,0 +1,386 @@
+/* The caller's side of the store writer thread (store_writer.c): starting and stopping
+ * it, and the non-blocking requests and replies the daemon's zmq_poll loop uses. Nothing
+ * here touches SQLite after start-up, so the main loop never waits on the disk; the only
+ * blocking calls are store_flush and store_writer_stop, meant for shutdown and tests. */
+#include "daemon/store_int.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static int set_int(void *sock, int opt, int v)
+{
+    return zmq_setsockopt(sock, opt, &v, sizeof v) < 0 ? -errno : 0;
+}
+
+static void writer_free(struct store_writer *w)
+{
+    while (w->head) {
+        struct store_held *h = w->head;
+        w->head = h->next;
+        free(h);
+    }
+    if (w->sock)
+        zmq_close(w->sock);
+    if (w->tsock)
+        zmq_close(w->tsock);
+    store_sync_close(w->db);
+    free(w);
+}
+
+struct store_writer *store_writer_start(void *zctx, const char *path, const struct store_opts *in,
+                                        int *err)
+{
+    struct store_writer *w = calloc(1, sizeof *w);
+    int r = w ? 0 : -ENOMEM;
+    if (r == 0)
+        r = store__norm_opts(in, &w->o);
+    if (r == 0)
+        r = store_sync_open(path, &w->o, &w->db);
+    if (r == 0) {
+        w->sock = zmq_socket(zctx, ZMQ_PAIR);
+        w->tsock = zmq_socket(zctx, ZMQ_PAIR);
+        if (!w->sock || !w->tsock)
+            r = -errno;
+    }
+    /* For inproc the two sides' limits add up; split queue_hwm between them. */
+    int half = (w && w->o.queue_hwm > 1) ? w->o.queue_hwm / 2 : 1;
+    for (int i = 0; r == 0 && i < 2; i++) {
+        void *sk = i ? w->tsock : w->sock;
+        if ((r = set_int(sk, ZMQ_SNDHWM, half)) == 0 && (r = set_int(sk, ZMQ_RCVHWM, half)) == 0)
+            r = set_int(sk, ZMQ_LINGER, 0);
+    }
+    if (r == 0) {
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://engaged-store-%p", (void *)w);
+        if (zmq_bind(w->tsock, ep) < 0 || zmq_connect(w->sock, ep) < 0)
+            r = -errno;
+    }
+    if (r == 0) {
+        /* The daemon takes signals through signalfd on the main thread; a thread created
+         * with everything blocked can never receive one, not even before it runs. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r = -pthread_create(&w->thr, NULL, store__writer_main, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (r < 0) {
+        if (w)
+            writer_free(w);
+        if (err)
+            *err = r;
+        return NULL;
+    }
+    return w;
+}
+
+void *store_writer_socket(struct store_writer *w)
+{
+    return w->sock;
+}
+
+static int send_now(struct store_writer *w, zmq_msg_t *m)
+{
+    if (zmq_msg_send(m, w->sock, ZMQ_DONTWAIT) >= 0)
+        return 0;
+    int e = errno;
+    zmq_msg_close(m);
+    return -e;
+}
+
+static int str_len(const char *s, uint16_t *len)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    size_t n = strnlen(s, STORE_STR_MAX + 1);
+    *len = (uint16_t)n;
+    return n > STORE_STR_MAX ? -EMSGSIZE : 0;
+}
+
+static uint8_t *put(uint8_t *p, const void *v, size_t n)
+{
+    memcpy(p, v, n);
+    return p + n;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
+{
+    if (n)
+        memcpy(p, s, n);
+    p[n] = 0;
+    return p + n + 1;
+}
+
+int store_submit_events(struct store_writer *w, uint64_t token, const struct store_event *ev,
+                        size_t n)
+{
+    if (n == 0 || n > STORE_BATCH_MAX_LIMIT)
+        return -EINVAL;
+    size_t total = 1 + sizeof(struct wire_req);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t a, b, t;
+        int r;
+        if ((r = str_len(ev[i].source, &a)) < 0 || (r = str_len(ev[i].participant, &b)) < 0 ||
+            (r = str_len(ev[i].type, &t)) < 0)
+            return r;
+        if (!ev[i].body)
+            return -EINVAL;
+        if (ev[i].body_len > STORE_BODY_MAX)
+            return -EMSGSIZE;
+        total += sizeof(struct wire_event) + a + b + t + ev[i].body_len + 4;
+        if (total > STORE_REQ_MAX_BYTES)
+            return -EMSGSIZE;
+    }
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, total) < 0)
+        return -errno;
+    uint8_t *p = zmq_msg_data(&m);
+    struct wire_req rq;
+    memset(&rq, 0, sizeof rq);
+    rq.token = token;
+    rq.n = (uint32_t)n;
+    *p++ = M_EVENTS;
+    p = put(p, &rq, sizeof rq);
+    for (size_t i = 0; i < n; i++) {
+        const struct store_event *e = &ev[i];
+        struct wire_event we;
+        memset(&we, 0, sizeof we);
+        we.has_seq = e->has_seq != 0;
+        we.seq = e->has_seq ? e->seq : 0;
+        we.ts = e->ts;
+        we.received = e->received;
+        we.body_len = (uint32_t)e->body_len;
+        str_len(e->source, &we.source_len);
+        str_len(e->participant, &we.participant_len);
+        str_len(e->type, &we.type_len);
+        p = put(p, &we, sizeof we);
+        p = put_str(p, e->source, we.source_len);
+        p = put_str(p, e->participant, we.participant_len);
+        p = put_str(p, e->type, we.type_len);
+        p = put_str(p, e->body, we.body_len);
+    }
+    return send_now(w, &m);
+}
+
+int store_submit_record(struct store_writer *w, const struct store_record *r)
+{
+    struct wire_record wr;
+    int e;
+    memset(&wr, 0, sizeof wr);
+    if ((e = str_len(r->participant, &wr.participant_len)) < 0 ||
+        (e = str_len(r->feature, &wr.feature_len)) < 0 ||
+        (e = str_len(r->window, &wr.window_len)) < 0)
+        return e;
+    if (!r->body)
+        return -EINVAL;
+    if (r->body_len > STORE_BODY_MAX)
+        return -EMSGSIZE;
+    wr.start = r->start;
+    wr.end = r->end;
+    wr.revision = r->revision;
+    wr.body_len = (uint32_t)r->body_len;
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, 1 + sizeof wr + wr.participant_len + wr.feature_len +
+                                  wr.window_len + wr.body_len + 4) < 0)
+        return -errno;
+    uint8_t *p = zmq_msg_data(&m);
+    *p++ = M_RECORD;
+    p = put(p, &wr, sizeof wr);
+    p = put_str(p, r->participant, wr.participant_len);
+    p = put_str(p, r->feature, wr.feature_len);
+    p = put_str(p, r->window, wr.window_len);
+    put_str(p, r->body, wr.body_len);
+    return send_now(w, &m);
+}
+
+int store_submit_nudge(struct store_writer *w, const struct store_nudge *nu)
+{
+    struct wire_nudge wn;
+    int e;
+    memset(&wn, 0, sizeof wn);
+    if ((e = str_len(nu->participant, &wn.participant_len)) < 0 ||
+        (e = str_len(nu->rule, &wn.rule_len)) < 0)
+        return e;
+    if (nu->body && nu->body_len > STORE_BODY_MAX)
+        return -EMSGSIZE;
+    wn.ts = nu->ts;
+    wn.has_body = nu->body != NULL;
+    wn.body_len = nu->body ? (uint32_t)nu->body_len : 0;
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, 1 + sizeof wn + wn.participant_len + wn.rule_len + wn.body_len +
+                                  3) < 0)
+        return -errno;
+    uint8_t *p = zmq_msg_data(&m);
+    *p++ = M_NUDGE;
+    p = put(p, &wn, sizeof wn);
+    p = put_str(p, nu->participant, wn.participant_len);
+    p = put_str(p, nu->rule, wn.rule_len);
+    put_str(p, nu->body, wn.body_len);
+    return send_now(w, &m);
+}
+
+/* Decodes an R_EVENTS reply; -EBADMSG for anything else. */
+static int parse_reply(const uint8_t *d, size_t len, uint64_t *token, int *status_all,
+                       uint8_t *per_event, size_t cap, size_t *n)
+{
+    struct wire_reply h;
+    if (len < WIRE_REPLY_LEN || d[0] != R_EVENTS)
+        return -EBADMSG;
+    memcpy(&h, d + 1, sizeof h);
+    if (len < WIRE_REPLY_LEN + (size_t)h.n)
+        return -EBADMSG;
+    *token = h.token;
+    *status_all = h.status;
+    if (per_event)
+        memcpy(per_event, d + WIRE_REPLY_LEN, h.n < cap ? h.n : cap);
+    *n = h.n;
+    return 0;
+}
+
+int store_read_reply(struct store_writer *w, uint64_t *token, int *status_all,
+                     uint8_t *per_event, size_t cap, size_t *n)
+{
+    while (w->head) {
+        struct store_held *h = w->head;
+        if (!(w->head = h->next))
+            w->tail = NULL;
+        int r = parse_reply(h->data, h->len, token, status_all, per_event, cap, n);
+        free(h);
+        if (r == 0)
+            return 0;
+    }
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, w->sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (e == EINTR)
+                continue;
+            return -e;
+        }
+        /* Anything but an events reply is a leftover of a timed-out flush: skip it. */
+        int r = parse_reply(zmq_msg_data(&m), zmq_msg_size(&m), token, status_all, per_event,
+                            cap, n);
+        zmq_msg_close(&m);
+        if (r == 0)
+            return 0;
+    }
+}
+
+static int hold(struct store_writer *w, zmq_msg_t *m)
+{
+    size_t len = zmq_msg_size(m);
+    struct store_held *h = malloc(sizeof *h + len);
+    if (!h)
+        return -ENOMEM;
+    h->next = NULL;
+    h->len = len;
+    memcpy(h->data, zmq_msg_data(m), len);
+    if (w->tail)
+        w->tail->next = h;
+    else
+        w->head = h;
+    w->tail = h;
+    return 0;
+}
+
+/* Sends a control message (M_FLUSH or M_STOP) and waits for its answer, draining replies
+ * meanwhile so that the thread never blocks on a full reply queue. keep: hold events
+ * replies for store_read_reply (flush) or drop them (stop). Returns the answer's status,
+ * -ETIMEDOUT or a negative errno. */
+static int control(struct store_writer *w, const uint8_t *msg, size_t len, uint8_t want,
+                   int timeout_ms, int keep)
+{
+    int64_t deadline = timeout_ms >= 0 ? store__mono_ms() + timeout_ms : 0;
+    int sent = 0;
+    for (;;) {
+        long left = -1;
+        if (timeout_ms >= 0 && (left = (long)(deadline - store__mono_ms())) <= 0)
+            return -ETIMEDOUT;
+        zmq_pollitem_t it = { w->sock, 0, (short)(ZMQ_POLLIN | (sent ? 0 : ZMQ_POLLOUT)), 0 };
+        if (zmq_poll(&it, 1, left) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (!sent && (it.revents & ZMQ_POLLOUT)) {
+            if (zmq_send(w->sock, msg, len, ZMQ_DONTWAIT) >= 0)
+                sent = 1;
+            else if (errno != EAGAIN && errno != EINTR)
+                return -errno;
+        }
+        if (!(it.revents & ZMQ_POLLIN))
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, w->sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (e == EAGAIN || e == EINTR)
+                continue;
+            return -e;
+        }
+        const uint8_t *d = zmq_msg_data(&m);
+        size_t dl = zmq_msg_size(&m);
+        int done = 0, r = 0;
+        struct wire_reply h;
+        if (dl && d[0] == R_EVENTS) {
+            if (keep)
+                done = (r = hold(w, &m)) < 0; /* a reply lost to OOM must not go unnoticed */
+        } else if (dl && d[0] == want && want == R_STOPPED) {
+            done = 1;
+        } else if (dl >= WIRE_REPLY_LEN && d[0] == want) {
+            struct wire_req rq;
+            memcpy(&h, d + 1, sizeof h);
+            memcpy(&rq, msg + 1, sizeof rq);
+            if (h.token == rq.token) /* else the answer to an earlier, timed-out flush */
+                done = 1, r = h.status;
+        }
+        zmq_msg_close(&m);
+        if (done)
+            return r;
+    }
+}
+
+int store_flush(struct store_writer *w, int timeout_ms)
+{
+    uint8_t msg[1 + sizeof(struct wire_req)] = { M_FLUSH };
+    struct wire_req rq;
+    memset(&rq, 0, sizeof rq);
+    rq.token = ++w->flush_seq;
+    memcpy(msg + 1, &rq, sizeof rq);
+    return control(w, msg, sizeof msg, R_FLUSHED, timeout_ms, 1);
+}
+
+void store_writer_stats(const struct store_writer *w, struct store_stats *s)
+{
+    /* C11 atomic loads take a non-const pointer even when they only read. */
+    struct store_writer *m = (struct store_writer *)w;
+    s->events_inserted = atomic_load_explicit(&m->n_ins, memory_order_relaxed);
+    s->events_duplicate = atomic_load_explicit(&m->n_dup, memory_order_relaxed);
+    s->events_failed = atomic_load_explicit(&m->n_fail, memory_order_relaxed);
+    s->records = atomic_load_explicit(&m->n_rec, memory_order_relaxed);
+    s->nudges = atomic_load_explicit(&m->n_nudge, memory_order_relaxed);
+    s->records_dropped = atomic_load_explicit(&m->n_drop, memory_order_relaxed);
+    s->commits = atomic_load_explicit(&m->n_commit, memory_order_relaxed);
+    s->commit_errors = atomic_load_explicit(&m->n_cerr, memory_order_relaxed);
+    s->heartbeat = atomic_load_explicit(&m->hb, memory_order_relaxed);
+    s->last_error = atomic_load_explicit(&m->last_err, memory_order_relaxed);
+}
+
+void store_writer_stop(struct store_writer *w)
+{
+    if (!w)
+        return;
+    uint8_t msg = M_STOP;
+    /* No timeout: the thread answers once its last commit is done, however slow the disk;
+     * returning earlier would leave it running with sockets we are about to close. This
+     * fails only if the context was terminated, and then the thread has exited too. */
+    control(w, &msg, 1, R_STOPPED, -1, 0);
+    pthread_join(w->thr, NULL);
+    writer_free(w);
+}

@@ -1,0 +1,93 @@
+/* Internal to the store module: shared by store.c, store_sync.c, store_writer.c (the
+ * thread) and store_client.c (the caller's side). Nothing outside daemon/store*.c includes
+ * this; the public API is store.h. */
+#ifndef ENGAGED_STORE_INT_H
+#define ENGAGED_STORE_INT_H
+
+#include "daemon/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct sqlite3;
+
+/* Applies defaults to zero fields; -EINVAL for out-of-range values. in NULL = defaults. */
+int store__norm_opts(const struct store_opts *in, struct store_opts *out);
+/* Creates (0600) or opens, migrates and configures a write connection. */
+int store__open_rw(const char *path, const struct store_opts *o, struct sqlite3 **db);
+int store__sqlite_err(struct sqlite3 *db, int rc);
+int64_t store__now_ms(void);
+int64_t store__mono_ms(void);
+
+/* Wire format of the inproc PAIR: one frame per message, a type byte, then a fixed header
+ * copied in and out with memcpy (both ends are one process: native layout and byte order),
+ * then the strings, each followed by a NUL so the thread can bind them in place. No JSON
+ * is parsed on this path. Headers are memset before filling so no padding byte is sent
+ * uninitialised. */
+enum {
+    M_EVENTS = 1, /* wire_req, then n x (wire_event, source, participant, type, body) */
+    M_RECORD,     /* wire_record, participant, feature, window, body */
+    M_NUDGE,      /* wire_nudge, participant, rule, body ("" when absent) */
+    M_FLUSH,      /* wire_req with n = 0 */
+    M_STOP,       /* the type byte only */
+    R_EVENTS = 0x81, /* wire_reply, then n status bytes */
+    R_FLUSHED,       /* wire_reply: status = first transaction error since the last flush */
+    R_STOPPED,       /* the type byte only */
+};
+
+struct wire_req {
+    uint64_t token;
+    uint32_t n;
+};
+
+struct wire_event {
+    int64_t seq, ts, received;
+    uint32_t body_len;
+    uint16_t source_len, participant_len, type_len;
+    uint8_t has_seq;
+};
+
+struct wire_record {
+    int64_t start, end;
+    int32_t revision;
+    uint32_t body_len;
+    uint16_t participant_len, feature_len, window_len;
+};
+
+struct wire_nudge {
+    int64_t ts;
+    uint32_t body_len;
+    uint16_t participant_len, rule_len;
+    uint8_t has_body;
+};
+
+struct wire_reply {
+    uint64_t token;
+    int32_t status; /* 0 committed, or the negative errno that rolled it back */
+    uint32_t n;
+};
+
+#define WIRE_REPLY_LEN (1 + sizeof(struct wire_reply))
+
+struct store_held {
+    struct store_held *next;
+    size_t len;
+    uint8_t data[];
+};
+
+struct store_writer {
+    void *sock;  /* the caller's end */
+    void *tsock; /* the thread's end; the caller touches it only before start and after join */
+    pthread_t thr;
+    struct store_sync *db; /* the thread's, once started */
+    struct store_opts o;
+    uint64_t flush_seq;
+    struct store_held *head, *tail; /* replies that arrived during store_flush */
+    _Atomic uint64_t n_ins, n_dup, n_fail, n_rec, n_nudge, n_drop, n_commit, n_cerr, hb;
+    _Atomic int last_err;
+};
+
+/* The thread's entry point (store_writer.c); arg is the struct store_writer. */
+void *store__writer_main(void *arg);
+
+#endif

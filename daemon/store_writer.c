@@ -1,0 +1,428 @@
+/* The store's writer thread. It owns the only write connection (a store_sync) and is fed
+ * through an inproc PAIR by store_client.c: requests are handed over as messages, never as
+ * shared memory, so there are no locks.
+ *
+ * It keeps one transaction open while requests keep arriving and commits when the queue
+ * is momentarily empty, batch_max rows are written or batch_delay has passed: under load
+ * this groups many requests into one fsync, when idle it commits at once. Replies for
+ * events are sent only after COMMIT returned, which is what lets the daemon acknowledge
+ * ingest clients without ever losing an acknowledged event.
+ *
+ * Records and nudges are fire-and-forget, so a failed transaction cannot hand them back
+ * to their sender the way events are: the thread keeps their messages and writes them
+ * again, first and in their original order, in the next transaction. Restart recovery
+ * counts stored records to know how many to suppress, so a record that silently went
+ * missing would shift that count (docs/architecture.md). */
+#include "daemon/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define ADD(w, f, v) atomic_fetch_add_explicit(&(w)->f, (v), memory_order_relaxed)
+
+/* A bounded reader over a received frame; any overrun or missing terminator sets bad. */
+struct cur {
+    const uint8_t *p, *end;
+    int bad;
+};
+
+static void get(struct cur *c, void *v, size_t n)
+{
+    if (c->bad || (size_t)(c->end - c->p) < n) {
+        c->bad = 1;
+        memset(v, 0, n);
+        return;
+    }
+    memcpy(v, c->p, n);
+    c->p += n;
+}
+
+static const char *get_str(struct cur *c, size_t n)
+{
+    if (c->bad || (size_t)(c->end - c->p) <= n || c->p[n] != 0) {
+        c->bad = 1;
+        return NULL;
+    }
+    const char *s = (const char *)c->p;
+    c->p += n + 1;
+    return s;
+}
+
+/* A record or nudge message kept until its transaction commits (moved, not copied). */
+struct kept {
+    struct kept *next;
+    zmq_msg_t m;
+};
+
+struct klist {
+    struct kept *head, **tailp;
+    size_t n;
+};
+
+/* Most records and nudges waiting for a retry while the disk keeps failing; beyond it the
+ * newest are dropped and counted (bounded memory). */
+#define RETRY_MAX 65536
+
+static void kl_init(struct klist *l)
+{
+    l->head = NULL;
+    l->tailp = &l->head;
+    l->n = 0;
+}
+
+static void kl_push(struct klist *l, struct kept *k)
+{
+    k->next = NULL;
+    *l->tailp = k;
+    l->tailp = &k->next;
+    l->n++;
+}
+
+static void kl_append(struct klist *to, struct klist *from)
+{
+    if (!from->head)
+        return;
+    *to->tailp = from->head;
+    to->tailp = from->tailp;
+    to->n += from->n;
+    kl_init(from);
+}
+
+static void kept_free(struct kept *k)
+{
+    zmq_msg_close(&k->m);
+    free(k);
+}
+
+static void kl_free(struct klist *l)
+{
+    for (struct kept *k = l->head, *next; k; k = next) {
+        next = k->next;
+        kept_free(k);
+    }
+    kl_init(l);
+}
+
+struct wctx {
+    struct store_writer *w;
+    struct klist tx;    /* records and nudges written in the open transaction */
+    struct klist retry; /* those of failed transactions, oldest first */
+    struct store_event *evs;
+    size_t evcap;
+    uint8_t **pend; /* R_EVENTS replies waiting for COMMIT, in arrival order */
+    size_t npend, cappend;
+    uint64_t recs, nudges; /* written in the open transaction */
+    int in_tx;
+    int64_t t0; /* when the open transaction took its first request */
+    int sticky; /* first failure since the last flush */
+};
+
+static void wsend(struct wctx *c, const void *buf, size_t len)
+{
+    /* Blocking on purpose: if the main loop does not read replies the thread stalls, the
+     * request queue fills and submits return -EAGAIN (backpressure, not memory growth). */
+    while (zmq_send(c->w->tsock, buf, len, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static void send_reply(struct wctx *c, uint8_t *rep, int status)
+{
+    struct wire_reply h;
+    uint8_t *st = rep + WIRE_REPLY_LEN;
+    memcpy(&h, rep + 1, sizeof h);
+    h.status = status;
+    memcpy(rep + 1, &h, sizeof h);
+    if (status < 0) {
+        memset(st, STORE_ERROR, h.n);
+        ADD(c->w, n_fail, h.n);
+    } else {
+        uint64_t count[3] = { 0 };
+        for (uint32_t i = 0; i < h.n; i++)
+            count[st[i] <= STORE_ERROR ? st[i] : STORE_ERROR]++;
+        ADD(c->w, n_ins, count[STORE_INSERTED]);
+        ADD(c->w, n_dup, count[STORE_DUPLICATE]);
+        ADD(c->w, n_fail, count[STORE_ERROR]);
+    }
+    wsend(c, rep, WIRE_REPLY_LEN + h.n);
+    free(rep);
+}
+
+/* Ends the open transaction: commits it (err == 0) or discards it, then answers every
+ * request it held, in order. */
+static void finish_tx(struct wctx *c, int err)
+{
+    if (!c->in_tx)
+        return;
+    struct store_writer *w = c->w;
+    if (err == 0)
+        err = store_sync_commit(w->db);
+    else
+        store_sync_rollback(w->db);
+    if (err < 0) {
+        ADD(w, n_cerr, 1);
+        atomic_store_explicit(&w->last_err, err, memory_order_relaxed);
+        if (!c->sticky)
+            c->sticky = err;
+        kl_append(&c->retry, &c->tx);
+        if (c->retry.n > RETRY_MAX) { /* drop the newest: the order of the rest holds */
+            struct kept **pp = &c->retry.head;
+            for (size_t i = 0; i < RETRY_MAX; i++)
+                pp = &(*pp)->next;
+            struct klist cut = { *pp, c->retry.tailp, c->retry.n - RETRY_MAX };
+            *pp = NULL;
+            c->retry.tailp = pp;
+            c->retry.n = RETRY_MAX;
+            ADD(w, n_drop, cut.n);
+            kl_free(&cut);
+        }
+    } else {
+        ADD(w, n_commit, 1);
+        ADD(w, n_rec, c->recs);
+        ADD(w, n_nudge, c->nudges);
+        kl_free(&c->tx);
+    }
+    for (size_t i = 0; i < c->npend; i++)
+        send_reply(c, c->pend[i], err);
+    c->npend = 0;
+    c->recs = c->nudges = 0;
+    c->in_tx = 0;
+}
+
+static int apply_kept(struct wctx *c, struct kept *k);
+
+/* Starts accounting for a new transaction (the engine begins it on the first write),
+ * writing first whatever failed transactions left to retry. */
+static void open_tx(struct wctx *c)
+{
+    if (c->in_tx)
+        return;
+    c->in_tx = 1;
+    c->t0 = store__mono_ms();
+    struct klist todo = c->retry;
+    if (!todo.head)
+        return;
+    kl_init(&c->retry);
+    for (struct kept *k = todo.head, *next; k; k = next) {
+        next = k->next;
+        if (apply_kept(c, k) < 0) { /* failed again: the rest waits, in order, behind it */
+            while ((k = next)) {
+                next = k->next;
+                kl_push(&c->retry, k);
+            }
+            break;
+        }
+    }
+    /* The message that opened this transaction is written next, whatever happened. */
+    if (!c->in_tx) {
+        c->in_tx = 1;
+        c->t0 = store__mono_ms();
+    }
+}
+
+/* Writes a record or nudge message into the open transaction and keeps it until the
+ * commit. Returns 0, or the negative errno that rolled the transaction back (k then waits
+ * for a retry). A row-level failure (an invalid row) drops k, counted. */
+static int apply_kept(struct wctx *c, struct kept *k)
+{
+    const uint8_t *p = zmq_msg_data(&k->m);
+    size_t len = zmq_msg_size(&k->m);
+    struct cur cu = { p + 1, p + len, 0 };
+    int e, rec = p[0] == M_RECORD;
+    if (rec) {
+        struct wire_record wr;
+        get(&cu, &wr, sizeof wr);
+        struct store_record r = { .start = wr.start, .end = wr.end, .revision = wr.revision,
+                                  .body_len = wr.body_len };
+        r.participant = get_str(&cu, wr.participant_len);
+        r.feature = get_str(&cu, wr.feature_len);
+        r.window = get_str(&cu, wr.window_len);
+        r.body = get_str(&cu, wr.body_len);
+        e = cu.bad ? -EBADMSG : store_sync_record(c->w->db, &r);
+    } else {
+        struct wire_nudge wn;
+        get(&cu, &wn, sizeof wn);
+        struct store_nudge nu = { .ts = wn.ts, .body_len = wn.body_len };
+        nu.participant = get_str(&cu, wn.participant_len);
+        nu.rule = get_str(&cu, wn.rule_len);
+        nu.body = get_str(&cu, wn.body_len);
+        if (!wn.has_body)
+            nu.body = NULL;
+        e = cu.bad ? -EBADMSG : store_sync_nudge(c->w->db, &nu);
+    }
+    if (e < 0 && store_sync_in_transaction(c->w->db)) {
+        ADD(c->w, n_drop, 1);
+        kept_free(k);
+        return 0;
+    }
+    kl_push(&c->tx, k); /* committed with its transaction, or retried with it */
+    if (e < 0) {
+        finish_tx(c, e);
+        return e;
+    }
+    if (rec)
+        c->recs++;
+    else
+        c->nudges++;
+    return 0;
+}
+
+static void on_kept(struct wctx *c, zmq_msg_t *m)
+{
+    struct kept *k = malloc(sizeof *k);
+    if (!k) {
+        ADD(c->w, n_drop, 1);
+        return;
+    }
+    zmq_msg_init(&k->m);
+    zmq_msg_move(&k->m, m);
+    open_tx(c);
+    apply_kept(c, k);
+}
+
+/* Makes room for a request of n events; 0 or -ENOMEM. */
+static int reserve(struct wctx *c, uint32_t n)
+{
+    if (n > c->evcap) {
+        struct store_event *ne = realloc(c->evs, n * sizeof *ne);
+        if (!ne)
+            return -ENOMEM;
+        c->evs = ne;
+        c->evcap = n;
+    }
+    if (c->npend == c->cappend) {
+        size_t cap = c->cappend ? 2 * c->cappend : 64;
+        uint8_t **np = realloc(c->pend, cap * sizeof *np);
+        if (!np)
+            return -ENOMEM;
+        c->pend = np;
+        c->cappend = cap;
+    }
+    return 0;
+}
+
+static void on_events(struct wctx *c, const uint8_t *p, size_t len)
+{
+    struct cur cu = { p + 1, p + len, 0 };
+    struct wire_req rq;
+    get(&cu, &rq, sizeof rq);
+    if (cu.bad || rq.n > STORE_BATCH_MAX_LIMIT)
+        return; /* cannot even name the request: impossible with our own encoder */
+    struct wire_reply h = { .token = rq.token, .n = rq.n };
+    uint8_t *rep = malloc(WIRE_REPLY_LEN + (size_t)rq.n);
+    if (!rep || reserve(c, rq.n) < 0) {
+        /* Out of memory: refuse the request with no statuses, after answering the held
+         * ones so that replies stay in submit order. The client will resend. */
+        uint8_t small[WIRE_REPLY_LEN] = { R_EVENTS };
+        free(rep);
+        finish_tx(c, 0);
+        ADD(c->w, n_fail, rq.n);
+        h.status = -ENOMEM;
+        h.n = 0;
+        memcpy(small + 1, &h, sizeof h);
+        wsend(c, small, sizeof small);
+        return;
+    }
+    rep[0] = R_EVENTS;
+    memcpy(rep + 1, &h, sizeof h);
+    for (uint32_t i = 0; i < rq.n; i++) {
+        struct store_event *e = &c->evs[i];
+        struct wire_event we;
+        get(&cu, &we, sizeof we);
+        *e = (struct store_event){ .seq = we.seq, .has_seq = we.has_seq, .ts = we.ts,
+                                   .received = we.received, .body_len = we.body_len };
+        e->source = get_str(&cu, we.source_len);
+        e->participant = get_str(&cu, we.participant_len);
+        e->type = get_str(&cu, we.type_len);
+        e->body = get_str(&cu, we.body_len);
+    }
+    if (cu.bad) { /* a corrupt request fails alone */
+        finish_tx(c, 0);
+        send_reply(c, rep, -EBADMSG);
+        return;
+    }
+    open_tx(c);
+    c->pend[c->npend++] = rep;
+    int r = store_sync_events(c->w->db, c->evs, rq.n, rep + WIRE_REPLY_LEN);
+    if (r < 0) /* the transaction is gone, and with it every request it held */
+        finish_tx(c, r);
+}
+
+static void on_flush(struct wctx *c, const uint8_t *p, size_t len)
+{
+    struct cur cu = { p + 1, p + len, 0 };
+    struct wire_req rq;
+    uint8_t rep[WIRE_REPLY_LEN] = { R_FLUSHED };
+    get(&cu, &rq, sizeof rq);
+    finish_tx(c, 0);
+    if (c->retry.head) { /* a flush is a good moment to try the leftovers again */
+        open_tx(c);
+        finish_tx(c, 0);
+    }
+    struct wire_reply h = { .token = rq.token, .status = c->sticky };
+    memcpy(rep + 1, &h, sizeof h);
+    c->sticky = 0;
+    wsend(c, rep, sizeof rep);
+}
+
+void *store__writer_main(void *arg)
+{
+    struct wctx c = { .w = arg };
+    struct store_writer *w = c.w;
+    kl_init(&c.tx);
+    kl_init(&c.retry);
+    int stop = 0;
+    while (!stop) {
+        ADD(w, hb, 1);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, w->tsock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(&m);
+            if (e == EAGAIN && c.in_tx) {
+                finish_tx(&c, 0); /* queue momentarily empty: commit now */
+            } else if (e == EAGAIN) {
+                /* Idle: wake once a second so the heartbeat shows the thread is alive,
+                 * and retry what a failed transaction left, at that pace at most. */
+                zmq_pollitem_t it = { w->tsock, 0, ZMQ_POLLIN, 0 };
+                int n = zmq_poll(&it, 1, 1000);
+                if (n < 0 && errno == ETERM)
+                    break;
+                if (n == 0 && c.retry.head) {
+                    open_tx(&c);
+                    finish_tx(&c, 0);
+                }
+            } else if (e != EINTR) {
+                break; /* ETERM: the context went away under us */
+            }
+            continue;
+        }
+        const uint8_t *p = zmq_msg_data(&m);
+        size_t len = zmq_msg_size(&m);
+        switch (len ? p[0] : 0) {
+        case M_EVENTS: on_events(&c, p, len); break;
+        case M_RECORD: case M_NUDGE: on_kept(&c, &m); break;
+        case M_FLUSH: on_flush(&c, p, len); break;
+        case M_STOP: stop = 1; break;
+        default: break;
+        }
+        zmq_msg_close(&m);
+        if (c.in_tx && (store_sync_pending(w->db) >= w->o.batch_max ||
+                        store__mono_ms() - c.t0 >= (int64_t)w->o.batch_delay_ms))
+            finish_tx(&c, 0);
+    }
+    finish_tx(&c, 0);
+    if (c.retry.head) { /* one last try */
+        open_tx(&c);
+        finish_tx(&c, 0);
+    }
+    ADD(w, n_drop, c.retry.n);
+    kl_free(&c.retry);
+    if (stop) {
+        uint8_t r = R_STOPPED;
+        wsend(&c, &r, 1);
+    }
+    free(c.evs);
+    free(c.pend);
+    return NULL;
+}

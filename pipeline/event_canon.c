@@ -1,0 +1,412 @@
+/* Names, equality and the canonical JSON form of events (spec §3).
+ *
+ * The canonical form is what the store records and what replay re-reads, so it must be a
+ * pure function of the event: fixed key order, no optional whitespace, numbers through
+ * fmt_number(). It is written by hand rather than with json_dumps() because jansson would
+ * need a json_t tree built per event (a dozen allocations) and formats reals with its own
+ * precision rules, which are not the project's shared number format. */
+#include "pipeline/event.h"
+#include "pipeline/record.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const type_names[EV__COUNT] = {
+    [EV_SCREEN] = "screen",  [EV_APP] = "app",           [EV_EMA] = "ema",
+    [EV_MODULE] = "module",  [EV_DWAI] = "dwai",         [EV_NUDGE_ACK] = "nudge_ack",
+    [EV_COUNTS] = "counts",  [EV_ACCEL] = "accel",       [EV_STEPS] = "steps",
+    [EV_HR] = "hr",          [EV_BATTERY] = "battery",   [EV_WEAR] = "wear",
+    [EV_TZ] = "tz",
+};
+
+const char *ev_type_name(enum ev_type t)
+{
+    return (unsigned)t < EV__COUNT ? type_names[t] : NULL;
+}
+
+int ev_type_from_name(const char *name)
+{
+    for (int t = 0; t < EV__COUNT; t++)
+        if (strcmp(type_names[t], name) == 0)
+            return t;
+    return -1;
+}
+
+/* Index = the int stored in the event, so the tables double as the enums' spelling. */
+static const char *const screen_states[] = {"off", "on", "locked", "unlocked", NULL};
+static const char *const app_states[] = {"background", "foreground", NULL};
+static const char *const ema_states[] = {"scheduled", "delivered", "displayed", "opened",
+                                         "answered",  "dismissed", "expired",   NULL};
+static const char *const module_states[] = {"started", "completed", NULL};
+static const char *const ack_states[] = {"delivered", "opened", "dismissed", "acted", NULL};
+static const char *const wear_states[] = {"off", "on", NULL};
+
+static const char *const *state_table(enum ev_type t)
+{
+    switch (t) {
+    case EV_SCREEN: return screen_states;
+    case EV_APP: return app_states;
+    case EV_EMA: return ema_states;
+    case EV_MODULE: return module_states;
+    case EV_NUDGE_ACK: return ack_states;
+    case EV_WEAR: return wear_states;
+    default: return NULL;
+    }
+}
+
+const char *ev_state_name(enum ev_type t, int state)
+{
+    const char *const *tab = state_table(t);
+    if (!tab || state < 0)
+        return NULL;
+    for (int i = 0; tab[i]; i++)
+        if (i == state)
+            return tab[i];
+    return NULL;
+}
+
+int ev_state_from_name(enum ev_type t, const char *name)
+{
+    const char *const *tab = state_table(t);
+    for (int i = 0; tab && tab[i]; i++)
+        if (strcmp(tab[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int ev_valid_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n >= EV_ID_MAX)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+int ev_equal(const struct event *a, const struct event *b)
+{
+    if (a->ts != b->ts || a->type != b->type || !a->has_seq != !b->has_seq ||
+        (a->has_seq && a->seq != b->seq) || strcmp(a->participant, b->participant) != 0 ||
+        strcmp(a->source, b->source) != 0)
+        return 0;
+    switch (a->type) {
+    case EV_SCREEN: return a->u.screen.state == b->u.screen.state;
+    case EV_APP:
+        return a->u.app.foreground == b->u.app.foreground &&
+               strcmp(a->u.app.app, b->u.app.app) == 0;
+    case EV_EMA:
+        return a->u.ema.state == b->u.ema.state && strcmp(a->u.ema.prompt, b->u.ema.prompt) == 0;
+    case EV_MODULE:
+        return a->u.module.completed == b->u.module.completed &&
+               strcmp(a->u.module.module, b->u.module.module) == 0;
+    case EV_DWAI: return memcmp(a->u.dwai.items, b->u.dwai.items, sizeof a->u.dwai.items) == 0;
+    case EV_NUDGE_ACK:
+        return a->u.nudge_ack.state == b->u.nudge_ack.state &&
+               strcmp(a->u.nudge_ack.nudge, b->u.nudge_ack.nudge) == 0;
+    case EV_COUNTS:
+        if (a->u.counts.epoch_s != b->u.counts.epoch_s ||
+            a->u.counts.triaxial != b->u.counts.triaxial ||
+            a->u.counts.counts != b->u.counts.counts)
+            return 0;
+        for (int k = 0; a->u.counts.triaxial && k < 3; k++)
+            if (a->u.counts.axes[k] != b->u.counts.axes[k])
+                return 0;
+        return 1;
+    case EV_ACCEL:
+        if (a->u.accel.hz != b->u.accel.hz || a->u.accel.n != b->u.accel.n)
+            return 0;
+        /* compare values, not bytes: -0.0 and 0.0 are the same reading */
+        for (size_t i = 0; i < a->u.accel.n; i++)
+            for (int k = 0; k < 3; k++)
+                if (a->u.accel.g[i][k] != b->u.accel.g[i][k])
+                    return 0;
+        return 1;
+    case EV_STEPS:
+        return a->u.steps.steps == b->u.steps.steps &&
+               a->u.steps.interval_s == b->u.steps.interval_s;
+    case EV_HR:
+        if (a->u.hr.bpm != b->u.hr.bpm || a->u.hr.n_rr != b->u.hr.n_rr)
+            return 0;
+        for (size_t i = 0; i < a->u.hr.n_rr && i < EV_RR_MAX; i++)
+            if (a->u.hr.rr_ms[i] != b->u.hr.rr_ms[i])
+                return 0;
+        return 1;
+    case EV_BATTERY: return a->u.battery.pct == b->u.battery.pct;
+    case EV_WEAR: return a->u.wear.on == b->u.wear.on;
+    case EV_TZ: return strcmp(a->u.tz.tz, b->u.tz.tz) == 0;
+    default: return 0;
+    }
+}
+
+/* ---- canonical writer ---- */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    int overflow; /* the size bound below was wrong: a bug, reported as failure */
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->overflow || o->len + n >= o->cap) {
+        o->overflow = 1;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void put_lit(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+/* Integers bypass fmt_number(): they are exact at any magnitude (seq may exceed 2^53)
+ * and this avoids a snprintf per field on the store's hot path. */
+static void put_i64(struct out *o, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    put(o, tmp + i, sizeof tmp - i);
+}
+
+static void put_num(struct out *o, double v)
+{
+    char tmp[40];
+    int n = fmt_number(v, tmp, sizeof tmp);
+    if (n < 0 || !isfinite(v)) /* fmt_number writes null, which would not parse back */
+        o->overflow = 1;
+    else
+        put(o, tmp, (size_t)n);
+}
+
+/* accel samples are floats: fmt_number() would print the widened double with up to 17
+ * digits (0.1f as 0.10000000149011612). Fewer digits suffice to come back to the same float
+ * through the parser's path (strtod, then narrowing), which keeps blocks of thousands of
+ * samples less than half the size. Still one fixed procedure, hence deterministic. */
+static void put_float(struct out *o, float f)
+{
+    char tmp[40];
+    int n = 0;
+    if (!isfinite(f)) {
+        o->overflow = 1; /* no JSON spelling: refuse the event rather than write "nan" */
+        return;
+    }
+    if (f == 0) {
+        put(o, "0", 1); /* also for -0: no "-0" in the canonical form */
+        return;
+    }
+    for (int prec = 6; prec <= 9; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
+        if ((float)strtod(tmp, NULL) == f)
+            break;
+    }
+    if (n <= 0 || (size_t)n >= sizeof tmp)
+        o->overflow = 1;
+    else
+        put(o, tmp, (size_t)n);
+}
+
+static void put_str(struct out *o, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    put(o, "\"", 1);
+    for (const char *run = s;; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(o, run, (size_t)(s - run)); /* copy unescaped runs in one go */
+        if (!c)
+            break;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            put(o, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(o, esc, 6);
+        }
+        run = s + 1;
+    }
+    put(o, "\"", 1);
+}
+
+static void put_key(struct out *o, const char *key)
+{
+    put(o, ",\"", 2);
+    put_lit(o, key);
+    put(o, "\":", 2);
+}
+
+static void put_state(struct out *o, const struct event *ev, int state)
+{
+    const char *name = ev_state_name(ev->type, state);
+    if (!name)
+        o->overflow = 1; /* invalid event: refuse rather than invent a state */
+    else
+        put_str(o, name);
+}
+
+/* Upper bound of the output size: escaping can grow a string sixfold, and a formatted
+ * number plus its punctuation never exceeds 40 bytes. */
+static size_t size_bound(const struct event *ev)
+{
+    size_t strs = strlen(ev->participant) + strlen(ev->source), nums = 8;
+    switch (ev->type) {
+    case EV_APP: strs += strlen(ev->u.app.app); break;
+    case EV_EMA: strs += strlen(ev->u.ema.prompt); break;
+    case EV_MODULE: strs += strlen(ev->u.module.module); break;
+    case EV_NUDGE_ACK: strs += strlen(ev->u.nudge_ack.nudge); break;
+    case EV_TZ: strs += strlen(ev->u.tz.tz); break;
+    case EV_ACCEL: nums += 3 * ev->u.accel.n; break;
+    case EV_HR: nums += EV_RR_MAX; break;
+    default: break;
+    }
+    return 256 + 6 * strs + 40 * nums;
+}
+
+char *ev_to_json(const struct event *ev)
+{
+    const char *tname = ev_type_name(ev->type);
+    struct out o = {.cap = size_bound(ev)};
+    if (!tname)
+        return NULL;
+    o.p = malloc(o.cap);
+    if (!o.p)
+        return NULL;
+
+    put_lit(&o, "{\"ts\":");
+    put_i64(&o, ev->ts);
+    put_key(&o, "participant");
+    put_str(&o, ev->participant);
+    put_key(&o, "source");
+    put_str(&o, ev->source[0] ? ev->source : "replay");
+    if (ev->has_seq) {
+        put_key(&o, "seq");
+        put_i64(&o, ev->seq);
+    }
+    put_key(&o, "type");
+    put_str(&o, tname);
+
+    switch (ev->type) {
+    case EV_SCREEN:
+        put_key(&o, "state");
+        put_state(&o, ev, ev->u.screen.state);
+        break;
+    case EV_APP:
+        put_key(&o, "app");
+        put_str(&o, ev->u.app.app);
+        put_key(&o, "state");
+        put_state(&o, ev, ev->u.app.foreground ? 1 : 0);
+        break;
+    case EV_EMA:
+        put_key(&o, "prompt");
+        put_str(&o, ev->u.ema.prompt);
+        put_key(&o, "state");
+        put_state(&o, ev, ev->u.ema.state);
+        break;
+    case EV_MODULE:
+        put_key(&o, "module");
+        put_str(&o, ev->u.module.module);
+        put_key(&o, "state");
+        put_state(&o, ev, ev->u.module.completed ? 1 : 0);
+        break;
+    case EV_DWAI:
+        put_key(&o, "items");
+        for (int i = 0; i < 6; i++) {
+            put(&o, i ? "," : "[", 1);
+            put_i64(&o, ev->u.dwai.items[i]);
+        }
+        put(&o, "]", 1);
+        break;
+    case EV_NUDGE_ACK:
+        put_key(&o, "nudge");
+        put_str(&o, ev->u.nudge_ack.nudge);
+        put_key(&o, "state");
+        put_state(&o, ev, ev->u.nudge_ack.state);
+        break;
+    case EV_COUNTS:
+        put_key(&o, "epoch_s");
+        put_i64(&o, ev->u.counts.epoch_s);
+        put_key(&o, "counts");
+        if (ev->u.counts.triaxial) {
+            for (int k = 0; k < 3; k++) {
+                put(&o, k ? "," : "[", 1);
+                put_num(&o, ev->u.counts.axes[k]);
+            }
+            put(&o, "]", 1);
+        } else {
+            put_num(&o, ev->u.counts.counts);
+        }
+        break;
+    case EV_ACCEL:
+        put_key(&o, "hz");
+        put_num(&o, ev->u.accel.hz);
+        put_key(&o, "g");
+        put(&o, "[", 1);
+        for (size_t i = 0; i < ev->u.accel.n; i++) {
+            put(&o, i ? ",[" : "[", i ? 2 : 1);
+            for (int k = 0; k < 3; k++) {
+                if (k)
+                    put(&o, ",", 1);
+                put_float(&o, ev->u.accel.g[i][k]);
+            }
+            put(&o, "]", 1);
+        }
+        put(&o, "]", 1);
+        break;
+    case EV_STEPS:
+        put_key(&o, "steps");
+        put_num(&o, ev->u.steps.steps);
+        put_key(&o, "interval_s");
+        put_i64(&o, ev->u.steps.interval_s);
+        break;
+    case EV_HR:
+        put_key(&o, "bpm");
+        put_num(&o, ev->u.hr.bpm);
+        if (ev->u.hr.n_rr > 0) {
+            put_key(&o, "rr_ms");
+            for (size_t i = 0; i < ev->u.hr.n_rr && i < EV_RR_MAX; i++) {
+                put(&o, i ? "," : "[", 1);
+                put_num(&o, ev->u.hr.rr_ms[i]);
+            }
+            put(&o, "]", 1);
+        }
+        break;
+    case EV_BATTERY:
+        put_key(&o, "pct");
+        put_num(&o, ev->u.battery.pct);
+        break;
+    case EV_WEAR:
+        put_key(&o, "state");
+        put_state(&o, ev, ev->u.wear.on ? 1 : 0);
+        break;
+    case EV_TZ:
+        put_key(&o, "tz");
+        put_str(&o, ev->u.tz.tz);
+        break;
+    default:
+        o.overflow = 1;
+        break;
+    }
+    put(&o, "}", 1);
+    if (o.overflow) {
+        free(o.p);
+        return NULL;
+    }
+    o.p[o.len] = 0;
+    return o.p;
+}

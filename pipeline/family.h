@@ -1,0 +1,40 @@
+/* Internal interface between the pipeline core and the feature families. A family is one
+ * file with a static const struct family_ops listed in pipeline.c's registry; it keeps
+ * per-participant state, sees that participant's events in event-time order, and emits
+ * records when the core closes a local day. Families never do I/O or read a clock. */
+#ifndef ENGAGED_FAMILY_H
+#define ENGAGED_FAMILY_H
+
+#include "pipeline/pipeline.h"
+#include "pipeline/tz.h"
+
+struct pstate;  /* one participant, owned by the core */
+
+/* What a family may read about its participant. */
+const struct pipeline_conf *pstate_conf(const struct pstate *ps);
+const char *pstate_id(const struct pstate *ps);
+const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps); /* may be NULL */
+/* Fraction of [start, end) covered by the participant's phone stream (coverage rule in
+ * docs/features.md: consecutive phone events closer than coverage_gap cover the time between). */
+double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end);
+/* Emit one record for the participant; value NAN (or has_value 0) means null. */
+void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
+                     int has_value, double value, const char *unit, double coverage);
+void pstate_count_discarded(struct pstate *ps, uint64_t n);
+
+struct family_ops {
+    const char *name;
+    void *(*state_new)(struct pstate *ps);
+    void (*state_free)(void *st);
+    /* events in event-time order (ties in arrival order) */
+    void (*on_event)(void *st, struct pstate *ps, const struct event *ev);
+    /* may the day w be closed now that the watermark is wm? (finishing = end of input) */
+    int (*day_ready)(void *st, struct pstate *ps, const struct day_window *w, int64_t wm,
+                     int finishing);
+    /* emit the day's records; state for times before w->end may then be dropped */
+    void (*close_day)(void *st, struct pstate *ps, const struct day_window *w);
+};
+
+extern const struct family_ops family_screen;
+
+#endif

@@ -1,0 +1,655 @@
+/* Pipeline core: dedupe, per-participant watermarks and reordering, local-day windows,
+ * and dispatch to the feature families. See docs/architecture.md for the invariants. */
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/family.h"
+#include "pipeline/tz.h"
+
+static const struct family_ops *const families[] = {
+    &family_screen,
+};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+#define DEDUPE_BITS 65536  /* seqs remembered below a source's highest seq */
+#define MAX_LINKS 4096     /* participants fed by one source */
+#define MAX_INTERVALS 4096 /* phone coverage intervals kept per participant */
+
+struct held {
+    int64_t ts;
+    uint64_t arrival;
+    struct event *ev;
+};
+
+struct source {
+    char name[EV_ID_MAX + 1];
+    int64_t max_ts;
+    int64_t hwm;          /* highest seq seen, valid if any_seq */
+    int any_seq;
+    uint64_t *seen;       /* DEDUPE_BITS ring bitmap, allocated on first seq */
+    size_t n_links, cap_links;
+    size_t *links;        /* participant indices */
+};
+
+struct interval { int64_t a, b; };
+
+struct pstate {
+    struct pipeline *pl;
+    char id[EV_ID_MAX + 1];
+    const struct pipeline_participant_conf *pconf;
+    struct tzline tzl;
+    int64_t wm;                    /* released up to here; INT64_MIN before any */
+    size_t n_src, cap_src;
+    size_t *src;                   /* source indices feeding this participant */
+    struct held *heap;
+    size_t n_heap, cap_heap;
+    int started;
+    struct day_window next_day;    /* first day not yet closed */
+    int64_t last_ts;
+    struct interval *iv;
+    size_t n_iv, cap_iv;
+    void *fam[N_FAMILIES];
+};
+
+struct pipeline {
+    struct pipeline_conf conf;
+    record_sink_fn sink;
+    void *ud;
+    struct tz_db *tzdb;
+    const struct tz_zone *utc;
+    struct pipeline_stats st;
+    uint64_t arrival;
+    uint64_t skip;
+    size_t n_buffered;
+    struct pstate **ps;
+    size_t n_ps, cap_ps;
+    struct source *src;
+    size_t n_src, cap_src;
+    /* open-addressing indexes: slot holds index + 1, 0 = empty */
+    size_t *ps_idx, ps_idx_cap;
+    size_t *src_idx, src_idx_cap;
+};
+
+void pipeline_conf_defaults(struct pipeline_conf *c)
+{
+    memset(c, 0, sizeof *c);
+    c->lateness_ms = 10 * 60000;
+    c->coverage_gap_ms = 12 * 3600000LL;
+    c->screen_hold_ms = 6 * 3600000LL;
+    c->screen_ignore_shorter_min = 0;
+    c->screen_ignore_longer_min = 360;
+    c->max_participants = 1024;
+    c->max_sources = 4096;
+    c->max_buffered = 1000000;
+    c->max_day_events = 100000;
+}
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 8;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* Index lookup; returns slot pointer (empty slot if absent). name_of gives an entry's key. */
+static size_t *idx_find(size_t *tab, size_t cap, const char *key,
+                        const char *(*name_of)(const struct pipeline *, size_t),
+                        const struct pipeline *pl)
+{
+    size_t i = hash_str(key) & (cap - 1);
+    for (;;) {
+        if (!tab[i] || strcmp(name_of(pl, tab[i] - 1), key) == 0)
+            return &tab[i];
+        i = (i + 1) & (cap - 1);
+    }
+}
+
+static const char *ps_name(const struct pipeline *pl, size_t i) { return pl->ps[i]->id; }
+static const char *src_name(const struct pipeline *pl, size_t i) { return pl->src[i].name; }
+
+static int idx_rebuild(size_t **tab, size_t *cap, size_t n,
+                       const char *(*name_of)(const struct pipeline *, size_t),
+                       const struct pipeline *pl)
+{
+    if (*tab && n * 2 < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    while (ncap < n * 2 + 2)
+        ncap *= 2;
+    size_t *t = calloc(ncap, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        *idx_find(t, ncap, name_of(pl, i), name_of, pl) = i + 1;
+    free(*tab);
+    *tab = t;
+    *cap = ncap;
+    return 0;
+}
+
+/* ---- participants and sources ------------------------------------------------------ */
+
+static struct pstate *participant_get(struct pipeline *pl, const char *id, int *err)
+{
+    if (pl->ps_idx) {
+        size_t *slot = idx_find(pl->ps_idx, pl->ps_idx_cap, id, ps_name, pl);
+        if (*slot)
+            return pl->ps[*slot - 1];
+    }
+    if (pl->n_ps >= pl->conf.max_participants) {
+        *err = -E2BIG;
+        return NULL;
+    }
+    if (grow((void **)&pl->ps, &pl->cap_ps, pl->n_ps + 1, sizeof *pl->ps) < 0)
+        goto nomem;
+    struct pstate *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        goto nomem;
+    ps->pl = pl;
+    snprintf(ps->id, sizeof ps->id, "%s", id);
+    ps->wm = INT64_MIN;
+    const struct tz_zone *zone = pl->utc;
+    for (size_t i = 0; i < pl->conf.n_participants; i++)
+        if (strcmp(pl->conf.participants[i].id, id) == 0) {
+            ps->pconf = &pl->conf.participants[i];
+            int e = 0;
+            if (ps->pconf->tz[0]) {
+                const struct tz_zone *z = tz_db_get(pl->tzdb, ps->pconf->tz, &e);
+                if (z)
+                    zone = z;
+            }
+        }
+    tzline_init(&ps->tzl, zone);
+    for (size_t f = 0; f < N_FAMILIES; f++) {
+        ps->fam[f] = families[f]->state_new(ps);
+        if (!ps->fam[f]) {
+            for (size_t g = 0; g < f; g++)
+                families[g]->state_free(ps->fam[g]);
+            free(ps);
+            goto nomem;
+        }
+    }
+    pl->ps[pl->n_ps++] = ps;
+    if (idx_rebuild(&pl->ps_idx, &pl->ps_idx_cap, pl->n_ps, ps_name, pl) < 0)
+        goto nomem_registered;
+    *idx_find(pl->ps_idx, pl->ps_idx_cap, id, ps_name, pl) = pl->n_ps;
+    return ps;
+nomem_registered:
+    pl->n_ps--;
+    for (size_t f = 0; f < N_FAMILIES; f++)
+        families[f]->state_free(ps->fam[f]);
+    free(ps);
+nomem:
+    *err = -ENOMEM;
+    return NULL;
+}
+
+static struct source *source_get(struct pipeline *pl, const char *name, size_t *index, int *err)
+{
+    if (pl->src_idx) {
+        size_t *slot = idx_find(pl->src_idx, pl->src_idx_cap, name, src_name, pl);
+        if (*slot) {
+            *index = *slot - 1;
+            return &pl->src[*slot - 1];
+        }
+    }
+    if (pl->n_src >= pl->conf.max_sources) {
+        *err = -E2BIG;
+        return NULL;
+    }
+    if (grow((void **)&pl->src, &pl->cap_src, pl->n_src + 1, sizeof *pl->src) < 0) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    struct source *s = &pl->src[pl->n_src];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->max_ts = INT64_MIN;
+    pl->n_src++;
+    if (idx_rebuild(&pl->src_idx, &pl->src_idx_cap, pl->n_src, src_name, pl) < 0) {
+        pl->n_src--;
+        *err = -ENOMEM;
+        return NULL;
+    }
+    *idx_find(pl->src_idx, pl->src_idx_cap, name, src_name, pl) = pl->n_src;
+    *index = pl->n_src - 1;
+    return s;
+}
+
+static size_t ps_index(const struct pipeline *pl, const struct pstate *ps)
+{
+    return *idx_find(pl->ps_idx, pl->ps_idx_cap, ps->id, ps_name, pl) - 1;
+}
+
+static int link_source(struct pipeline *pl, struct pstate *ps, size_t si)
+{
+    for (size_t i = 0; i < ps->n_src; i++)
+        if (ps->src[i] == si)
+            return 0;
+    struct source *s = &pl->src[si];
+    if (s->n_links >= MAX_LINKS)
+        return -E2BIG;
+    if (grow((void **)&ps->src, &ps->cap_src, ps->n_src + 1, sizeof *ps->src) < 0 ||
+        grow((void **)&s->links, &s->cap_links, s->n_links + 1, sizeof *s->links) < 0)
+        return -ENOMEM;
+    ps->src[ps->n_src++] = si;
+    s->links[s->n_links++] = ps_index(pl, ps);
+    return 0;
+}
+
+/* Returns 1 if (source, seq) was seen already. Bounded: seqs more than DEDUPE_BITS below the
+ * source's highest seq are treated as seen (documented in docs/events.md). */
+static int dedupe(struct source *s, int64_t seq, int *err)
+{
+    if (!s->seen) {
+        s->seen = calloc(DEDUPE_BITS / 64, sizeof *s->seen);
+        if (!s->seen) {
+            *err = -ENOMEM;
+            return 0;
+        }
+    }
+    if (!s->any_seq || seq > s->hwm) {
+        if (s->any_seq && seq - s->hwm < DEDUPE_BITS) {
+            for (int64_t q = s->hwm + 1; q < seq; q++)
+                s->seen[(q % DEDUPE_BITS) / 64] &= ~(1ULL << (q % 64));
+        } else {
+            memset(s->seen, 0, DEDUPE_BITS / 8);
+        }
+        s->seen[(seq % DEDUPE_BITS) / 64] |= 1ULL << (seq % 64);
+        s->hwm = seq;
+        s->any_seq = 1;
+        return 0;
+    }
+    if (s->hwm - seq >= DEDUPE_BITS)
+        return 1;
+    uint64_t bit = 1ULL << (seq % 64);
+    uint64_t *w = &s->seen[(seq % DEDUPE_BITS) / 64];
+    if (*w & bit)
+        return 1;
+    *w |= bit;
+    return 0;
+}
+
+/* ---- reorder heap ------------------------------------------------------------------- */
+
+static int held_less(const struct held *a, const struct held *b)
+{
+    return a->ts < b->ts || (a->ts == b->ts && a->arrival < b->arrival);
+}
+
+static void heap_push(struct pstate *ps, struct held h)
+{
+    size_t i = ps->n_heap++;
+    ps->heap[i] = h;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!held_less(&ps->heap[i], &ps->heap[p]))
+            break;
+        struct held t = ps->heap[i];
+        ps->heap[i] = ps->heap[p];
+        ps->heap[p] = t;
+        i = p;
+    }
+}
+
+static struct held heap_pop(struct pstate *ps)
+{
+    struct held top = ps->heap[0];
+    ps->heap[0] = ps->heap[--ps->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < ps->n_heap && held_less(&ps->heap[l], &ps->heap[m]))
+            m = l;
+        if (r < ps->n_heap && held_less(&ps->heap[r], &ps->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        struct held t = ps->heap[i];
+        ps->heap[i] = ps->heap[m];
+        ps->heap[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static struct event *event_copy(const struct event *ev)
+{
+    size_t extra = ev->type == EV_ACCEL ? ev->u.accel.n * sizeof(float[3]) : 0;
+    struct event *c = malloc(sizeof *c + extra);
+    if (!c)
+        return NULL;
+    memcpy(c, ev, sizeof *c);
+    if (extra) {
+        float(*g)[3] = (float(*)[3])(c + 1);
+        memcpy(g, ev->u.accel.g, extra);
+        c->u.accel.g = (const float(*)[3])g;
+    }
+    return c;
+}
+
+/* ---- coverage ---------------------------------------------------------------------- */
+
+static int is_phone_type(enum ev_type t)
+{
+    switch (t) {
+    case EV_SCREEN: case EV_APP: case EV_EMA: case EV_MODULE: case EV_DWAI:
+    case EV_NUDGE_ACK: case EV_BATTERY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void coverage_add(struct pstate *ps, int64_t t)
+{
+    if (ps->n_iv && t - ps->iv[ps->n_iv - 1].b <= ps->pl->conf.coverage_gap_ms) {
+        if (t > ps->iv[ps->n_iv - 1].b)
+            ps->iv[ps->n_iv - 1].b = t;
+        return;
+    }
+    if (ps->n_iv >= MAX_INTERVALS) { /* keep the newest: old days are closed already */
+        memmove(ps->iv, ps->iv + 1, (ps->n_iv - 1) * sizeof *ps->iv);
+        ps->n_iv--;
+        ps->pl->st.limit_hits++;
+    }
+    if (grow((void **)&ps->iv, &ps->cap_iv, ps->n_iv + 1, sizeof *ps->iv) < 0) {
+        ps->pl->st.limit_hits++;
+        return;
+    }
+    ps->iv[ps->n_iv++] = (struct interval){t, t};
+}
+
+double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end)
+{
+    if (end <= start)
+        return 0;
+    int64_t covered = 0;
+    for (size_t i = 0; i < ps->n_iv; i++) {
+        int64_t a = ps->iv[i].a > start ? ps->iv[i].a : start;
+        int64_t b = ps->iv[i].b < end ? ps->iv[i].b : end;
+        if (b > a)
+            covered += b - a;
+    }
+    return (double)covered / (double)(end - start);
+}
+
+static void coverage_trim(struct pstate *ps, int64_t before)
+{
+    size_t k = 0;
+    while (k < ps->n_iv && ps->iv[k].b < before)
+        k++;
+    if (k) {
+        memmove(ps->iv, ps->iv + k, (ps->n_iv - k) * sizeof *ps->iv);
+        ps->n_iv -= k;
+    }
+}
+
+/* ---- accessors for families -------------------------------------------------------- */
+
+const struct pipeline_conf *pstate_conf(const struct pstate *ps) { return &ps->pl->conf; }
+const char *pstate_id(const struct pstate *ps) { return ps->id; }
+const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps) { return ps->pconf; }
+void pstate_count_discarded(struct pstate *ps, uint64_t n) { ps->pl->st.screen_discarded += n; }
+
+void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
+                     int has_value, double value, const char *unit, double coverage)
+{
+    struct pipeline *pl = ps->pl;
+    struct feature_record r = {
+        .participant = ps->id,
+        .feature = feature,
+        .window = WIN_DAY,
+        .start = w->start,
+        .end = w->end,
+        .tz = tz_zone_name(w->zone),
+        .has_value = has_value && isfinite(value),
+        .value = value,
+        .unit = unit,
+        .coverage = coverage,
+        .revision = 0,
+    };
+    memcpy(r.local_date, w->local_date, sizeof r.local_date);
+    pl->st.records++;
+    if (pl->skip) {
+        pl->skip--;
+        return;
+    }
+    if (pl->sink(pl->ud, &r) < 0)
+        pl->st.sink_errors++;
+}
+
+/* ---- days and dispatch ------------------------------------------------------------- */
+
+static void close_days(struct pstate *ps, int finishing)
+{
+    while (ps->started) {
+        struct day_window *d = &ps->next_day;
+        if (finishing ? d->start > ps->last_ts : d->end > ps->wm)
+            break;
+        for (size_t f = 0; f < N_FAMILIES; f++)
+            if (!families[f]->day_ready(ps->fam[f], ps, d, ps->wm, finishing))
+                return;
+        for (size_t f = 0; f < N_FAMILIES; f++)
+            families[f]->close_day(ps->fam[f], ps, d);
+        struct day_window next;
+        cal_day_next(&ps->tzl, d, &next);
+        *d = next;
+        coverage_trim(ps, d->start - ps->pl->conf.coverage_gap_ms);
+    }
+}
+
+static void dispatch(struct pstate *ps, const struct event *ev)
+{
+    if (ev->type == EV_TZ) {
+        int e = 0;
+        const struct tz_zone *z = tz_db_get(ps->pl->tzdb, ev->u.tz.tz, &e);
+        if (z && tzline_switch(&ps->tzl, ev->ts, z) == 0 && ps->started &&
+            ev->ts < ps->next_day.end)
+            cal_day_at(&ps->tzl, ps->next_day.start, &ps->next_day);
+        else if (z == NULL || e)
+            ps->pl->st.limit_hits++;
+    }
+    if (!ps->started) {
+        ps->started = 1;
+        cal_day_at(&ps->tzl, ev->ts, &ps->next_day);
+    }
+    if (is_phone_type(ev->type))
+        coverage_add(ps, ev->ts);
+    ps->last_ts = ev->ts;
+    for (size_t f = 0; f < N_FAMILIES; f++)
+        families[f]->on_event(ps->fam[f], ps, ev);
+}
+
+static void release(struct pstate *ps, int64_t wm, int finishing)
+{
+    if (wm > ps->wm)
+        ps->wm = wm;
+    while (ps->n_heap && ps->heap[0].ts <= ps->wm) {
+        struct held h = heap_pop(ps);
+        ps->pl->n_buffered--;
+        dispatch(ps, h.ev);
+        free(h.ev);
+    }
+    close_days(ps, finishing);
+}
+
+static int64_t participant_wm(const struct pstate *ps)
+{
+    int64_t m = INT64_MAX;
+    for (size_t i = 0; i < ps->n_src; i++) {
+        int64_t t = ps->pl->src[ps->src[i]].max_ts;
+        if (t < m)
+            m = t;
+    }
+    if (m == INT64_MAX || m == INT64_MIN)
+        return INT64_MIN;
+    return m - ps->pl->conf.lateness_ms;
+}
+
+int pipeline_push(struct pipeline *pl, const struct event *ev)
+{
+    int err = 0;
+    if (ev->ts < EV_TS_MIN || ev->ts >= EV_TS_MAX)
+        return -ERANGE;
+    if (ev->type == EV_TZ && !tz_db_get(pl->tzdb, ev->u.tz.tz, &err)) {
+        pl->st.bad_tz++;
+        return PIPE_BAD_TZ;
+    }
+    struct pstate *ps = participant_get(pl, ev->participant, &err);
+    if (!ps) {
+        pl->st.limit_hits++;
+        return err == -E2BIG ? PIPE_LIMIT : err;
+    }
+    size_t si;
+    struct source *s = source_get(pl, ev->source[0] ? ev->source : "replay", &si, &err);
+    if (!s) {
+        pl->st.limit_hits++;
+        return err == -E2BIG ? PIPE_LIMIT : err;
+    }
+    if ((err = link_source(pl, ps, si)) < 0) {
+        pl->st.limit_hits++;
+        return err == -E2BIG ? PIPE_LIMIT : err;
+    }
+    if (ev->has_seq) {
+        int dup = dedupe(s, ev->seq, &err);
+        if (err)
+            return err;
+        if (dup) {
+            pl->st.duplicates++;
+            return PIPE_DUPLICATE;
+        }
+    }
+    if (ps->wm != INT64_MIN && ev->ts < ps->wm) {
+        pl->st.late++;
+        return PIPE_LATE;
+    }
+    if (grow((void **)&ps->heap, &ps->cap_heap, ps->n_heap + 1, sizeof *ps->heap) < 0)
+        return -ENOMEM;
+    struct event *copy = event_copy(ev);
+    if (!copy)
+        return -ENOMEM;
+    if (pl->n_buffered >= pl->conf.max_buffered) {
+        /* Policy when the reorder buffer is full: apply this participant's oldest event now,
+         * advancing its watermark to that event (counted as a limit hit). */
+        pl->st.limit_hits++;
+        if (ps->n_heap)
+            release(ps, ps->heap[0].ts, 0);
+    }
+    heap_push(ps, (struct held){ev->ts, pl->arrival++, copy});
+    pl->n_buffered++;
+    pl->st.accepted++;
+    if (ev->ts > s->max_ts)
+        s->max_ts = ev->ts;
+    /* every participant this source feeds may now have a newer watermark; index by
+     * position since release() can emit records but never adds sources */
+    for (size_t i = 0; i < pl->src[si].n_links; i++) {
+        struct pstate *q = pl->ps[pl->src[si].links[i]];
+        release(q, participant_wm(q), 0);
+    }
+    return PIPE_ACCEPTED;
+}
+
+void pipeline_finish(struct pipeline *pl)
+{
+    for (size_t i = 0; i < pl->n_ps; i++) {
+        struct pstate *ps = pl->ps[i];
+        release(ps, INT64_MAX, 1);
+    }
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+struct pipeline *pipeline_new(const struct pipeline_conf *c, record_sink_fn sink, void *ud,
+                              int *err)
+{
+    struct pipeline *pl = calloc(1, sizeof *pl);
+    if (!pl) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pl->conf = *c;
+    pl->sink = sink;
+    pl->ud = ud;
+    pl->tzdb = tz_db_new(c->tzdir);
+    if (!pl->tzdb) {
+        free(pl);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pl->utc = tz_db_get(pl->tzdb, "UTC", err);
+    if (!pl->utc) {
+        tz_db_free(pl->tzdb);
+        free(pl);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->n_participants; i++) {
+        const char *tzn = c->participants[i].tz;
+        if (tzn[0] && !tz_db_get(pl->tzdb, tzn, err)) {
+            tz_db_free(pl->tzdb);
+            free(pl);
+            return NULL;
+        }
+    }
+    return pl;
+}
+
+void pipeline_free(struct pipeline *pl)
+{
+    if (!pl)
+        return;
+    for (size_t i = 0; i < pl->n_ps; i++) {
+        struct pstate *ps = pl->ps[i];
+        for (size_t f = 0; f < N_FAMILIES; f++)
+            families[f]->state_free(ps->fam[f]);
+        for (size_t k = 0; k < ps->n_heap; k++)
+            free(ps->heap[k].ev);
+        free(ps->heap);
+        free(ps->src);
+        free(ps->iv);
+        free(ps);
+    }
+    for (size_t i = 0; i < pl->n_src; i++) {
+        free(pl->src[i].seen);
+        free(pl->src[i].links);
+    }
+    free(pl->ps);
+    free(pl->src);
+    free(pl->ps_idx);
+    free(pl->src_idx);
+    tz_db_free(pl->tzdb);
+    free(pl);
+}
+
+const struct pipeline_stats *pipeline_get_stats(const struct pipeline *pl) { return &pl->st; }
+void pipeline_skip_records(struct pipeline *pl, uint64_t n) { pl->skip = n; }
+
+size_t pipeline_participants(const struct pipeline *pl, const char **ids, size_t cap)
+{
+    for (size_t i = 0; i < pl->n_ps && i < cap; i++)
+        ids[i] = pl->ps[i]->id;
+    return pl->n_ps;
+}

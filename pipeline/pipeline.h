@@ -1,0 +1,70 @@
+/* The deterministic event-time pipeline: order/dedupe per source, per-participant watermarks,
+ * local-calendar windows and the feature families. Pure: no clock, no I/O; output goes to
+ * the record sink. Given the same events in the same arrival order it emits the same records
+ * in the same order, whatever the wall-clock pacing. */
+#ifndef ENGAGED_PIPELINE_H
+#define ENGAGED_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline/event.h"
+#include "pipeline/record.h"
+
+#define PIPE_MAX_APPS 32
+
+struct pipeline_participant_conf {
+    char id[EV_ID_MAX + 1];
+    char tz[EV_TZ_MAX + 1];                       /* "" = UTC */
+    size_t n_apps;                                /* intervention app ids */
+    char apps[PIPE_MAX_APPS][EV_NAME_MAX + 1];
+    double prescribed_days_per_week;              /* 1..7 */
+};
+
+struct pipeline_conf {
+    int64_t lateness_ms;          /* allowed out-of-orderness per source (default 10 min) */
+    int64_t coverage_gap_ms;      /* longer silences of a stream count as missing data (12 h) */
+    int64_t screen_hold_ms;       /* how long a day waits for an unlock open at midnight (6 h) */
+    double screen_ignore_shorter_min; /* RAPIDS IGNORE_EPISODES_SHORTER_THAN, 0 = off */
+    double screen_ignore_longer_min;  /* RAPIDS IGNORE_EPISODES_LONGER_THAN (360), 0 = off */
+    size_t max_participants;      /* participants tracked at once (default 1024) */
+    size_t max_sources;           /* sources tracked at once (default 4096) */
+    size_t max_buffered;          /* events held for reordering, all participants (1 M) */
+    size_t max_day_events;        /* screen events kept per participant and open day (100 k) */
+    const char *tzdir;            /* NULL: system tz database */
+    size_t n_participants;
+    const struct pipeline_participant_conf *participants; /* borrowed for the pipeline's life */
+};
+
+void pipeline_conf_defaults(struct pipeline_conf *c);
+
+/* Outcome of pipeline_push (>= 0); negative values are errors. */
+enum pipe_result {
+    PIPE_ACCEPTED = 0,
+    PIPE_DUPLICATE,   /* (source, seq) seen before */
+    PIPE_LATE,        /* older than the participant's watermark: counted, not applied */
+    PIPE_LIMIT,       /* a configured bound was hit (reason in stats) */
+    PIPE_BAD_TZ,      /* tz event naming a zone the tz database does not have */
+};
+
+struct pipeline_stats {
+    uint64_t accepted, duplicates, late, limit_hits, bad_tz, records, sink_errors;
+    uint64_t screen_discarded;    /* screen events discarded by the RAPIDS episode rules */
+};
+
+struct pipeline;
+
+struct pipeline *pipeline_new(const struct pipeline_conf *c, record_sink_fn sink, void *ud,
+                              int *err);
+void pipeline_free(struct pipeline *p);
+int pipeline_push(struct pipeline *p, const struct event *ev);
+/* End of input (replay): every buffered event is applied and every window closes; the last,
+ * possibly partial, windows are emitted with their coverage. */
+void pipeline_finish(struct pipeline *p);
+const struct pipeline_stats *pipeline_get_stats(const struct pipeline *p);
+/* Suppress the first n records the pipeline emits (restart recovery: they were stored and
+ * published before the restart). */
+void pipeline_skip_records(struct pipeline *p, uint64_t n);
+size_t pipeline_participants(const struct pipeline *p, const char **ids, size_t cap);
+
+#endif

@@ -1,0 +1,38 @@
+/* Feature records (spec §4) and nudge decisions, and the sink callback the pipeline emits to. */
+#ifndef ENGAGED_RECORD_H
+#define ENGAGED_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum window_kind { WIN_DAY = 0, WIN_7D, WIN_EVENT, WIN_EPOCH, WIN_RECORDING };
+
+struct feature_record {
+    const char *participant;
+    const char *feature;
+    enum window_kind window;
+    int64_t start, end;        /* UTC ms, end exclusive */
+    char local_date[11];       /* YYYY-MM-DD, "" when not applicable */
+    const char *tz;            /* IANA zone of the window */
+    int has_value;             /* 0: value is null */
+    double value;
+    const char *unit;
+    double coverage;           /* 0..1 */
+    int revision;
+};
+
+const char *window_kind_name(enum window_kind w);
+
+/* Appends the canonical JSON form (fixed key order, shortest round-trip numbers, no
+ * trailing newline) to buf. Returns the length written, or -ENOSPC if cap is too small. */
+int record_to_json(const struct feature_record *r, char *buf, size_t cap);
+
+/* Canonical number formatting shared by all writers: integers without a fraction,
+ * other finite values with the shortest representation that round-trips. */
+int fmt_number(double v, char *buf, size_t cap);
+
+/* Where the pipeline sends its output. Returns 0 or a negative errno; the pipeline
+ * counts failures but never stops on them. The record is borrowed. */
+typedef int (*record_sink_fn)(void *ud, const struct feature_record *r);
+
+#endif

@@ -1,0 +1,663 @@
+/* The SQLite store: migrations, file modes, deduplication, commit-before-reply, reads,
+ * the disk-full and I/O error paths, backpressure and shutdown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon/store.h"
+
+struct fx {
+    char dir[64];
+    char db[128];
+    void *zctx;
+    struct store_writer *w; /* stopped by teardown if a failed assertion left it running */
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->db, sizeof f->db, "%s/engaged.db", f->dir);
+    f->zctx = zmq_ctx_new();
+    *state = f;
+    return 0;
+}
+
+static void rm_db(const char *db)
+{
+    char p[160];
+    static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", db, sfx[i]);
+        unlink(p);
+    }
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[160];
+    rm_db(f->db);
+    snprintf(p, sizeof p, "%s/other.db", f->dir);
+    rm_db(p);
+    snprintf(p, sizeof p, "%s/text.txt", f->dir);
+    unlink(p);
+    rmdir(f->dir);
+    store_writer_stop(f->w);
+    zmq_ctx_term(f->zctx);
+    free(f);
+    return 0;
+}
+
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static struct store_event mk(const char *source, int64_t seq, int has_seq, char *body)
+{
+    snprintf(body, 64, "{\"source\":\"%s\",\"seq\":%lld}", source, (long long)seq);
+    return (struct store_event){ .source = source, .seq = seq, .has_seq = has_seq,
+                                 .ts = 1600000000000LL + seq * 1000, .participant = "p01",
+                                 .type = "screen", .body = body, .body_len = strlen(body) };
+}
+
+static struct store_writer *start(struct fx *f, const struct store_opts *o)
+{
+    int e = 0;
+    struct store_writer *w = store_writer_start(f->zctx, f->db, o, &e);
+    assert_non_null(w);
+    assert_int_equal(e, 0);
+    f->w = w;
+    return w;
+}
+
+static void stop(struct fx *f)
+{
+    store_writer_stop(f->w);
+    f->w = NULL;
+}
+
+/* Waits for the next reply (up to 10 s). */
+static void reply(struct store_writer *w, uint64_t *token, int *all, uint8_t *st, size_t cap,
+                  size_t *n)
+{
+    for (int i = 0; i < 1000; i++) {
+        int r = store_read_reply(w, token, all, st, cap, n);
+        if (r == 0)
+            return;
+        assert_int_equal(r, -EAGAIN);
+        zmq_pollitem_t it = { store_writer_socket(w), 0, ZMQ_POLLIN, 0 };
+        zmq_poll(&it, 1, 10);
+    }
+    fail_msg("no reply from the store writer");
+}
+
+static void submit_and_check(struct store_writer *w, uint64_t token, const struct store_event *ev,
+                             size_t n, const uint8_t *want)
+{
+    uint64_t t;
+    int all;
+    uint8_t st[64];
+    size_t got;
+    assert_int_equal(store_submit_events(w, token, ev, n), 0);
+    reply(w, &t, &all, st, sizeof st, &got);
+    assert_int_equal(t, token);
+    assert_int_equal(all, 0);
+    assert_int_equal(got, n);
+    assert_memory_equal(st, want, n);
+}
+
+static void test_migrates_empty_file_and_reopens(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->db, "PRAGMA application_id"), STORE_APPLICATION_ID);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND"
+                                    " name IN ('events','features','nudges','positions','meta')"),
+                     5);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM pragma_journal_mode"
+                                    " WHERE journal_mode = 'wal'"), 1);
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0); /* reopen: nothing to migrate */
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM meta WHERE key='created'"), 1);
+    assert_int_equal(store_is_engaged_db(f->db), 1);
+
+    char other[160], text[160];
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    sql_exec(other, "CREATE TABLE t(x)");
+    assert_int_equal(store_is_engaged_db(other), 0);
+    snprintf(text, sizeof text, "%s/text.txt", f->dir);
+    FILE *fp = fopen(text, "w");
+    fputs("{\"ts\":1}\n", fp);
+    fclose(fp);
+    assert_int_equal(store_is_engaged_db(text), 0);
+    assert_int_equal(store_is_engaged_db("/nonexistent/engaged.db"), -ENOENT);
+}
+
+static void test_refuses_newer_schema_and_foreign_databases(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    struct store_reader *rd;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    store_sync_close(s);
+    sql_exec(f->db, "PRAGMA user_version=99");
+    assert_int_equal(store_sync_open(f->db, NULL, &s), STORE_ENEWER);
+    assert_int_equal(store_open_readonly(f->db, &rd), STORE_ENEWER);
+    assert_non_null(strstr(store_strerror(STORE_ENEWER), "newer"));
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 99); /* untouched */
+
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    sql_exec(other, "CREATE TABLE t(x)");
+    assert_int_equal(store_sync_open(other, NULL, &s), STORE_EFOREIGN);
+    assert_int_equal(store_open_readonly(other, &rd), STORE_EFOREIGN);
+    assert_int_equal(sql_int(other, "SELECT count(*) FROM sqlite_master"), 1);
+    struct store_opts o;
+    store_opts_default(&o);
+    o.batch_max = STORE_BATCH_MAX_LIMIT + 1;
+    assert_int_equal(store_sync_open(f->db, &o, &s), -EINVAL);
+}
+
+static void assert_mode(const char *path, const char *sfx)
+{
+    char p[160];
+    struct stat st;
+    snprintf(p, sizeof p, "%s%s", path, sfx);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_files_are_owner_only(void **state)
+{
+    struct fx *f = *state;
+    mode_t old = umask(0);
+    struct store_writer *w = start(f, NULL);
+    char b[64];
+    struct store_event e = mk("phone", 1, 1, b);
+    submit_and_check(w, 1, &e, 1, (const uint8_t[]){ STORE_INSERTED });
+    assert_mode(f->db, "");
+    assert_mode(f->db, "-wal");
+    assert_mode(f->db, "-shm");
+    stop(f);
+    /* An existing store with loose permissions is tightened on open. */
+    assert_int_equal(chmod(f->db, 0644), 0);
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_mode(f->db, "");
+    assert_mode(f->db, "-wal");
+    assert_mode(f->db, "-shm");
+    store_sync_close(s);
+    umask(old);
+}
+
+static void test_duplicates_detected_in_batch_across_batches_and_reopen(void **state)
+{
+    struct fx *f = *state;
+    char b[8][64];
+    struct store_writer *w = start(f, NULL);
+    struct store_event first[] = { mk("phone", 1, 1, b[0]), mk("phone", 2, 1, b[1]),
+                                   mk("phone", 2, 1, b[2]), mk("watch", 2, 1, b[3]),
+                                   mk("phone", 0, 0, b[4]), mk("phone", 0, 0, b[5]) };
+    submit_and_check(w, 10, first, 6,
+                     (const uint8_t[]){ 0, 0, STORE_DUPLICATE, 0, 0, 0 }); /* no seq: kept */
+    struct store_event second[] = { mk("phone", 2, 1, b[0]), mk("phone", 3, 1, b[1]) };
+    submit_and_check(w, 11, second, 2, (const uint8_t[]){ STORE_DUPLICATE, 0 });
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.events_inserted, 6);
+    assert_int_equal(ss.events_duplicate, 2);
+    stop(f);
+
+    w = start(f, NULL);
+    struct store_event third[] = { mk("phone", 3, 1, b[0]), mk("phone", 4, 1, b[1]),
+                                   mk("watch", 2, 1, b[2]) };
+    submit_and_check(w, 12, third, 3, (const uint8_t[]){ STORE_DUPLICATE, 0, STORE_DUPLICATE });
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 7);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE seq IS NULL"), 2);
+}
+
+static void test_reply_comes_only_after_commit(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.batch_delay_ms = 1000; /* a long open transaction would be caught below */
+    struct store_writer *w = start(f, &o);
+    char b[50][64];
+    for (int round = 0; round < 20; round++) {
+        struct store_event ev[50];
+        for (int i = 0; i < 50; i++)
+            ev[i] = mk("phone", round * 50 + i, 1, b[i]);
+        assert_int_equal(store_submit_events(w, (uint64_t)round, ev, 50), 0);
+        uint64_t t;
+        int all;
+        uint8_t st[50];
+        size_t n;
+        reply(w, &t, &all, st, sizeof st, &n);
+        assert_int_equal(t, (uint64_t)round);
+        assert_int_equal(all, 0);
+        /* A second connection sees every acknowledged event the moment the reply arrives. */
+        struct store_reader *rd;
+        assert_int_equal(store_open_readonly(f->db, &rd), 0);
+        assert_int_equal(store_reader_count_events(rd), (round + 1) * 50);
+        store_reader_close(rd);
+    }
+    /* Recognisable while live, before any checkpoint: the header is written on creation. */
+    assert_int_equal(store_is_engaged_db(f->db), 1);
+    stop(f);
+}
+
+struct latest_seen {
+    int n;
+    char feature[4][32];
+    int revision[4];
+};
+
+static int on_latest(void *ud, int64_t id, const struct store_record *r)
+{
+    struct latest_seen *ls = ud;
+    assert_true(ls->n < 4);
+    snprintf(ls->feature[ls->n], 32, "%s", r->feature);
+    ls->revision[ls->n++] = r->revision;
+    assert_non_null(strstr(r->body, r->feature));
+    return 0;
+}
+
+struct pos_seen {
+    int n;
+    int64_t seq[4], ts[4];
+    int has_seq[4];
+};
+
+static int on_position(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
+                       int64_t updated)
+{
+    struct pos_seen *ps = ud;
+    ps->seq[ps->n] = seq;
+    ps->has_seq[ps->n] = has_seq;
+    ps->ts[ps->n++] = ts;
+    assert_true(updated > 0);
+    return 0;
+}
+
+static int on_nudge(void *ud, int64_t id, const struct store_nudge *nu)
+{
+    int *n = ud;
+    assert_string_equal(nu->rule, "disengaged");
+    assert_int_equal(nu->ts, 1000 + *n);
+    (*n)++;
+    return 0;
+}
+
+static void put_record(struct store_writer *w, const char *feature, int64_t start, int revision)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"feature\":\"%s\",\"start\":%lld,\"revision\":%d}", feature,
+             (long long)start, revision);
+    struct store_record r = { .participant = "p01", .feature = feature, .window = "day",
+                              .start = start, .end = start + 86400000, .revision = revision,
+                              .body = body, .body_len = strlen(body) };
+    assert_int_equal(store_submit_record(w, &r), 0);
+}
+
+static void test_records_nudges_and_positions_are_stored(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    put_record(w, "screen.countepisodeunlock", 0, 0);
+    put_record(w, "screen.countepisodeunlock", 0, 1);          /* a late revision */
+    put_record(w, "screen.countepisodeunlock", 86400000, 0);   /* the next day */
+    put_record(w, "ema.answered", 0, 0);
+    for (int i = 0; i < 3; i++) {
+        struct store_nudge nu = { .participant = "p01", .ts = 1000 + i, .rule = "disengaged",
+                                  .body = "{\"decision\":\"send\"}", .body_len = 19 };
+        assert_int_equal(store_submit_nudge(w, &nu), 0);
+    }
+    char b[4][64];
+    struct store_event ev[] = { mk("phone", 7, 1, b[0]), mk("phone", 5, 1, b[1]),
+                                mk("watch", 0, 0, b[2]) };
+    submit_and_check(w, 1, ev, 3, (const uint8_t[]){ 0, 0, 0 });
+    /* An older seq is stored but never moves a position backwards. */
+    struct store_event older[] = { mk("phone", 3, 1, b[3]) };
+    submit_and_check(w, 2, older, 1, (const uint8_t[]){ 0 });
+    assert_int_equal(store_flush(w, 5000), 0);
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.records, 4);
+    assert_int_equal(ss.nudges, 3);
+
+    struct store_reader *rd;
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    assert_int_equal(store_reader_count_features(rd), 4);
+    struct latest_seen ls = { 0 };
+    assert_int_equal(store_reader_latest(rd, "p01", NULL, on_latest, &ls), 0);
+    assert_int_equal(ls.n, 2);
+    assert_string_equal(ls.feature[0], "ema.answered");
+    assert_string_equal(ls.feature[1], "screen.countepisodeunlock");
+    assert_int_equal(ls.revision[1], 0); /* the newest window, not the revised older one */
+    memset(&ls, 0, sizeof ls);
+    assert_int_equal(store_reader_latest(rd, "p01", "ema.answered", on_latest, &ls), 0);
+    assert_int_equal(ls.n, 1);
+    memset(&ls, 0, sizeof ls);
+    assert_int_equal(store_reader_latest(rd, "p02", NULL, on_latest, &ls), 0);
+    assert_int_equal(ls.n, 0);
+
+    struct pos_seen ps = { 0 };
+    assert_int_equal(store_reader_positions(rd, on_position, &ps), 0);
+    assert_int_equal(ps.n, 2); /* phone, watch */
+    assert_int_equal(ps.seq[0], 7);
+    assert_int_equal(ps.ts[0], 1600000000000LL + 7000);
+    assert_int_equal(ps.has_seq[1], 0);
+    int nn = 0;
+    assert_int_equal(store_reader_nudges(rd, "p01", 0, on_nudge, &nn), 0);
+    assert_int_equal(nn, 3);
+    store_reader_close(rd);
+    stop(f);
+}
+
+struct iter {
+    int n;
+    int64_t last_id;
+    int stop_at;
+};
+
+static int on_event(void *ud, int64_t id, const char *body, size_t len)
+{
+    struct iter *it = ud;
+    char want[64];
+    assert_true(id > it->last_id);
+    it->last_id = id;
+    snprintf(want, sizeof want, "{\"source\":\"phone\",\"seq\":%d}", 1000 - it->n);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(body, want, len);
+    it->n++;
+    return it->n == it->stop_at ? 42 : 0;
+}
+
+static void test_reader_iterates_in_storage_order(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    char b[64];
+    for (int i = 0; i < 100; i++) { /* descending seq: order is by storage, not by seq */
+        struct store_event e = mk("phone", 1000 - i, 1, b);
+        uint8_t st;
+        assert_int_equal(store_sync_events(s, &e, 1, &st), 0);
+        assert_int_equal(st, STORE_INSERTED);
+    }
+    assert_int_equal(store_sync_pending(s), 100);
+    assert_int_equal(store_sync_commit(s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+
+    struct store_reader *rd;
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    struct iter it = { 0 };
+    assert_int_equal(store_reader_events(rd, 0, on_event, &it), 0);
+    assert_int_equal(it.n, 100);
+    struct iter half = { .n = 50, .last_id = 50 };
+    assert_int_equal(store_reader_events(rd, 50, on_event, &half), 0);
+    assert_int_equal(half.n, 100);
+    struct iter stop = { .stop_at = 10 };
+    assert_int_equal(store_reader_events(rd, 0, on_event, &stop), 42);
+    assert_int_equal(stop.n, 10);
+    store_reader_close(rd);
+}
+
+static void test_disk_full_fails_the_batch_and_the_writer_recovers(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.max_page_count = 64; /* 256 KiB with 4 KiB pages */
+    struct store_writer *w = start(f, &o);
+    enum { N = 100 };
+    static char big[N][8192];
+    struct store_event ev[N];
+    for (int i = 0; i < N; i++) {
+        memset(big[i], 'x', sizeof big[i]);
+        ev[i] = (struct store_event){ .source = "phone", .seq = i, .has_seq = 1, .ts = i,
+                                      .participant = "p01", .type = "accel", .body = big[i],
+                                      .body_len = sizeof big[i] };
+    }
+    /* Whether this record shares the doomed transaction or commits before it, it ends up
+     * stored exactly once: records of a failed transaction are written again. */
+    put_record(w, "ema.answered", 0, 0);
+    assert_int_equal(store_submit_events(w, 1, ev, N), 0);
+    uint64_t t;
+    int all;
+    uint8_t st[N];
+    size_t n;
+    reply(w, &t, &all, st, sizeof st, &n);
+    assert_int_equal(t, 1);
+    assert_int_equal(all, -ENOSPC);
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(st[i], STORE_ERROR);
+    assert_int_equal(store_flush(w, 5000), -ENOSPC); /* reported once ... */
+    assert_int_equal(store_flush(w, 5000), 0);       /* ... then cleared */
+
+    /* The next batch is a new transaction and fits. */
+    char b[2][64];
+    struct store_event small[] = { mk("phone", 1, 1, b[0]), mk("phone", 2, 1, b[1]) };
+    submit_and_check(w, 2, small, 2, (const uint8_t[]){ 0, 0 });
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.commit_errors, 1);
+    assert_int_equal(ss.last_error, -ENOSPC);
+    assert_int_equal(ss.events_failed, N);
+    assert_int_equal(ss.records, 1);
+    assert_int_equal(ss.records_dropped, 0);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source='phone'"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM features"), 1);
+}
+
+static void test_io_error_rolls_back_and_the_writer_keeps_running(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.fail_after_steps = 4; /* BEGIN, 2 inserts, then the third insert fails */
+    struct store_writer *w = start(f, &o);
+    char b[3][64];
+    struct store_event ev[] = { mk("phone", 1, 1, b[0]), mk("phone", 2, 1, b[1]),
+                                mk("phone", 3, 1, b[2]) };
+    assert_int_equal(store_submit_events(w, 7, ev, 3), 0);
+    uint64_t t;
+    int all;
+    uint8_t st[3];
+    size_t n;
+    reply(w, &t, &all, st, sizeof st, &n);
+    assert_int_equal(all, -EIO);
+    assert_memory_equal(st, ((const uint8_t[]){ 2, 2, 2 }), 3);
+    /* The client resends the same events: all stored once, none counted twice. */
+    submit_and_check(w, 8, ev, 3, (const uint8_t[]){ 0, 0, 0 });
+    submit_and_check(w, 9, ev, 3, (const uint8_t[]){ 1, 1, 1 });
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 3);
+}
+
+static int on_latest_start(void *ud, int64_t id, const struct store_record *r)
+{
+    int64_t *ids = ud;
+    ids[r->start / 86400000] = id;
+    return 0;
+}
+
+static void test_records_of_a_failed_transaction_are_written_again_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.fail_after_steps = 3; /* BEGIN, day 0, then day 1 fails */
+    struct store_writer *w = start(f, &o);
+    for (int d = 0; d < 3; d++) {
+        char feature[32];
+        snprintf(feature, sizeof feature, "engage.day%d", d);
+        put_record(w, feature, d * 86400000LL, 0);
+    }
+    /* The flush reports the failure, and by then the retry has stored the records. */
+    assert_int_equal(store_flush(w, 5000), -EIO);
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.records, 3);
+    assert_int_equal(ss.records_dropped, 0);
+    assert_int_equal(ss.last_error, -EIO);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM features"), 3);
+    /* Stored in emission order: restart recovery relies on it. */
+    struct store_reader *rd;
+    int64_t ids[3] = { 0 };
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    for (int d = 0; d < 3; d++) {
+        char feature[32];
+        snprintf(feature, sizeof feature, "engage.day%d", d);
+        assert_int_equal(store_reader_latest(rd, "p01", feature, on_latest_start, ids), 0);
+    }
+    store_reader_close(rd);
+    assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+}
+
+static void test_stop_commits_everything_queued(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.batch_delay_ms = 60000;
+    struct store_writer *w = start(f, &o);
+    char b[64];
+    for (int i = 0; i < 200; i++) {
+        struct store_event e = mk("phone", i, 1, b);
+        assert_int_equal(store_submit_events(w, (uint64_t)i, &e, 1), 0);
+        put_record(w, "engage.sessions", i * 86400000LL, 0);
+    }
+    stop(f); /* replies unread: discarded, data kept */
+    store_writer_stop(NULL);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 200);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM features"), 200);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions"), 199);
+}
+
+static void test_full_queue_pushes_back_with_eagain(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.queue_hwm = 4;
+    struct store_writer *w = start(f, &o);
+    char b[64];
+    int64_t next = 0, acked = 0;
+    int saw_eagain = 0;
+    while (acked < 2000) {
+        while (next < 2000) { /* submit until pushed back, never reading replies here */
+            struct store_event e = mk("phone", next, 1, b);
+            int r = store_submit_events(w, (uint64_t)next, &e, 1);
+            if (r == -EAGAIN) {
+                saw_eagain = 1;
+                break;
+            }
+            assert_int_equal(r, 0);
+            next++;
+        }
+        uint64_t t;
+        int all;
+        uint8_t st;
+        size_t n;
+        reply(w, &t, &all, &st, 1, &n);
+        assert_int_equal((int64_t)t, acked); /* replies in submit order */
+        assert_int_equal(all, 0);
+        acked++;
+    }
+    assert_true(saw_eagain);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 2000);
+}
+
+static void test_submit_rejects_malformed_requests(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    char b[64];
+    struct store_event e = mk("phone", 1, 1, b);
+    assert_int_equal(store_submit_events(w, 1, &e, 0), -EINVAL);
+    e.source = NULL;
+    assert_int_equal(store_submit_events(w, 1, &e, 1), -EINVAL);
+    e = mk("phone", 1, 1, b);
+    e.body_len = STORE_BODY_MAX + 1;
+    assert_int_equal(store_submit_events(w, 1, &e, 1), -EMSGSIZE);
+    struct store_record r = { .participant = "p01", .feature = "x", .window = NULL, .body = "{}",
+                              .body_len = 2 };
+    assert_int_equal(store_submit_record(w, &r), -EINVAL);
+    struct store_nudge nu = { .participant = "p01", .rule = "" };
+    assert_int_equal(store_submit_nudge(w, &nu), -EINVAL);
+    assert_int_equal(store_flush(w, 5000), 0);
+    uint64_t t;
+    int all;
+    size_t n;
+    assert_int_equal(store_read_reply(w, &t, &all, NULL, 0, &n), -EAGAIN);
+    stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrates_empty_file_and_reopens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_newer_schema_and_foreign_databases, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_files_are_owner_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_detected_in_batch_across_batches_and_reopen,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_comes_only_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_nudges_and_positions_are_stored, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reader_iterates_in_storage_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_fails_the_batch_and_the_writer_recovers,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_error_rolls_back_and_the_writer_keeps_running,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_records_of_a_failed_transaction_are_written_again_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_commits_everything_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_queue_pushes_back_with_eagain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_rejects_malformed_requests, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
