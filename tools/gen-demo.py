@@ -49,7 +49,7 @@ def main():
                     events.append((t + timedelta(minutes=rnd.randint(1, 40)), pid, src,
                                    {"type": "ema", "prompt": prompt, "state": "answered"}))
         del seq
-    events.sort(key=lambda e: (e[0], e[1]))
+    events.sort(key=lambda e: (e[0].astimezone(timezone.utc), e[1]))
     seqs = {}
     with open("demo/demo.jsonl", "w") as f:
         for t, pid, src, body in events:
