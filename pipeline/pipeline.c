@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pipeline/family.h"
+#include "pipeline/reorder.h"
 #include "pipeline/tz.h"
 
 static const struct family_ops *const families[] = {
@@ -19,12 +20,7 @@ static const struct family_ops *const families[] = {
 #define DEDUPE_BITS 65536  /* seqs remembered below a source's highest seq */
 #define MAX_LINKS 4096     /* participants fed by one source */
 #define MAX_INTERVALS 4096 /* phone coverage intervals kept per participant */
-
-struct held {
-    int64_t ts;
-    uint64_t arrival;
-    struct event *ev;
-};
+#define POOL_MAX_DECL 4096 /* recycled event buffers (POOL_MAX) */
 
 struct source {
     char name[EV_ID_MAX + 1];
@@ -46,8 +42,7 @@ struct pstate {
     int64_t wm;                    /* released up to here; INT64_MIN before any */
     size_t n_src, cap_src;
     size_t *src;                   /* source indices feeding this participant */
-    struct held *heap;
-    size_t n_heap, cap_heap;
+    struct reorder buf;
     int started;
     struct day_window next_day;    /* first day not yet closed */
     int64_t last_ts;
@@ -66,6 +61,8 @@ struct pipeline {
     uint64_t arrival;
     uint64_t skip;
     size_t n_buffered;
+    struct event *pool[POOL_MAX_DECL];
+    size_t n_pool;
     struct pstate **ps;
     size_t n_ps, cap_ps;
     struct source *src;
@@ -293,62 +290,40 @@ static int dedupe(struct source *s, int64_t seq, int *err)
     return 0;
 }
 
-/* ---- reorder heap ------------------------------------------------------------------- */
+/* ---- event buffers ------------------------------------------------------------------ */
 
-static int held_less(const struct held *a, const struct held *b)
-{
-    return a->ts < b->ts || (a->ts == b->ts && a->arrival < b->arrival);
-}
+/* Buffered events come from a free list: replay holds `lateness` worth of events at any time
+ * and recycles them at the event rate, where malloc/free showed up in profiles. */
+#define POOL_MAX POOL_MAX_DECL
 
-static void heap_push(struct pstate *ps, struct held h)
+static struct event *event_copy(struct pipeline *pl, const struct event *ev)
 {
-    size_t i = ps->n_heap++;
-    ps->heap[i] = h;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!held_less(&ps->heap[i], &ps->heap[p]))
-            break;
-        struct held t = ps->heap[i];
-        ps->heap[i] = ps->heap[p];
-        ps->heap[p] = t;
-        i = p;
+    if (ev->type != EV_ACCEL || ev->u.accel.n == 0) {
+        struct event *c = pl->n_pool ? pl->pool[--pl->n_pool] : malloc(sizeof *c);
+        if (c)
+            memcpy(c, ev, sizeof *c);
+        return c;
     }
-}
-
-static struct held heap_pop(struct pstate *ps)
-{
-    struct held top = ps->heap[0];
-    ps->heap[0] = ps->heap[--ps->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < ps->n_heap && held_less(&ps->heap[l], &ps->heap[m]))
-            m = l;
-        if (r < ps->n_heap && held_less(&ps->heap[r], &ps->heap[m]))
-            m = r;
-        if (m == i)
-            break;
-        struct held t = ps->heap[i];
-        ps->heap[i] = ps->heap[m];
-        ps->heap[m] = t;
-        i = m;
-    }
-    return top;
-}
-
-static struct event *event_copy(const struct event *ev)
-{
-    size_t extra = ev->type == EV_ACCEL ? ev->u.accel.n * sizeof(float[3]) : 0;
+    size_t extra = ev->u.accel.n * sizeof(float[3]);
     struct event *c = malloc(sizeof *c + extra);
     if (!c)
         return NULL;
     memcpy(c, ev, sizeof *c);
-    if (extra) {
-        float(*g)[3] = (float(*)[3])(c + 1);
-        memcpy(g, ev->u.accel.g, extra);
-        c->u.accel.g = (const float(*)[3])g;
-    }
+    float(*g)[3] = (float(*)[3])(c + 1);
+    memcpy(g, ev->u.accel.g, extra);
+    c->u.accel.g = (const float(*)[3])g;
     return c;
+}
+
+static void event_recycle(struct pipeline *pl, struct event *ev)
+{
+    if (ev->type != EV_ACCEL || ev->u.accel.n == 0) {
+        if (pl->n_pool < POOL_MAX) {
+            pl->pool[pl->n_pool++] = ev;
+            return;
+        }
+    }
+    free(ev);
 }
 
 /* ---- coverage ---------------------------------------------------------------------- */
@@ -488,11 +463,11 @@ static void release(struct pstate *ps, int64_t wm, int finishing)
 {
     if (wm > ps->wm)
         ps->wm = wm;
-    while (ps->n_heap && ps->heap[0].ts <= ps->wm) {
-        struct held h = heap_pop(ps);
+    while (reorder_size(&ps->buf) && reorder_peek(&ps->buf)->ts <= ps->wm) {
+        struct held h = reorder_pop(&ps->buf);
         ps->pl->n_buffered--;
         dispatch(ps, h.ev);
-        free(h.ev);
+        event_recycle(ps->pl, h.ev);
     }
     close_days(ps, finishing);
 }
@@ -547,19 +522,20 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         pl->st.late++;
         return PIPE_LATE;
     }
-    if (grow((void **)&ps->heap, &ps->cap_heap, ps->n_heap + 1, sizeof *ps->heap) < 0)
-        return -ENOMEM;
-    struct event *copy = event_copy(ev);
+    struct event *copy = event_copy(pl, ev);
     if (!copy)
         return -ENOMEM;
     if (pl->n_buffered >= pl->conf.max_buffered) {
         /* Policy when the reorder buffer is full: apply this participant's oldest event now,
          * advancing its watermark to that event (counted as a limit hit). */
         pl->st.limit_hits++;
-        if (ps->n_heap)
-            release(ps, ps->heap[0].ts, 0);
+        if (reorder_size(&ps->buf))
+            release(ps, reorder_peek(&ps->buf)->ts, 0);
     }
-    heap_push(ps, (struct held){ev->ts, pl->arrival++, copy});
+    if (reorder_push(&ps->buf, (struct held){ev->ts, pl->arrival++, copy}) < 0) {
+        event_recycle(pl, copy);
+        return -ENOMEM;
+    }
     pl->n_buffered++;
     pl->st.accepted++;
     if (ev->ts > s->max_ts)
@@ -625,9 +601,9 @@ void pipeline_free(struct pipeline *pl)
         struct pstate *ps = pl->ps[i];
         for (size_t f = 0; f < N_FAMILIES; f++)
             families[f]->state_free(ps->fam[f]);
-        for (size_t k = 0; k < ps->n_heap; k++)
-            free(ps->heap[k].ev);
-        free(ps->heap);
+        while (reorder_size(&ps->buf))
+            free(reorder_pop(&ps->buf).ev);
+        reorder_release(&ps->buf);
         free(ps->src);
         free(ps->iv);
         free(ps);
@@ -636,6 +612,8 @@ void pipeline_free(struct pipeline *pl)
         free(pl->src[i].seen);
         free(pl->src[i].links);
     }
+    for (size_t i = 0; i < pl->n_pool; i++)
+        free(pl->pool[i]);
     free(pl->ps);
     free(pl->src);
     free(pl->ps_idx);

@@ -1,0 +1,228 @@
+/* The pipeline core: dedupe, lateness, reordering, watermarks over several sources, the
+ * end-of-input flush, and the record suppression used by restart recovery. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pipeline/pipeline.h"
+
+#define T0 1583470800000LL /* 2020-03-06 00:00 EST */
+#define MIN 60000LL
+
+struct out {
+    char lines[4096][512];
+    size_t n;
+};
+
+static int sink(void *ud, const struct feature_record *r)
+{
+    struct out *o = ud;
+    if (o->n < 4096)
+        record_to_json(r, o->lines[o->n++], 512);
+    return 0;
+}
+
+static struct event screen(const char *p, const char *src, int64_t seq, int64_t ts, int state)
+{
+    struct event e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.participant, sizeof e.participant, "%s", p);
+    snprintf(e.source, sizeof e.source, "%s", src);
+    e.seq = seq;
+    e.has_seq = seq >= 0;
+    e.ts = ts;
+    e.type = EV_SCREEN;
+    e.u.screen.state = state;
+    return e;
+}
+
+static struct pipeline_participant_conf part = {.id = "p01", .tz = "America/New_York",
+                                                .prescribed_days_per_week = 7};
+
+static struct pipeline *new_pl(struct out *o)
+{
+    struct pipeline_conf c;
+    pipeline_conf_defaults(&c);
+    c.lateness_ms = 5 * MIN;
+    c.participants = &part;
+    c.n_participants = 1;
+    int err = 0;
+    struct pipeline *pl = pipeline_new(&c, sink, o, &err);
+    assert_non_null(pl);
+    return pl;
+}
+
+/* one unlock episode of `len` minutes at minute m of day d (source phone, seq from *seq) */
+static void episode(struct pipeline *pl, int64_t *seq, int d, int m, int len)
+{
+    int64_t t = T0 + d * 86400000LL + m * MIN;
+    struct event e1 = screen("p01", "phone", (*seq)++, t, SCREEN_UNLOCKED);
+    struct event e2 = screen("p01", "phone", (*seq)++, t + len * MIN, SCREEN_OFF);
+    assert_int_equal(pipeline_push(pl, &e1), PIPE_ACCEPTED);
+    assert_int_equal(pipeline_push(pl, &e2), PIPE_ACCEPTED);
+}
+
+static void test_duplicates_are_dropped_and_counted(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    struct event e = screen("p01", "phone", 7, T0 + 60 * MIN, SCREEN_UNLOCKED);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_DUPLICATE);
+    e.ts += 1000; /* same (source, seq), other content: still a duplicate */
+    assert_int_equal(pipeline_push(pl, &e), PIPE_DUPLICATE);
+    struct event other = screen("p01", "watch", 7, T0 + 61 * MIN, SCREEN_OFF);
+    assert_int_equal(pipeline_push(pl, &other), PIPE_ACCEPTED);
+    assert_int_equal(pipeline_get_stats(pl)->duplicates, 2);
+    pipeline_free(pl);
+    free(o);
+}
+
+static void test_out_of_order_within_lateness_equals_sorted(void **state)
+{
+    (void)state;
+    struct out *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct pipeline *pa = new_pl(a), *pb = new_pl(b);
+    int64_t s = 1;
+    for (int d = 0; d < 3; d++)
+        for (int k = 0; k < 5; k++)
+            episode(pa, &s, d, 60 + 120 * k, 1 + k % 4);
+    pipeline_finish(pa);
+    /* the same events, each episode's OFF arriving before its UNLOCK (1-4 min apart, within lateness) */
+    s = 1;
+    for (int d = 0; d < 3; d++)
+        for (int k = 0; k < 5; k++) {
+            int64_t t = T0 + d * 86400000LL + (60 + 120 * k) * MIN;
+            struct event e2 = screen("p01", "phone", s + 1, t + (1 + k % 4) * MIN, SCREEN_OFF);
+            struct event e1 = screen("p01", "phone", s, t, SCREEN_UNLOCKED);
+            s += 2;
+            assert_int_equal(pipeline_push(pb, &e2), PIPE_ACCEPTED);
+            assert_int_equal(pipeline_push(pb, &e1), PIPE_ACCEPTED);
+        }
+    pipeline_finish(pb);
+    assert_true(a->n > 0);
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        assert_string_equal(a->lines[i], b->lines[i]);
+    pipeline_free(pa);
+    pipeline_free(pb);
+    free(a);
+    free(b);
+}
+
+static void test_event_older_than_watermark_is_late(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    struct event e = screen("p01", "phone", 1, T0 + 100 * MIN, SCREEN_UNLOCKED);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    e = screen("p01", "phone", 2, T0 + 200 * MIN, SCREEN_OFF);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    /* watermark is now 195 min: 190 is late, 196 is still in time */
+    e = screen("p01", "phone", 3, T0 + 190 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_LATE);
+    e = screen("p01", "phone", 4, T0 + 196 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_int_equal(pipeline_get_stats(pl)->late, 1);
+    pipeline_free(pl);
+    free(o);
+}
+
+static void test_slowest_source_holds_the_watermark(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    int64_t s = 1;
+    episode(pl, &s, 0, 600, 5);               /* phone on day 0 */
+    struct event w = screen("p01", "watch", 1, T0 + 600 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &w), PIPE_ACCEPTED);
+    episode(pl, &s, 2, 600, 5);               /* phone jumps to day 2 */
+    assert_int_equal(o->n, 0);                /* the watch still holds day 0 open */
+    /* the watch catches up with an event of day 1: not late, since the watch held it */
+    w = screen("p01", "watch", 2, T0 + 86400000LL + 60 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &w), PIPE_ACCEPTED);
+    assert_int_equal(o->n, 7);                /* day 0 closed: 7 screen features */
+    assert_non_null(strstr(o->lines[0], "\"local_date\":\"2020-03-06\""));
+    pipeline_free(pl);
+    free(o);
+}
+
+static void test_finish_emits_the_partial_last_day(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    int64_t s = 1;
+    episode(pl, &s, 0, 600, 5);
+    episode(pl, &s, 1, 120, 10);
+    assert_int_equal(o->n, 7); /* day 0 closed by the watermark, day 1 still open */
+    pipeline_finish(pl);
+    assert_int_equal(o->n, 14);
+    assert_non_null(strstr(o->lines[7], "\"local_date\":\"2020-03-07\""));
+    assert_non_null(strstr(o->lines[7], "\"value\":1"));
+    pipeline_free(pl);
+    free(o);
+}
+
+static void test_skip_records_suppresses_a_prefix(void **state)
+{
+    (void)state;
+    struct out *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    struct pipeline *pa = new_pl(a), *pb = new_pl(b);
+    pipeline_skip_records(pb, 9);
+    int64_t s1 = 1, s2 = 1;
+    for (int d = 0; d < 3; d++) {
+        episode(pa, &s1, d, 300, 4);
+        episode(pb, &s2, d, 300, 4);
+    }
+    pipeline_finish(pa);
+    pipeline_finish(pb);
+    assert_int_equal(a->n, b->n + 9);
+    for (size_t i = 0; i < b->n; i++)
+        assert_string_equal(a->lines[i + 9], b->lines[i]);
+    pipeline_free(pa);
+    pipeline_free(pb);
+    free(a);
+    free(b);
+}
+
+static void test_unknown_tz_is_refused(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    struct event e;
+    memset(&e, 0, sizeof e);
+    strcpy(e.participant, "p01");
+    e.ts = T0;
+    e.type = EV_TZ;
+    strcpy(e.u.tz.tz, "Mars/Olympus_Mons");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_BAD_TZ);
+    strcpy(e.u.tz.tz, "Europe/Paris");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    pipeline_free(pl);
+    free(o);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_duplicates_are_dropped_and_counted),
+        cmocka_unit_test(test_out_of_order_within_lateness_equals_sorted),
+        cmocka_unit_test(test_event_older_than_watermark_is_late),
+        cmocka_unit_test(test_slowest_source_holds_the_watermark),
+        cmocka_unit_test(test_finish_emits_the_partial_last_day),
+        cmocka_unit_test(test_skip_records_suppresses_a_prefix),
+        cmocka_unit_test(test_unknown_tz_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
