@@ -43,6 +43,11 @@ struct daemon {
 };
 
 int64_t daemon_now_ms(void);
+/* Reads a socket's CURVE key files (if configured) into c, logging FILE:LINE errors. */
+int daemon_curve_setup(struct zap *zap, struct daemon_curve *c, const char *domain,
+                       const char *secret_file, const char *clients_file);
+/* 1 if any configured endpoint is tcp:// and so needs the ZAP handler. */
+int daemon_needs_zap(const struct conf *cf);
 
 #include <jansson.h>
 /* The control socket's handler (daemon/ctlcmds.c); matches control_handler_fn. */

@@ -10,8 +10,13 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <zmq.h>
 
 #include "daemon/conf.h"
+#include "daemon/daemon.h"
+#include "daemon/publish.h"
+#include "daemon/store.h"
+#include "daemon/zap.h"
 #include "daemon/demo.h"
 #include "daemon/log.h"
 #include "daemon/replay.h"
@@ -32,8 +37,13 @@ struct replay {
     uint64_t bad, unknown, io_errors;
     int strict;
     int failed_strict;
+    struct store_sync *store;  /* --store PATH */
+    struct publisher *pub;     /* when the config names publish endpoints */
+    uint64_t store_errors;
     char buf[8192];
 };
+
+#define STORE_COMMIT_EVERY 5000
 
 static int write_record(void *ud, const struct feature_record *r)
 {
@@ -41,8 +51,43 @@ static int write_record(void *ud, const struct feature_record *r)
     int n = record_to_json(r, rp->buf, sizeof rp->buf - 1);
     if (n < 0)
         return n;
+    if (rp->store) {
+        struct store_record sr = {
+            .participant = r->participant, .feature = r->feature,
+            .window = window_kind_name(r->window), .start = r->start, .end = r->end,
+            .revision = r->revision, .body = rp->buf, .body_len = (size_t)n,
+        };
+        if (store_sync_record(rp->store, &sr) < 0)
+            rp->store_errors++;
+    }
+    if (rp->pub) {
+        char topic[PUBLISH_TOPIC_MAX + 1];
+        if (publish_topic_feature(topic, sizeof topic, r->participant, r->feature) >= 0)
+            publisher_send(rp->pub, topic, rp->buf, (size_t)n);
+    }
     rp->buf[n++] = '\n';
     return fwrite(rp->buf, 1, (size_t)n, rp->out) == (size_t)n ? 0 : -EIO;
+}
+
+/* --store: the replayed events become a store like the daemon's, in the order read. */
+static void store_event(struct replay *rp, const struct event *ev)
+{
+    char *body = ev_to_json(ev);
+    if (!body) {
+        rp->store_errors++;
+        return;
+    }
+    struct store_event se = {
+        .source = ev->source[0] ? ev->source : "replay", .seq = ev->seq, .has_seq = ev->has_seq,
+        .ts = ev->ts, .participant = ev->participant, .type = ev_type_name(ev->type),
+        .body = body, .body_len = strlen(body),
+    };
+    uint8_t status;
+    if (store_sync_events(rp->store, &se, 1, &status) < 0)
+        rp->store_errors++;
+    free(body);
+    if (store_sync_pending(rp->store) >= STORE_COMMIT_EVERY && store_sync_commit(rp->store) < 0)
+        rp->store_errors++;
 }
 
 static void conf_error(void *ud, const char *file, int line, const char *msg)
@@ -114,7 +159,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: engaged replay [-c FILE] [--speed max|realtime|N] [--out FILE|-]\n"
             "                      [--format jsonl|aware-csv|store] [--participant ID]\n"
-            "                      [--strict] [--demo] INPUT...\n");
+            "                      [--strict] [--store PATH] [--demo] INPUT...\n");
 }
 
 int replay_main(int argc, char **argv)
@@ -124,9 +169,10 @@ int replay_main(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},    {"format", required_argument, NULL, 'f'},
         {"participant", required_argument, NULL, 'p'}, {"strict", no_argument, NULL, 'S'},
         {"demo", no_argument, NULL, 'D'},         {"help", no_argument, NULL, 'h'},
+        {"store", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL, *out = "-", *format = NULL, *participant = NULL;
+    const char *config = NULL, *out = "-", *format = NULL, *participant = NULL, *store = NULL;
     double speed = 0;
     int strict = 0, demo = 0, c;
     optind = 1;
@@ -138,6 +184,7 @@ int replay_main(int argc, char **argv)
         case 'p': participant = optarg; break;
         case 'S': strict = 1; break;
         case 'D': demo = 1; break;
+        case 'T': store = optarg; break;
         case 's':
             if (strcmp(optarg, "max") == 0)
                 speed = 0;
@@ -191,6 +238,10 @@ int replay_main(int argc, char **argv)
         }
     }
 
+    void *zctx = NULL;
+    struct zap *zap = NULL;
+    struct daemon_curve curve;
+    memset(&curve, 0, sizeof curve);
     struct replay *rp = calloc(1, sizeof *rp);
     struct input *in = calloc((size_t)n_in + 1, sizeof *in);
     struct pipeline_participant_conf *parts = NULL;
@@ -206,8 +257,53 @@ int replay_main(int argc, char **argv)
         rc = EX_CANTCREAT;
         goto out;
     }
+    if (store) {
+        struct store_opts so;
+        store_opts_default(&so);
+        so.sync_full = 0; /* a replay can be re-run: speed over power-loss durability */
+        int e = store_sync_open(store, &so, &rp->store);
+        if (e < 0) {
+            fprintf(stderr, "engaged replay: --store %s: %s\n", store, store_strerror(e));
+            rc = EX_CANTCREAT;
+            goto out;
+        }
+    }
+    /* Publish only to endpoints a config file names explicitly, so a replay never takes
+     * over the built-in default socket of a live daemon. */
+    if (cf->publish.endpoints_explicit && cf->publish.n_endpoints) {
+        int e = 0;
+        zctx = zmq_ctx_new();
+        if (zctx && daemon_needs_zap(cf))
+            zap = zap_new(zctx, &e);
+        if (!zctx || (daemon_needs_zap(cf) && !zap) ||
+            daemon_curve_setup(zap, &curve, "publish", cf->publish.curve_secret_key_file,
+                               cf->publish.curve_clients_file) < 0) {
+            fprintf(stderr, "engaged replay: cannot set up the publisher\n");
+            rc = EX_CONFIG;
+            goto out;
+        }
+        const char *eps[CONF_MAX_ENDPOINTS];
+        for (size_t i = 0; i < cf->publish.n_endpoints; i++)
+            eps[i] = cf->publish.endpoints[i];
+        struct publish_opts po = {
+            .sndhwm = (int)cf->publish.sndhwm,
+            .lvc_max_topics = (size_t)cf->publish.lvc_max_topics,
+            .curve = curve.opts,
+        };
+        size_t bad = 0;
+        rp->pub = publisher_new_ex(zctx, eps, cf->publish.n_endpoints, &po, &e, &bad);
+        if (!rp->pub) {
+            fprintf(stderr, "engaged replay: publish %s: %s\n",
+                    eps[bad < cf->publish.n_endpoints ? bad : 0], strerror(-e));
+            rc = EX_UNAVAILABLE;
+            goto out;
+        }
+    }
     struct pipeline_conf pc;
-    conf_fill_pipeline(cf, &pc, &parts);
+    if (conf_fill_pipeline(cf, &pc, &parts) < 0) {
+        rc = EX_OSERR;
+        goto out;
+    }
     int err = 0;
     pl = pipeline_new(&pc, write_record, rp, &err);
     if (!pl) {
@@ -241,6 +337,8 @@ int replay_main(int argc, char **argv)
         if (best < 0)
             break;
         pace(speed, in[best].head.ts, &ts0, &wall0);
+        if (rp->store)
+            store_event(rp, &in[best].head);
         int r = pipeline_push(pl, &in[best].head);
         if (r == PIPE_BAD_TZ)
             fprintf(stderr, "%s:%llu: unknown time zone \"%s\"\n", in[best].r.path,
@@ -265,9 +363,14 @@ int replay_main(int argc, char **argv)
             (unsigned long long)st->late, (unsigned long long)(rp->bad + st->bad_tz),
             (unsigned long long)rp->unknown, (unsigned long long)st->limit_hits,
             (unsigned long long)st->records);
+    if (rp->store && store_sync_commit(rp->store) < 0)
+        rp->store_errors++;
+    if (rp->store_errors)
+        fprintf(stderr, "engaged replay: --store %s: %llu rows could not be stored\n", store,
+                (unsigned long long)rp->store_errors);
     if (rp->failed_strict)
         rc = EX_DATAERR;
-    else if (rp->io_errors || st->sink_errors)
+    else if (rp->io_errors || st->sink_errors || rp->store_errors)
         rc = EX_IOERR;
 out_readers:
     for (int i = 0; i < n_open; i++)
@@ -280,6 +383,15 @@ out:
             fclose(rp->out);
     }
     pipeline_free(pl);
+    if (rp) {
+        if (store_sync_close(rp->store) < 0 && rc == EX_OK)
+            rc = EX_IOERR;
+        publisher_free(rp->pub);
+    }
+    zap_free(zap);
+    curve_keylist_release(&curve.clients);
+    if (zctx)
+        zmq_ctx_term(zctx);
     free(parts);
     free(in);
     free(rp);

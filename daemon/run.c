@@ -143,11 +143,11 @@ static int recover(struct daemon *d)
 
 /* ---- CURVE material ----------------------------------------------------------------- */
 
-static int curve_setup(struct daemon *d, struct daemon_curve *c, const char *domain,
+int daemon_curve_setup(struct zap *zap, struct daemon_curve *c, const char *domain,
                        const char *secret_file, const char *clients_file)
 {
     memset(c, 0, sizeof *c);
-    c->opts.zap = d->zap;
+    c->opts.zap = zap;
     c->opts.domain = domain;
     if (!secret_file[0])
         return 0;
@@ -169,7 +169,7 @@ static int curve_setup(struct daemon *d, struct daemon_curve *c, const char *dom
     return 0;
 }
 
-static int needs_zap(const struct conf *cf)
+int daemon_needs_zap(const struct conf *cf)
 {
     for (size_t i = 0; i < cf->publish.n_endpoints; i++)
         if (strncmp(cf->publish.endpoints[i], "tcp://", 6) == 0)
@@ -339,18 +339,18 @@ static int open_sockets(struct daemon *d)
 {
     int e = 0;
     const struct conf *cf = d->cf;
-    if (needs_zap(cf)) {
+    if (daemon_needs_zap(cf)) {
         d->zap = zap_new(d->zctx, &e);
         if (!d->zap) {
             log_error("zap: %s", strerror(-e));
             return e;
         }
     }
-    if ((e = curve_setup(d, &d->curve_pub, "publish", cf->publish.curve_secret_key_file,
+    if ((e = daemon_curve_setup(d->zap, &d->curve_pub, "publish", cf->publish.curve_secret_key_file,
                          cf->publish.curve_clients_file)) < 0 ||
-        (e = curve_setup(d, &d->curve_ctl, "control", cf->control.curve_secret_key_file,
+        (e = daemon_curve_setup(d->zap, &d->curve_ctl, "control", cf->control.curve_secret_key_file,
                          cf->control.curve_clients_file)) < 0 ||
-        (e = curve_setup(d, &d->curve_ing, "ingest", cf->ingest.curve_secret_key_file,
+        (e = daemon_curve_setup(d->zap, &d->curve_ing, "ingest", cf->ingest.curve_secret_key_file,
                          cf->ingest.curve_clients_file)) < 0)
         return e;
     if (cf->publish.n_endpoints) {
