@@ -64,7 +64,9 @@ struct ingest *ingest_new(void *zctx, const char *const *endpoints, size_t n_end
         return NULL;
     }
     int linger = 0, hwm = 10000;
-    int64_t maxmsg = (int64_t)o->max_message + 4096;
+    /* Messages up to 4x max_message are read and refused with a clear error; beyond that
+     * libzmq drops the connection before buffering the message (memory bound). */
+    int64_t maxmsg = 4 * (int64_t)o->max_message + 4096;
     zmq_setsockopt(in->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(in->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(in->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
