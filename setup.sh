@@ -28,7 +28,8 @@ build() { # dir, cmake args...
   cmake --build "$dir" -j"$jobs" >&2
 }
 
-build build/release -DCMAKE_BUILD_TYPE=Release -DENGAGED_WERROR=ON
+# /usr prefix: the daemon defaults to /etc/engaged/engaged.conf and the unit to /usr/bin
+build build/release -DCMAKE_BUILD_TYPE=Release -DENGAGED_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr
 if [ "${1:-}" = "--test" ]; then
   build build/asan -DCMAKE_BUILD_TYPE=Debug -DENGAGED_SANITIZE=ON -DENGAGED_WERROR=ON
   rc=0
