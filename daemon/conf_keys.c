@@ -94,7 +94,7 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_PIPELINE, .name = "coverage_gap", .type = CT_DURATION,
      FLD(conf_pipeline, coverage_gap_ms), .min = MIN, .max = 30 * DAY, .def = "12h"},
     {.sect = CS_PIPELINE, .name = "screen_hold", .type = CT_DURATION,
-     FLD(conf_pipeline, screen_hold_ms), .min = 0, .max = 2 * DAY, .def = "6h"},
+     FLD(conf_pipeline, screen_hold_ms), .min = 0, .max = 2 * DAY, .def = "24h"},
     {.sect = CS_PIPELINE, .name = "screen_ignore_shorter", .type = CT_DURATION,
      FLD(conf_pipeline, screen_ignore_shorter_ms), .min = 0, .max = DAY, .def = "0"},
     {.sect = CS_PIPELINE, .name = "screen_ignore_longer", .type = CT_DURATION,

@@ -340,9 +340,14 @@ int replay_main(int argc, char **argv)
         if (rp->store)
             store_event(rp, &in[best].head);
         int r = pipeline_push(pl, &in[best].head);
-        if (r == PIPE_BAD_TZ)
+        if (r == PIPE_BAD_TZ) {
             fprintf(stderr, "%s:%llu: unknown time zone \"%s\"\n", in[best].r.path,
                     (unsigned long long)in[best].r.line, in[best].head.u.tz.tz);
+            if (strict) {
+                rp->failed_strict = 1;
+                break;
+            }
+        }
         else if (r == PIPE_LATE && log_get_level() >= LOG_LVL_DEBUG)
             fprintf(stderr, "%s:%llu: late event dropped\n", in[best].r.path,
                     (unsigned long long)in[best].r.line);

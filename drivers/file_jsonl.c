@@ -18,13 +18,19 @@ struct jsonl {
     char why[160];
 };
 
+/* JSON Lines is the fallback format: a file that starts like a JSON object (after an optional
+ * UTF-8 byte order mark and whitespace), or any text that no other reader claims, is read as
+ * JSON Lines, so a file whose first line is bad still gets one FILE:LINE error per bad line.
+ * Binary data (a NUL in the first bytes, not after a '{') is refused as unrecognised. */
 static int jsonl_probe(const char *path, const unsigned char *head, size_t n)
 {
     (void)path;
     size_t i = 0;
+    if (n >= 3 && memcmp(head, "\xef\xbb\xbf", 3) == 0)
+        i = 3;
     while (i < n && (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t'))
         i++;
-    return i == n || head[i] == '{';
+    return i == n || head[i] == '{' || memchr(head, 0, n) == NULL;
 }
 
 static int jsonl_open(struct reader *r, const char *path, const struct reader_opts *o)

@@ -77,7 +77,7 @@ void pipeline_conf_defaults(struct pipeline_conf *c)
     memset(c, 0, sizeof *c);
     c->lateness_ms = 10 * 60000;
     c->coverage_gap_ms = 12 * 3600000LL;
-    c->screen_hold_ms = 6 * 3600000LL;
+    c->screen_hold_ms = 24 * 3600000LL;
     c->screen_ignore_shorter_min = 0;
     c->screen_ignore_longer_min = 360;
     c->max_participants = 1024;
@@ -425,6 +425,14 @@ static void close_days(struct pstate *ps, int finishing)
         struct day_window *d = &ps->next_day;
         if (finishing ? d->start > ps->last_ts : d->end > ps->wm)
             break;
+        /* Coverage is final only when the phone stream's last interval reaches past the day
+         * or no event can extend it any more (the watermark is a coverage_gap beyond it):
+         * otherwise the next event, if it comes within the gap, would cover the night. */
+        if (!finishing && ps->n_iv) {
+            const struct interval *last = &ps->iv[ps->n_iv - 1];
+            if (last->b < d->end && ps->wm < last->b + ps->pl->conf.coverage_gap_ms)
+                break;
+        }
         for (size_t f = 0; f < N_FAMILIES; f++)
             if (!families[f]->day_ready(ps->fam[f], ps, d, ps->wm, finishing))
                 return;

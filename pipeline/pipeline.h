@@ -24,7 +24,7 @@ struct pipeline_participant_conf {
 struct pipeline_conf {
     int64_t lateness_ms;          /* allowed out-of-orderness per source (default 10 min) */
     int64_t coverage_gap_ms;      /* longer silences of a stream count as missing data (12 h) */
-    int64_t screen_hold_ms;       /* how long a day waits for an unlock open at midnight (6 h) */
+    int64_t screen_hold_ms;       /* how long a day waits for an unlock open at midnight (24 h) */
     double screen_ignore_shorter_min; /* RAPIDS IGNORE_EPISODES_SHORTER_THAN, 0 = off */
     double screen_ignore_longer_min;  /* RAPIDS IGNORE_EPISODES_LONGER_THAN (360), 0 = off */
     size_t max_participants;      /* participants tracked at once (default 1024) */
