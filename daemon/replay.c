@@ -362,10 +362,10 @@ int replay_main(int argc, char **argv)
 
     const struct pipeline_stats *st = pipeline_get_stats(pl);
     fprintf(stderr,
-            "replay: %llu events accepted, %llu duplicates, %llu late, %llu bad lines, "
-            "%llu unknown types, %llu limit hits, %llu records\n",
+            "replay: %llu events accepted, %llu duplicates, %llu late, %llu revising, "
+            "%llu bad lines, %llu unknown types, %llu limit hits, %llu records\n",
             (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
-            (unsigned long long)st->late, (unsigned long long)(rp->bad + st->bad_tz),
+            (unsigned long long)st->late, (unsigned long long)st->revised, (unsigned long long)(rp->bad + st->bad_tz),
             (unsigned long long)rp->unknown, (unsigned long long)st->limit_hits,
             (unsigned long long)st->records);
     if (rp->store && store_sync_commit(rp->store) < 0)

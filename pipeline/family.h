@@ -19,7 +19,8 @@ const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps); /
 double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end);
 /* Emit one record for the participant; value NAN (or has_value 0) means null. */
 void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
-                     int has_value, double value, const char *unit, double coverage);
+                     int has_value, double value, const char *unit, double coverage,
+                     int revision);
 void pstate_count_discarded(struct pstate *ps, uint64_t n);
 
 struct family_ops {
@@ -31,8 +32,14 @@ struct family_ops {
     /* may the day w be closed now that the watermark is wm? (finishing = end of input) */
     int (*day_ready)(void *st, struct pstate *ps, const struct day_window *w, int64_t wm,
                      int finishing);
-    /* emit the day's records; state for times before w->end may then be dropped */
+    /* emit the day's records (revision 0); state older than the revision horizon
+     * ([pipeline] revise before w->end) may then be dropped */
     void (*close_day)(void *st, struct pstate *ps, const struct day_window *w);
+    /* a late event within the revision horizon, in any position relative to earlier ones */
+    void (*on_late_event)(void *st, struct pstate *ps, const struct event *ev);
+    /* recompute a closed day after late events; re-emit it with revision + 1 only if any of
+     * its records changed */
+    void (*revise_day)(void *st, struct pstate *ps, const struct day_window *w);
 };
 
 extern const struct family_ops family_screen;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/coverage.h"
 #include "pipeline/family.h"
 #include "pipeline/reorder.h"
 #include "pipeline/tz.h"
@@ -19,7 +20,7 @@ static const struct family_ops *const families[] = {
 
 #define DEDUPE_BITS 65536  /* seqs remembered below a source's highest seq */
 #define MAX_LINKS 4096     /* participants fed by one source */
-#define MAX_INTERVALS 4096 /* phone coverage intervals kept per participant */
+#define REVISE_DAYS 32      /* closed days kept for revision by late events */
 #define POOL_MAX_DECL 4096 /* recycled event buffers (POOL_MAX) */
 
 struct source {
@@ -31,8 +32,6 @@ struct source {
     size_t n_links, cap_links;
     size_t *links;        /* participant indices */
 };
-
-struct interval { int64_t a, b; };
 
 struct pstate {
     struct pipeline *pl;
@@ -46,8 +45,9 @@ struct pstate {
     int started;
     struct day_window next_day;    /* first day not yet closed */
     int64_t last_ts;
-    struct interval *iv;
-    size_t n_iv, cap_iv;
+    struct coverage cov;           /* of the phone stream */
+    struct day_window closed[REVISE_DAYS]; /* the newest closed days, oldest first */
+    size_t n_closed;
     void *fam[N_FAMILIES];
 };
 
@@ -76,6 +76,7 @@ void pipeline_conf_defaults(struct pipeline_conf *c)
 {
     memset(c, 0, sizeof *c);
     c->lateness_ms = 10 * 60000;
+    c->revise_ms = 24 * 3600000LL;
     c->coverage_gap_ms = 12 * 3600000LL;
     c->screen_hold_ms = 24 * 3600000LL;
     c->screen_ignore_shorter_min = 0;
@@ -339,48 +340,16 @@ static int is_phone_type(enum ev_type t)
     }
 }
 
-static void coverage_add(struct pstate *ps, int64_t t)
+static void phone_seen(struct pstate *ps, int64_t t)
 {
-    if (ps->n_iv && t - ps->iv[ps->n_iv - 1].b <= ps->pl->conf.coverage_gap_ms) {
-        if (t > ps->iv[ps->n_iv - 1].b)
-            ps->iv[ps->n_iv - 1].b = t;
-        return;
-    }
-    if (ps->n_iv >= MAX_INTERVALS) { /* keep the newest: old days are closed already */
-        memmove(ps->iv, ps->iv + 1, (ps->n_iv - 1) * sizeof *ps->iv);
-        ps->n_iv--;
+    uint64_t dropped = ps->cov.dropped;
+    if (coverage_add(&ps->cov, t, ps->pl->conf.coverage_gap_ms) < 0 || ps->cov.dropped != dropped)
         ps->pl->st.limit_hits++;
-    }
-    if (grow((void **)&ps->iv, &ps->cap_iv, ps->n_iv + 1, sizeof *ps->iv) < 0) {
-        ps->pl->st.limit_hits++;
-        return;
-    }
-    ps->iv[ps->n_iv++] = (struct interval){t, t};
 }
 
 double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end)
 {
-    if (end <= start)
-        return 0;
-    int64_t covered = 0;
-    for (size_t i = 0; i < ps->n_iv; i++) {
-        int64_t a = ps->iv[i].a > start ? ps->iv[i].a : start;
-        int64_t b = ps->iv[i].b < end ? ps->iv[i].b : end;
-        if (b > a)
-            covered += b - a;
-    }
-    return (double)covered / (double)(end - start);
-}
-
-static void coverage_trim(struct pstate *ps, int64_t before)
-{
-    size_t k = 0;
-    while (k < ps->n_iv && ps->iv[k].b < before)
-        k++;
-    if (k) {
-        memmove(ps->iv, ps->iv + k, (ps->n_iv - k) * sizeof *ps->iv);
-        ps->n_iv -= k;
-    }
+    return coverage_fraction(&ps->cov, start, end);
 }
 
 /* ---- accessors for families -------------------------------------------------------- */
@@ -391,7 +360,8 @@ const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps) { 
 void pstate_count_discarded(struct pstate *ps, uint64_t n) { ps->pl->st.screen_discarded += n; }
 
 void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
-                     int has_value, double value, const char *unit, double coverage)
+                     int has_value, double value, const char *unit, double coverage,
+                     int revision)
 {
     struct pipeline *pl = ps->pl;
     struct feature_record r = {
@@ -405,7 +375,7 @@ void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *
         .value = value,
         .unit = unit,
         .coverage = coverage,
-        .revision = 0,
+        .revision = revision,
     };
     memcpy(r.local_date, w->local_date, sizeof r.local_date);
     pl->st.records++;
@@ -428,20 +398,24 @@ static void close_days(struct pstate *ps, int finishing)
         /* Coverage is final only when the phone stream's last interval reaches past the day
          * or no event can extend it any more (the watermark is a coverage_gap beyond it):
          * otherwise the next event, if it comes within the gap, would cover the night. */
-        if (!finishing && ps->n_iv) {
-            const struct interval *last = &ps->iv[ps->n_iv - 1];
-            if (last->b < d->end && ps->wm < last->b + ps->pl->conf.coverage_gap_ms)
-                break;
-        }
+        int64_t last = coverage_last(&ps->cov);
+        if (!finishing && last != INT64_MIN && last < d->end &&
+            ps->wm < last + ps->pl->conf.coverage_gap_ms)
+            break;
         for (size_t f = 0; f < N_FAMILIES; f++)
             if (!families[f]->day_ready(ps->fam[f], ps, d, ps->wm, finishing))
                 return;
         for (size_t f = 0; f < N_FAMILIES; f++)
             families[f]->close_day(ps->fam[f], ps, d);
+        if (ps->n_closed == REVISE_DAYS) {
+            memmove(ps->closed, ps->closed + 1, (REVISE_DAYS - 1) * sizeof *ps->closed);
+            ps->n_closed--;
+        }
+        ps->closed[ps->n_closed++] = *d;
         struct day_window next;
         cal_day_next(&ps->tzl, d, &next);
         *d = next;
-        coverage_trim(ps, d->start - ps->pl->conf.coverage_gap_ms);
+        coverage_trim(&ps->cov, ps->closed[0].start - ps->pl->conf.coverage_gap_ms);
     }
 }
 
@@ -461,7 +435,7 @@ static void dispatch(struct pstate *ps, const struct event *ev)
         cal_day_at(&ps->tzl, ev->ts, &ps->next_day);
     }
     if (is_phone_type(ev->type))
-        coverage_add(ps, ev->ts);
+        phone_seen(ps, ev->ts);
     ps->last_ts = ev->ts;
     for (size_t f = 0; f < N_FAMILIES; f++)
         families[f]->on_event(ps->fam[f], ps, ev);
@@ -478,6 +452,26 @@ static void release(struct pstate *ps, int64_t wm, int finishing)
         event_recycle(ps->pl, h.ev);
     }
     close_days(ps, finishing);
+}
+
+/* A late event within the revision horizon: the families take it into their state and every
+ * closed day it can touch (through an episode over midnight or the coverage of a night) is
+ * recomputed; families re-emit only the days whose records changed. A time-zone switch cannot
+ * be revised (it would move day boundaries already published): it is counted late instead. */
+static void revise(struct pstate *ps, const struct event *ev)
+{
+    const struct pipeline_conf *c = &ps->pl->conf;
+    if (is_phone_type(ev->type))
+        phone_seen(ps, ev->ts);
+    for (size_t f = 0; f < N_FAMILIES; f++)
+        families[f]->on_late_event(ps->fam[f], ps, ev);
+    int64_t reach = c->screen_hold_ms > c->coverage_gap_ms ? c->screen_hold_ms : c->coverage_gap_ms;
+    for (size_t i = 0; i < ps->n_closed; i++) {
+        const struct day_window *d = &ps->closed[i];
+        if (d->end > ev->ts - reach && d->start <= ev->ts + reach)
+            for (size_t f = 0; f < N_FAMILIES; f++)
+                families[f]->revise_day(ps->fam[f], ps, d);
+    }
 }
 
 static int64_t participant_wm(const struct pstate *ps)
@@ -527,6 +521,11 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         }
     }
     if (ps->wm != INT64_MIN && ev->ts < ps->wm) {
+        if (ps->started && ev->type != EV_TZ && ev->ts >= ps->wm - pl->conf.revise_ms) {
+            revise(ps, ev);
+            pl->st.revised++;
+            return PIPE_REVISED;
+        }
         pl->st.late++;
         return PIPE_LATE;
     }
@@ -613,7 +612,7 @@ void pipeline_free(struct pipeline *pl)
             free(reorder_pop(&ps->buf).ev);
         reorder_release(&ps->buf);
         free(ps->src);
-        free(ps->iv);
+        coverage_release(&ps->cov);
         free(ps);
     }
     for (size_t i = 0; i < pl->n_src; i++) {

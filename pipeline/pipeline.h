@@ -24,6 +24,9 @@ struct pipeline_participant_conf {
 struct pipeline_conf {
     int64_t lateness_ms;          /* allowed out-of-orderness per source (default 10 min) */
     int64_t coverage_gap_ms;      /* longer silences of a stream count as missing data (12 h) */
+    int64_t revise_ms;            /* late events this far behind the watermark revise closed
+                                   * days (records re-emitted with revision + 1); older ones
+                                   * are only counted as late (default 1 d, at most 7 d) */
     int64_t screen_hold_ms;       /* how long a day waits for an unlock open at midnight (24 h) */
     double screen_ignore_shorter_min; /* RAPIDS IGNORE_EPISODES_SHORTER_THAN, 0 = off */
     double screen_ignore_longer_min;  /* RAPIDS IGNORE_EPISODES_LONGER_THAN (360), 0 = off */
@@ -42,13 +45,14 @@ void pipeline_conf_defaults(struct pipeline_conf *c);
 enum pipe_result {
     PIPE_ACCEPTED = 0,
     PIPE_DUPLICATE,   /* (source, seq) seen before */
-    PIPE_LATE,        /* older than the participant's watermark: counted, not applied */
+    PIPE_LATE,        /* older than the watermark by more than revise: counted, not applied */
     PIPE_LIMIT,       /* a configured bound was hit (reason in stats) */
     PIPE_BAD_TZ,      /* tz event naming a zone the tz database does not have */
+    PIPE_REVISED,     /* behind the watermark but within revise: closed days recomputed */
 };
 
 struct pipeline_stats {
-    uint64_t accepted, duplicates, late, limit_hits, bad_tz, records, sink_errors;
+    uint64_t accepted, duplicates, late, revised, limit_hits, bad_tz, records, sink_errors;
     uint64_t screen_discarded;    /* screen events discarded by the RAPIDS episode rules */
 };
 

@@ -17,10 +17,33 @@ struct sev {
     int state;
 };
 
+#define N_FEAT 7
+#define CACHE_DAYS 32 /* closed days remembered for revisions (pipeline.c keeps as many) */
+
+/* What a day emitted, to tell whether a revision changes anything. */
+struct day_vals {
+    int64_t start;
+    int emitted, revision;
+    int has[N_FEAT];
+    double v[N_FEAT];
+    double coverage;
+};
+
 struct screen {
     struct sev *ev;
     size_t n, cap;
     uint64_t overflow;
+    struct day_vals cache[CACHE_DAYS];
+    size_t n_cache;
+};
+
+static const char *const feat_name[N_FEAT] = {
+    "screen.countepisodeunlock", "screen.sumdurationunlock", "screen.maxdurationunlock",
+    "screen.mindurationunlock", "screen.avgdurationunlock", "screen.stddurationunlock",
+    "screen.firstuseafter00unlock",
+};
+static const char *const feat_unit[N_FEAT] = {
+    "count", "min", "min", "min", "min", "min", "min_after_midnight",
 };
 
 static void *screen_new(struct pstate *ps) { (void)ps; return calloc(1, sizeof(struct screen)); }
@@ -32,6 +55,8 @@ static void screen_free(void *st)
         free(s->ev);
     free(s);
 }
+
+static size_t first_at(const struct screen *s, int64_t t);
 
 static void screen_event(void *st, struct pstate *ps, const struct event *ev)
 {
@@ -52,7 +77,11 @@ static void screen_event(void *st, struct pstate *ps, const struct event *ev)
         s->ev = p;
         s->cap = cap;
     }
-    s->ev[s->n++] = (struct sev){ev->ts, ev->u.screen.state};
+    /* in time order this appends; a late event goes after the events of its instant */
+    size_t at = s->n && s->ev[s->n - 1].ts > ev->ts ? first_at(s, ev->ts + 1) : s->n;
+    memmove(s->ev + at + 1, s->ev + at, (s->n - at) * sizeof *s->ev);
+    s->ev[at] = (struct sev){ev->ts, ev->u.screen.state};
+    s->n++;
 }
 
 /* Index of the first event at or after t. */
@@ -114,15 +143,17 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void screen_close(void *st, struct pstate *ps, const struct day_window *w)
+/* The day's values from the events held; *discarded counts unlocks without an OFF. */
+static void compute(const struct screen *s, struct pstate *ps, const struct day_window *w,
+                    struct day_vals *out, uint64_t *discarded)
 {
-    struct screen *s = st;
     const struct pipeline_conf *c = pstate_conf(ps);
-    double coverage = pstate_phone_coverage(ps, w->start, w->end);
+    memset(out, 0, sizeof *out);
+    out->start = w->start;
+    out->coverage = pstate_phone_coverage(ps, w->start, w->end);
     size_t n_ep = 0, cap_ep = 0;
     double *dur = NULL;
     double first = NAN;
-    uint64_t discarded = 0;
 
     /* Walk kept events pairwise; an episode can only intersect the day if its OFF is at or
      * after the day start, and its UNLOCK is before the day end. */
@@ -154,43 +185,73 @@ static void screen_close(void *st, struct pstate *ps, const struct day_window *w
             }
         } else if (prev != (size_t)-1 && s->ev[prev].state == SCREEN_UNLOCKED &&
                    s->ev[prev].ts >= w->start && s->ev[prev].ts < w->end) {
-            discarded++; /* an UNLOCK not followed by an OFF */
+            (*discarded)++; /* an UNLOCK not followed by an OFF */
         }
         prev = i;
     }
-    pstate_count_discarded(ps, discarded);
-
-    if (n_ep > 0 || coverage > 0) {
-        double sum = 0, mx = NAN, mn = NAN, avg = NAN, sd = NAN;
-        if (n_ep) {
-            /* sum in sorted order so the result does not depend on arrival details */
-            qsort(dur, n_ep, sizeof *dur, cmp_double);
+    out->emitted = n_ep > 0 || out->coverage > 0;
+    double sum = 0, mx = NAN, mn = NAN, avg = NAN, sd = NAN;
+    if (n_ep) {
+        /* sum in sorted order so the result does not depend on arrival details */
+        qsort(dur, n_ep, sizeof *dur, cmp_double);
+        for (size_t k = 0; k < n_ep; k++)
+            sum += dur[k];
+        mn = dur[0];
+        mx = dur[n_ep - 1];
+        avg = sum / (double)n_ep;
+        if (n_ep > 1) {
+            double ss = 0;
             for (size_t k = 0; k < n_ep; k++)
-                sum += dur[k];
-            mn = dur[0];
-            mx = dur[n_ep - 1];
-            avg = sum / (double)n_ep;
-            if (n_ep > 1) {
-                double ss = 0;
-                for (size_t k = 0; k < n_ep; k++)
-                    ss += (dur[k] - avg) * (dur[k] - avg);
-                sd = sqrt(ss / (double)(n_ep - 1));
-            }
+                ss += (dur[k] - avg) * (dur[k] - avg);
+            sd = sqrt(ss / (double)(n_ep - 1));
         }
-        pstate_emit_day(ps, w, "screen.countepisodeunlock", 1, (double)n_ep, "count", coverage);
-        pstate_emit_day(ps, w, "screen.sumdurationunlock", 1, sum, "min", coverage);
-        pstate_emit_day(ps, w, "screen.maxdurationunlock", n_ep > 0, mx, "min", coverage);
-        pstate_emit_day(ps, w, "screen.mindurationunlock", n_ep > 0, mn, "min", coverage);
-        pstate_emit_day(ps, w, "screen.avgdurationunlock", n_ep > 0, avg, "min", coverage);
-        pstate_emit_day(ps, w, "screen.stddurationunlock", n_ep > 1, sd, "min", coverage);
-        pstate_emit_day(ps, w, "screen.firstuseafter00unlock", n_ep > 0, first,
-                        "min_after_midnight", coverage);
     }
     free(dur);
+    const double v[N_FEAT] = {(double)n_ep, sum, mx, mn, avg, sd, first};
+    const int has[N_FEAT] = {1, 1, n_ep > 0, n_ep > 0, n_ep > 0, n_ep > 1, n_ep > 0};
+    for (int k = 0; k < N_FEAT; k++) {
+        out->has[k] = has[k];
+        out->v[k] = has[k] ? v[k] : 0;
+    }
+}
 
-    /* Keep from the last kept OFF before the day end on: earlier events cannot belong to an
-     * episode that reaches the next day. */
-    size_t cut = first_at(s, w->end);
+static void emit(struct pstate *ps, const struct day_window *w, const struct day_vals *d)
+{
+    for (int k = 0; k < N_FEAT; k++)
+        pstate_emit_day(ps, w, feat_name[k], d->has[k], d->v[k], feat_unit[k], d->coverage,
+                        d->revision);
+}
+
+static int same_vals(const struct day_vals *a, const struct day_vals *b)
+{
+    if (a->emitted != b->emitted || a->coverage != b->coverage)
+        return 0;
+    for (int k = 0; k < N_FEAT; k++)
+        if (a->has[k] != b->has[k] || a->v[k] != b->v[k])
+            return 0;
+    return 1;
+}
+
+static void screen_close(void *st, struct pstate *ps, const struct day_window *w)
+{
+    struct screen *s = st;
+    struct day_vals d;
+    uint64_t discarded = 0;
+    compute(s, ps, w, &d, &discarded);
+    pstate_count_discarded(ps, discarded);
+    if (d.emitted)
+        emit(ps, w, &d);
+    if (s->n_cache == CACHE_DAYS) {
+        memmove(s->cache, s->cache + 1, (CACHE_DAYS - 1) * sizeof *s->cache);
+        s->n_cache--;
+    }
+    s->cache[s->n_cache++] = d;
+
+    /* Keep the events a revision may need: from the last kept OFF before the oldest day a
+     * late event can still reach (its start, less a day for an episode over midnight) on.
+     * Earlier events cannot belong to an episode that reaches a revisable day. */
+    const struct pipeline_conf *c = pstate_conf(ps);
+    size_t cut = first_at(s, w->end - c->revise_ms - c->screen_hold_ms - 86400000LL);
     while (cut > 0 && !(kept(s, cut - 1) && s->ev[cut - 1].state == SCREEN_OFF))
         cut--;
     if (cut > 0) {
@@ -200,6 +261,25 @@ static void screen_close(void *st, struct pstate *ps, const struct day_window *w
     }
 }
 
+static void screen_revise(void *st, struct pstate *ps, const struct day_window *w)
+{
+    struct screen *s = st;
+    struct day_vals *old = NULL;
+    for (size_t i = 0; i < s->n_cache; i++)
+        if (s->cache[i].start == w->start)
+            old = &s->cache[i];
+    if (!old)
+        return; /* older than what is kept: cannot be revised */
+    struct day_vals d;
+    uint64_t discarded = 0;
+    compute(s, ps, w, &d, &discarded);
+    if (same_vals(&d, old))
+        return;
+    d.revision = old->emitted ? old->revision + 1 : 0;
+    emit(ps, w, &d);
+    *old = d;
+}
+
 const struct family_ops family_screen = {
     .name = "screen",
     .state_new = screen_new,
@@ -207,4 +287,6 @@ const struct family_ops family_screen = {
     .on_event = screen_event,
     .day_ready = screen_ready,
     .close_day = screen_close,
+    .on_late_event = screen_event,
+    .revise_day = screen_revise,
 };

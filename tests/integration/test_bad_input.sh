@@ -40,7 +40,7 @@ expect_rc 0 good
 [ -s "$T/all.out" ] || fail "no records from bad_input.jsonl"
 cmp -s "$T/all.out" "$T/good.out" || { diff "$T/all.out" "$T/good.out" | head; fail "bad lines changed the records"; }
 [ -z "$(reported good good.jsonl)" ] || fail "good lines alone reported problems"
-grep -q '^replay: 8 events accepted, 0 duplicates, 0 late, 0 bad lines' "$T/good.err" || fail "good-only summary"
+grep -q '^replay: 8 events accepted, 0 duplicates, 0 late, 0 revising, 0 bad lines' "$T/good.err" || fail "good-only summary"
 # every line that is neither good nor empty is reported once, in line order; good ones never
 LC_ALL=C awk '!/"note":"good"/ && length($0) > 0 { print NR }' "$T/bad_input.jsonl" > "$T/want.lines"
 reported all bad_input.jsonl > "$T/got.lines"
@@ -81,7 +81,7 @@ gen.jsonl:5: invalid UTF-8 at byte 61
 gen.jsonl:6: NUL byte at byte 62
 gen.jsonl:7: invalid UTF-8 at byte 1
 gen.jsonl:9: line longer than 1048576 bytes
-replay: 5 events accepted, 0 duplicates, 0 late, 6 bad lines, 0 unknown types, 0 limit hits, 7 records
+replay: 5 events accepted, 0 duplicates, 0 late, 0 revising, 6 bad lines, 0 unknown types, 0 limit hits, 7 records
 EOF
 sed "s#^$T/##" "$T/gen.err" > "$T/gen.got"
 diff -u "$T/gen.want" "$T/gen.got" || fail "generated bad lines: messages differ"

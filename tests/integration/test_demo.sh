@@ -26,7 +26,7 @@ cmp -s "$T/demo.out" "$T/file.out" || {
 cmp -s "$T/demo.err" "$T/file.err" || { diff "$T/demo.err" "$T/file.err"; fail "stderr differs"; }
 # the demo replays cleanly: every line accepted, nothing late, duplicated or rejected
 lines=$(grep -c . "$ENGAGED_SRC/demo/demo.jsonl")
-grep -q "^replay: $lines events accepted, 0 duplicates, 0 late, 0 bad lines, 0 unknown types, 0 limit hits, [1-9][0-9]* records$" \
+grep -q "^replay: $lines events accepted, 0 duplicates, 0 late, 0 revising, 0 bad lines, 0 unknown types, 0 limit hits, [1-9][0-9]* records$" \
   "$T/demo.err" || { cat "$T/demo.err"; fail "the demo does not replay cleanly ($lines lines)"; }
 records=$(wc -l < "$T/demo.out")
 grep -q ", $records records$" "$T/demo.err" || fail "record count in the summary differs from the output"

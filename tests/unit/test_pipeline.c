@@ -126,8 +126,11 @@ static void test_event_older_than_watermark_is_late(void **state)
     assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
     e = screen("p01", "phone", 2, T0 + 200 * MIN, SCREEN_OFF);
     assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
-    /* watermark is now 195 min: 190 is late, 196 is still in time */
+    /* watermark is now 195 min: 190 is behind it (revising, within the 1-day default),
+     * 196 is still in time, and two days back is late */
     e = screen("p01", "phone", 3, T0 + 190 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_REVISED);
+    e = screen("p01", "phone", 5, T0 - 2 * 86400000LL, SCREEN_ON);
     assert_int_equal(pipeline_push(pl, &e), PIPE_LATE);
     e = screen("p01", "phone", 4, T0 + 196 * MIN, SCREEN_ON);
     assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
