@@ -93,7 +93,8 @@ int ev_state_from_name(enum ev_type t, const char *name);
  * string literal or ev->u.err.why, so copy it before *ev is parsed into again.
  * accel samples are decoded into *scratch (caller-owned, EV_ACCEL_MAX entries; may be NULL
  * if the caller never feeds accel lines) which ev->u.accel.g then borrows.
- * The accepted format and every reason are documented in docs/events.md. */
+ * The accepted format and every reason are documented in docs/events.md. Common lines take
+ * an allocation-free fast path (event_fast.h) with the same result as jansson's. */
 int ev_parse_json(const char *line, size_t len, struct event *ev, float (*scratch)[3],
                   const char **why);
 
@@ -108,5 +109,8 @@ char *ev_to_json(const struct event *ev);
 int ev_equal(const struct event *a, const struct event *b);
 
 int ev_valid_id(const char *s); /* 1 if s matches [A-Za-z0-9_-]{1,64} */
+/* 1 if the n bytes at s have the shape of an IANA zone name (docs/events.md): at most
+ * EV_TZ_MAX of [A-Za-z0-9_+/-], no leading or trailing '/', no "//". */
+int ev_valid_tz_name(const char *s, size_t n);
 
 #endif

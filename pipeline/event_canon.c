@@ -6,6 +6,7 @@
  * need a json_t tree built per event (a dozen allocations) and formats reals with its own
  * precision rules, which are not the project's shared number format. */
 #include "pipeline/event.h"
+#include "pipeline/event_fast.h"
 #include "pipeline/record.h"
 
 #include <math.h>
@@ -28,8 +29,8 @@ const char *ev_type_name(enum ev_type t)
 
 int ev_type_from_name(const char *name)
 {
-    for (int t = 0; t < EV__COUNT; t++)
-        if (strcmp(type_names[t], name) == 0)
+    for (int t = 0; t < EV__COUNT; t++) /* first bytes first: this is on the parse path */
+        if (type_names[t][0] == name[0] && strcmp(type_names[t], name) == 0)
             return t;
     return -1;
 }
@@ -71,7 +72,7 @@ int ev_state_from_name(enum ev_type t, const char *name)
 {
     const char *const *tab = state_table(t);
     for (int i = 0; tab && tab[i]; i++)
-        if (strcmp(tab[i], name) == 0)
+        if (tab[i][0] == name[0] && strcmp(tab[i], name) == 0)
             return i;
     return -1;
 }
@@ -88,6 +89,49 @@ int ev_valid_id(const char *s)
             return 0;
     }
     return n > 0;
+}
+
+/* The keys of the line format, for both parsers (event_fast.h). */
+#define KEY(k, name) [k] = {name, sizeof name - 1}
+static const struct { const char *name; size_t len; } keys[EVK__COUNT] = {
+    KEY(EVK_TS, "ts"),         KEY(EVK_PARTICIPANT, "participant"), KEY(EVK_SOURCE, "source"),
+    KEY(EVK_SEQ, "seq"),       KEY(EVK_TYPE, "type"),             KEY(EVK_STATE, "state"),
+    KEY(EVK_APP, "app"),       KEY(EVK_PROMPT, "prompt"),         KEY(EVK_ITEMS, "items"),
+    KEY(EVK_MODULE, "module"), KEY(EVK_NUDGE, "nudge"),           KEY(EVK_EPOCH_S, "epoch_s"),
+    KEY(EVK_COUNTS, "counts"), KEY(EVK_HZ, "hz"),                 KEY(EVK_G, "g"),
+    KEY(EVK_STEPS, "steps"),   KEY(EVK_INTERVAL_S, "interval_s"), KEY(EVK_BPM, "bpm"),
+    KEY(EVK_RR_MS, "rr_ms"),   KEY(EVK_PCT, "pct"),               KEY(EVK_TZ, "tz"),
+};
+
+const char *ev_key_name(enum ev_key k)
+{
+    return (unsigned)k < EVK__COUNT ? keys[k].name : NULL;
+}
+
+int ev_key_from_name(const char *s, size_t n)
+{
+    for (int k = 0; k < EVK__COUNT; k++)
+        if (keys[k].len == n && keys[k].name[0] == s[0] && memcmp(keys[k].name, s, n) == 0)
+            return k;
+    return -1;
+}
+
+/* IANA names are also file names under /usr/share/zoneinfo: keep them to tzdata's own
+ * alphabet so that a hostile name can never become a path outside it. Whether the zone
+ * exists is for the pipeline to decide (the host's tzdata may be older than the data). */
+int ev_valid_tz_name(const char *s, size_t n)
+{
+    if (n == 0 || n > EV_TZ_MAX || s[0] == '/' || s[n - 1] == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '+' || c == '-' || c == '/'))
+            return 0;
+        if (c == '/' && s[i - 1] == '/') /* i > 0: s[0] is not '/' */
+            return 0;
+    }
+    return 1;
 }
 
 int ev_equal(const struct event *a, const struct event *b)

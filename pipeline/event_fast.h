@@ -55,8 +55,9 @@ struct ev_fields {
     void (*at)(const struct ev_value *array, size_t i, struct ev_value *out);
 };
 
-/* enum ev_key of the n bytes at s, or -1 for a key the format does not read. */
+/* enum ev_key of the n bytes at s, or -1 for a key the format does not read; and back. */
 int ev_key_from_name(const char *s, size_t n);
+const char *ev_key_name(enum ev_key k);
 
 /* The format's rules: checks f and fills *ev, which the caller has zeroed. Returns and
  * reports like ev_parse_json() (0, -EINVAL, -ENOENT; *why set on failure). */

@@ -1,0 +1,456 @@
+/* The event fast path (pipeline/event_fast.c) changes nothing but speed: on every line,
+ * ev_parse_json() (fast path first) and ev_parse_json_slow() (jansson alone) give the same
+ * return code, the same reason and the same event, bit for bit; the fast path never claims a
+ * line jansson would read differently; and it does take the canonical lines of every type,
+ * so it cannot quietly become a no-op. tests/fuzz/fuzz_event_diff.c checks the same on
+ * fuzzed input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/event.h"
+#include "pipeline/event_fast.h"
+
+static float scratch_slow[EV_ACCEL_MAX][3], scratch_fast[EV_ACCEL_MAX][3];
+
+/* Same event in every bit (ev_equal() treats -0.0 and 0.0 as equal; this does not). Both
+ * paths zero *ev and fill it through the same code; only the accel pointer differs. */
+static int identical(const struct event *a, const struct event *b)
+{
+    struct event bb = *b;
+    if (!ev_equal(a, b))
+        return 0;
+    if (a->type == EV_ACCEL) {
+        if (memcmp(a->u.accel.g, b->u.accel.g, a->u.accel.n * sizeof a->u.accel.g[0]) != 0)
+            return 0;
+        bb.u.accel.g = a->u.accel.g;
+    }
+    return memcmp(a, &bb, sizeof bb) == 0;
+}
+
+struct tally {
+    int lines, accepted, fast;
+};
+
+/* Checks that both paths agree on one line; counts what the fast path took. */
+static void agree(const char *line, size_t len, const char *where, struct tally *t)
+{
+    struct event slow, fast, both;
+    const char *why_slow = NULL, *why_both = NULL;
+    char reason[sizeof slow.u.err.why] = "";
+
+    int r_slow = ev_parse_json_slow(line, len, &slow, scratch_slow, &why_slow);
+    if (r_slow != 0)
+        snprintf(reason, sizeof reason, "%s", why_slow);
+    int took = ev_parse_fast(line, len, &fast, scratch_fast);
+    if (took && (r_slow != 0 || !identical(&slow, &fast)))
+        fail_msg("%s: fast path took a line jansson reads otherwise (%d %s): %.300s", where,
+                 r_slow, reason, line);
+    int r_both = ev_parse_json(line, len, &both, scratch_fast, &why_both);
+    if (r_both != r_slow || (r_slow != 0 && strcmp(reason, why_both) != 0) ||
+        (r_slow == 0 && !identical(&slow, &both)))
+        fail_msg("%s: paths differ\n  slow %d \"%s\"\n  both %d \"%s\"\n  line %.300s", where,
+                 r_slow, reason, r_both, r_both ? why_both : "", line);
+    t->lines++;
+    t->accepted += r_slow == 0;
+    t->fast += took;
+}
+
+/* Every line of a buffer, without its "\n" (or "\r\n": the "\r" stays, as readers pass it). */
+static void agree_lines(const char *buf, size_t n, const char *where, struct tally *t)
+{
+    for (const char *p = buf, *end = buf + n; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        agree(p, len, where, t);
+        p += len + 1;
+    }
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
+}
+
+static const char *src_path(const char *rel, char *buf, size_t cap)
+{
+    const char *src = getenv("ENGAGED_SRC");
+    snprintf(buf, cap, "%s/%s", src ? src : "..", rel);
+    return buf;
+}
+
+/* ---- the committed inputs ---- */
+
+static void test_fuzz_corpus_agrees(void **state)
+{
+    (void)state;
+    char dir[4096], path[8192];
+    struct tally t = {0};
+    DIR *d = opendir(src_path("tests/fuzz/corpus_event", dir, sizeof dir));
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *buf = slurp(path, &n);
+        agree(buf, n, path, &t); /* as the fuzzer feeds it: the whole file */
+        agree_lines(buf, n, path, &t);
+        free(buf);
+    }
+    closedir(d);
+    assert_true(t.lines >= 30);
+    assert_true(t.fast > 0);
+}
+
+static void test_bad_lines_agree(void **state)
+{
+    (void)state;
+    char path[4096];
+    size_t n;
+    struct tally t = {0};
+    char *buf = slurp(src_path("tests/data/bad-lines.jsonl", path, sizeof path), &n);
+    agree_lines(buf, n, "bad-lines.jsonl", &t);
+    assert_true(t.lines >= 40);
+    assert_int_equal(t.accepted, 0);
+    free(buf);
+}
+
+static void test_demo_recording_agrees_and_takes_the_fast_path(void **state)
+{
+    (void)state;
+    char path[4096];
+    size_t n;
+    struct tally t = {0};
+    char *buf = slurp(src_path("demo/demo.jsonl", path, sizeof path), &n);
+    agree_lines(buf, n, "demo.jsonl", &t);
+    assert_true(t.lines >= 1000);
+    assert_true(t.fast >= t.accepted * 9 / 10); /* plain lines: nearly all take it */
+    free(buf);
+}
+
+/* ---- generated lines ---- */
+
+struct kv {
+    const char *k, *v; /* key, and the value as JSON text */
+};
+
+/* Valid events of every type and every state, as key/value pairs. */
+static const struct kv events[][8] = {
+    {{"type", "\"screen\""}, {"state", "\"off\""}},
+    {{"type", "\"screen\""}, {"state", "\"unlocked\""}},
+    {{"type", "\"screen\""}, {"state", "3"}},
+    {{"type", "\"app\""}, {"app", "\"org.example.mindapp\""}},
+    {{"type", "\"app\""}, {"app", "\"com.x\""}, {"state", "\"background\""}},
+    {{"type", "\"ema\""}, {"prompt", "\"mood-am\""}, {"state", "\"answered\""},
+     {"items", "{\"mood\":4,\"note\":\"ok\"}"}},
+    {{"type", "\"ema\""}, {"prompt", "\"p\""}, {"state", "\"displayed\""}},
+    {{"type", "\"module\""}, {"module", "\"sleep-1\""}, {"state", "\"completed\""}},
+    {{"type", "\"dwai\""}, {"items", "[1,2,3,4,5,5]"}},
+    {{"type", "\"nudge_ack\""}, {"nudge", "\"n-1\""}, {"state", "\"dismissed\""}},
+    {{"type", "\"counts\""}, {"epoch_s", "60"}, {"counts", "123.5"}},
+    {{"type", "\"counts\""}, {"epoch_s", "15"}, {"counts", "[12,310,7.25]"}},
+    {{"type", "\"accel\""}, {"hz", "30"}, {"g", "[[0.01,-0.98,0.06],[0,1,-0.0]]"}},
+    {{"type", "\"steps\""}, {"steps", "42"}, {"interval_s", "60"}},
+    {{"type", "\"hr\""}, {"bpm", "71.5"}, {"rr_ms", "[840,812.25]"}},
+    {{"type", "\"hr\""}, {"bpm", "60"}},
+    {{"type", "\"battery\""}, {"pct", "87"}},
+    {{"type", "\"wear\""}, {"state", "\"on\""}},
+    {{"type", "\"tz\""}, {"tz", "\"America/New_York\""}},
+};
+#define N_EVENTS (sizeof events / sizeof events[0])
+
+static const struct kv envelope[] = {
+    {"ts", "1583470800000"}, {"participant", "\"p01\""}, {"source", "\"band-p01\""},
+    {"seq", "41"},
+};
+
+/* Spellings put in place of each value in turn: numbers of every shape (Clinger's exact
+ * cases, strtod's, overflow, underflow, bad syntax), strings of every kind, other types. */
+static const char *const values[] = {
+    "0", "-0", "1", "2", "3", "5", "60", "-1", "100", "300", "301", "1.0", "1e0", "1E2",
+    "5.0", "2.5e+1", "0.5", "-0.0", "71.5", "0.1", "1e-7", "1e22", "1e23", "1e-22", "1e-23",
+    "9007199254740992", "9007199254740993", "9007199254740993.0", "123456789012345678",
+    "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+    "-9223372036854775809", "18446744073709551616", "1583470800000.0", "1583470800000.5",
+    "1.7976931348623157e308", "1.8e308", "1e400", "-1e400", "4.9e-324", "2e-324", "1e-400",
+    "0.30000000000000004", "12345678901234567890.5", "0.000000000000000000000000001",
+    "01", "1.", ".5", "+1", "1e", "1e+", "-", "0x10", "NaN", "Infinity", "1.5.3",
+    "\"\"", "\"on\"", "\"off\"", "\"p02\"", "\"a b\"", "\"caf\xc3\xa9\"", "\"\xf0\x9d\x84\x9e\"",
+    "\"\xe2\x82\xac x\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"",
+    "\"\xe2\x82\"", "\"\x7f\"", "\"a\x01\"", "\"a\\u0041\"", "\"\\u00e9\"", "\"a\\\"b\"",
+    "\"Europe//x\"", "\"/UTC\"", "\"Etc/GMT+5\"", "\"foreground\"", "\"1583470800000\"",
+    "true", "false", "null", "nul", "{}", "{\"a\":1,\"a\":2}", "[]", "[1]", "[1,2,3]",
+    "[1,2,3,4,5,6]", "[5,5,5,5,5,5.0]", "[[1,2,3]]", "[[1,2,3],[4,5]]", "[[[1]]]",
+    "[1,\"2\",3]", "[1,2,]", "[1 2]", "[0.5,1e-3,2E+2]", "[[1000,-1000,1e-45]]",
+    "[[1000.0000001,0,0]]",
+};
+#define N_VALUES (sizeof values / sizeof values[0])
+
+/* Extra keys the format ignores, as they come from other writers (and broken ones). */
+static const char *const extras[] = {
+    "",
+    ",\"x\":1",
+    ",\"x\":{\"a\":[1,{\"b\":null}],\"c\":\"d\"}",
+    ",\"x\":1e300,\"y\":[true,false,null]",
+    ",\"x\":1e400",
+    ",\"x\":18446744073709551616",
+    ",\"x\":1,\"x\":2",
+    ",\"x\":{\"a\":1,\"a\":2}",
+    ",\"\":\"\",\"\xc3\xa9\":\"\xc3\xa9\"",
+    ",\"x\\u0041\":1",
+    ",\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]",
+    ",\"ts\":1583470800000",
+    ",\"type\":\"wear\"",
+};
+#define N_EXTRAS (sizeof extras / sizeof extras[0])
+
+struct line {
+    char buf[4096];
+    size_t len;
+};
+
+static void add(struct line *l, const char *s)
+{
+    size_t n = strlen(s);
+    assert_true(l->len + n < sizeof l->buf);
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+/* One line from pairs in the given order, with ws around the punctuation. */
+static void build(struct line *l, const char *bom, const struct kv *kv, size_t n,
+                  const size_t *order, const char *ws, const char *extra, const char *tail)
+{
+    l->len = 0;
+    add(l, bom);
+    add(l, ws);
+    add(l, "{");
+    for (size_t i = 0; i < n; i++) {
+        const struct kv *p = &kv[order[i]];
+        if (i)
+            add(l, ",");
+        add(l, ws);
+        add(l, "\"");
+        add(l, p->k);
+        add(l, "\"");
+        add(l, ws);
+        add(l, ":");
+        add(l, ws);
+        add(l, p->v);
+        add(l, ws);
+    }
+    add(l, extra);
+    add(l, "}");
+    add(l, tail);
+}
+
+/* The pairs of event e behind the envelope; returns the count. */
+static size_t pairs(size_t e, int with_source, struct kv *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof envelope / sizeof envelope[0]; i++)
+        if (with_source || i < 2)
+            out[n++] = envelope[i];
+    for (size_t i = 0; i < 8 && events[e][i].k; i++)
+        out[n++] = events[e][i];
+    return n;
+}
+
+static void test_generated_lines_agree(void **state)
+{
+    (void)state;
+    static const char *const spaces[] = {"", " ", "\t", "\r\n "};
+    static const char *const tails[] = {"", " ", "\r", "\n", "x", "}", "{}", "NUL"};
+    struct line l;
+    struct kv kv[16];
+    size_t order[16];
+    struct tally t = {0};
+
+    for (size_t e = 0; e < N_EVENTS; e++) {
+        for (int src = 0; src < 2; src++) {
+            size_t n = pairs(e, src, kv);
+            /* shapes: order, whitespace, BOM, ignored keys, text after the object */
+            for (int shape = 0; shape < 3 * 4 * 2 * (int)N_EXTRAS; shape++) {
+                int ord = shape % 3, ws = shape / 3 % 4, bom = shape / 12 % 2;
+                size_t x = (size_t)shape / 24;
+                for (size_t i = 0; i < n; i++)
+                    order[i] = ord == 0 ? i : ord == 1 ? n - 1 - i : (i + 3) % n;
+                build(&l, bom ? "\xef\xbb\xbf" : "", kv, n, order, spaces[ws], extras[x], "");
+                agree(l.buf, l.len, "generated shape", &t);
+            }
+            for (size_t i = 0; i < n; i++)
+                order[i] = i;
+            for (size_t k = 0; k < sizeof tails / sizeof tails[0]; k++) {
+                int nul = strcmp(tails[k], "NUL") == 0;
+                build(&l, "", kv, n, order, "", "", nul ? "" : tails[k]);
+                if (nul)
+                    l.buf[l.len++] = 0;
+                agree(l.buf, l.len, "generated tail", &t);
+            }
+            /* every value replaced by every spelling in turn; every key duplicated */
+            for (size_t i = 0; i < n; i++) {
+                struct kv saved = kv[i];
+                for (size_t v = 0; v < N_VALUES; v++) {
+                    kv[i].v = values[v];
+                    build(&l, "", kv, n, order, "", "", "");
+                    agree(l.buf, l.len, "generated value", &t);
+                }
+                kv[i] = saved;
+                kv[n] = saved;
+                order[n] = n;
+                build(&l, "", kv, n + 1, order, "", "", "");
+                agree(l.buf, l.len, "generated duplicate", &t);
+            }
+        }
+    }
+    print_message("generated: %d lines, %d accepted, %d by the fast path\n", t.lines,
+                  t.accepted, t.fast);
+    assert_true(t.fast > 1000);
+    assert_true(t.accepted > t.fast); /* some valid lines were left to jansson */
+}
+
+/* Numbers as generated by writers: Clinger's exact cases and strtod's, compared bit for bit
+ * (counts keeps the double as parsed). */
+static void test_random_numbers_convert_exactly(void **state)
+{
+    (void)state;
+    uint64_t r = 88172645463325252ULL;
+    struct tally t = {0};
+    char digits[32], num[64], line[256];
+    for (int i = 0; i < 200000; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17; /* xorshift64 */
+        uint64_t bits = r;
+        int nd = 1 + (int)(bits % 20), dot = (int)(bits / 20 % (uint64_t)nd); /* 0: none */
+        int e = (int)(bits >> 16 & 63) - 32, zero_lead = (bits >> 22 & 3) == 0;
+        size_t p = 0;
+        bits >>= 24;
+        for (int k = 0; k < nd; k++, bits = bits * 6364136223846793005ULL + 1) {
+            if (k == dot && k > 0)
+                digits[p++] = '.';
+            /* no leading zero unless it stands alone before the point ("0.5") */
+            int lead_ok = k > 0 || (zero_lead && dot == 1);
+            digits[p++] = (char)('0' + (lead_ok || nd == 1 ? bits >> 60 : 1 + (bits >> 60) % 9) % 10);
+        }
+        digits[p] = 0;
+        switch ((r >> 40) % 3) {
+        case 0: snprintf(num, sizeof num, "%s", digits); break;
+        case 1: snprintf(num, sizeof num, "%se%d", digits, e); break;
+        default: snprintf(num, sizeof num, "%sE%+d", digits, e); break;
+        }
+        snprintf(line, sizeof line,
+                 "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"counts\","
+                 "\"epoch_s\":60,\"counts\":%s}",
+                 num);
+        agree(line, strlen(line), "random number", &t);
+    }
+    print_message("numbers: %d lines, %d accepted, %d by the fast path\n", t.lines, t.accepted,
+                  t.fast);
+    assert_true(t.fast > t.lines / 2);
+}
+
+/* The canonical form of every type must take the fast path. */
+static void test_canonical_lines_of_every_type_take_the_fast_path(void **state)
+{
+    (void)state;
+    int seen[EV__COUNT] = {0};
+    struct line l;
+    struct kv kv[16];
+    size_t order[16];
+    for (size_t e = 0; e < N_EVENTS; e++) {
+        struct event ev, fast;
+        const char *why = NULL;
+        size_t n = pairs(e, 1, kv);
+        for (size_t i = 0; i < n; i++)
+            order[i] = i;
+        build(&l, "", kv, n, order, "", "", "");
+        if (ev_parse_json_slow(l.buf, l.len, &ev, scratch_slow, &why) != 0)
+            fail_msg("generated event rejected: %s: %.*s", why, (int)l.len, l.buf);
+        char *canon = ev_to_json(&ev);
+        assert_non_null(canon);
+        assert_int_equal(ev_parse_json_slow(canon, strlen(canon), &ev, scratch_slow, &why), 0);
+        if (!ev_parse_fast(canon, strlen(canon), &fast, scratch_fast) || !identical(&ev, &fast))
+            fail_msg("fast path did not take the canonical line %s", canon);
+        seen[ev.type] = 1;
+        free(canon);
+    }
+    for (int type = 0; type < EV__COUNT; type++)
+        if (!seen[type])
+            fail_msg("no canonical line of type %s was tried", ev_type_name((enum ev_type)type));
+}
+
+/* Valid lines outside the fast path's shape are left to jansson, and still read the same. */
+static void test_lines_beyond_the_fast_path_go_to_jansson(void **state)
+{
+    (void)state;
+    struct tally t = {0};
+    struct line l = {.len = 0};
+    const char *P = "{\"ts\":1583470800000,\"participant\":\"p01\",";
+
+    static const char *const lines[] = {
+        "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"app\",\"app\":\"caf\\u00e9\"}",
+        "{\"ts\":1583470800000,\"participant\":\"p\\u0030\",\"type\":\"wear\",\"state\":\"on\"}",
+        "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"wear\",\"state\":\"on\","
+        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        struct event ev;
+        assert_int_equal(ev_parse_fast(lines[i], strlen(lines[i]), &ev, scratch_fast), 0);
+        agree(lines[i], strlen(lines[i]), "beyond", &t);
+    }
+    /* an accel block longer than the fast path keeps */
+    add(&l, P);
+    add(&l, "\"type\":\"accel\",\"hz\":50,\"g\":[");
+    for (int i = 0; i < 100; i++)
+        add(&l, i ? ",[0.5,-1,0.25]" : "[0.5,-1,0.25]");
+    add(&l, "]}");
+    struct event ev;
+    assert_int_equal(ev_parse_fast(l.buf, l.len, &ev, scratch_fast), 0);
+    agree(l.buf, l.len, "long accel", &t);
+    /* many ignored keys */
+    l.len = 0;
+    add(&l, P);
+    add(&l, "\"type\":\"wear\",\"state\":\"on\"");
+    for (int i = 0; i < 20; i++) {
+        char kv[32];
+        snprintf(kv, sizeof kv, ",\"x%d\":%d", i, i);
+        add(&l, kv);
+    }
+    add(&l, "}");
+    assert_int_equal(ev_parse_fast(l.buf, l.len, &ev, scratch_fast), 0);
+    agree(l.buf, l.len, "many keys", &t);
+    assert_int_equal(t.accepted, t.lines);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fuzz_corpus_agrees),
+        cmocka_unit_test(test_bad_lines_agree),
+        cmocka_unit_test(test_demo_recording_agrees_and_takes_the_fast_path),
+        cmocka_unit_test(test_generated_lines_agree),
+        cmocka_unit_test(test_random_numbers_convert_exactly),
+        cmocka_unit_test(test_canonical_lines_of_every_type_take_the_fast_path),
+        cmocka_unit_test(test_lines_beyond_the_fast_path_go_to_jansson),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
