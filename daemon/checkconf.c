@@ -16,24 +16,31 @@ static void print_error(void *ud, const char *file, int line, const char *msg)
     printf("%s:%d: %s\n", file, line, msg);
 }
 
-int checkconf_main(int argc, char **argv)
+int config_path_arg(int argc, char **argv, const char *cmd, const char **path)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = ENGAGED_SYSCONFDIR "/engaged/engaged.conf";
     int c;
+    *path = ENGAGED_SYSCONFDIR "/engaged/engaged.conf";
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (c != 'c') {
-            fprintf(stderr, "usage: engaged check-config [-c FILE]\n");
-            return EX_USAGE;
-        }
-        path = optarg;
+        if (c != 'c')
+            break;
+        *path = optarg;
     }
-    if (optind != argc) {
-        fprintf(stderr, "usage: engaged check-config [-c FILE]\n");
+    if (c != -1 || optind != argc) {
+        fprintf(stderr, "usage: engaged %s [-c FILE]\n", cmd);
         return EX_USAGE;
     }
+    return 0;
+}
+
+int checkconf_main(int argc, char **argv)
+{
+    const char *path;
+    int u = config_path_arg(argc, argv, "check-config", &path);
+    if (u)
+        return u;
     struct conf *cf = NULL;
     unsigned n = 0;
     int e = conf_load(path, &cf, print_error, &n);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "daemon/checkconf.h"
 #include "daemon/conf.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
@@ -424,22 +425,10 @@ static void teardown(struct daemon *d)
 
 int run_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
-    const char *path = ENGAGED_SYSCONFDIR "/engaged/engaged.conf";
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (c != 'c') {
-            fprintf(stderr, "usage: engaged run [-c FILE]\n");
-            return EX_USAGE;
-        }
-        path = optarg;
-    }
-    if (optind != argc) {
-        fprintf(stderr, "usage: engaged run [-c FILE]\n");
-        return EX_USAGE;
-    }
+    const char *path;
+    int u = config_path_arg(argc, argv, "run", &path);
+    if (u)
+        return u;
     if (getenv("JOURNAL_STREAM"))
         log_set_journal(1);
 
