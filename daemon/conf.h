@@ -130,6 +130,7 @@ struct conf_ingest {
     char endpoint[CONF_STR_SIZE];
     int64_t max_message;              /* bytes */
     int64_t max_lines;
+    int64_t max_future_ms;            /* events further ahead of the hub's clock are refused */
     char curve_secret_key_file[CONF_STR_SIZE];
     char curve_clients_file[CONF_STR_SIZE];
 };

@@ -87,6 +87,8 @@ const struct conf_key conf_keys[] = {
      .min = 1024, .max = 64LL << 20, .def = "4MiB"},
     {.sect = CS_INGEST, .name = "max_lines", .type = CT_INT, FLD(conf_ingest, max_lines),
      .min = 1, .max = 1000000, .def = "10000"},
+    {.sect = CS_INGEST, .name = "max_future", .type = CT_DURATION,
+     FLD(conf_ingest, max_future_ms), .min = 0, .max = 365 * DAY, .def = "1d"},
     CURVE_KEYS(CS_INGEST, conf_ingest),
 
     {.sect = CS_PIPELINE, .name = "lateness", .type = CT_DURATION,

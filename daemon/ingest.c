@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -145,7 +146,7 @@ static void reject(struct pending *p, size_t index, const char *reason)
 
 /* Parse the payload lines of one message into p. */
 static int parse_payload(struct ingest *in, struct pending *p, const char *data, size_t len,
-                         size_t *line_index)
+                         size_t *line_index, int64_t now_ms)
 {
     const char *end = data + len;
     while (data < end) {
@@ -167,6 +168,13 @@ static int parse_payload(struct ingest *in, struct pending *p, const char *data,
             why = "line longer than 1048576 bytes";
         if (e < 0) {
             reject(p, index, why ? why : "invalid event");
+            continue;
+        }
+        if (ev.ts > now_ms + in->o.max_future_ms) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "ts %lld is %lld s ahead of the hub's clock (max_future)",
+                     (long long)ev.ts, (long long)((ev.ts - now_ms) / 1000));
+            reject(p, index, msg);
             continue;
         }
         struct event *nev = realloc(p->ev, (p->n_ev + 1) * sizeof *nev);
@@ -264,7 +272,7 @@ static int read_one(struct ingest *in, struct store_writer *w, int64_t now_ms)
             if (total > in->o.max_message)
                 oversize = 1;
             else
-                err = parse_payload(in, p, data, len, &line_index);
+                err = parse_payload(in, p, data, len, &line_index, now_ms);
         }
         zmq_msg_close(&part);
         frame++;

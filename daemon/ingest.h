@@ -16,6 +16,7 @@ struct ingest_opts {
     size_t max_message;   /* bytes per message (all frames) */
     size_t max_lines;     /* event lines per message */
     size_t max_pending;   /* messages waiting for their commit; beyond, reading pauses */
+    int64_t max_future_ms; /* events further ahead of now are rejected */
 };
 
 struct ingest_stats {

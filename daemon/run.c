@@ -384,6 +384,7 @@ static int open_sockets(struct daemon *d)
             .max_message = (size_t)cf->ingest.max_message,
             .max_lines = (size_t)cf->ingest.max_lines,
             .max_pending = 256,
+            .max_future_ms = cf->ingest.max_future_ms,
         };
         d->ing = ingest_new(d->zctx, &ep, 1, &d->curve_ing.opts, &io, &e);
         if (!d->ing) {

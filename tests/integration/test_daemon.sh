@@ -60,6 +60,10 @@ assert ack["rejected"] == 2 and ack["accepted"] == 0, ack
 req.send(b"x" * (5 << 20))
 ack = json.loads(req.recv()); print("ack", {k: ack[k] for k in ack})
 assert "error" in ack, ack
+# an event stamped in 2150 (a phone with a wrong clock) is refused, not allowed to move time on
+req.send(b'{"ts":5680281600000,"participant":"p01","source":"t","seq":9,"type":"screen","state":"on"}')
+ack = json.loads(req.recv()); print("ack", ack)
+assert ack["rejected"] == 1 and "ahead of the hub" in ack["errors"][0]["reason"], ack
 # a DEALER client (no envelope) resending: duplicates
 dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.LINGER, 0); dealer.setsockopt(zmq.RCVTIMEO, 5000)
 dealer.connect(sys.argv[1])
