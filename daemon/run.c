@@ -442,6 +442,16 @@ int run_main(int argc, char **argv)
     if (conf_load(path, &d->cf, conf_error, NULL) < 0 || !d->cf)
         return EX_CONFIG;
     log_set_level(d->cf->daemon.log_level);
+    for (size_t i = 0; i < d->cf->n_sources; i++) {
+        const struct conf_source *s = &d->cf->sources[i];
+        if (s->driver == CONF_DRIVER_FILE)
+            log_notice("source %s: file sources are read by `engaged replay`, not the daemon",
+                       s->name);
+        else if (s->driver == CONF_DRIVER_BLE || s->driver == CONF_DRIVER_USB)
+            log_warn("source %s: the %s driver is not in this version; its data can come in "
+                     "through the ingest socket", s->name,
+                     s->driver == CONF_DRIVER_BLE ? "ble" : "usb");
+    }
 
     /* Before any thread exists (libzmq's I/O threads, the store writer): block the signals
      * we take through signalfd, so no thread is interrupted by them. */
