@@ -37,6 +37,7 @@ struct daemon {
     int sfd, wdfd, stfd;
     int stopping;
     uint64_t records_out, records_unstored, reloads;
+    uint64_t replayed_records; /* during recovery: records re-derived that were stored before */
     uint64_t last_heartbeat;
     int64_t started_ms;
     char buf[16384];

@@ -285,7 +285,9 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-int publisher_send(struct publisher *p, const char *topic, const char *payload, size_t len)
+/* Caches payload + seq as the topic's last value; *out is the cache entry. */
+static int lvc_update(struct publisher *p, const char *topic, const char *payload, size_t len,
+                      struct lvc_entry **out)
 {
     if (!p || !topic || (!payload && len))
         return -EINVAL;
@@ -331,8 +333,23 @@ int publisher_send(struct publisher *p, const char *topic, const char *payload, 
         lru_unlink(p, ent);
         lru_push_newest(p, ent);
     }
+    *out = ent;
+    return 0;
+}
 
-    int r = send_message(p, ent->topic, ent->topic_len, ent->msg, ent->msg_len);
+int publisher_prime(struct publisher *p, const char *topic, const char *payload, size_t len)
+{
+    struct lvc_entry *ent;
+    return lvc_update(p, topic, payload, len, &ent);
+}
+
+int publisher_send(struct publisher *p, const char *topic, const char *payload, size_t len)
+{
+    struct lvc_entry *ent;
+    int r = lvc_update(p, topic, payload, len, &ent);
+    if (r < 0)
+        return r;
+    r = send_message(p, ent->topic, ent->topic_len, ent->msg, ent->msg_len);
     if (r == -EAGAIN)
         p->st.dropped++;
     else if (r == 0)

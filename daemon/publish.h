@@ -67,6 +67,11 @@ const char *publisher_endpoint(const struct publisher *p, size_t i);
 int publisher_send(struct publisher *p, const char *topic, const char *payload, size_t len);
 
 /* The XPUB socket, for zmq_poll with ZMQ_POLLIN (subscriptions). Borrowed. */
+/* Like publisher_send, but only updates the topic's last value and seq without sending: a
+ * restarted daemon primes the cache with the records it re-derives but had published before,
+ * so late subscribers get them and seq continues where it was. */
+int publisher_prime(struct publisher *p, const char *topic, const char *payload, size_t len);
+
 void *publisher_socket(struct publisher *p);
 
 /* Reads pending subscription frames without blocking (at most 64 per call; zmq_poll reports

@@ -57,6 +57,16 @@ static int emit_record(void *ud, const struct feature_record *r)
     int n = record_to_json(r, d->buf, sizeof d->buf);
     if (n < 0)
         return n;
+    char topic[PUBLISH_TOPIC_MAX + 1];
+    int have_topic = publish_topic_feature(topic, sizeof topic, r->participant, r->feature) >= 0;
+    if (d->replayed_records) {
+        /* stored and published before the restart: only the last-value cache (and the
+         * topic's seq) needs it, so late subscribers and seq continue as before */
+        d->replayed_records--;
+        if (d->pub && have_topic)
+            publisher_prime(d->pub, topic, d->buf, (size_t)n);
+        return 0;
+    }
     struct store_record sr = {
         .participant = r->participant, .feature = r->feature,
         .window = window_kind_name(r->window), .start = r->start, .end = r->end,
@@ -72,11 +82,8 @@ static int emit_record(void *ud, const struct feature_record *r)
         d->records_unstored++;
         log_error("store: record %s/%s lost: %s", r->participant, r->feature, strerror(-e));
     }
-    if (d->pub) {
-        char topic[PUBLISH_TOPIC_MAX + 1];
-        if (publish_topic_feature(topic, sizeof topic, r->participant, r->feature) >= 0)
-            publisher_send(d->pub, topic, d->buf, (size_t)n);
-    }
+    if (d->pub && have_topic)
+        publisher_send(d->pub, topic, d->buf, (size_t)n);
     d->records_out++;
     return e < 0 ? e : 0;
 }
@@ -125,7 +132,7 @@ static int recover(struct daemon *d)
         store_reader_close(r);
         return (int)stored;
     }
-    pipeline_skip_records(d->pl, (uint64_t)stored);
+    d->replayed_records = (uint64_t)stored;
     struct recover_ctx rc = {.d = d, .scratch = malloc(sizeof(float[3]) * EV_ACCEL_MAX)};
     if (!rc.scratch) {
         store_reader_close(r);
@@ -134,7 +141,10 @@ static int recover(struct daemon *d)
     e = store_reader_events(r, 0, recover_one, &rc);
     store_reader_close(r);
     free(rc.scratch);
-    pipeline_skip_records(d->pl, 0);
+    if (d->replayed_records)
+        log_warn("recovery re-derived %" PRIu64 " records fewer than the store holds: was the "
+                 "[pipeline] configuration changed?", d->replayed_records);
+    d->replayed_records = 0;
     if (e < 0)
         return e;
     log_info("recovered %" PRIu64 " events and %" PRId64 " stored records from %s", rc.n, stored,

@@ -60,7 +60,6 @@ struct pipeline {
     const struct tz_zone *utc;
     struct pipeline_stats st;
     uint64_t arrival;
-    uint64_t skip;
     size_t n_buffered;
     struct event *pool[POOL_MAX_DECL];
     size_t n_pool;
@@ -404,10 +403,6 @@ void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *
     };
     memcpy(r.local_date, w->local_date, sizeof r.local_date);
     pl->st.records++;
-    if (pl->skip) {
-        pl->skip--;
-        return;
-    }
     if (pl->sink(pl->ud, &r) < 0)
         pl->st.sink_errors++;
 }
@@ -655,7 +650,6 @@ void pipeline_free(struct pipeline *pl)
 }
 
 const struct pipeline_stats *pipeline_get_stats(const struct pipeline *pl) { return &pl->st; }
-void pipeline_skip_records(struct pipeline *pl, uint64_t n) { pl->skip = n; }
 
 size_t pipeline_participants(const struct pipeline *pl, const char **ids, size_t cap)
 {

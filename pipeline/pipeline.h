@@ -66,9 +66,6 @@ int pipeline_push(struct pipeline *p, const struct event *ev);
  * possibly partial, windows are emitted with their coverage. */
 void pipeline_finish(struct pipeline *p);
 const struct pipeline_stats *pipeline_get_stats(const struct pipeline *p);
-/* Suppress the first n records the pipeline emits (restart recovery: they were stored and
- * published before the restart). */
-void pipeline_skip_records(struct pipeline *p, uint64_t n);
 size_t pipeline_participants(const struct pipeline *p, const char **ids, size_t cap);
 
 #endif

@@ -51,6 +51,18 @@ print("feed ok: %d messages, %d topics; late subscriber got %d cached values" % 
 EOP
 stop_daemon
 
+# after a restart the cache holds the same last values, with seq continuing where it was
+start_daemon "$T/engaged.conf" "$T/daemon.log"
+$PY "$TOOL" sub "ipc://$T/feed" "feature/p01/" "$T/late2.jsonl" --min 1 --seconds 5 > "$T/late2.n"
+stop_daemon
+$PY - "$T/late.jsonl" "$T/late2.jsonl" <<'EOP'
+import json, sys
+a = {t: r for t, r in (json.loads(l) for l in open(sys.argv[1]))}
+b = {t: r for t, r in (json.loads(l) for l in open(sys.argv[2]))}
+assert a and a == b, ("cache after restart differs", len(a), len(b))
+print("restart ok: the last-value cache holds the same %d values and seqs" % len(b))
+EOP
+
 # the store is the recording: replaying it equals replaying the file
 "$ENGAGED" replay -c "$T/engaged.conf" --out "$T/from-store.jsonl" "$T/engaged.db"
 "$ENGAGED" replay -c "$T/engaged.conf" --out "$T/from-file.jsonl" "$ENGAGED_SRC/demo/demo.jsonl"

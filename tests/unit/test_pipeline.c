@@ -1,5 +1,5 @@
 /* The pipeline core: dedupe, lateness, reordering, watermarks over several sources, the
- * end-of-input flush, and the record suppression used by restart recovery. */
+ * end-of-input flush. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,28 +176,6 @@ static void test_finish_emits_the_partial_last_day(void **state)
     free(o);
 }
 
-static void test_skip_records_suppresses_a_prefix(void **state)
-{
-    (void)state;
-    struct out *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
-    struct pipeline *pa = new_pl(a), *pb = new_pl(b);
-    pipeline_skip_records(pb, 9);
-    int64_t s1 = 1, s2 = 1;
-    for (int d = 0; d < 3; d++) {
-        episode(pa, &s1, d, 300, 4);
-        episode(pb, &s2, d, 300, 4);
-    }
-    pipeline_finish(pa);
-    pipeline_finish(pb);
-    assert_int_equal(a->n, b->n + 9);
-    for (size_t i = 0; i < b->n; i++)
-        assert_string_equal(a->lines[i + 9], b->lines[i]);
-    pipeline_free(pa);
-    pipeline_free(pb);
-    free(a);
-    free(b);
-}
-
 static void test_unknown_tz_is_refused(void **state)
 {
     (void)state;
@@ -224,7 +202,6 @@ int main(void)
         cmocka_unit_test(test_event_older_than_watermark_is_late),
         cmocka_unit_test(test_slowest_source_holds_the_watermark),
         cmocka_unit_test(test_finish_emits_the_partial_last_day),
-        cmocka_unit_test(test_skip_records_suppresses_a_prefix),
         cmocka_unit_test(test_unknown_tz_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
