@@ -142,8 +142,9 @@ static int recover(struct daemon *d)
     store_reader_close(r);
     free(rc.scratch);
     if (d->replayed_records)
-        log_warn("recovery re-derived %" PRIu64 " records fewer than the store holds: was the "
-                 "[pipeline] configuration changed?", d->replayed_records);
+        log_warn("recovery re-derived %" PRIu64 " records fewer than the store holds: the "
+                 "[pipeline] configuration changed, or the store was written by `engaged replay "
+                 "--store`, which also holds the final partial days", d->replayed_records);
     d->replayed_records = 0;
     if (e < 0)
         return e;
