@@ -170,6 +170,15 @@ static int parse_payload(struct ingest *in, struct pending *p, const char *data,
             reject(p, index, why ? why : "invalid event");
             continue;
         }
+        const struct conf_source *cs =
+            in->o.conf ? conf_source(in->o.conf, ev.source[0] ? ev.source : "replay") : NULL;
+        if (cs && cs->participant[0] && strcmp(cs->participant, ev.participant) != 0) {
+            char msg[3 * CONF_ID_SIZE + 64];
+            snprintf(msg, sizeof msg, "source \"%s\" belongs to participant \"%s\", not \"%s\"",
+                     cs->name, cs->participant, ev.participant);
+            reject(p, index, msg);
+            continue;
+        }
         if (ev.ts > now_ms + in->o.max_future_ms) {
             char msg[128];
             snprintf(msg, sizeof msg, "ts %lld is %lld s ahead of the hub's clock (max_future)",

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/conf.h"
 #include "daemon/store.h"
 #include "daemon/zap.h"
 #include "pipeline/event.h"
@@ -17,6 +18,9 @@ struct ingest_opts {
     size_t max_lines;     /* event lines per message */
     size_t max_pending;   /* messages waiting for their commit; beyond, reading pauses */
     int64_t max_future_ms; /* events further ahead of now are rejected */
+    /* [source] sections (borrowed): an event naming a configured source must carry that
+     * source's participant, so one phone cannot write into another participant's data */
+    const struct conf *conf;
 };
 
 struct ingest_stats {

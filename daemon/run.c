@@ -396,6 +396,7 @@ static int open_sockets(struct daemon *d)
             .max_lines = (size_t)cf->ingest.max_lines,
             .max_pending = 256,
             .max_future_ms = cf->ingest.max_future_ms,
+            .conf = cf,
         };
         d->ing = ingest_new(d->zctx, &ep, 1, &d->curve_ing.opts, &io, &e);
         if (!d->ing) {

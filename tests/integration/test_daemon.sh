@@ -4,7 +4,7 @@
 # clients, engagectl against the control socket, SIGHUP reload (a broken file is refused),
 # and a clean SIGTERM exit with the sockets' modes as documented.
 source "$(dirname "$0")/lib.sh"
-write_conf "$T/engaged.conf"
+write_conf "$T/engaged.conf" "[source phone-p01]" "driver = ingest" "participant = p01"
 # write_conf has a [daemon] section already: merge by rewriting it
 $PY - "$T/engaged.conf" <<'EOP'
 import sys
@@ -64,6 +64,10 @@ assert "error" in ack, ack
 req.send(b'{"ts":5680281600000,"participant":"p01","source":"t","seq":9,"type":"screen","state":"on"}')
 ack = json.loads(req.recv()); print("ack", ack)
 assert ack["rejected"] == 1 and "ahead of the hub" in ack["errors"][0]["reason"], ack
+# a configured source belongs to its participant: phone-p01 cannot write p02's data
+req.send(b'{"ts":1583481030385,"participant":"p02","source":"phone-p01","seq":1,"type":"screen","state":"on"}')
+ack = json.loads(req.recv()); print("ack", ack)
+assert ack["rejected"] == 1 and "belongs to participant" in ack["errors"][0]["reason"], ack
 # a DEALER client (no envelope) resending: duplicates
 dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.LINGER, 0); dealer.setsockopt(zmq.RCVTIMEO, 5000)
 dealer.connect(sys.argv[1])
