@@ -88,12 +88,47 @@ static int emit_record(void *ud, const struct feature_record *r)
     return e < 0 ? e : 0;
 }
 
+/* [publish] event_topics: the stored event on event/<participant>/<type>. App package names
+ * stay on the hub unless allow_app_names: they become "intervention" or "other" (whether the
+ * app is one of the participant's intervention apps), which is what downstream apps need. */
+static void publish_event(struct daemon *d, const struct event *ev)
+{
+    char topic[PUBLISH_TOPIC_MAX + 1];
+    if (publish_topic_event(topic, sizeof topic, ev->participant, ev_type_name(ev->type)) < 0)
+        return;
+    struct event redacted;
+    if (ev->type == EV_APP && !d->cf->publish.allow_app_names) {
+        const struct conf_participant *p = conf_participant(d->cf, ev->participant);
+        int intervention = 0;
+        for (size_t i = 0; p && i < p->intervention_apps.n; i++)
+            intervention |= strcmp(p->intervention_apps.items[i], ev->u.app.app) == 0;
+        memcpy(&redacted, ev, sizeof redacted);
+        snprintf(redacted.u.app.app, sizeof redacted.u.app.app, "%s",
+                 intervention ? "intervention" : "other");
+        ev = &redacted;
+    }
+    /* wrapped, so the event's own "seq" and the topic's "seq" stay apart */
+    char *body = ev_to_json(ev);
+    if (body) {
+        size_t n = strlen(body) + 16;
+        char *msg = malloc(n);
+        if (msg) {
+            snprintf(msg, n, "{\"event\":%s}", body);
+            publisher_send(d->pub, topic, msg, strlen(msg));
+            free(msg);
+        }
+        free(body);
+    }
+}
+
 static void push_event(void *ud, const struct event *ev)
 {
     struct daemon *d = ud;
     int r = pipeline_push(d->pl, ev);
     if (r < 0)
         log_warn("pipeline: event of %s dropped: %s", ev->participant, strerror(-r));
+    if (d->pub && d->cf->publish.event_topics)
+        publish_event(d, ev);
 }
 
 /* Rebuild the pipeline from the recording: same events, same order, so the same state and

@@ -18,6 +18,9 @@ for l in lines:
         seen = True
         out += ["[daemon]", "watchdog = 1s", "status_interval = 1s"]
         continue
+    if l.strip() == "[publish]":
+        out += ["[publish]", "event_topics = yes"]
+        continue
     if l.startswith(("watchdog", "status_interval")):
         continue
     out.append(l)
@@ -64,6 +67,19 @@ assert "error" in ack, ack
 req.send(b'{"ts":5680281600000,"participant":"p01","source":"t","seq":9,"type":"screen","state":"on"}')
 ack = json.loads(req.recv()); print("ack", ack)
 assert ack["rejected"] == 1 and "ahead of the hub" in ack["errors"][0]["reason"], ack
+# event topics: app package names never leave the hub (allow_app_names = no)
+sub = ctx.socket(zmq.SUB); sub.setsockopt(zmq.LINGER, 0); sub.setsockopt(zmq.RCVTIMEO, 5000)
+sub.connect(sys.argv[1].replace("ingest", "feed")); sub.setsockopt(zmq.SUBSCRIBE, b"event/p01/app")
+import time; time.sleep(0.5)
+req.send(b'{"ts":1583481040000,"participant":"p01","source":"t","seq":20,"type":"app","app":"org.example.mindapp"}\n'
+         b'{"ts":1583481041000,"participant":"p01","source":"t","seq":21,"type":"app","app":"com.secret.dating"}')
+ack = json.loads(req.recv()); assert ack["accepted"] == 2, ack
+got = [sub.recv_multipart() for _ in range(2)]
+print("event topics", got)
+apps = [json.loads(p)["event"]["app"] for t, p in got]
+assert [json.loads(p)["seq"] for t, p in got] == [1, 2], got
+assert [t for t, p in got] == [b"event/p01/app"] * 2 and apps == ["intervention", "other"], got
+assert not any(b"secret" in p or b"mindapp" in p for t, p in got)
 # a configured source belongs to its participant: phone-p01 cannot write p02's data
 req.send(b'{"ts":1583481030385,"participant":"p02","source":"phone-p01","seq":1,"type":"screen","state":"on"}')
 ack = json.loads(req.recv()); print("ack", ack)
@@ -78,7 +94,7 @@ EOP
 
 CTL="$ENGAGED_BIN/engagectl -s ipc://$T/control"
 $CTL status
-$CTL --json status | $PY -c 'import json,sys; s=json.load(sys.stdin); assert s["pipeline"]["accepted"] == 2, s; assert s["ingest"]["rejected"] >= 8, s'
+$CTL --json status | $PY -c 'import json,sys; s=json.load(sys.stdin); assert s["pipeline"]["accepted"] == 4, s; assert s["ingest"]["rejected"] >= 8, s'
 $CTL --json sources | $PY -c 'import json,sys; s=json.load(sys.stdin); assert [x["source"] for x in s["sources"]] == ["t", "t1900"], s'
 $CTL --json participants | $PY -c 'import json,sys; s=json.load(sys.stdin); assert {p["id"] for p in s["participants"]} >= {"p01","p02"}, s'
 $CTL latest p01 >/dev/null
