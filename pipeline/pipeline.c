@@ -12,6 +12,7 @@
 #include "pipeline/coverage.h"
 #include "pipeline/family.h"
 #include "pipeline/reorder.h"
+#include "pipeline/sources.h"
 #include "pipeline/tz.h"
 
 static const struct family_ops *const families[] = {
@@ -19,24 +20,13 @@ static const struct family_ops *const families[] = {
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
-#define DEDUPE_BITS 65536  /* seqs remembered below a source's highest seq */
-#define MAX_LINKS 4096     /* participants fed by one source */
 #define REVISE_DAYS 32      /* closed days kept for revision by late events */
 #define POOL_MAX_DECL 4096 /* recycled event buffers (POOL_MAX) */
-
-struct source {
-    char name[EV_ID_MAX + 1];
-    int64_t max_ts;
-    int64_t hwm;          /* highest seq seen, valid if any_seq */
-    int any_seq;
-    uint64_t *seen;       /* DEDUPE_BITS ring bitmap, allocated on first seq */
-    size_t n_links, cap_links;
-    size_t *links;        /* participant indices */
-};
 
 struct pstate {
     struct pipeline *pl;
     char id[EV_ID_MAX + 1];
+    size_t pos;                    /* index in pipeline->ps */
     const struct pipeline_participant_conf *pconf;
     struct tzline tzl;
     int64_t wm;                    /* released up to here; INT64_MIN before any */
@@ -65,11 +55,8 @@ struct pipeline {
     size_t n_pool;
     struct pstate **ps;
     size_t n_ps, cap_ps;
-    struct source *src;
-    size_t n_src, cap_src;
-    /* open-addressing indexes: slot holds index + 1, 0 = empty */
-    size_t *ps_idx, ps_idx_cap;
-    size_t *src_idx, src_idx_cap;
+    struct sources srcs;
+    struct name_index ps_idx;
 };
 
 void pipeline_conf_defaults(struct pipeline_conf *c)
@@ -87,86 +74,29 @@ void pipeline_conf_defaults(struct pipeline_conf *c)
     c->max_day_events = 100000;
 }
 
-/* ---- small helpers ---------------------------------------------------------------- */
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 8;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*arr, n * elem);
-    if (!p)
-        return -ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
-
-/* Index lookup; returns slot pointer (empty slot if absent). name_of gives an entry's key. */
-static size_t *idx_find(size_t *tab, size_t cap, const char *key,
-                        const char *(*name_of)(const struct pipeline *, size_t),
-                        const struct pipeline *pl)
-{
-    size_t i = hash_str(key) & (cap - 1);
-    for (;;) {
-        if (!tab[i] || strcmp(name_of(pl, tab[i] - 1), key) == 0)
-            return &tab[i];
-        i = (i + 1) & (cap - 1);
-    }
-}
-
-static const char *ps_name(const struct pipeline *pl, size_t i) { return pl->ps[i]->id; }
-static const char *src_name(const struct pipeline *pl, size_t i) { return pl->src[i].name; }
-
-static int idx_rebuild(size_t **tab, size_t *cap, size_t n,
-                       const char *(*name_of)(const struct pipeline *, size_t),
-                       const struct pipeline *pl)
-{
-    if (*tab && n * 2 < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 64;
-    while (ncap < n * 2 + 2)
-        ncap *= 2;
-    size_t *t = calloc(ncap, sizeof *t);
-    if (!t)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        *idx_find(t, ncap, name_of(pl, i), name_of, pl) = i + 1;
-    free(*tab);
-    *tab = t;
-    *cap = ncap;
-    return 0;
-}
-
 /* ---- participants and sources ------------------------------------------------------ */
+
+static const char *ps_name(const void *ctx, size_t i)
+{
+    return ((const struct pipeline *)ctx)->ps[i]->id;
+}
 
 static struct pstate *participant_get(struct pipeline *pl, const char *id, int *err)
 {
-    if (pl->ps_idx) {
-        size_t *slot = idx_find(pl->ps_idx, pl->ps_idx_cap, id, ps_name, pl);
-        if (*slot)
-            return pl->ps[*slot - 1];
-    }
+    long at = name_index_find(&pl->ps_idx, id, ps_name, pl);
+    if (at >= 0)
+        return pl->ps[at];
     if (pl->n_ps >= pl->conf.max_participants) {
         *err = -E2BIG;
         return NULL;
     }
-    if (grow((void **)&pl->ps, &pl->cap_ps, pl->n_ps + 1, sizeof *pl->ps) < 0)
+    if (vec_grow((void **)&pl->ps, &pl->cap_ps, pl->n_ps + 1, sizeof *pl->ps) < 0)
         goto nomem;
     struct pstate *ps = calloc(1, sizeof *ps);
     if (!ps)
         goto nomem;
     ps->pl = pl;
+    ps->pos = pl->n_ps;
     snprintf(ps->id, sizeof ps->id, "%s", id);
     ps->wm = INT64_MIN;
     const struct tz_zone *zone = pl->utc;
@@ -191,9 +121,8 @@ static struct pstate *participant_get(struct pipeline *pl, const char *id, int *
         }
     }
     pl->ps[pl->n_ps++] = ps;
-    if (idx_rebuild(&pl->ps_idx, &pl->ps_idx_cap, pl->n_ps, ps_name, pl) < 0)
+    if (name_index_add(&pl->ps_idx, pl->n_ps, ps_name, pl) < 0)
         goto nomem_registered;
-    *idx_find(pl->ps_idx, pl->ps_idx_cap, id, ps_name, pl) = pl->n_ps;
     return ps;
 nomem_registered:
     pl->n_ps--;
@@ -205,89 +134,17 @@ nomem:
     return NULL;
 }
 
-static struct source *source_get(struct pipeline *pl, const char *name, size_t *index, int *err)
-{
-    if (pl->src_idx) {
-        size_t *slot = idx_find(pl->src_idx, pl->src_idx_cap, name, src_name, pl);
-        if (*slot) {
-            *index = *slot - 1;
-            return &pl->src[*slot - 1];
-        }
-    }
-    if (pl->n_src >= pl->conf.max_sources) {
-        *err = -E2BIG;
-        return NULL;
-    }
-    if (grow((void **)&pl->src, &pl->cap_src, pl->n_src + 1, sizeof *pl->src) < 0) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    struct source *s = &pl->src[pl->n_src];
-    memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", name);
-    s->max_ts = INT64_MIN;
-    pl->n_src++;
-    if (idx_rebuild(&pl->src_idx, &pl->src_idx_cap, pl->n_src, src_name, pl) < 0) {
-        pl->n_src--;
-        *err = -ENOMEM;
-        return NULL;
-    }
-    *idx_find(pl->src_idx, pl->src_idx_cap, name, src_name, pl) = pl->n_src;
-    *index = pl->n_src - 1;
-    return s;
-}
-
-static size_t ps_index(const struct pipeline *pl, const struct pstate *ps)
-{
-    return *idx_find(pl->ps_idx, pl->ps_idx_cap, ps->id, ps_name, pl) - 1;
-}
-
 static int link_source(struct pipeline *pl, struct pstate *ps, size_t si)
 {
     for (size_t i = 0; i < ps->n_src; i++)
         if (ps->src[i] == si)
             return 0;
-    struct source *s = &pl->src[si];
-    if (s->n_links >= MAX_LINKS)
-        return -E2BIG;
-    if (grow((void **)&ps->src, &ps->cap_src, ps->n_src + 1, sizeof *ps->src) < 0 ||
-        grow((void **)&s->links, &s->cap_links, s->n_links + 1, sizeof *s->links) < 0)
+    if (vec_grow((void **)&ps->src, &ps->cap_src, ps->n_src + 1, sizeof *ps->src) < 0)
         return -ENOMEM;
+    int e = source_link(&pl->srcs.v[si], ps->pos);
+    if (e < 0)
+        return e;
     ps->src[ps->n_src++] = si;
-    s->links[s->n_links++] = ps_index(pl, ps);
-    return 0;
-}
-
-/* Returns 1 if (source, seq) was seen already. Bounded: seqs more than DEDUPE_BITS below the
- * source's highest seq are treated as seen (documented in docs/events.md). */
-static int dedupe(struct source *s, int64_t seq, int *err)
-{
-    if (!s->seen) {
-        s->seen = calloc(DEDUPE_BITS / 64, sizeof *s->seen);
-        if (!s->seen) {
-            *err = -ENOMEM;
-            return 0;
-        }
-    }
-    if (!s->any_seq || seq > s->hwm) {
-        if (s->any_seq && seq - s->hwm < DEDUPE_BITS) {
-            for (int64_t q = s->hwm + 1; q < seq; q++)
-                s->seen[(q % DEDUPE_BITS) / 64] &= ~(1ULL << (q % 64));
-        } else {
-            memset(s->seen, 0, DEDUPE_BITS / 8);
-        }
-        s->seen[(seq % DEDUPE_BITS) / 64] |= 1ULL << (seq % 64);
-        s->hwm = seq;
-        s->any_seq = 1;
-        return 0;
-    }
-    if (s->hwm - seq >= DEDUPE_BITS)
-        return 1;
-    uint64_t bit = 1ULL << (seq % 64);
-    uint64_t *w = &s->seen[(seq % DEDUPE_BITS) / 64];
-    if (*w & bit)
-        return 1;
-    *w |= bit;
     return 0;
 }
 
@@ -498,7 +355,7 @@ static int64_t participant_wm(const struct pstate *ps)
 {
     int64_t m = INT64_MAX;
     for (size_t i = 0; i < ps->n_src; i++) {
-        int64_t t = ps->pl->src[ps->src[i]].max_ts;
+        int64_t t = ps->pl->srcs.v[ps->src[i]].max_ts;
         if (t < m)
             m = t;
     }
@@ -522,7 +379,7 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         return err == -E2BIG ? PIPE_LIMIT : err;
     }
     size_t si;
-    struct source *s = source_get(pl, ev->source[0] ? ev->source : "replay", &si, &err);
+    struct source *s = sources_get(&pl->srcs, ev->source[0] ? ev->source : "replay", &si, &err);
     if (!s) {
         pl->st.limit_hits++;
         return err == -E2BIG ? PIPE_LIMIT : err;
@@ -532,7 +389,7 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         return err == -E2BIG ? PIPE_LIMIT : err;
     }
     if (ev->has_seq) {
-        int dup = dedupe(s, ev->seq, &err);
+        int dup = source_seen(s, ev->seq, &err);
         if (err)
             return err;
         if (dup) {
@@ -569,8 +426,8 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         s->max_ts = ev->ts;
     /* every participant this source feeds may now have a newer watermark; index by
      * position since release() can emit records but never adds sources */
-    for (size_t i = 0; i < pl->src[si].n_links; i++) {
-        struct pstate *q = pl->ps[pl->src[si].links[i]];
+    for (size_t i = 0; i < pl->srcs.v[si].n_links; i++) {
+        struct pstate *q = pl->ps[pl->srcs.v[si].links[i]];
         release(q, participant_wm(q), 0);
     }
     return PIPE_ACCEPTED;
@@ -597,6 +454,7 @@ struct pipeline *pipeline_new(const struct pipeline_conf *c, record_sink_fn sink
     pl->conf = *c;
     pl->sink = sink;
     pl->ud = ud;
+    pl->srcs.max = c->max_sources;
     pl->tzdb = tz_db_new(c->tzdir);
     if (!pl->tzdb) {
         free(pl);
@@ -635,16 +493,11 @@ void pipeline_free(struct pipeline *pl)
         coverage_release(&ps->cov);
         free(ps);
     }
-    for (size_t i = 0; i < pl->n_src; i++) {
-        free(pl->src[i].seen);
-        free(pl->src[i].links);
-    }
+    sources_release(&pl->srcs);
     for (size_t i = 0; i < pl->n_pool; i++)
         free(pl->pool[i]);
     free(pl->ps);
-    free(pl->src);
-    free(pl->ps_idx);
-    free(pl->src_idx);
+    name_index_release(&pl->ps_idx);
     tz_db_free(pl->tzdb);
     free(pl);
 }

@@ -1,0 +1,163 @@
+#include "pipeline/sources.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vec_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 8;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static size_t *probe(size_t *slot, size_t cap, const char *key, name_of_fn name_of,
+                     const void *ctx)
+{
+    size_t i = hash_str(key) & (cap - 1);
+    while (slot[i] && strcmp(name_of(ctx, slot[i] - 1), key) != 0)
+        i = (i + 1) & (cap - 1);
+    return &slot[i];
+}
+
+long name_index_find(const struct name_index *x, const char *key, name_of_fn name_of,
+                     const void *ctx)
+{
+    if (!x->slot)
+        return -1;
+    size_t v = *probe(x->slot, x->cap, key, name_of, ctx);
+    return v ? (long)(v - 1) : -1;
+}
+
+int name_index_add(struct name_index *x, size_t n, name_of_fn name_of, const void *ctx)
+{
+    if (!x->slot || n * 2 >= x->cap) { /* keep the load under one half */
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        while (cap < n * 2 + 2)
+            cap *= 2;
+        size_t *slot = calloc(cap, sizeof *slot);
+        if (!slot)
+            return -ENOMEM;
+        for (size_t i = 0; i + 1 < n; i++)
+            *probe(slot, cap, name_of(ctx, i), name_of, ctx) = i + 1;
+        free(x->slot);
+        x->slot = slot;
+        x->cap = cap;
+    }
+    *probe(x->slot, x->cap, name_of(ctx, n - 1), name_of, ctx) = n;
+    return 0;
+}
+
+void name_index_release(struct name_index *x)
+{
+    free(x->slot);
+    x->slot = NULL;
+    x->cap = 0;
+}
+
+static const char *source_name(const void *ctx, size_t i)
+{
+    return ((const struct sources *)ctx)->v[i].name;
+}
+
+struct source *sources_get(struct sources *t, const char *name, size_t *index, int *err)
+{
+    long at = name_index_find(&t->idx, name, source_name, t);
+    if (at >= 0) {
+        *index = (size_t)at;
+        return &t->v[at];
+    }
+    if (t->n >= t->max) {
+        *err = -E2BIG;
+        return NULL;
+    }
+    if (vec_grow((void **)&t->v, &t->cap, t->n + 1, sizeof *t->v) < 0) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    struct source *s = &t->v[t->n];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->max_ts = INT64_MIN;
+    t->n++;
+    if (name_index_add(&t->idx, t->n, source_name, t) < 0) {
+        t->n--;
+        *err = -ENOMEM;
+        return NULL;
+    }
+    *index = t->n - 1;
+    return s;
+}
+
+int source_seen(struct source *s, int64_t seq, int *err)
+{
+    if (!s->seen) {
+        s->seen = calloc(DEDUPE_BITS / 64, sizeof *s->seen);
+        if (!s->seen) {
+            *err = -ENOMEM;
+            return 0;
+        }
+    }
+    if (!s->any_seq || seq > s->hwm) {
+        if (s->any_seq && seq - s->hwm < DEDUPE_BITS) {
+            for (int64_t q = s->hwm + 1; q < seq; q++)
+                s->seen[(q % DEDUPE_BITS) / 64] &= ~(1ULL << (q % 64));
+        } else {
+            memset(s->seen, 0, DEDUPE_BITS / 8);
+        }
+        s->seen[(seq % DEDUPE_BITS) / 64] |= 1ULL << (seq % 64);
+        s->hwm = seq;
+        s->any_seq = 1;
+        return 0;
+    }
+    if (s->hwm - seq >= DEDUPE_BITS)
+        return 1;
+    uint64_t bit = 1ULL << (seq % 64);
+    uint64_t *w = &s->seen[(seq % DEDUPE_BITS) / 64];
+    if (*w & bit)
+        return 1;
+    *w |= bit;
+    return 0;
+}
+
+int source_link(struct source *s, size_t p)
+{
+    for (size_t i = 0; i < s->n_links; i++)
+        if (s->links[i] == p)
+            return 0;
+    if (s->n_links >= MAX_LINKS)
+        return -E2BIG;
+    if (vec_grow((void **)&s->links, &s->cap_links, s->n_links + 1, sizeof *s->links) < 0)
+        return -ENOMEM;
+    s->links[s->n_links++] = p;
+    return 0;
+}
+
+void sources_release(struct sources *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].seen);
+        free(t->v[i].links);
+    }
+    free(t->v);
+    name_index_release(&t->idx);
+    memset(t, 0, sizeof *t);
+}
