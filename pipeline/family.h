@@ -22,6 +22,13 @@ void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *
                      int has_value, double value, const char *unit, double coverage,
                      int revision);
 void pstate_count_discarded(struct pstate *ps, uint64_t n);
+/* Emit one record of any window kind: day and 7d windows name the local_date of their (last)
+ * day and its zone; event windows have start == end == the event time (local_date of it). */
+void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_t end,
+                 const struct day_window *day, const char *feature, int has_value, double value,
+                 const char *unit, double coverage, int revision);
+/* The participant's time-zone timeline (for cal_day_at, cal_7d). */
+const struct tzline *pstate_tzline(const struct pstate *ps);
 
 struct family_ops {
     const char *name;

@@ -240,17 +240,27 @@ const char *pstate_id(const struct pstate *ps) { return ps->id; }
 const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps) { return ps->pconf; }
 void pstate_count_discarded(struct pstate *ps, uint64_t n) { ps->pl->st.screen_discarded += n; }
 
+const struct tzline *pstate_tzline(const struct pstate *ps) { return &ps->tzl; }
+
 void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
                      int has_value, double value, const char *unit, double coverage,
                      int revision)
+{
+    pstate_emit(ps, WIN_DAY, w->start, w->end, w, feature, has_value, value, unit, coverage,
+                revision);
+}
+
+void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_t end,
+                 const struct day_window *w, const char *feature, int has_value, double value,
+                 const char *unit, double coverage, int revision)
 {
     struct pipeline *pl = ps->pl;
     struct feature_record r = {
         .participant = ps->id,
         .feature = feature,
-        .window = WIN_DAY,
-        .start = w->start,
-        .end = w->end,
+        .window = kind,
+        .start = start,
+        .end = end,
         .tz = tz_zone_name(w->zone),
         .has_value = has_value && isfinite(value),
         .value = value,
