@@ -76,7 +76,9 @@ struct store_nudge {
 struct store_opts {
     unsigned batch_max;      /* rows per transaction at most; 0 = 5000; <= STORE_BATCH_MAX_LIMIT */
     unsigned batch_delay_ms; /* longest a transaction stays open under load; 0 = 200 */
-    int queue_hwm;           /* messages queued to the writer (and replies back); 0 = 1000 */
+    int queue_hwm;           /* event requests in flight (submitted, reply not yet read) are
+                              * limited to queue_hwm / 2, beyond which submits return -EAGAIN;
+                              * records and nudges queue up to queue_hwm + 1024; 0 = 1000 */
     int sync_full;           /* 1: PRAGMA synchronous=FULL (acknowledged = survives power
                               * loss); 0: NORMAL (survives a daemon crash, not power loss).
                               * store_opts_default() sets 1. */

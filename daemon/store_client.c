@@ -45,11 +45,17 @@ struct store_writer *store_writer_start(void *zctx, const char *path, const stru
         if (!w->sock || !w->tsock)
             r = -errno;
     }
-    /* For inproc the two sides' limits add up; split queue_hwm between them. */
-    int half = (w && w->o.queue_hwm > 1) ? w->o.queue_hwm / 2 : 1;
+    /* queue_hwm bounds the event requests in flight (counted in store_submit_events); the
+     * sockets' HWMs only bound fire-and-forget records and nudges, and leave room for every
+     * reply the budget allows, so the writer never blocks on a reply. */
+    int hwm = 0;
+    if (w) {
+        w->budget = w->o.queue_hwm > 1 ? (size_t)w->o.queue_hwm / 2 : 1;
+        hwm = w->o.queue_hwm + 1024;
+    }
     for (int i = 0; r == 0 && i < 2; i++) {
         void *sk = i ? w->tsock : w->sock;
-        if ((r = set_int(sk, ZMQ_SNDHWM, half)) == 0 && (r = set_int(sk, ZMQ_RCVHWM, half)) == 0)
+        if ((r = set_int(sk, ZMQ_SNDHWM, hwm)) == 0 && (r = set_int(sk, ZMQ_RCVHWM, hwm)) == 0)
             r = set_int(sk, ZMQ_LINGER, 0);
     }
     if (r == 0) {
@@ -119,6 +125,8 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
 {
     if (n == 0 || n > STORE_BATCH_MAX_LIMIT)
         return -EINVAL;
+    if (w->outstanding >= w->budget)
+        return -EAGAIN; /* read replies first: that is the backpressure */
     size_t total = 1 + sizeof(struct wire_req);
     for (size_t i = 0; i < n; i++) {
         uint16_t a, b, t;
@@ -162,7 +170,10 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
         p = put_str(p, e->type, we.type_len);
         p = put_str(p, e->body, we.body_len);
     }
-    return send_now(w, &m);
+    int r = send_now(w, &m);
+    if (r == 0)
+        w->outstanding++;
+    return r;
 }
 
 int store_submit_record(struct store_writer *w, const struct store_record *r)
@@ -249,8 +260,10 @@ int store_read_reply(struct store_writer *w, uint64_t *token, int *status_all,
             w->tail = NULL;
         int r = parse_reply(h->data, h->len, token, status_all, per_event, cap, n);
         free(h);
-        if (r == 0)
+        if (r == 0) {
+            w->outstanding--;
             return 0;
+        }
     }
     for (;;) {
         zmq_msg_t m;
@@ -266,8 +279,10 @@ int store_read_reply(struct store_writer *w, uint64_t *token, int *status_all,
         int r = parse_reply(zmq_msg_data(&m), zmq_msg_size(&m), token, status_all, per_event,
                             cap, n);
         zmq_msg_close(&m);
-        if (r == 0)
+        if (r == 0) {
+            w->outstanding--;
             return 0;
+        }
     }
 }
 

@@ -83,6 +83,12 @@ struct store_writer {
     struct store_opts o;
     uint64_t flush_seq;
     struct store_held *head, *tail; /* replies that arrived during store_flush */
+    /* Backpressure on event requests is counted here, not left to the PAIR sockets' HWM:
+     * libzmq's inproc flow control with small HWMs was seen to stall for good (a blocked
+     * sender never reactivated). Requests whose reply the caller has not read yet are
+     * limited to `budget`; the sockets' HWMs are set well above what that budget can queue,
+     * so the writer's blocking reply sends never wait. */
+    size_t outstanding, budget;
     _Atomic uint64_t n_ins, n_dup, n_fail, n_rec, n_nudge, n_drop, n_commit, n_cerr, hb;
     _Atomic int last_err;
 };
