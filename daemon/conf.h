@@ -139,6 +139,7 @@ struct conf_pipeline {
     int64_t lateness_ms;
     int64_t coverage_gap_ms;
     int64_t revise_ms;                /* late events within this revise closed days */
+    int64_t ema_expire_ms;            /* a prompt without outcome expires this long after delivery */
     int64_t screen_hold_ms;
     int64_t screen_ignore_shorter_ms; /* 0 = off */
     int64_t screen_ignore_longer_ms;  /* 0 = off */

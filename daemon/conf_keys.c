@@ -93,6 +93,8 @@ const struct conf_key conf_keys[] = {
 
     {.sect = CS_PIPELINE, .name = "lateness", .type = CT_DURATION,
      FLD(conf_pipeline, lateness_ms), .min = 0, .max = 7 * DAY, .def = "10min"},
+    {.sect = CS_PIPELINE, .name = "ema_expire", .type = CT_DURATION,
+     FLD(conf_pipeline, ema_expire_ms), .min = MIN, .max = 7 * DAY, .def = "2h"},
     {.sect = CS_PIPELINE, .name = "revise", .type = CT_DURATION,
      FLD(conf_pipeline, revise_ms), .min = 0, .max = 7 * DAY, .def = "1d"},
     {.sect = CS_PIPELINE, .name = "coverage_gap", .type = CT_DURATION,

@@ -17,6 +17,7 @@ int conf_fill_pipeline(const struct conf *c, struct pipeline_conf *pc,
     pc->coverage_gap_ms = p->coverage_gap_ms;
     pc->screen_hold_ms = p->screen_hold_ms;
     pc->revise_ms = p->revise_ms;
+    pc->ema_expire_ms = p->ema_expire_ms;
     pc->screen_ignore_shorter_min = (double)p->screen_ignore_shorter_ms / 60000.0;
     pc->screen_ignore_longer_min = (double)p->screen_ignore_longer_ms / 60000.0;
     pc->max_participants = (size_t)p->max_participants;

@@ -50,5 +50,8 @@ struct family_ops {
 };
 
 extern const struct family_ops family_screen;
+extern const struct family_ops family_ema;
+extern const struct family_ops family_alliance;
+extern const struct family_ops family_yield;
 
 #endif

@@ -17,6 +17,9 @@
 
 static const struct family_ops *const families[] = {
     &family_screen,
+    &family_ema,
+    &family_alliance,
+    &family_yield,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
@@ -66,6 +69,7 @@ void pipeline_conf_defaults(struct pipeline_conf *c)
     c->revise_ms = 24 * 3600000LL;
     c->coverage_gap_ms = 12 * 3600000LL;
     c->screen_hold_ms = 24 * 3600000LL;
+    c->ema_expire_ms = 2 * 3600000LL;
     c->screen_ignore_shorter_min = 0;
     c->screen_ignore_longer_min = 360;
     c->max_participants = 1024;

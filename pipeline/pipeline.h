@@ -28,6 +28,8 @@ struct pipeline_conf {
                                    * days (records re-emitted with revision + 1); older ones
                                    * are only counted as late (default 1 d, at most 7 d) */
     int64_t screen_hold_ms;       /* how long a day waits for an unlock open at midnight (24 h) */
+    int64_t ema_expire_ms;        /* a delivered prompt without an outcome expires this long
+                                   * after delivery; later answers do not count (2 h) */
     double screen_ignore_shorter_min; /* RAPIDS IGNORE_EPISODES_SHORTER_THAN, 0 = off */
     double screen_ignore_longer_min;  /* RAPIDS IGNORE_EPISODES_LONGER_THAN (360), 0 = off */
     size_t max_participants;      /* participants tracked at once (default 1024) */

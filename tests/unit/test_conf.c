@@ -871,6 +871,7 @@ static void test_built_in_defaults_match_the_spec(void **state)
     assert_int_equal(c->pipeline.coverage_gap_ms, 12 * 3600000LL);
     assert_int_equal(c->pipeline.screen_hold_ms, 24 * 3600000LL);
     assert_int_equal(c->pipeline.revise_ms, 24 * 3600000LL);
+    assert_int_equal(c->pipeline.ema_expire_ms, 2 * 3600000LL);
     assert_int_equal(c->pipeline.screen_ignore_shorter_ms, 0);
     assert_int_equal(c->pipeline.screen_ignore_longer_ms, 360 * 60000);
     assert_int_equal(c->pipeline.rhythm_convention, CONF_RHYTHM_CLASSIC);
