@@ -454,3 +454,14 @@ char *ev_to_json(const struct event *ev)
     o.p[o.len] = 0;
     return o.p;
 }
+
+int ev_is_phone(enum ev_type t)
+{
+    switch (t) {
+    case EV_SCREEN: case EV_APP: case EV_EMA: case EV_MODULE: case EV_DWAI:
+    case EV_NUDGE_ACK: case EV_BATTERY:
+        return 1;
+    default:
+        return 0;
+    }
+}

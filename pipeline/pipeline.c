@@ -214,17 +214,6 @@ static void event_recycle(struct pipeline *pl, struct event *ev)
 
 /* ---- coverage ---------------------------------------------------------------------- */
 
-static int is_phone_type(enum ev_type t)
-{
-    switch (t) {
-    case EV_SCREEN: case EV_APP: case EV_EMA: case EV_MODULE: case EV_DWAI:
-    case EV_NUDGE_ACK: case EV_BATTERY:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static void phone_seen(struct pstate *ps, int64_t t)
 {
     uint64_t dropped = ps->cov.dropped;
@@ -325,7 +314,7 @@ static void dispatch(struct pstate *ps, const struct event *ev)
         ps->started = 1;
         cal_day_at(&ps->tzl, ev->ts, &ps->next_day);
     }
-    if (is_phone_type(ev->type))
+    if (ev_is_phone(ev->type))
         phone_seen(ps, ev->ts);
     ps->last_ts = ev->ts;
     for (size_t f = 0; f < N_FAMILIES; f++)
@@ -352,7 +341,7 @@ static void release(struct pstate *ps, int64_t wm, int finishing)
 static void revise(struct pstate *ps, const struct event *ev)
 {
     const struct pipeline_conf *c = &ps->pl->conf;
-    if (is_phone_type(ev->type))
+    if (ev_is_phone(ev->type))
         phone_seen(ps, ev->ts);
     for (size_t f = 0; f < N_FAMILIES; f++)
         families[f]->on_late_event(ps->fam[f], ps, ev);

@@ -36,17 +36,6 @@ static void *yield_new(struct pstate *ps)
 
 static void yield_free(void *st) { free(st); }
 
-static int is_phone(enum ev_type t)
-{
-    switch (t) {
-    case EV_SCREEN: case EV_APP: case EV_EMA: case EV_MODULE: case EV_DWAI:
-    case EV_NUDGE_ACK: case EV_BATTERY:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static size_t n_bins(const struct day_window *w)
 {
     size_t n = (size_t)((w->end - w->start + MIN_MS - 1) / MIN_MS);
@@ -98,7 +87,7 @@ static void yield_event(void *st, struct pstate *ps, const struct event *ev)
         y->cur = N_DAYS;
         return;
     }
-    if (!is_phone(ev->type))
+    if (!ev_is_phone(ev->type))
         return;
     struct yday *d = day_for(y, ps, ev->ts);
     if (!d)
@@ -199,7 +188,7 @@ static void yield_revise(void *st, struct pstate *ps, const struct day_window *w
 static void yield_late(void *st, struct pstate *ps, const struct event *ev)
 {
     struct yield *y = st;
-    if (!is_phone(ev->type))
+    if (!ev_is_phone(ev->type))
         return;
     for (size_t i = 0; i < y->n; i++)
         if (ev->ts >= y->d[i].w.start && ev->ts < y->d[i].w.end) {
