@@ -93,14 +93,8 @@ static void alliance_late(void *st, struct pstate *ps, const struct event *ev)
 {
     struct alliance *a = st;
     alliance_event(st, ps, ev);
-    switch (ev->type) {
-    case EV_SCREEN: case EV_APP: case EV_EMA: case EV_MODULE: case EV_DWAI:
-    case EV_NUDGE_ACK: case EV_BATTERY:
+    if (ev_is_phone(ev->type))
         a->dirty = 1; /* the value or the phone coverage may have changed */
-        break;
-    default:
-        break;
-    }
 }
 
 static int alliance_ready(void *st, struct pstate *ps, const struct day_window *w, int64_t wm,

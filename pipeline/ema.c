@@ -172,11 +172,8 @@ static void ema_late(void *st, struct pstate *ps, const struct event *ev)
     int64_t clock = s->clock;
     ema_event(st, ps, ev);
     s->clock = clock; /* a late event does not move event time forward */
-    if (ev->type == EV_EMA)
-        s->dirty = 1;
-    /* phone coverage may have changed too (any phone event) */
-    if (ev->type == EV_SCREEN || ev->type == EV_APP || ev->type == EV_MODULE ||
-        ev->type == EV_DWAI || ev->type == EV_NUDGE_ACK || ev->type == EV_BATTERY)
+    /* prompts, or the phone coverage the records carry, may have changed */
+    if (ev_is_phone(ev->type))
         s->dirty = 1;
 }
 

@@ -15,21 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static float scratch_slow[EV_ACCEL_MAX][3], scratch_fast[EV_ACCEL_MAX][3];
 
-/* The same event in every bit: ev_equal() treats -0.0 and 0.0 as equal, this does not.
- * Both parsers zero *ev and fill it through the same code, so even padding agrees; only
- * the accel sample pointer differs (each call had its own scratch buffer). */
-static int identical(const struct event *a, const struct event *b)
-{
-    struct event bb = *b;
-    if (!ev_equal(a, b))
-        return 0;
-    if (a->type == EV_ACCEL) {
-        if (memcmp(a->u.accel.g, b->u.accel.g, a->u.accel.n * sizeof a->u.accel.g[0]) != 0)
-            return 0;
-        bb.u.accel.g = a->u.accel.g;
-    }
-    return memcmp(a, &bb, sizeof bb) == 0;
-}
+#include "tests/event_identical.h"
 
 static void differ(const char *what, const uint8_t *data, size_t size)
 {

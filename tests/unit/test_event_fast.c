@@ -20,20 +20,7 @@
 
 static float scratch_slow[EV_ACCEL_MAX][3], scratch_fast[EV_ACCEL_MAX][3];
 
-/* Same event in every bit (ev_equal() treats -0.0 and 0.0 as equal; this does not). Both
- * paths zero *ev and fill it through the same code; only the accel pointer differs. */
-static int identical(const struct event *a, const struct event *b)
-{
-    struct event bb = *b;
-    if (!ev_equal(a, b))
-        return 0;
-    if (a->type == EV_ACCEL) {
-        if (memcmp(a->u.accel.g, b->u.accel.g, a->u.accel.n * sizeof a->u.accel.g[0]) != 0)
-            return 0;
-        bb.u.accel.g = a->u.accel.g;
-    }
-    return memcmp(a, &bb, sizeof bb) == 0;
-}
+#include "tests/event_identical.h"
 
 struct tally {
     int lines, accepted, fast;
