@@ -158,8 +158,31 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: engaged replay [-c FILE] [--speed max|realtime|N] [--out FILE|-]\n"
-            "                      [--format jsonl|aware-csv|store] [--participant ID]\n"
+            "                      [--format FORMAT] [--participant ID] [--tz ZONE]\n"
             "                      [--strict] [--store PATH] [--demo] INPUT...\n");
+}
+
+/* The zone of readers for local-time formats: --tz, else the --participant's configured
+ * zone; NULL (UTC) when neither names one. */
+static int resolve_zone(const struct pipeline_conf *pc, const char *tzname,
+                        const char *participant, struct tz_db **db,
+                        const struct tz_zone **zone)
+{
+    *zone = NULL;
+    for (size_t i = 0; !tzname && participant && i < pc->n_participants; i++)
+        if (strcmp(pc->participants[i].id, participant) == 0 && pc->participants[i].tz[0])
+            tzname = pc->participants[i].tz;
+    if (!tzname)
+        return 0;
+    int e = 0;
+    *db = tz_db_new(pc->tzdir);
+    if (*db)
+        *zone = tz_db_get(*db, tzname, &e);
+    if (!*zone) {
+        fprintf(stderr, "engaged replay: --tz %s: no such time zone\n", tzname);
+        return -1;
+    }
+    return 0;
 }
 
 int replay_main(int argc, char **argv)
@@ -169,10 +192,11 @@ int replay_main(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},    {"format", required_argument, NULL, 'f'},
         {"participant", required_argument, NULL, 'p'}, {"strict", no_argument, NULL, 'S'},
         {"demo", no_argument, NULL, 'D'},         {"help", no_argument, NULL, 'h'},
-        {"store", required_argument, NULL, 'T'},
+        {"store", required_argument, NULL, 'T'}, {"tz", required_argument, NULL, 'z'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *out = "-", *format = NULL, *participant = NULL, *store = NULL;
+    const char *tzname = NULL;
     double speed = 0;
     int strict = 0, demo = 0, c;
     optind = 1;
@@ -185,6 +209,7 @@ int replay_main(int argc, char **argv)
         case 'S': strict = 1; break;
         case 'D': demo = 1; break;
         case 'T': store = optarg; break;
+        case 'z': tzname = optarg; break;
         case 's':
             if (strcmp(optarg, "max") == 0)
                 speed = 0;
@@ -246,6 +271,7 @@ int replay_main(int argc, char **argv)
     struct input *in = calloc((size_t)n_in + 1, sizeof *in);
     struct pipeline_participant_conf *parts = NULL;
     struct pipeline *pl = NULL;
+    struct tz_db *tzdb = NULL;
     if (!rp || !in) {
         rc = EX_OSERR;
         goto out;
@@ -314,6 +340,10 @@ int replay_main(int argc, char **argv)
 
     int n_open = 0;
     struct reader_opts ro = {.participant = participant};
+    if (resolve_zone(&pc, tzname, participant, &tzdb, &ro.zone) < 0) {
+        rc = EX_USAGE;
+        goto out;
+    }
     for (int i = 0; i < n_in + demo; i++) {
         const char *path = i < n_in ? argv[optind + i] : demo_rec;
         int e = reader_open(&in[i].r, path, format, &ro);
@@ -388,6 +418,7 @@ out:
             fclose(rp->out);
     }
     pipeline_free(pl);
+    tz_db_free(tzdb);
     if (rp) {
         if (store_sync_close(rp->store) < 0 && rc == EX_OK)
             rc = EX_IOERR;

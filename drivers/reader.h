@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "pipeline/event.h"
+#include "pipeline/tz.h"
 
 enum read_result {
     READ_EOF = 0,
@@ -19,6 +20,9 @@ enum read_result {
 struct reader_opts {
     const char *participant; /* --participant: for single-participant formats */
     const char *source;      /* source name to stamp on events, NULL = format default */
+    /* Time zone of formats that record local wall-clock time (Actiwatch AWD, ActiGraph agd
+     * and CSV): --tz, else the --participant's configured zone; NULL = UTC. */
+    const struct tz_zone *zone;
 };
 
 struct reader;
