@@ -3,7 +3,6 @@
  *   baseline: reading the file and parsing every line with jansson (json_loadb), nothing else;
  *   replay:   `engaged replay --out /dev/null FILE` as a whole process (events/s, peak RSS).
  * usage: bench_replay ENGAGED_BINARY [N_EVENTS] [TMPDIR] */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
+#include "benchlib.h"
 
 static void generate(const char *path, long n)
 {
@@ -74,27 +68,6 @@ static void generate(const char *path, long n)
     fclose(f);
 }
 
-static double baseline(const char *path, long *lines)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long n = 0;
-    double t0 = now_s();
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *j = json_loadb(line, (size_t)len, 0, NULL);
-        if (j)
-            n++;
-        json_decref(j);
-    }
-    double t = now_s() - t0;
-    free(line);
-    fclose(f);
-    *lines = n;
-    return t;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -105,32 +78,21 @@ int main(int argc, char **argv)
     const char *dir = argc > 3 ? argv[3] : "/tmp";
     char path[512];
     snprintf(path, sizeof path, "%s/bench_replay_%d.jsonl", dir, (int)getpid());
-    double t0 = now_s();
+    double t0 = bench_now();
     generate(path, n);
-    printf("generated %ld events in %.1f s\n", n, now_s() - t0);
+    printf("generated %ld events in %.1f s\n", n, bench_now() - t0);
 
     long parsed;
-    double tb = baseline(path, &parsed);
+    double tb = bench_jansson_pass(path, &parsed);
     printf("baseline (read + jansson parse only): %.0f lines/s (%.2f s)\n", (double)parsed / tb, tb);
 
-    t0 = now_s();
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl(argv[1], argv[1], "replay", "--out", "/dev/null", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    struct rusage ru;
-    wait4(pid, &st, 0, &ru);
-    double tr = now_s() - t0;
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    char *args[] = {argv[1], "replay", "--out", "/dev/null", path, NULL};
+    struct bench_run r = bench_run_child(args);
     printf("engaged replay: exit %d, %.0f events/s wall (%.2f s), %.0f events/s per CPU second,"
            " peak RSS %.1f MiB\n",
-           WIFEXITED(st) ? WEXITSTATUS(st) : -1, (double)n / tr, tr, (double)n / cpu,
-           (double)ru.ru_maxrss / 1024.0);
+           r.exit_code, (double)n / r.wall_s, r.wall_s, (double)n / r.cpu_s, r.maxrss_mib);
     printf("ratio replay/baseline: %.2f (target: replay >= 1,000,000 events/s on one core)\n",
-           ((double)n / tr) / ((double)parsed / tb));
+           ((double)n / r.wall_s) / ((double)parsed / tb));
     unlink(path);
     return 0;
 }
