@@ -57,5 +57,7 @@ void reader_close(struct reader *r);
 extern const struct reader_ops reader_jsonl;
 extern const struct reader_ops reader_aware_csv;
 extern const struct reader_ops reader_store;
+extern const struct reader_ops reader_agd;   /* ActiGraph .agd (SQLite) */
+extern const struct reader_ops reader_agcsv; /* ActiGraph/ActiLife epoch CSV */
 
 #endif

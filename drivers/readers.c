@@ -6,10 +6,15 @@
 
 #include "drivers/reader.h"
 
+extern const struct reader_ops reader_awd; /* Actiwatch .AWD (drivers/file_awd.c) */
+
 /* Detection order matters: the most specific signatures first, JSON Lines last. */
 static const struct reader_ops *const readers[] = {
     &reader_store,
+    &reader_agd,
+    &reader_awd,
     &reader_aware_csv,
+    &reader_agcsv,
     &reader_jsonl,
 };
 
