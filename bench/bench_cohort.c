@@ -11,7 +11,8 @@
  *             per CPU second) and peak RSS;
  *   small:    the same for a cohort of P/10 participants over the same days;
  *   memory per participant = (peak RSS cohort - peak RSS small) / (P - P/10).
- * usage: bench_cohort ENGAGED_BINARY [PARTICIPANTS (1000)] [DAYS (90)] [TMPDIR (/tmp)] */
+ * usage: bench_cohort ENGAGED_BINARY [PARTICIPANTS (1000)] [DAYS (90)] [TMPDIR (/tmp)] [keep]
+ * (keep: leave the generated recordings and configs in TMPDIR, for profiling) */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -259,6 +260,10 @@ int main(int argc, char **argv)
            big.maxrss_mib, small.maxrss_mib, n_part - n_small);
     printf("ratio cohort replay/baseline: %.2f; targets: >= 1,000,000 events/s on one core, "
            "< 64 KiB per participant\n", ((double)n / big.wall_s) / ((double)parsed / tb));
+    if (argc > 5 && strcmp(argv[5], "keep") == 0) {
+        printf("kept %s, %s, %s, %s\n", path, conf, spath, sconf);
+        return 0;
+    }
     unlink(path);
     unlink(conf);
     unlink(spath);

@@ -143,6 +143,11 @@ struct conf_pipeline {
     int64_t screen_hold_ms;
     int64_t screen_ignore_shorter_ms; /* 0 = off */
     int64_t screen_ignore_longer_ms;  /* 0 = off */
+    int64_t app_ignore_shorter_ms;    /* 0 = off */
+    int64_t app_ignore_longer_ms;     /* 0 = off */
+    struct conf_list app_include;     /* group `all`: none = every app */
+    struct conf_list app_exclude;
+    int64_t engage_session_gap_ms;
     int64_t max_participants;
     int64_t max_sources;
     int64_t max_buffered;
@@ -154,6 +159,7 @@ struct conf_pipeline {
     int sleep_rescore;                /* enum conf_sleep_rescore */
     int nonwear;                      /* enum conf_nonwear */
     int count_axis;                   /* enum conf_count_axis */
+    int64_t valid_day_wear_ms;        /* act.valid_day: wear needed (10 h) */
 };
 
 struct conf_study {

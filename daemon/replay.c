@@ -159,7 +159,34 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: engaged replay [-c FILE] [--speed max|realtime|N] [--out FILE|-]\n"
             "                      [--format FORMAT] [--participant ID] [--tz ZONE]\n"
+            "                      [--epochs] [--summary]\n"
             "                      [--strict] [--store PATH] [--demo] INPUT...\n");
+}
+
+/* --tz with --participant: that participant's days run in the zone the file's clock used,
+ * whether or not the config names them (an entry is added or its zone replaced). */
+static int replay_participant_tz(struct pipeline_conf *pc, struct pipeline_participant_conf **parts,
+                                 const char *id, const char *tzname)
+{
+    struct pipeline_participant_conf *pp = NULL;
+    for (size_t i = 0; i < pc->n_participants; i++)
+        if (strcmp((*parts)[i].id, id) == 0)
+            pp = &(*parts)[i];
+    if (!pp) {
+        struct pipeline_participant_conf *v =
+            realloc(*parts, (pc->n_participants + 1) * sizeof *v);
+        if (!v)
+            return -1;
+        *parts = v;
+        pp = &v[pc->n_participants];
+        memset(pp, 0, sizeof *pp);
+        snprintf(pp->id, sizeof pp->id, "%s", id);
+        pp->prescribed_days_per_week = 7;
+        pc->n_participants++;
+        pc->participants = v;
+    }
+    snprintf(pp->tz, sizeof pp->tz, "%s", tzname);
+    return 0;
 }
 
 /* The zone of readers for local-time formats: --tz, else the --participant's configured
@@ -193,12 +220,13 @@ int replay_main(int argc, char **argv)
         {"participant", required_argument, NULL, 'p'}, {"strict", no_argument, NULL, 'S'},
         {"demo", no_argument, NULL, 'D'},         {"help", no_argument, NULL, 'h'},
         {"store", required_argument, NULL, 'T'}, {"tz", required_argument, NULL, 'z'},
+        {"epochs", no_argument, NULL, 'E'},       {"summary", no_argument, NULL, 'Y'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *out = "-", *format = NULL, *participant = NULL, *store = NULL;
     const char *tzname = NULL;
     double speed = 0;
-    int strict = 0, demo = 0, c;
+    int strict = 0, demo = 0, epochs = 0, summary = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:", opts, NULL)) != -1) {
         switch (c) {
@@ -210,6 +238,8 @@ int replay_main(int argc, char **argv)
         case 'D': demo = 1; break;
         case 'T': store = optarg; break;
         case 'z': tzname = optarg; break;
+        case 'E': epochs = 1; break;
+        case 'Y': summary = 1; break;
         case 's':
             if (strcmp(optarg, "max") == 0)
                 speed = 0;
@@ -330,6 +360,12 @@ int replay_main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
+    if (tzname && participant && replay_participant_tz(&pc, &parts, participant, tzname) < 0) {
+        rc = EX_OSERR;
+        goto out;
+    }
+    pc.act.epochs = epochs;
+    pc.act.summary = summary;
     int err = 0;
     pl = pipeline_new(&pc, write_record, rp, &err);
     if (!pl) {
@@ -349,7 +385,9 @@ int replay_main(int argc, char **argv)
         int e = reader_open(&in[i].r, path, format, &ro);
         if (e < 0) {
             fprintf(stderr, "engaged replay: %s: %s\n", path, in[i].r.why ? in[i].r.why : strerror(-e));
-            rc = e == -ENOENT ? EX_NOINPUT : e == -EPROTONOSUPPORT ? EX_DATAERR : EX_IOERR;
+            rc = e == -ENOENT                               ? EX_NOINPUT
+                 : e == -EPROTONOSUPPORT || e == -EINVAL || e == -EBADMSG ? EX_DATAERR
+                                                                          : EX_IOERR;
             goto out_readers;
         }
         n_open++;
@@ -398,6 +436,11 @@ int replay_main(int argc, char **argv)
             (unsigned long long)st->late, (unsigned long long)st->revised, (unsigned long long)(rp->bad + st->bad_tz),
             (unsigned long long)rp->unknown, (unsigned long long)st->limit_hits,
             (unsigned long long)st->records);
+    if (st->epochs_refused)
+        fprintf(stderr, "replay: %llu actigraphy epochs refused (another epoch length, an epoch "
+                        "already filled, older than the epoch ring, or a rate the counts "
+                        "converter does not take)\n",
+                (unsigned long long)st->epochs_refused);
     if (rp->store && store_sync_commit(rp->store) < 0)
         rp->store_errors++;
     if (rp->store_errors)

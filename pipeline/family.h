@@ -9,6 +9,7 @@
 #include "pipeline/tz.h"
 
 struct pstate;  /* one participant, owned by the core */
+struct family_ops;
 
 /* What a family may read about its participant. */
 const struct pipeline_conf *pstate_conf(const struct pstate *ps);
@@ -18,17 +19,27 @@ const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps); /
  * docs/features.md: consecutive phone events closer than coverage_gap cover the time between). */
 double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end);
 /* Emit one record for the participant; value NAN (or has_value 0) means null. */
+/* The same for the wearable streams (counts, accel, steps, hr, wear). */
+double pstate_wearable_coverage(const struct pstate *ps, int64_t start, int64_t end);
 void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
                      int has_value, double value, const char *unit, double coverage,
                      int revision);
 void pstate_count_discarded(struct pstate *ps, uint64_t n);
+void pstate_count_refused_epochs(struct pstate *ps, uint64_t n);
 /* Emit one record of any window kind: day and 7d windows name the local_date of their (last)
  * day and its zone; event windows have start == end == the event time (local_date of it). */
 void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_t end,
                  const struct day_window *day, const char *feature, int has_value, double value,
                  const char *unit, double coverage, int revision);
+/* One `epoch` record (replay --epochs): [start, end) of day w, with its wear/sleep flags. */
+void pstate_emit_epoch(struct pstate *ps, int64_t start, int64_t end, const struct day_window *w,
+                       double value, double coverage, const struct epoch_extra *x);
 /* The participant's time-zone timeline (for cal_day_at, cal_7d). */
 const struct tzline *pstate_tzline(const struct pstate *ps);
+/* The state another family keeps for this participant, or NULL if f is not registered. Every
+ * callback runs family by family in registry order, so a family listed after f sees f's state
+ * already updated for the same event or day (the engage family reads the app family's log). */
+void *pstate_family_state(struct pstate *ps, const struct family_ops *f);
 
 struct family_ops {
     const char *name;
@@ -47,11 +58,16 @@ struct family_ops {
     /* recompute a closed day after late events; re-emit it with revision + 1 only if any of
      * its records changed */
     void (*revise_day)(void *st, struct pstate *ps, const struct day_window *w);
+    /* optional: end of input, after the last day closed (replay --summary) */
+    void (*finish)(void *st, struct pstate *ps);
 };
 
 extern const struct family_ops family_screen;
 extern const struct family_ops family_ema;
 extern const struct family_ops family_alliance;
 extern const struct family_ops family_yield;
+extern const struct family_ops family_act;
+extern const struct family_ops family_app;
+extern const struct family_ops family_engage;
 
 #endif

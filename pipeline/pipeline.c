@@ -20,6 +20,9 @@ static const struct family_ops *const families[] = {
     &family_ema,
     &family_alliance,
     &family_yield,
+    &family_act,
+    &family_app,
+    &family_engage,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
@@ -40,6 +43,7 @@ struct pstate {
     struct day_window next_day;    /* first day not yet closed */
     int64_t last_ts;
     struct coverage cov;           /* of the phone stream */
+    struct coverage wcov;          /* of the wearable streams */
     struct day_window closed[REVISE_DAYS]; /* the newest closed days, oldest first */
     size_t n_closed;
     void *fam[N_FAMILIES];
@@ -72,6 +76,12 @@ void pipeline_conf_defaults(struct pipeline_conf *c)
     c->ema_expire_ms = 2 * 3600000LL;
     c->screen_ignore_shorter_min = 0;
     c->screen_ignore_longer_min = 360;
+    c->app_ignore_shorter_min = 0;
+    c->app_ignore_longer_min = 300;
+    c->engage_session_gap_ms = 30000;
+    c->act.binarize = -1;
+    c->act.valid_day_wear_ms = 10 * 3600000LL;
+    c->act.max_summary_days = 400;
     c->max_participants = 1024;
     c->max_sources = 4096;
     c->max_buffered = 1000000;
@@ -226,14 +236,40 @@ double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end
     return coverage_fraction(&ps->cov, start, end);
 }
 
+static int is_wearable_type(enum ev_type t)
+{
+    return t == EV_COUNTS || t == EV_ACCEL || t == EV_STEPS || t == EV_HR || t == EV_WEAR;
+}
+
+static void wearable_seen(struct pstate *ps, int64_t t)
+{
+    uint64_t dropped = ps->wcov.dropped;
+    if (coverage_add(&ps->wcov, t, ps->pl->conf.coverage_gap_ms) < 0 || ps->wcov.dropped != dropped)
+        ps->pl->st.limit_hits++;
+}
+
+double pstate_wearable_coverage(const struct pstate *ps, int64_t start, int64_t end)
+{
+    return coverage_fraction(&ps->wcov, start, end);
+}
+
 /* ---- accessors for families -------------------------------------------------------- */
 
 const struct pipeline_conf *pstate_conf(const struct pstate *ps) { return &ps->pl->conf; }
 const char *pstate_id(const struct pstate *ps) { return ps->id; }
 const struct pipeline_participant_conf *pstate_pconf(const struct pstate *ps) { return ps->pconf; }
 void pstate_count_discarded(struct pstate *ps, uint64_t n) { ps->pl->st.screen_discarded += n; }
+void pstate_count_refused_epochs(struct pstate *ps, uint64_t n) { ps->pl->st.epochs_refused += n; }
 
 const struct tzline *pstate_tzline(const struct pstate *ps) { return &ps->tzl; }
+
+void *pstate_family_state(struct pstate *ps, const struct family_ops *f)
+{
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (families[i] == f)
+            return ps->fam[i];
+    return NULL;
+}
 
 void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *feature,
                      int has_value, double value, const char *unit, double coverage,
@@ -267,6 +303,28 @@ void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_
         pl->st.sink_errors++;
 }
 
+void pstate_emit_epoch(struct pstate *ps, int64_t start, int64_t end, const struct day_window *w,
+                       double value, double coverage, const struct epoch_extra *x)
+{
+    struct feature_record r = {
+        .participant = ps->id,
+        .feature = "act.epoch",
+        .window = WIN_EPOCH,
+        .start = start,
+        .end = end,
+        .tz = tz_zone_name(w->zone),
+        .has_value = isfinite(value),
+        .value = value,
+        .unit = "count",
+        .coverage = coverage,
+        .epoch = x,
+    };
+    memcpy(r.local_date, w->local_date, sizeof r.local_date);
+    ps->pl->st.records++;
+    if (ps->pl->sink(ps->pl->ud, &r) < 0)
+        ps->pl->st.sink_errors++;
+}
+
 /* ---- days and dispatch ------------------------------------------------------------- */
 
 static void close_days(struct pstate *ps, int finishing)
@@ -296,6 +354,7 @@ static void close_days(struct pstate *ps, int finishing)
         cal_day_next(&ps->tzl, d, &next);
         *d = next;
         coverage_trim(&ps->cov, ps->closed[0].start - ps->pl->conf.coverage_gap_ms);
+        coverage_trim(&ps->wcov, ps->closed[0].start - ps->pl->conf.coverage_gap_ms);
     }
 }
 
@@ -316,6 +375,8 @@ static void dispatch(struct pstate *ps, const struct event *ev)
     }
     if (ev_is_phone(ev->type))
         phone_seen(ps, ev->ts);
+    else if (is_wearable_type(ev->type))
+        wearable_seen(ps, ev->ts);
     ps->last_ts = ev->ts;
     for (size_t f = 0; f < N_FAMILIES; f++)
         families[f]->on_event(ps->fam[f], ps, ev);
@@ -343,6 +404,8 @@ static void revise(struct pstate *ps, const struct event *ev)
     const struct pipeline_conf *c = &ps->pl->conf;
     if (ev_is_phone(ev->type))
         phone_seen(ps, ev->ts);
+    else if (is_wearable_type(ev->type))
+        wearable_seen(ps, ev->ts);
     for (size_t f = 0; f < N_FAMILIES; f++)
         families[f]->on_late_event(ps->fam[f], ps, ev);
     int64_t reach = c->screen_hold_ms > c->coverage_gap_ms ? c->screen_hold_ms : c->coverage_gap_ms;
@@ -441,6 +504,9 @@ void pipeline_finish(struct pipeline *pl)
     for (size_t i = 0; i < pl->n_ps; i++) {
         struct pstate *ps = pl->ps[i];
         release(ps, INT64_MAX, 1);
+        for (size_t f = 0; f < N_FAMILIES; f++)
+            if (families[f]->finish)
+                families[f]->finish(ps->fam[f], ps);
     }
 }
 
@@ -494,6 +560,7 @@ void pipeline_free(struct pipeline *pl)
         reorder_release(&ps->buf);
         free(ps->src);
         coverage_release(&ps->cov);
+        coverage_release(&ps->wcov);
         free(ps);
     }
     sources_release(&pl->srcs);

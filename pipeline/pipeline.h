@@ -21,6 +21,23 @@ struct pipeline_participant_conf {
     double prescribed_days_per_week;              /* 1..7 */
 };
 
+/* Actigraphy conventions ([pipeline] keys of the same names; docs/actigraphy.md). */
+enum act_nonwear { ACT_NONWEAR_CHOI = 0, ACT_NONWEAR_TROIANO, ACT_NONWEAR_NONE };
+enum act_rescore { ACT_RESCORE_AUTO = 0, ACT_RESCORE_WEBSTER, ACT_RESCORE_NONE };
+struct pipeline_act_conf {
+    int nonwear;                  /* enum act_nonwear (choi) */
+    int sleep_sadeh;              /* 0 Cole-Kripke (default), 1 Sadeh */
+    int sleep_pyactigraphy;       /* scoring convention: 0 ActiLife (default), 1 pyActigraphy */
+    int rescore;                  /* enum act_rescore */
+    int rhythm_pyactigraphy;      /* 0 classic (default), 1 pyActigraphy 1.2 */
+    int binarize;                 /* -1 the convention's default, 0 no, 1 yes (> 4) */
+    int count_vm;                 /* 0 axis 1 (default), 1 vector magnitude */
+    int64_t valid_day_wear_ms;    /* act.valid_day: at least this much wear (10 h) */
+    int epochs;                   /* replay --epochs: one `epoch` record per epoch */
+    int summary;                  /* replay --summary: `recording` records at the end */
+    size_t max_summary_days;      /* --summary keeps at most this many days per participant */
+};
+
 struct pipeline_conf {
     int64_t lateness_ms;          /* allowed out-of-orderness per source (default 10 min) */
     int64_t coverage_gap_ms;      /* longer silences of a stream count as missing data (12 h) */
@@ -32,10 +49,18 @@ struct pipeline_conf {
                                    * after delivery; later answers do not count (2 h) */
     double screen_ignore_shorter_min; /* RAPIDS IGNORE_EPISODES_SHORTER_THAN, 0 = off */
     double screen_ignore_longer_min;  /* RAPIDS IGNORE_EPISODES_LONGER_THAN (360), 0 = off */
+    double app_ignore_shorter_min;    /* app episodes: RAPIDS IGNORE_EPISODES_SHORTER_THAN, 0 = off */
+    double app_ignore_longer_min;     /* app episodes: RAPIDS IGNORE_EPISODES_LONGER_THAN (300), 0 = off */
+    int64_t engage_session_gap_ms;    /* intervention-app uses closer than this are one session (30 s) */
+    size_t n_app_include, n_app_exclude; /* group `all`: only the included apps (none listed = all),
+                                          * less the excluded; an item ending in '.' is a prefix */
+    char app_include[PIPE_MAX_APPS][EV_NAME_MAX + 1];
+    char app_exclude[PIPE_MAX_APPS][EV_NAME_MAX + 1];
     size_t max_participants;      /* participants tracked at once (default 1024) */
     size_t max_sources;           /* sources tracked at once (default 4096) */
     size_t max_buffered;          /* events held for reordering, all participants (1 M) */
     size_t max_day_events;        /* screen events kept per participant and open day (100 k) */
+    struct pipeline_act_conf act; /* actigraphy (docs/actigraphy.md) */
     const char *tzdir;            /* NULL: system tz database */
     size_t n_participants;
     const struct pipeline_participant_conf *participants; /* borrowed for the pipeline's life */
@@ -56,6 +81,7 @@ enum pipe_result {
 struct pipeline_stats {
     uint64_t accepted, duplicates, late, revised, limit_hits, bad_tz, records, sink_errors;
     uint64_t screen_discarded;    /* screen events discarded by the RAPIDS episode rules */
+    uint64_t epochs_refused;      /* counts/accel the act family could not place (actigraphy.md) */
 };
 
 struct pipeline;

@@ -12,7 +12,65 @@ const char *window_kind_name(enum window_kind w)
     return (unsigned)w < sizeof names / sizeof names[0] ? names[w] : "?";
 }
 
+/* The shortest round-trip form costs up to three snprintf/strtod pairs, and the same values
+ * recur (every record of a family's day carries the same coverage), so the last results are
+ * remembered: a small direct-mapped cache per thread, keyed by the bit pattern. */
+#define FMT_CACHE 64
+struct fmt_slot {
+    uint64_t bits;
+    int len; /* 0: empty */
+    char s[25];
+};
+static _Thread_local struct fmt_slot fmt_cache[FMT_CACHE];
+
+static int fmt_shortest(double v, char *buf, size_t cap);
+
+/* An integral value below 2^53 in magnitude, digit by digit (most values are counts). */
+static int fmt_integer(double v, char *buf, size_t cap)
+{
+    char tmp[24];
+    int n = 0;
+    int64_t x = (int64_t)v;
+    uint64_t u = x < 0 ? (uint64_t)(-x) : (uint64_t)x;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0)
+        tmp[n++] = '-';
+    if ((size_t)n >= cap)
+        return -ENOSPC;
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+    return n;
+}
+
 int fmt_number(double v, char *buf, size_t cap)
+{
+    if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
+        return fmt_integer(v, buf, cap); /* -0 becomes 0 */
+    if (!isfinite(v))
+        return fmt_shortest(v, buf, cap);
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    struct fmt_slot *c = &fmt_cache[(bits ^ (bits >> 29) ^ (bits >> 47)) % FMT_CACHE];
+    if (c->len && c->bits == bits) {
+        if ((size_t)c->len >= cap)
+            return -ENOSPC;
+        memcpy(buf, c->s, (size_t)c->len + 1);
+        return c->len;
+    }
+    int n = fmt_shortest(v, buf, cap);
+    if (n > 0 && (size_t)n < sizeof c->s) {
+        c->bits = bits;
+        c->len = n;
+        memcpy(c->s, buf, (size_t)n + 1);
+    }
+    return n;
+}
+
+static int fmt_shortest(double v, char *buf, size_t cap)
 {
     int n;
     if (!isfinite(v))
@@ -77,6 +135,27 @@ static int put_num(char *buf, size_t cap, size_t *pos, double v)
     return r < 0 ? r : put_raw(buf, cap, pos, tmp);
 }
 
+static int put_flag(char *buf, size_t cap, size_t *pos, const char *key, int v)
+{
+    int e = put_raw(buf, cap, pos, key);
+    return e | put_raw(buf, cap, pos, v < 0 ? "null" : v ? "1" : "0");
+}
+
+static int put_epoch(char *buf, size_t cap, size_t *pos, const struct epoch_extra *x)
+{
+    int e = put_flag(buf, cap, pos, ",\"wear\":", x->wear);
+    e |= put_flag(buf, cap, pos, ",\"sleep\":", x->sleep);
+    if (x->has_axes) {
+        e |= put_raw(buf, cap, pos, ",\"axes\":[");
+        for (int i = 0; i < 3; i++) {
+            e |= i ? put_raw(buf, cap, pos, ",") : 0;
+            e |= put_num(buf, cap, pos, x->axes[i]);
+        }
+        e |= put_raw(buf, cap, pos, "]");
+    }
+    return e;
+}
+
 int record_to_json(const struct feature_record *r, char *buf, size_t cap)
 {
     size_t pos = 0;
@@ -110,7 +189,10 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap)
     e |= put_str(buf, cap, &pos, r->unit ? r->unit : "");
     e |= put_raw(buf, cap, &pos, ",\"coverage\":");
     e |= put_num(buf, cap, &pos, r->coverage);
-    snprintf(tmp, sizeof tmp, ",\"revision\":%d}", r->revision);
+    snprintf(tmp, sizeof tmp, ",\"revision\":%d", r->revision);
     e |= put_raw(buf, cap, &pos, tmp);
+    if (r->epoch)
+        e |= put_epoch(buf, cap, &pos, r->epoch);
+    e |= put_raw(buf, cap, &pos, "}");
     return e ? -ENOSPC : (int)pos;
 }

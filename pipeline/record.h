@@ -7,6 +7,15 @@
 
 enum window_kind { WIN_DAY = 0, WIN_7D, WIN_EVENT, WIN_EPOCH, WIN_RECORDING };
 
+/* The extra fields of an `epoch` record (replay --epochs; spec §4): wear and sleep flags
+ * (-1 = not scored: non-wear masks sleep, a partial epoch is not scored) and, for triaxial
+ * input, the counts of the x, y and z axes. */
+struct epoch_extra {
+    int wear, sleep;
+    int has_axes;
+    double axes[3];
+};
+
 struct feature_record {
     const char *participant;
     const char *feature;
@@ -19,6 +28,7 @@ struct feature_record {
     const char *unit;
     double coverage;           /* 0..1 */
     int revision;
+    const struct epoch_extra *epoch; /* window == WIN_EPOCH only, else NULL */
 };
 
 const char *window_kind_name(enum window_kind w);

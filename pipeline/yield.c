@@ -1,5 +1,6 @@
-/* Data yield (spec §4 yield.phone): the fraction of a local day's minutes holding at least one
- * phone event (screen, app, ema, module, dwai, nudge_ack, battery). Minutes are counted RAPIDS
+/* Data yield (spec §4 yield.phone, yield.wearable): the fraction of a local day's minutes
+ * holding at least one phone event (screen, app, ema, module, dwai, nudge_ack, battery), or
+ * wearable data (the span of a counts epoch or an accel block; a steps, hr or wear event). Minutes are counted RAPIDS
  * style from the day start: bin = floor((t - start) / 60 s), so a 23 h day has 1380 bins and a
  * 25 h day 1500 (a day cut by a time-zone switch has ceil(length / 1 min)). One bitmap per day,
  * kept while the day can still be revised. */
@@ -19,10 +20,16 @@ struct yday {
     uint64_t bits[MAX_BINS / 64];
 };
 
-struct yield {
+/* One stream's days. */
+struct ystream {
     struct yday d[N_DAYS]; /* oldest first */
     size_t n;
     size_t cur;            /* index of the day of the last event, or N_DAYS */
+};
+
+struct yield {
+    struct ystream phone;
+    struct ystream *wear;  /* allocated with the participant's first wearable event */
 };
 
 static void *yield_new(struct pstate *ps)
@@ -30,11 +37,32 @@ static void *yield_new(struct pstate *ps)
     (void)ps;
     struct yield *y = calloc(1, sizeof *y);
     if (y)
-        y->cur = N_DAYS;
+        y->phone.cur = N_DAYS;
     return y;
 }
 
-static void yield_free(void *st) { free(st); }
+static void yield_free(void *st)
+{
+    struct yield *y = st;
+    if (y)
+        free(y->wear);
+    free(y);
+}
+
+static int is_wearable(enum ev_type t)
+{
+    return t == EV_COUNTS || t == EV_ACCEL || t == EV_STEPS || t == EV_HR || t == EV_WEAR;
+}
+
+/* How long an event's data lasts: an epoch or a block of samples; other events are points. */
+static int64_t span_ms(const struct event *ev)
+{
+    if (ev->type == EV_COUNTS)
+        return (int64_t)ev->u.counts.epoch_s * 1000;
+    if (ev->type == EV_ACCEL && ev->u.accel.hz > 0)
+        return (int64_t)((double)ev->u.accel.n * 1000.0 / ev->u.accel.hz);
+    return 1;
+}
 
 static size_t n_bins(const struct day_window *w)
 {
@@ -43,7 +71,7 @@ static size_t n_bins(const struct day_window *w)
 }
 
 /* The kept day containing t, created (in order) if it is newer than every kept day. */
-static struct yday *day_for(struct yield *y, struct pstate *ps, int64_t t)
+static struct yday *day_for(struct ystream *y, struct pstate *ps, int64_t t)
 {
     if (y->cur < y->n && t >= y->d[y->cur].w.start && t < y->d[y->cur].w.end)
         return &y->d[y->cur];
@@ -68,33 +96,81 @@ static struct yday *day_for(struct yield *y, struct pstate *ps, int64_t t)
     return d;
 }
 
+/* The open day may have been cut at a time-zone switch: forget the windows that start at or
+ * after it, and end an open one there (the core recomputes its day the same way). */
+static void stream_switch(struct ystream *y, struct pstate *ps, int64_t ts)
+{
+    while (y->n && !y->d[y->n - 1].closed && y->d[y->n - 1].w.start >= ts)
+        y->n--;
+    if (y->n && !y->d[y->n - 1].closed && y->d[y->n - 1].w.end > ts) {
+        struct day_window w;
+        cal_day_at(pstate_tzline(ps), y->d[y->n - 1].w.start, &w);
+        if (w.start == y->d[y->n - 1].w.start)
+            y->d[y->n - 1].w = w;
+        else
+            y->n--;
+    }
+    y->cur = N_DAYS;
+}
+
+static void set_bins(struct yday *d, int64_t from, int64_t to)
+{
+    for (int64_t bin = (from - d->w.start) / MIN_MS; bin < MAX_BINS; bin++) {
+        if (bin >= 0)
+            d->bits[bin / 64] |= (uint64_t)1 << (bin % 64);
+        if (d->w.start + (bin + 1) * MIN_MS >= to)
+            break;
+    }
+}
+
+/* Marks the minutes of [t, t + span) in the stream's days (several if it crosses midnight);
+ * late: only days already kept, closed or not. */
+static void mark(struct ystream *y, struct pstate *ps, int64_t t, int64_t span, int late)
+{
+    int64_t end = t + (span > 0 ? span : 1);
+    while (t < end) {
+        struct yday *d = NULL;
+        if (late) {
+            for (size_t i = 0; i < y->n && !d; i++)
+                if (t >= y->d[i].w.start && t < y->d[i].w.end)
+                    d = &y->d[i];
+        } else {
+            d = day_for(y, ps, t);
+        }
+        if (!d)
+            return;
+        int64_t stop = end < d->w.end ? end : d->w.end;
+        set_bins(d, t, stop);
+        t = stop;
+    }
+}
+
+static struct ystream *stream_of(struct yield *y, const struct event *ev)
+{
+    if (ev_is_phone(ev->type))
+        return &y->phone;
+    if (!is_wearable(ev->type))
+        return NULL;
+    if (!y->wear) {
+        y->wear = calloc(1, sizeof *y->wear);
+        if (y->wear)
+            y->wear->cur = N_DAYS;
+    }
+    return y->wear;
+}
+
 static void yield_event(void *st, struct pstate *ps, const struct event *ev)
 {
     struct yield *y = st;
     if (ev->type == EV_TZ) {
-        /* the open day may have been cut at the switch: forget the windows that start at or
-         * after it, and end an open one there (the core recomputes its day the same way) */
-        while (y->n && !y->d[y->n - 1].closed && y->d[y->n - 1].w.start >= ev->ts)
-            y->n--;
-        if (y->n && !y->d[y->n - 1].closed && y->d[y->n - 1].w.end > ev->ts) {
-            struct day_window w;
-            cal_day_at(pstate_tzline(ps), y->d[y->n - 1].w.start, &w);
-            if (w.start == y->d[y->n - 1].w.start)
-                y->d[y->n - 1].w = w;
-            else
-                y->n--;
-        }
-        y->cur = N_DAYS;
+        stream_switch(&y->phone, ps, ev->ts);
+        if (y->wear)
+            stream_switch(y->wear, ps, ev->ts);
         return;
     }
-    if (!ev_is_phone(ev->type))
-        return;
-    struct yday *d = day_for(y, ps, ev->ts);
-    if (!d)
-        return;
-    int64_t bin = (ev->ts - d->w.start) / MIN_MS;
-    if (bin >= 0 && bin < MAX_BINS)
-        d->bits[bin / 64] |= (uint64_t)1 << (bin % 64);
+    struct ystream *s = stream_of(y, ev);
+    if (s)
+        mark(s, ps, ev->ts, span_ms(ev), 0);
 }
 
 static int yield_ready(void *st, struct pstate *ps, const struct day_window *w, int64_t wm,
@@ -104,7 +180,7 @@ static int yield_ready(void *st, struct pstate *ps, const struct day_window *w, 
     return 1;
 }
 
-static struct yday *find(struct yield *y, const struct day_window *w)
+static struct yday *find(struct ystream *y, const struct day_window *w)
 {
     for (size_t i = 0; i < y->n; i++)
         if (y->d[i].w.start == w->start)
@@ -112,27 +188,30 @@ static struct yday *find(struct yield *y, const struct day_window *w)
     return NULL;
 }
 
-static void compute(struct pstate *ps, const struct day_window *w, const struct yday *d,
-                    double *value, double *coverage, int *emitted)
+static const char *const stream_feature[2] = {"yield.phone", "yield.wearable"};
+
+static void compute(struct pstate *ps, int wearable, const struct day_window *w,
+                    const struct yday *d, double *value, double *coverage, int *emitted)
 {
     size_t nb = n_bins(w), set = 0;
     if (d)
         for (size_t b = 0; b < nb; b++)
             set += (d->bits[b / 64] >> (b % 64)) & 1;
     *value = nb ? (double)set / (double)nb : 0;
-    *coverage = pstate_phone_coverage(ps, w->start, w->end);
+    *coverage = wearable ? pstate_wearable_coverage(ps, w->start, w->end)
+                         : pstate_phone_coverage(ps, w->start, w->end);
     *emitted = set > 0 || *coverage > 0;
 }
 
-static void yield_close(void *st, struct pstate *ps, const struct day_window *w)
+static void stream_close(struct ystream *y, struct pstate *ps, int wearable,
+                         const struct day_window *w)
 {
-    struct yield *y = st;
     struct yday *d = find(y, w);
     double v, cov;
     int em;
-    compute(ps, w, d, &v, &cov, &em);
+    compute(ps, wearable, w, d, &v, &cov, &em);
     if (em)
-        pstate_emit_day(ps, w, "yield.phone", 1, v, "ratio", cov, 0);
+        pstate_emit_day(ps, w, stream_feature[wearable], 1, v, "ratio", cov, 0);
     if (!d) {
         /* remember what was emitted, for revisions */
         if (y->n == N_DAYS) {
@@ -165,15 +244,23 @@ static void yield_close(void *st, struct pstate *ps, const struct day_window *w)
     }
 }
 
-static void yield_revise(void *st, struct pstate *ps, const struct day_window *w)
+static void yield_close(void *st, struct pstate *ps, const struct day_window *w)
 {
     struct yield *y = st;
+    stream_close(&y->phone, ps, 0, w);
+    if (y->wear)
+        stream_close(y->wear, ps, 1, w);
+}
+
+static void stream_revise(struct ystream *y, struct pstate *ps, int wearable,
+                          const struct day_window *w)
+{
     struct yday *d = find(y, w);
     if (!d || !d->closed)
         return;
     double v, cov;
     int em;
-    compute(ps, w, d, &v, &cov, &em);
+    compute(ps, wearable, w, d, &v, &cov, &em);
     if (em == d->emitted && v == d->value && cov == d->coverage)
         return;
     d->revision = d->emitted ? d->revision + 1 : 0;
@@ -181,23 +268,24 @@ static void yield_revise(void *st, struct pstate *ps, const struct day_window *w
     d->value = v;
     d->coverage = cov;
     if (em)
-        pstate_emit_day(ps, w, "yield.phone", 1, v, "ratio", cov, d->revision);
+        pstate_emit_day(ps, w, stream_feature[wearable], 1, v, "ratio", cov, d->revision);
 }
 
-/* A late event is binned into its kept day, closed or not. */
+static void yield_revise(void *st, struct pstate *ps, const struct day_window *w)
+{
+    struct yield *y = st;
+    stream_revise(&y->phone, ps, 0, w);
+    if (y->wear)
+        stream_revise(y->wear, ps, 1, w);
+}
+
+/* A late event is binned into its kept day, closed or not; older ones cannot be revised. */
 static void yield_late(void *st, struct pstate *ps, const struct event *ev)
 {
     struct yield *y = st;
-    if (!ev_is_phone(ev->type))
-        return;
-    for (size_t i = 0; i < y->n; i++)
-        if (ev->ts >= y->d[i].w.start && ev->ts < y->d[i].w.end) {
-            int64_t bin = (ev->ts - y->d[i].w.start) / MIN_MS;
-            if (bin >= 0 && bin < MAX_BINS)
-                y->d[i].bits[bin / 64] |= (uint64_t)1 << (bin % 64);
-            return;
-        }
-    (void)ps; /* older than the kept days: cannot be revised */
+    struct ystream *s = stream_of(y, ev);
+    if (s)
+        mark(s, ps, ev->ts, span_ms(ev), 1);
 }
 
 const struct family_ops family_yield = {

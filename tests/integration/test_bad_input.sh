@@ -81,7 +81,7 @@ gen.jsonl:5: invalid UTF-8 at byte 61
 gen.jsonl:6: NUL byte at byte 62
 gen.jsonl:7: invalid UTF-8 at byte 1
 gen.jsonl:9: line longer than 1048576 bytes
-replay: 5 events accepted, 0 duplicates, 0 late, 0 revising, 6 bad lines, 0 unknown types, 0 limit hits, 16 records
+replay: 5 events accepted, 0 duplicates, 0 late, 0 revising, 6 bad lines, 0 unknown types, 0 limit hits, 41 records
 EOF
 sed "s#^$T/##" "$T/gen.err" > "$T/gen.got"
 diff -u "$T/gen.want" "$T/gen.got" || fail "generated bad lines: messages differ"

@@ -21,8 +21,8 @@ struct out {
 };
 
 /* records per closed day with phone data: 7 screen, 7 ema (adherence.ema_7d included),
- * 1 alliance.dwai, 1 yield.phone */
-#define PER_DAY 16
+ * 1 alliance.dwai, 1 yield.phone, 18 app, 7 engage (adherence.intervention_7d included) */
+#define PER_DAY 41
 
 static int sink(void *ud, const struct feature_record *r)
 {
