@@ -63,7 +63,7 @@ int conf_fill_pipeline(const struct conf *c, struct pipeline_conf *pc,
         snprintf(pp->tz, sizeof(pp->tz), "%s", cp->tz);
         pp->n_apps = cp->intervention_apps.n;
         for (size_t a = 0; a < cp->intervention_apps.n && a < PIPE_MAX_APPS; a++)
-            snprintf(pp->apps[a], sizeof(pp->apps[a]), "%s", cp->intervention_apps.items[a]);
+            pp->apps[a] = cp->intervention_apps.items[a]; /* the config outlives the pipeline */
         pp->prescribed_days_per_week = (double)cp->prescribed_days_per_week;
     }
     pc->n_participants = c->n_participants;

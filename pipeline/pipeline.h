@@ -17,7 +17,7 @@ struct pipeline_participant_conf {
     char id[EV_ID_MAX + 1];
     char tz[EV_TZ_MAX + 1];                       /* "" = UTC */
     size_t n_apps;                                /* intervention app ids */
-    char apps[PIPE_MAX_APPS][EV_NAME_MAX + 1];
+    const char *apps[PIPE_MAX_APPS];              /* borrowed, like the participants array */
     double prescribed_days_per_week;              /* 1..7 */
 };
 

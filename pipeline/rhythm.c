@@ -707,22 +707,22 @@ static void sri_pairs(const float *restrict c, size_t P, size_t lo, size_t hi,
 }
 
 /* pyActigraphy: the share of agreeing consecutive-day pairs per time-of-day slot (eq, floats:
- * exact below 2^24 days), averaged over the slots; NaN when a slot has no pair. cnt: P. */
-static double sri_slot_mean(const struct geom *g, const float *eq, double *cnt)
+ * exact below 2^24 days), averaged over the slots; NaN when a slot has no pair. A slot has
+ * base = end / P pairs, or base + 1 for the end % P slots from the first epoch's on, so the
+ * mean of the shares is exactly (agreements of the first kind / base + those of the second /
+ * (base + 1)) / P: two divisions of exact integer sums. */
+static double sri_slot_mean(const struct geom *g, const float *eq)
 {
-    /* pairs per slot: the whole days of pairs, plus one for the slots of the partial day */
-    size_t end = g->n - g->P;
+    size_t end = g->n - g->P, base = end / g->P, rem = end % g->P;
+    if (!base)
+        return NAN; /* a slot seen on one day only */
+    double all = 0, more = 0;
     for (size_t k = 0; k < g->P; k++)
-        cnt[k] = (double)(end / g->P);
-    for (size_t i = 0, k = g->e0; i < end % g->P; i++, k = k + 1 == g->P ? 0 : k + 1)
-        cnt[k] += 1.0;
-    struct ksum m = {0, 0};
-    for (size_t k = 0; k < g->P; k++) {
-        if (cnt[k] == 0)
-            return NAN; /* a slot seen on one day only */
-        ks_add(&m, (double)eq[k] / cnt[k]);
-    }
-    return 200.0 * ks_val(&m) / (double)g->P - 100.0;
+        all += eq[k];
+    for (size_t i = 0, k = g->e0; i < rem; i++, k = k + 1 == g->P ? 0 : k + 1)
+        more += eq[k];
+    double share = (all - more) / (double)base + more / (double)(base + 1);
+    return 200.0 * share / (double)g->P - 100.0;
 }
 
 int rhy_sri(const struct rhy_series *s, const struct rhy_opts *o, void *work, size_t work_len,
@@ -779,7 +779,7 @@ int rhy_sri(const struct rhy_series *s, const struct rhy_opts *o, void *work, si
         if (o->conv == RHY_CLASSIC && ok_all)
             r->sri = -100.0 + 200.0 * (double)eq_all / (double)ok_all;
         else if (o->conv == RHY_PYACTIGRAPHY && !miss) /* one missing epoch: NaN there */
-            r->sri = sri_slot_mean(&g, slot_eq, sc.pcnt);
+            r->sri = sri_slot_mean(&g, slot_eq);
     }
     free(own);
     return 0;

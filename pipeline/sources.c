@@ -107,17 +107,11 @@ struct source *sources_get(struct sources *t, const char *name, size_t *index, i
     return s;
 }
 
-int source_seen(struct source *s, int64_t seq, int *err)
+/* The bitmap form: bit seq % DEDUPE_BITS is set once seq was seen. */
+static int bitmap_seen(struct source *s, int64_t seq)
 {
-    if (!s->seen) {
-        s->seen = calloc(DEDUPE_BITS / 64, sizeof *s->seen);
-        if (!s->seen) {
-            *err = -ENOMEM;
-            return 0;
-        }
-    }
-    if (!s->any_seq || seq > s->hwm) {
-        if (s->any_seq && seq - s->hwm < DEDUPE_BITS) {
+    if (seq > s->hwm) {
+        if (seq - s->hwm < DEDUPE_BITS) {
             for (int64_t q = s->hwm + 1; q < seq; q++)
                 s->seen[(q % DEDUPE_BITS) / 64] &= ~(1ULL << (q % 64));
         } else {
@@ -125,7 +119,6 @@ int source_seen(struct source *s, int64_t seq, int *err)
         }
         s->seen[(seq % DEDUPE_BITS) / 64] |= 1ULL << (seq % 64);
         s->hwm = seq;
-        s->any_seq = 1;
         return 0;
     }
     if (s->hwm - seq >= DEDUPE_BITS)
@@ -135,6 +128,122 @@ int source_seen(struct source *s, int64_t seq, int *err)
     if (*w & bit)
         return 1;
     *w |= bit;
+    return 0;
+}
+
+/* Too many gaps for the list: the same set as a bitmap from now on. */
+static int to_bitmap(struct source *s)
+{
+    s->seen = malloc(DEDUPE_BITS / 8);
+    if (!s->seen)
+        return -ENOMEM;
+    memset(s->seen, 0xff, DEDUPE_BITS / 8);
+    for (uint32_t i = 0; i < s->n_gaps; i++)
+        for (int64_t q = s->gaps[i].a; q <= s->gaps[i].b; q++)
+            s->seen[(q % DEDUPE_BITS) / 64] &= ~(1ULL << (q % 64));
+    free(s->gaps);
+    s->gaps = NULL;
+    s->n_gaps = s->cap_gaps = 0;
+    return 0;
+}
+
+/* Inserts the unseen range [a, b] at position at; when the list is full, switches to the
+ * bitmap and marks the range unseen there. */
+static int gap_insert(struct source *s, uint32_t at, int64_t a, int64_t b)
+{
+    if (s->n_gaps >= DEDUPE_MAX_GAPS) {
+        if (to_bitmap(s) < 0)
+            return -ENOMEM;
+        for (int64_t q = a; q <= b; q++)
+            s->seen[(q % DEDUPE_BITS) / 64] &= ~(1ULL << (q % 64));
+        return 1;
+    }
+    if (s->n_gaps == s->cap_gaps) {
+        uint32_t cap = s->cap_gaps ? s->cap_gaps * 2 : 4;
+        struct seq_gap *g = realloc(s->gaps, cap * sizeof *g);
+        if (!g)
+            return -ENOMEM;
+        s->gaps = g;
+        s->cap_gaps = cap;
+    }
+    memmove(s->gaps + at + 1, s->gaps + at, (s->n_gaps - at) * sizeof *s->gaps);
+    s->gaps[at] = (struct seq_gap){a, b};
+    s->n_gaps++;
+    return 0;
+}
+
+/* A new highest seq: the seqs skipped become gaps, gaps below the window are forgotten. */
+static int advance(struct source *s, int64_t seq)
+{
+    int64_t lo = seq - DEDUPE_BITS + 1; /* the window's lowest seq */
+    if (seq - s->hwm >= DEDUPE_BITS)
+        s->n_gaps = 0;
+    int64_t from = seq - s->hwm >= DEDUPE_BITS ? lo : s->hwm + 1;
+    s->hwm = seq;
+    uint32_t k = 0;
+    while (k < s->n_gaps && s->gaps[k].b < lo)
+        k++;
+    memmove(s->gaps, s->gaps + k, (s->n_gaps - k) * sizeof *s->gaps);
+    s->n_gaps -= k;
+    if (s->n_gaps && s->gaps[0].a < lo)
+        s->gaps[0].a = lo;
+    if (from < lo)
+        from = lo;
+    if (from < 0)
+        from = 0; /* seqs are never negative */
+    if (from <= seq - 1) {
+        int r = gap_insert(s, s->n_gaps, from, seq - 1);
+        if (r > 0) /* now a bitmap (seq itself is outside every gap: marked seen) */
+            s->seen[(seq % DEDUPE_BITS) / 64] |= 1ULL << (seq % 64);
+        return r < 0 ? r : 0;
+    }
+    return 0;
+}
+
+int source_seen(struct source *s, int64_t seq, int *err)
+{
+    if (s->seen)
+        return bitmap_seen(s, seq);
+    if (!s->any_seq) {
+        /* below the first seq, the window's seqs are unseen (as a fresh bitmap would be) */
+        s->any_seq = 1;
+        s->hwm = seq - DEDUPE_BITS; /* so that advance() opens the whole window below seq */
+        s->n_gaps = 0;
+    }
+    if (seq > s->hwm) {
+        int r = advance(s, seq);
+        if (r < 0)
+            *err = r;
+        return 0;
+    }
+    if (s->hwm - seq >= DEDUPE_BITS)
+        return 1;
+    /* binary search for the gap holding seq */
+    uint32_t lo = 0, hi = s->n_gaps;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->gaps[mid].b < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == s->n_gaps || s->gaps[lo].a > seq)
+        return 1; /* in no gap: seen */
+    struct seq_gap *g = &s->gaps[lo];
+    if (g->a == g->b) {
+        memmove(g, g + 1, (s->n_gaps - lo - 1) * sizeof *g);
+        s->n_gaps--;
+    } else if (seq == g->a) {
+        g->a++;
+    } else if (seq == g->b) {
+        g->b--;
+    } else {
+        int64_t b = g->b;
+        g->b = seq - 1;
+        int r = gap_insert(s, lo + 1, seq + 1, b); /* seq itself is now in no gap: seen */
+        if (r < 0)
+            *err = r;
+    }
     return 0;
 }
 
@@ -155,6 +264,7 @@ void sources_release(struct sources *t)
 {
     for (size_t i = 0; i < t->n; i++) {
         free(t->v[i].seen);
+        free(t->v[i].gaps);
         free(t->v[i].links);
     }
     free(t->v);

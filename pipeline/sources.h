@@ -29,12 +29,23 @@ long name_index_find(const struct name_index *x, const char *key, name_of_fn nam
 int name_index_add(struct name_index *x, size_t n, name_of_fn name_of, const void *ctx);
 void name_index_release(struct name_index *x);
 
+#define DEDUPE_MAX_GAPS 64 /* unseen ranges kept as a list before switching to the bitmap */
+
+struct seq_gap {
+    int64_t a, b; /* unseen seqs a..b */
+};
+
 struct source {
     char name[EV_ID_MAX + 1];
     int64_t max_ts;       /* newest event time; INT64_MIN before any */
     int64_t hwm;          /* highest seq seen, valid if any_seq */
     int any_seq;
-    uint64_t *seen;       /* DEDUPE_BITS ring bitmap, allocated on first seq */
+    /* Which seqs in (hwm - DEDUPE_BITS, hwm] were not seen yet: as a short sorted list of
+     * ranges (an in-order stream has none), or, once a source's gaps outnumber
+     * DEDUPE_MAX_GAPS, as a DEDUPE_BITS ring bitmap (bit set = seen). Same answers either way. */
+    struct seq_gap *gaps;
+    uint32_t n_gaps, cap_gaps;
+    uint64_t *seen;       /* the bitmap, when in use */
     size_t n_links, cap_links;
     size_t *links;        /* indices of the participants this source feeds */
 };

@@ -57,7 +57,7 @@ static int setup(void **state)
     memset(&part, 0, sizeof part);
     snprintf(part.id, sizeof part.id, "p01");
     part.n_apps = 1;
-    snprintf(part.apps[0], sizeof part.apps[0], "org.example.mind");
+    part.apps[0] = "org.example.mind";
     part.prescribed_days_per_week = 7;
     return 0;
 }

@@ -183,8 +183,8 @@ static int setup(void **state)
     snprintf(part.id, sizeof part.id, "p01");
     snprintf(part.tz, sizeof part.tz, "America/New_York");
     part.n_apps = 2;
-    snprintf(part.apps[0], sizeof part.apps[0], "com.mind");
-    snprintf(part.apps[1], sizeof part.apps[1], "com.b");
+    part.apps[0] = "com.mind";
+    part.apps[1] = "com.b";
     part.prescribed_days_per_week = 3;
     return 0;
 }
