@@ -348,6 +348,7 @@ static void act_finish(void *st, struct pstate *ps)
 
 const struct family_ops family_act = {
     .name = "act",
+    .types = EV_BIT(EV_COUNTS) | EV_BIT(EV_ACCEL) | EV_BIT(EV_WEAR),
     .state_new = act_new,
     .state_free = act_free,
     .on_event = act_event,

@@ -190,6 +190,7 @@ static void alliance_revise(void *st, struct pstate *ps, const struct day_window
 
 const struct family_ops family_alliance = {
     .name = "alliance",
+    .types = EV_BIT(EV_DWAI),
     .state_new = alliance_new,
     .state_free = alliance_free,
     .on_event = alliance_event,

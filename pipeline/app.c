@@ -348,6 +348,7 @@ struct aep_log *app_family_log(struct pstate *ps)
 
 const struct family_ops family_app = {
     .name = "app",
+    .types = EV_BIT(EV_SCREEN) | EV_BIT(EV_APP),
     .state_new = app_new,
     .state_free = app_free,
     .on_event = app_event,

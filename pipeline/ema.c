@@ -387,6 +387,7 @@ static void ema_revise(void *st, struct pstate *ps, const struct day_window *w)
 
 const struct family_ops family_ema = {
     .name = "ema",
+    .types = EV_BIT(EV_EMA),
     .state_new = ema_new,
     .state_free = ema_free,
     .on_event = ema_event,

@@ -388,6 +388,7 @@ static void engage_close(void *st, struct pstate *ps, const struct day_window *w
 
 const struct family_ops family_engage = {
     .name = "engage",
+    .types = EV_BIT(EV_SCREEN) | EV_BIT(EV_MODULE),
     .state_new = engage_new,
     .state_free = engage_free,
     .on_event = engage_event,

@@ -100,11 +100,30 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 }
 
 /* A string without escapes or control characters; s->p is at the opening quote. */
+/* 1 if any of the 8 bytes of w is a quote, a backslash, a control character or non-ASCII:
+ * the bytes the string lexer must look at one by one. */
+static int swar_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t zero_q = (q - ones) & ~q, zero_b = (b - ones) & ~b;
+    uint64_t ctl = (w - ones * 0x20) & ~w;
+    return ((zero_q | zero_b | ctl) & high) != 0 || (w & high) != 0;
+}
+
 static int lex_string(struct scan *s, struct span *out)
 {
     const unsigned char *p = (const unsigned char *)s->p + 1;
     const unsigned char *end = (const unsigned char *)s->end, *start = p;
     for (;;) {
+        /* plain ASCII runs eight bytes at a time */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (swar_special(w))
+                break;
+            p += 8;
+        }
         if (p == end)
             return -1;
         unsigned c = *p;

@@ -41,8 +41,13 @@ const struct tzline *pstate_tzline(const struct pstate *ps);
  * already updated for the same event or day (the engage family reads the app family's log). */
 void *pstate_family_state(struct pstate *ps, const struct family_ops *f);
 
+/* family_ops.types: the event types a family's on_event reads, as bits 1u << type; 0 = every
+ * event (late events always reach every family: they can change the coverage of a day). */
+#define EV_BIT(t) (1u << (t))
+
 struct family_ops {
     const char *name;
+    unsigned types; /* on_event sees only these; on_late_event sees every late event */
     void *(*state_new)(struct pstate *ps);
     void (*state_free)(void *st);
     /* events in event-time order (ties in arrival order) */

@@ -378,8 +378,10 @@ static void dispatch(struct pstate *ps, const struct event *ev)
     else if (is_wearable_type(ev->type))
         wearable_seen(ps, ev->ts);
     ps->last_ts = ev->ts;
+    unsigned bit = EV_BIT(ev->type);
     for (size_t f = 0; f < N_FAMILIES; f++)
-        families[f]->on_event(ps->fam[f], ps, ev);
+        if (!families[f]->types || (families[f]->types & bit))
+            families[f]->on_event(ps->fam[f], ps, ev);
 }
 
 static void release(struct pstate *ps, int64_t wm, int finishing)
@@ -406,7 +408,7 @@ static void revise(struct pstate *ps, const struct event *ev)
         phone_seen(ps, ev->ts);
     else if (is_wearable_type(ev->type))
         wearable_seen(ps, ev->ts);
-    for (size_t f = 0; f < N_FAMILIES; f++)
+    for (size_t f = 0; f < N_FAMILIES; f++) /* every family: a late event moves coverage */
         families[f]->on_late_event(ps->fam[f], ps, ev);
     int64_t reach = c->screen_hold_ms > c->coverage_gap_ms ? c->screen_hold_ms : c->coverage_gap_ms;
     for (size_t i = 0; i < ps->n_closed; i++) {

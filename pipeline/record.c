@@ -25,25 +25,15 @@ static _Thread_local struct fmt_slot fmt_cache[FMT_CACHE];
 
 static int fmt_shortest(double v, char *buf, size_t cap);
 
+static int put_int(char *buf, size_t cap, size_t *pos, int64_t v);
+
 /* An integral value below 2^53 in magnitude, digit by digit (most values are counts). */
 static int fmt_integer(double v, char *buf, size_t cap)
 {
-    char tmp[24];
-    int n = 0;
-    int64_t x = (int64_t)v;
-    uint64_t u = x < 0 ? (uint64_t)(-x) : (uint64_t)x;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (x < 0)
-        tmp[n++] = '-';
-    if ((size_t)n >= cap)
+    size_t pos = 0;
+    if (cap == 0 || put_int(buf, cap, &pos, (int64_t)v) < 0)
         return -ENOSPC;
-    for (int i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    buf[n] = 0;
-    return n;
+    return (int)pos;
 }
 
 int fmt_number(double v, char *buf, size_t cap)
@@ -128,6 +118,27 @@ static int put_raw(char *buf, size_t cap, size_t *pos, const char *s)
     return 0;
 }
 
+/* Digits of an integer, without printf (times and revisions of every record). */
+static int put_int(char *buf, size_t cap, size_t *pos, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[n++] = '-';
+    if (*pos + (size_t)n >= cap) /* the digits and the NUL */
+        return -ENOSPC;
+    for (int i = 0; i < n; i++)
+        buf[*pos + (size_t)i] = tmp[n - 1 - i];
+    *pos += (size_t)n;
+    buf[*pos] = 0;
+    return 0;
+}
+
 static int put_num(char *buf, size_t cap, size_t *pos, double v)
 {
     char tmp[40];
@@ -160,7 +171,6 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap)
 {
     size_t pos = 0;
     int e = 0;
-    char tmp[64];
     if (cap == 0)
         return -ENOSPC;
     buf[0] = 0;
@@ -170,8 +180,10 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap)
     e |= put_str(buf, cap, &pos, r->feature);
     e |= put_raw(buf, cap, &pos, ",\"window\":");
     e |= put_str(buf, cap, &pos, window_kind_name(r->window));
-    snprintf(tmp, sizeof tmp, ",\"start\":%lld,\"end\":%lld", (long long)r->start, (long long)r->end);
-    e |= put_raw(buf, cap, &pos, tmp);
+    e |= put_raw(buf, cap, &pos, ",\"start\":");
+    e |= put_int(buf, cap, &pos, r->start);
+    e |= put_raw(buf, cap, &pos, ",\"end\":");
+    e |= put_int(buf, cap, &pos, r->end);
     if (r->local_date[0]) {
         e |= put_raw(buf, cap, &pos, ",\"local_date\":");
         e |= put_str(buf, cap, &pos, r->local_date);
@@ -189,8 +201,8 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap)
     e |= put_str(buf, cap, &pos, r->unit ? r->unit : "");
     e |= put_raw(buf, cap, &pos, ",\"coverage\":");
     e |= put_num(buf, cap, &pos, r->coverage);
-    snprintf(tmp, sizeof tmp, ",\"revision\":%d", r->revision);
-    e |= put_raw(buf, cap, &pos, tmp);
+    e |= put_raw(buf, cap, &pos, ",\"revision\":");
+    e |= put_int(buf, cap, &pos, r->revision);
     if (r->epoch)
         e |= put_epoch(buf, cap, &pos, r->epoch);
     e |= put_raw(buf, cap, &pos, "}");

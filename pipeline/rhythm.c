@@ -47,9 +47,9 @@ struct geom {
 
 /* Scratch carved out of the caller's work buffer. */
 struct scratch {
-    double *psum;    /* P: per time-of-day slot sum of valid epochs */
+    double *psum;    /* P: per time-of-day slot sum of valid epochs (rhy_sri: agreements) */
     double *pcnt;    /* P: and their number (a double: the loops stay in one type) */
-    double *pre;     /* 2P + 1: window sums (int64 or double) */
+    double *pre;     /* 2P + 1: the scaled profile (int64) or prefix sums (double) */
     double *bins;    /* nb */
     double *yc, *yk; /* a chunk of epochs: value, 0 if invalid; 1 if valid, else 0 */
     double *bsum;    /* Pb: per bin slot sum of valid bins */

@@ -282,6 +282,7 @@ static void screen_revise(void *st, struct pstate *ps, const struct day_window *
 
 const struct family_ops family_screen = {
     .name = "screen",
+    .types = EV_BIT(EV_SCREEN),
     .state_new = screen_new,
     .state_free = screen_free,
     .on_event = screen_event,

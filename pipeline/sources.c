@@ -166,7 +166,8 @@ static int gap_insert(struct source *s, uint32_t at, int64_t a, int64_t b)
         s->gaps = g;
         s->cap_gaps = cap;
     }
-    memmove(s->gaps + at + 1, s->gaps + at, (s->n_gaps - at) * sizeof *s->gaps);
+    if (at < s->n_gaps)
+        memmove(s->gaps + at + 1, s->gaps + at, (s->n_gaps - at) * sizeof *s->gaps);
     s->gaps[at] = (struct seq_gap){a, b};
     s->n_gaps++;
     return 0;
@@ -183,8 +184,10 @@ static int advance(struct source *s, int64_t seq)
     uint32_t k = 0;
     while (k < s->n_gaps && s->gaps[k].b < lo)
         k++;
-    memmove(s->gaps, s->gaps + k, (s->n_gaps - k) * sizeof *s->gaps);
-    s->n_gaps -= k;
+    if (k) {
+        memmove(s->gaps, s->gaps + k, (s->n_gaps - k) * sizeof *s->gaps);
+        s->n_gaps -= k;
+    }
     if (s->n_gaps && s->gaps[0].a < lo)
         s->gaps[0].a = lo;
     if (from < lo)
@@ -231,7 +234,8 @@ int source_seen(struct source *s, int64_t seq, int *err)
         return 1; /* in no gap: seen */
     struct seq_gap *g = &s->gaps[lo];
     if (g->a == g->b) {
-        memmove(g, g + 1, (s->n_gaps - lo - 1) * sizeof *g);
+        if (lo + 1 < s->n_gaps)
+            memmove(g, g + 1, (s->n_gaps - lo - 1) * sizeof *g);
         s->n_gaps--;
     } else if (seq == g->a) {
         g->a++;
