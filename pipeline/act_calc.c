@@ -213,12 +213,17 @@ static size_t wall_clock(struct act *a, struct pstate *ps, const struct day_wind
         int64_t mid_wall = (day0 + d) * DAY_MS;
         const struct tz_zone *z =
             tzline_zone_at(pstate_tzline(ps), tz_local_to_utc(w->zone, mid_wall + NOON_MS));
+        /* most days keep one UTC offset: then wall clock to UTC is a subtraction */
+        int64_t u0 = tz_local_to_utc(z, mid_wall), u1 = tz_local_to_utc(z, mid_wall + DAY_MS);
+        int32_t off = tz_offset(z, u0);
+        int steady = off == tz_offset(z, u1) && u0 + (int64_t)off * 1000 == mid_wall &&
+                     u1 - u0 == DAY_MS;
         for (size_t m = 0; m < per; m++) {
             size_t j = (size_t)d * per + m;
             int64_t wall = mid_wall + (int64_t)m * gms;
-            int64_t utc = tz_local_to_utc(z, wall);
+            int64_t utc = steady ? wall - (int64_t)off * 1000 : tz_local_to_utc(z, wall);
             int64_t i = floor_div(utc, gms) - a->an_k0;
-            int real = utc + (int64_t)tz_offset(z, utc) * 1000 == wall;
+            int real = steady || utc + (int64_t)tz_offset(z, utc) * 1000 == wall;
             if (!real || i < 0 || i >= (int64_t)a->an_n) {
                 a->xs[j] = a->xs[n + j] = NAN;
                 a->smask[j] = 0;
