@@ -25,6 +25,7 @@ static void act_free(void *st)
     if (!a)
         return;
     agc_free(a->agc);
+    free(a->rs);
     free(a->ring);
     free(a->days);
     free(a->all);
@@ -175,6 +176,44 @@ static void on_agc_epoch(const struct agc_epoch *e, void *ud)
         a->rejected++;
 }
 
+/* Linear resampling to 30 Hz for rates outside ActiGraph's (agc_check): no reference
+ * defines counts there, so this is a documented approximation (docs/actigraphy.md). Output
+ * sample k lies at input position k * step; pos is the next one's position relative to the
+ * current block, and prev the sample before the block (position -1). */
+#define RS_HZ 30.0
+#define RS_MIN_HZ 10.0
+#define RS_MAX_HZ 1000.0
+
+struct act_resampler {
+    double step, pos;
+    float prev[3];
+    size_t n_out;
+    float out[AGC_BLOCK_MAX][3];
+};
+
+static int resample_feed(struct act *a, const float (*g)[3], size_t n)
+{
+    struct act_resampler *r = a->rs;
+    for (; r->pos <= (double)n - 1; r->pos += r->step) {
+        long i = (long)floor(r->pos);
+        double f = r->pos - (double)i;
+        const float *x = i < 0 ? r->prev : g[i], *y = g[i + 1 < (long)n ? i + 1 : i];
+        for (int k = 0; k < 3; k++)
+            r->out[r->n_out][k] = (float)(x[k] + f * (y[k] - x[k]));
+        if (++r->n_out == AGC_BLOCK_MAX) {
+            if (agc_feed(a->agc, (const float(*)[3])r->out, r->n_out) < 0)
+                return -1;
+            r->n_out = 0;
+        }
+    }
+    r->pos -= (double)n;
+    memcpy(r->prev, g[n - 1], sizeof r->prev);
+    if (r->n_out && agc_feed(a->agc, (const float(*)[3])r->out, r->n_out) < 0)
+        return -1;
+    r->n_out = 0;
+    return 0;
+}
+
 static void end_stream(struct act *a)
 {
     if (a->agc) {
@@ -182,6 +221,30 @@ static void end_stream(struct act *a)
         agc_free(a->agc);
         a->agc = NULL;
     }
+    free(a->rs);
+    a->rs = NULL;
+}
+
+/* A converter for a new stream at hz (resampled to 30 Hz when ActiGraph has no such rate). */
+static int start_stream(struct act *a, double hz)
+{
+    int err = 0;
+    int direct = agc_check(hz, 1, NULL) == 0;
+    if (!direct && (hz < RS_MIN_HZ || hz > RS_MAX_HZ))
+        return -1;
+    a->agc = agc_new(direct ? hz : RS_HZ, 1, on_agc_epoch, a, &err, NULL);
+    if (!a->agc)
+        return -1;
+    if (!direct) {
+        a->rs = calloc(1, sizeof *a->rs);
+        if (!a->rs) {
+            end_stream(a);
+            return -1;
+        }
+        a->rs->step = hz / RS_HZ;
+        a->rs->pos = 0;
+    }
+    return 0;
 }
 
 static void on_accel(struct act *a, struct pstate *ps, const struct event *ev)
@@ -201,10 +264,8 @@ static void on_accel(struct act *a, struct pstate *ps, const struct event *ev)
     if (a->agc && (ev->u.accel.hz != a->agc_hz || llabs(ev->ts - expect) > 1000))
         end_stream(a);
     if (!a->agc) {
-        int err = 0;
         a->conf = c;
-        a->agc = agc_new(ev->u.accel.hz, 1, on_agc_epoch, a, &err, NULL);
-        if (!a->agc) {
+        if (start_stream(a, ev->u.accel.hz) < 0) {
             a->rejected++;
             return;
         }
@@ -212,7 +273,9 @@ static void on_accel(struct act *a, struct pstate *ps, const struct event *ev)
         a->agc_t0 = ev->ts;
         a->agc_fed = 0;
     }
-    if (agc_feed(a->agc, ev->u.accel.g, ev->u.accel.n) == 0)
+    int r = a->rs ? resample_feed(a, ev->u.accel.g, ev->u.accel.n)
+                  : agc_feed(a->agc, ev->u.accel.g, ev->u.accel.n);
+    if (r == 0)
         a->agc_fed += ev->u.accel.n;
     else
         a->rejected++;
@@ -255,7 +318,7 @@ static int act_ready(void *st, struct pstate *ps, const struct day_window *w, in
 {
     (void)ps;
     const struct act *a = st;
-    return !a->ring || finishing || wm >= w->end + ACT_LOOKAHEAD_MS;
+    return !a->ring || a->k_hi == INT64_MIN || finishing || wm >= w->end + ACT_LOOKAHEAD_MS;
 }
 
 static struct act_day *find_day(struct act *a, int64_t start)
@@ -291,7 +354,7 @@ static void emit_day(struct pstate *ps, const struct day_window *w, const struct
 static void act_close(void *st, struct pstate *ps, const struct day_window *w)
 {
     struct act *a = st;
-    if (!a->ring)
+    if (!a->ring || a->k_hi == INT64_MIN) /* nothing placed yet (everything refused) */
         return;
     int pv[6];
     prev_valid(a, w, pv);
@@ -323,7 +386,7 @@ static int same_day(const struct act_day *x, const struct act_day *y)
 static void act_revise(void *st, struct pstate *ps, const struct day_window *w)
 {
     struct act *a = st;
-    struct act_day *old = a->ring ? find_day(a, w->start) : NULL;
+    struct act_day *old = a->ring && a->k_hi != INT64_MIN ? find_day(a, w->start) : NULL;
     if (!old)
         return;
     int pv[6];

@@ -9,6 +9,7 @@
 #include "pipeline/family.h"
 
 struct agc;
+struct act_resampler;
 
 /* One epoch of the participant's grid (60 s, or the input's epoch when that is longer). */
 struct act_cell {
@@ -55,7 +56,9 @@ struct act {
     const struct pipeline_conf *conf; /* for the converter's callback */
     double agc_hz;
     int64_t agc_t0;         /* time of its first sample */
-    uint64_t agc_fed;       /* samples fed since agc_t0 */
+    uint64_t agc_fed;       /* input samples taken since agc_t0 */
+    /* rates the counts algorithm does not define are first resampled to 30 Hz, linearly */
+    struct act_resampler *rs;
     int device_off;
     /* closed days, oldest first */
     struct act_day *days;   /* ACT_CACHE_DAYS, allocated with the ring */

@@ -757,6 +757,46 @@ static void test_partial_and_sums(void **st)
     free(x);
 }
 
+/* Streams of any length, at every rate, in one to three blocks: agc_flush emits every epoch
+ * exactly once and in order (a stream shorter than a second at 100 Hz once tripped an
+ * internal assertion: the 30-Hz side had completed the epoch the raw side called partial). */
+static int64_t short_last;
+static size_t short_count;
+static void short_cb(const struct agc_epoch *e, void *ud)
+{
+    (void)ud;
+    assert_int_equal(e->index, short_last + 1);
+    short_last = e->index;
+    short_count++;
+}
+
+static void test_short_streams(void **state)
+{
+    (void)state;
+    static const double rates[] = {30, 40, 50, 60, 70, 80, 90, 100, 32, 64, 128, 256};
+    static float g[AGC_BLOCK_MAX][3];
+    for (size_t i = 0; i < AGC_BLOCK_MAX; i++) {
+        g[i][0] = (float)((double)(i * 37 % 100) / 50.0 - 1);
+        g[i][1] = -1;
+        g[i][2] = 0.1f;
+    }
+    for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++)
+        for (size_t n = 1; n < 1300; n += n < 600 ? 1 : 7)
+            for (int blocks = 1; blocks <= 3; blocks++) {
+                int err = 0;
+                short_last = -1;
+                short_count = 0;
+                struct agc *c = agc_new(rates[r], 1, short_cb, NULL, &err, NULL);
+                assert_non_null(c);
+                for (int b = 0; b < blocks; b++)
+                    assert_int_equal(agc_feed(c, (const float(*)[3])g, n), 0);
+                assert_int_equal(agc_flush(c), 0);
+                size_t total = n * (size_t)blocks, per = (size_t)rates[r];
+                assert_int_equal(short_count, (total + per - 1) / per);
+                agc_free(c);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -772,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_invalid_samples),
         cmocka_unit_test(test_enmo_by_hand),
         cmocka_unit_test(test_partial_and_sums),
+        cmocka_unit_test(test_short_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
