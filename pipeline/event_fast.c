@@ -100,49 +100,55 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 }
 
 /* A string without escapes or control characters; s->p is at the opening quote. */
-/* 1 if any of the 8 bytes of w is a quote, a backslash, a control character or non-ASCII:
- * the bytes the string lexer must look at one by one. */
+/* 1 if any of the 8 bytes of w is a backslash, a control character or non-ASCII: the bytes
+ * inside a string the lexer must look at one by one. */
 static int swar_special(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    uint64_t zero_q = (q - ones) & ~q, zero_b = (b - ones) & ~b;
+    uint64_t b = w ^ (ones * '\\');
+    uint64_t zero_b = (b - ones) & ~b;
     uint64_t ctl = (w - ones * 0x20) & ~w;
-    return ((zero_q | zero_b | ctl) & high) != 0 || (w & high) != 0;
+    return ((zero_b | ctl | w) & high) != 0;
 }
 
+/* A string: its end is the first quote (found with memchr; no byte of a multi-byte UTF-8
+ * sequence can be a quote), then its bytes are checked, eight at a time while they are plain. */
 static int lex_string(struct scan *s, struct span *out)
 {
-    const unsigned char *p = (const unsigned char *)s->p + 1;
-    const unsigned char *end = (const unsigned char *)s->end, *start = p;
-    for (;;) {
-        /* plain ASCII runs eight bytes at a time */
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            if (swar_special(w))
-                break;
-            p += 8;
-        }
-        if (p == end)
-            return -1;
-        unsigned c = *p;
-        if (c == '"')
+    const unsigned char *start = (const unsigned char *)s->p + 1;
+    const unsigned char *end = (const unsigned char *)s->end;
+    const unsigned char *q = memchr(start, '"', (size_t)(end - start));
+    if (!q)
+        return -1;
+    const unsigned char *p = start;
+    uint64_t w;
+    while (q - p >= 8) {
+        memcpy(&w, p, 8);
+        if (swar_special(w))
             break;
+        p += 8;
+    }
+    if (p < q && q - start >= 8 && q - p < 8) { /* the tail: the last 8 bytes, overlapping */
+        memcpy(&w, q - 8, 8);
+        if (!swar_special(w))
+            p = q;
+    }
+    while (p < q) {
+        unsigned c = *p;
         if (c < 0x20 || c == '\\')
             return -1;
         if (c < 0x80) {
             p++;
         } else {
-            size_t n = utf8_len(p, end);
+            size_t n = utf8_len(p, q); /* a sequence cannot run into the quote */
             if (!n)
                 return -1;
             p += n;
         }
     }
     out->p = (const char *)start;
-    out->n = (size_t)(p - start);
-    s->p = (const char *)p + 1;
+    out->n = (size_t)(q - start);
+    s->p = (const char *)q + 1;
     return 0;
 }
 

@@ -86,8 +86,20 @@ static int put_str(char *buf, size_t cap, size_t *pos, const char *s)
     if (*pos + 1 >= cap)
         return -ENOSPC;
     buf[(*pos)++] = '"';
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*s) {
+        /* a run of characters that need no escape is copied at once (ids and names are) */
+        size_t run = 0;
+        while (s[run] && s[run] != '"' && s[run] != '\\' && (unsigned char)s[run] >= 0x20)
+            run++;
+        if (run) {
+            if (*pos + run + 1 >= cap)
+                return -ENOSPC;
+            memcpy(buf + *pos, s, run);
+            *pos += run;
+            s += run;
+            continue;
+        }
+        unsigned char c = (unsigned char)*s++;
         char esc[8];
         const char *out = esc;
         size_t len;

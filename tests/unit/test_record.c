@@ -90,6 +90,12 @@ static void test_epoch_record(void **state)
     r.epoch = NULL;
     assert_true(record_to_json(&r, buf, sizeof buf) > 0);
     assert_null(strstr(buf, "wear"));
+    /* strings are escaped as JSON needs, runs of plain characters copied whole */
+    r.feature = "plain\"quote\\back\001ctl-end";
+    assert_true(record_to_json(&r, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "\"feature\":\"plain\\\"quote\\\\back\\u0001ctl-end\","));
+    /* too small a buffer for a long plain run */
+    assert_int_equal(record_to_json(&r, buf, 40), -ENOSPC);
 }
 
 int main(void)
