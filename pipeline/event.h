@@ -108,11 +108,14 @@ char *ev_to_json(const struct event *ev);
 /* 1 if the two events carry the same information (field by field, type-aware). */
 int ev_equal(const struct event *a, const struct event *b);
 
-int ev_valid_id(const char *s);
+int ev_valid_id(const char *s); /* 1 if s matches [A-Za-z0-9_-]{1,64} */
 
 /* 1 for the types a phone app sends (screen, app, ema, module, dwai, nudge_ack, battery):
  * what counts as phone data for coverage and yield.phone (docs/features.md). */
-int ev_is_phone(enum ev_type t); /* 1 if s matches [A-Za-z0-9_-]{1,64} */
+int ev_is_phone(enum ev_type t);
+/* 1 for the types a wearable sends (counts, accel, steps, hr, wear): what counts as wearable
+ * data for its coverage and yield.wearable. */
+int ev_is_wearable(enum ev_type t);
 /* 1 if the n bytes at s have the shape of an IANA zone name (docs/events.md): at most
  * EV_TZ_MAX of [A-Za-z0-9_+/-], no leading or trailing '/', no "//". */
 int ev_valid_tz_name(const char *s, size_t n);

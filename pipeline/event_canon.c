@@ -465,3 +465,13 @@ int ev_is_phone(enum ev_type t)
         return 0;
     }
 }
+
+int ev_is_wearable(enum ev_type t)
+{
+    switch (t) {
+    case EV_COUNTS: case EV_ACCEL: case EV_STEPS: case EV_HR: case EV_WEAR:
+        return 1;
+    default:
+        return 0;
+    }
+}

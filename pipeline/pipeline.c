@@ -224,28 +224,23 @@ static void event_recycle(struct pipeline *pl, struct event *ev)
 
 /* ---- coverage ---------------------------------------------------------------------- */
 
-static void phone_seen(struct pstate *ps, int64_t t)
+/* Extends the coverage of the stream an event belongs to: the phone's (ev_is_phone) or the
+ * wearables' (ev_is_wearable); other events (tz) cover nothing. */
+static void coverage_seen(struct pstate *ps, const struct event *ev)
 {
-    uint64_t dropped = ps->cov.dropped;
-    if (coverage_add(&ps->cov, t, ps->pl->conf.coverage_gap_ms) < 0 || ps->cov.dropped != dropped)
+    struct coverage *c = ev_is_phone(ev->type)      ? &ps->cov
+                         : ev_is_wearable(ev->type) ? &ps->wcov
+                                                    : NULL;
+    if (!c)
+        return;
+    uint64_t dropped = c->dropped;
+    if (coverage_add(c, ev->ts, ps->pl->conf.coverage_gap_ms) < 0 || c->dropped != dropped)
         ps->pl->st.limit_hits++;
 }
 
 double pstate_phone_coverage(const struct pstate *ps, int64_t start, int64_t end)
 {
     return coverage_fraction(&ps->cov, start, end);
-}
-
-static int is_wearable_type(enum ev_type t)
-{
-    return t == EV_COUNTS || t == EV_ACCEL || t == EV_STEPS || t == EV_HR || t == EV_WEAR;
-}
-
-static void wearable_seen(struct pstate *ps, int64_t t)
-{
-    uint64_t dropped = ps->wcov.dropped;
-    if (coverage_add(&ps->wcov, t, ps->pl->conf.coverage_gap_ms) < 0 || ps->wcov.dropped != dropped)
-        ps->pl->st.limit_hits++;
 }
 
 double pstate_wearable_coverage(const struct pstate *ps, int64_t start, int64_t end)
@@ -373,10 +368,7 @@ static void dispatch(struct pstate *ps, const struct event *ev)
         ps->started = 1;
         cal_day_at(&ps->tzl, ev->ts, &ps->next_day);
     }
-    if (ev_is_phone(ev->type))
-        phone_seen(ps, ev->ts);
-    else if (is_wearable_type(ev->type))
-        wearable_seen(ps, ev->ts);
+    coverage_seen(ps, ev);
     ps->last_ts = ev->ts;
     unsigned bit = EV_BIT(ev->type);
     for (size_t f = 0; f < N_FAMILIES; f++)
@@ -404,10 +396,7 @@ static void release(struct pstate *ps, int64_t wm, int finishing)
 static void revise(struct pstate *ps, const struct event *ev)
 {
     const struct pipeline_conf *c = &ps->pl->conf;
-    if (ev_is_phone(ev->type))
-        phone_seen(ps, ev->ts);
-    else if (is_wearable_type(ev->type))
-        wearable_seen(ps, ev->ts);
+    coverage_seen(ps, ev);
     for (size_t f = 0; f < N_FAMILIES; f++) /* every family: a late event moves coverage */
         families[f]->on_late_event(ps->fam[f], ps, ev);
     int64_t reach = c->screen_hold_ms > c->coverage_gap_ms ? c->screen_hold_ms : c->coverage_gap_ms;

@@ -49,11 +49,6 @@ static void yield_free(void *st)
     free(y);
 }
 
-static int is_wearable(enum ev_type t)
-{
-    return t == EV_COUNTS || t == EV_ACCEL || t == EV_STEPS || t == EV_HR || t == EV_WEAR;
-}
-
 /* How long an event's data lasts: an epoch or a block of samples; other events are points. */
 static int64_t span_ms(const struct event *ev)
 {
@@ -149,7 +144,7 @@ static struct ystream *stream_of(struct yield *y, const struct event *ev)
 {
     if (ev_is_phone(ev->type))
         return &y->phone;
-    if (!is_wearable(ev->type))
+    if (!ev_is_wearable(ev->type))
         return NULL;
     if (!y->wear) {
         y->wear = calloc(1, sizeof *y->wear);
