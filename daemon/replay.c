@@ -166,7 +166,7 @@ static void usage(FILE *f)
 /* --tz with --participant: that participant's days run in the zone the file's clock used,
  * whether or not the config names them (an entry is added or its zone replaced). */
 static int replay_participant_tz(struct pipeline_conf *pc, struct pipeline_participant_conf **parts,
-                                 const char *id, const char *tzname)
+                                 const char *id, const char *zone_name)
 {
     struct pipeline_participant_conf *pp = NULL;
     for (size_t i = 0; i < pc->n_participants; i++)
@@ -185,28 +185,28 @@ static int replay_participant_tz(struct pipeline_conf *pc, struct pipeline_parti
         pc->n_participants++;
         pc->participants = v;
     }
-    snprintf(pp->tz, sizeof pp->tz, "%s", tzname);
+    snprintf(pp->tz, sizeof pp->tz, "%s", zone_name);
     return 0;
 }
 
 /* The zone of readers for local-time formats: --tz, else the --participant's configured
  * zone; NULL (UTC) when neither names one. */
-static int resolve_zone(const struct pipeline_conf *pc, const char *tzname,
+static int resolve_zone(const struct pipeline_conf *pc, const char *zone_name,
                         const char *participant, struct tz_db **db,
                         const struct tz_zone **zone)
 {
     *zone = NULL;
-    for (size_t i = 0; !tzname && participant && i < pc->n_participants; i++)
+    for (size_t i = 0; !zone_name && participant && i < pc->n_participants; i++)
         if (strcmp(pc->participants[i].id, participant) == 0 && pc->participants[i].tz[0])
-            tzname = pc->participants[i].tz;
-    if (!tzname)
+            zone_name = pc->participants[i].tz;
+    if (!zone_name)
         return 0;
     int e = 0;
     *db = tz_db_new(pc->tzdir);
     if (*db)
-        *zone = tz_db_get(*db, tzname, &e);
+        *zone = tz_db_get(*db, zone_name, &e);
     if (!*zone) {
-        fprintf(stderr, "engaged replay: --tz %s: no such time zone\n", tzname);
+        fprintf(stderr, "engaged replay: --tz %s: no such time zone\n", zone_name);
         return -1;
     }
     return 0;
@@ -224,7 +224,7 @@ int replay_main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *out = "-", *format = NULL, *participant = NULL, *store = NULL;
-    const char *tzname = NULL;
+    const char *zone_name = NULL;
     double speed = 0;
     int strict = 0, demo = 0, epochs = 0, summary = 0, c;
     optind = 1;
@@ -237,7 +237,7 @@ int replay_main(int argc, char **argv)
         case 'S': strict = 1; break;
         case 'D': demo = 1; break;
         case 'T': store = optarg; break;
-        case 'z': tzname = optarg; break;
+        case 'z': zone_name = optarg; break;
         case 'E': epochs = 1; break;
         case 'Y': summary = 1; break;
         case 's':
@@ -360,7 +360,7 @@ int replay_main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
-    if (tzname && participant && replay_participant_tz(&pc, &parts, participant, tzname) < 0) {
+    if (zone_name && participant && replay_participant_tz(&pc, &parts, participant, zone_name) < 0) {
         rc = EX_OSERR;
         goto out;
     }
@@ -376,7 +376,7 @@ int replay_main(int argc, char **argv)
 
     int n_open = 0;
     struct reader_opts ro = {.participant = participant};
-    if (resolve_zone(&pc, tzname, participant, &tzdb, &ro.zone) < 0) {
+    if (resolve_zone(&pc, zone_name, participant, &tzdb, &ro.zone) < 0) {
         rc = EX_USAGE;
         goto out;
     }

@@ -30,4 +30,20 @@ void epoch_event_fill(const struct reader *r, const char *default_source,
 /* Returns READ_EVENT with the queued steps event in ev, or 0 when none is queued. */
 int epoch_event_pending(struct epoch_pending *p, struct event *ev);
 
+/* The device clock of an epoch file. Devices keep local wall time without DST changes, so only
+ * the first epoch is placed with the zone (tz_local_to_utc); later ones keep their device-
+ * clock distance from it, and a recording across a DST change stays evenly spaced. */
+struct epoch_clock {
+    int have_first;
+    int64_t local0, utc0; /* first accepted epoch: device-clock and UTC ms */
+    int64_t last_local;   /* last accepted epoch, device-clock ms */
+};
+
+/* The UTC start of the epoch at device-clock ms local: 0, or -1 with the reason in why (time
+ * going backwards or repeating, off the epoch grid of the first epoch, out of range). */
+int epoch_clock_place(const struct epoch_clock *c, const struct tz_zone *zone, int epoch_s,
+                      int64_t local, int64_t *ts, char *why, size_t cap);
+/* Records an epoch that was accepted (its values checked too). */
+void epoch_clock_accept(struct epoch_clock *c, int64_t local, int64_t ts);
+
 #endif

@@ -41,8 +41,8 @@ struct agcsv {
     int have_start;
     int64_t start_local;       /* banner start, device-clock ms */
     int64_t k;                 /* data rows so far (epoch index without time columns) */
-    int64_t local0, utc0, last_local;
-    int have_first, opened;
+    struct epoch_clock clock;
+    int opened;
     struct epoch_pending pending;
     char line[LINE_MAX_B];
     char why[224];
@@ -504,7 +504,7 @@ static int number(struct reader *r, struct agcsv *a, char **f, int k, double max
     return 0;
 }
 
-/* The epoch start in UTC ms (see the header comment and file_agd.c's agd_time). */
+/* The epoch start in UTC ms (struct epoch_clock in drivers/epoch_event.h). */
 static int epoch_time(struct reader *r, struct agcsv *a, char **f, int64_t k, int64_t *ts,
                       int64_t *local)
 {
@@ -513,19 +513,9 @@ static int epoch_time(struct reader *r, struct agcsv *a, char **f, int64_t k, in
         l = a->start_local + k * epoch_ms;
     else if (row_local(a, f, &l))
         return set_why(r, a, READ_BAD, "bad %s", a->col_iso >= 0 ? "timestamp" : "Date or Time");
-    if (a->have_first) {
-        if (l <= a->last_local)
-            return set_why(r, a, READ_BAD, "time goes backwards or repeats (%lld s before the "
-                           "previous epoch)", (long long)(a->last_local - l) / 1000);
-        if ((l - a->local0) % epoch_ms)
-            return set_why(r, a, READ_BAD, "time is not a whole number of %d s epochs after "
-                           "the first epoch (wrong epoch length?)", a->epoch_s);
-        *ts = a->utc0 + (l - a->local0);
-    } else {
-        *ts = r->opts.zone ? tz_local_to_utc(r->opts.zone, l) : l;
-    }
-    if (*ts < EV_TS_MIN || *ts > EV_TS_MAX - 1 - epoch_ms)
-        return set_why(r, a, READ_BAD, "epoch time out of range (1900-01-01..2200-01-01 UTC)");
+    char why[160];
+    if (epoch_clock_place(&a->clock, r->opts.zone, a->epoch_s, l, ts, why, sizeof why) < 0)
+        return set_why(r, a, READ_BAD, "%s", why);
     *local = l;
     return 0;
 }
@@ -582,12 +572,7 @@ static int agcsv_next(struct reader *r, struct event *ev)
             number(r, a, f, k, (k == F_STEPS ? MAX_STEPS_PER_S : MAX_COUNTS_PER_S) * a->epoch_s,
                    &v[k]))
             return READ_BAD;
-    if (!a->have_first) {
-        a->have_first = 1;
-        a->local0 = local;
-        a->utc0 = ts;
-    }
-    a->last_local = local;
+    epoch_clock_accept(&a->clock, local, ts);
     fill(r, a, ev, ts, local, v);
     return READ_EVENT;
 }

@@ -5,7 +5,8 @@
  *
  * The file is opened read-only with SQLite's immutable flag, so nothing is ever written next
  * to it (no journal, no WAL, no lock) and a file on read-only media works. Timestamps are .NET
- * ticks on the device's wall clock; see agd_time() for how they become UTC. */
+ * ticks on the device's wall clock; struct epoch_clock (drivers/epoch_event.h) places them in
+ * UTC. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -40,9 +41,7 @@ struct agd {
     sqlite3_stmt *rows;
     int col[COL__N];      /* result column of each field, -1 if the table lacks it */
     int epoch_s;
-    int64_t local0, utc0; /* first accepted epoch: device-clock and UTC ms */
-    int64_t last_local;   /* last accepted epoch, device-clock ms */
-    int have_first;
+    struct epoch_clock clock;
     struct epoch_pending pending; /* the steps event of the epoch just returned */
     char why[224];
 };
@@ -301,10 +300,7 @@ static int agd_value(struct reader *r, struct agd *a, int field, double max, dou
     return 0;
 }
 
-/* The epoch start in UTC ms. The device clock runs on local wall time without DST changes, so
- * only the first epoch is placed with the zone (tz_local_to_utc); later epochs keep their
- * device-clock distance from it. A recording that crosses a DST change thus stays evenly
- * spaced instead of gaining a repeated or a missing hour. */
+/* The epoch start in UTC ms (struct epoch_clock says how the device clock maps to UTC). */
 static int agd_time(struct reader *r, struct agd *a, int64_t *ts, int64_t *local)
 {
     int c = a->col[COL_TS];
@@ -317,20 +313,9 @@ static int agd_time(struct reader *r, struct agd *a, int64_t *ts, int64_t *local
     if (ticks < lo || ticks > hi)
         return bad(r, a, "dataTimestamp %lld out of range (years 1900..2199)", (long long)ticks);
     int64_t l = (ticks - TICKS_UNIX) / TICKS_MS;
-    int64_t epoch_ms = (int64_t)a->epoch_s * 1000;
-    if (a->have_first) {
-        if (l <= a->last_local)
-            return bad(r, a, "time goes backwards or repeats (%lld ms before the previous epoch)",
-                       (long long)(a->last_local - l));
-        if ((l - a->local0) % epoch_ms)
-            return bad(r, a, "dataTimestamp is not a whole number of %d s epochs after the "
-                       "first epoch (wrong epoch length?)", a->epoch_s);
-        *ts = a->utc0 + (l - a->local0);
-    } else {
-        *ts = r->opts.zone ? tz_local_to_utc(r->opts.zone, l) : l;
-    }
-    if (*ts < EV_TS_MIN || *ts > EV_TS_MAX - 1 - epoch_ms)
-        return bad(r, a, "epoch time out of range (1900-01-01..2200-01-01 UTC)");
+    char why[160];
+    if (epoch_clock_place(&a->clock, r->opts.zone, a->epoch_s, l, ts, why, sizeof why) < 0)
+        return bad(r, a, "dataTimestamp: %s", why);
     *local = l;
     return 0;
 }
@@ -380,12 +365,7 @@ static int agd_next(struct reader *r, struct event *ev)
             agd_value(r, a, f, (f == COL_STEPS ? MAX_STEPS_PER_S : MAX_COUNTS_PER_S) * per_s,
                       &v[f]))
             return READ_BAD;
-    if (!a->have_first) {
-        a->have_first = 1;
-        a->local0 = local;
-        a->utc0 = ts;
-    }
-    a->last_local = local;
+    epoch_clock_accept(&a->clock, local, ts);
     agd_fill(r, a, ev, ts, local, v);
     return READ_EVENT;
 }
