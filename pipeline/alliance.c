@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pipeline/family.h"
+#include "pipeline/sources.h"
 
 #define MAX_RESP 256
 #define CACHE_DAYS 32
@@ -59,14 +60,8 @@ static int add(struct alliance *a, struct pstate *ps, const struct event *ev, do
         a->n--;
         pstate_count_discarded(ps, 1);
     }
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 8;
-        struct resp *p = realloc(a->r, cap * sizeof *p);
-        if (!p)
-            return -1;
-        a->r = p;
-        a->cap = cap;
-    }
+    if (vec_grow((void **)&a->r, &a->cap, a->n + 1, sizeof *a->r) < 0)
+        return -1;
     size_t at = a->n;
     while (at > 0 && a->r[at - 1].ts > ev->ts)
         at--;

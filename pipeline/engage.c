@@ -20,6 +20,7 @@
 
 #include "pipeline/appepisode.h"
 #include "pipeline/family.h"
+#include "pipeline/sources.h"
 
 #define DAY_MS 86400000LL
 #define NIGHT_END_MS (6 * 3600000LL)
@@ -87,15 +88,9 @@ static void add_module(struct engage *g, struct pstate *ps, const struct event *
         pstate_count_discarded(ps, 1);
         return;
     }
-    if (g->n_mod == g->cap_mod) {
-        size_t cap = g->cap_mod ? g->cap_mod * 2 : 8;
-        struct modev *p = realloc(g->mod, cap * sizeof *p);
-        if (!p) {
-            pstate_count_discarded(ps, 1);
-            return;
-        }
-        g->mod = p;
-        g->cap_mod = cap;
+    if (vec_grow((void **)&g->mod, &g->cap_mod, g->n_mod + 1, sizeof *g->mod) < 0) {
+        pstate_count_discarded(ps, 1);
+        return;
     }
     size_t at = g->n_mod;
     while (at > 0 && g->mod[at - 1].ts > ev->ts)
