@@ -225,8 +225,7 @@ static void bench_batch(unsigned weeks)
     o.origin = RHY_ORIGIN_LOCAL_DAY;
     double check = 0;
     int bad = 0;
-    struct timespec c0, c1;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    double c0 = bench_cpu();
     t0 = bench_now();
     for (unsigned k = 0; k < weeks; k++) {
         const double *wx = &x[(k % POOL) * W];
@@ -250,8 +249,7 @@ static void bench_batch(unsigned weeks)
         check += r.m10 + sr.sri;
     }
     double tp = bench_now() - t0;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    double cpu = bench_cpu() - c0;
     printf("batch: %u participant-weeks -> wear, sleep/wake, 6 nights' main periods, IS/IV/RA/"
            "L5/M10, SRI: %.0f participant-weeks/s wall, %.0f per CPU second (%.2f s); baseline "
            "sum pass %.0f participant-weeks/s (ratio %.4f)%s; check %.6g %.3g\n",

@@ -11,6 +11,7 @@
  * only ever slows a run). Prints samples/s, the ratio, and peak RSS (getrusage) before and
  * after the converter runs: the pool is counted in both; the converter is fixed-size.
  * Usage: bench_agcounts [DAYS, default 7] [HZ, default 100] [ROUNDS, default 3] */
+#include "benchlib.h"
 #include "pipeline/agcounts.h"
 
 #include <math.h>
@@ -38,13 +39,6 @@ static double gauss(void)
 {
     double u = uniform() + 1e-300, v = uniform();
     return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
-static double now(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 static double peak_rss_mib(void)
@@ -135,7 +129,7 @@ int main(int argc, char **argv)
     double best_base = 1e300, best_agc = 1e300, best_agc_cpu = 1e300, sink = 0;
     struct totals tot = { 0 };
     for (int r = 0; r < rounds; r++) {
-        double t0 = now(CLOCK_MONOTONIC);
+        double t0 = bench_clock(CLOCK_MONOTONIC);
         double s = 0;
         for (size_t i = 0; i < nblocks; i++) {
             size_t n = i + 1 < nblocks ? BLOCK : (size_t)(total - (uint64_t)i * BLOCK);
@@ -144,7 +138,7 @@ int main(int argc, char **argv)
                 s += sqrt((double)b[j][0] * b[j][0] + (double)b[j][1] * b[j][1] +
                           (double)b[j][2] * b[j][2]);
         }
-        double t1 = now(CLOCK_MONOTONIC);
+        double t1 = bench_clock(CLOCK_MONOTONIC);
         sink += s;
         best_base = t1 - t0 < best_base ? t1 - t0 : best_base;
 
@@ -153,16 +147,16 @@ int main(int argc, char **argv)
         struct agc *c = agc_new(hz, 60, on_epoch, &tot, &err, &why);
         if (!c)
             return 1;
-        double c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-        t0 = now(CLOCK_MONOTONIC);
+        double c0 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
+        t0 = bench_clock(CLOCK_MONOTONIC);
         for (size_t i = 0; i < nblocks; i++) {
             size_t n = i + 1 < nblocks ? BLOCK : (size_t)(total - (uint64_t)i * BLOCK);
             if (agc_feed(c, (const float(*)[3])pool[plan[i]], n) < 0)
                 return 1;
         }
         agc_flush(c);
-        t1 = now(CLOCK_MONOTONIC);
-        double c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+        t1 = bench_clock(CLOCK_MONOTONIC);
+        double c1 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
         agc_free(c);
         best_agc = t1 - t0 < best_agc ? t1 - t0 : best_agc;
         best_agc_cpu = c1 - c0 < best_agc_cpu ? c1 - c0 : best_agc_cpu;

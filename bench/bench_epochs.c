@@ -14,6 +14,7 @@
  * Baseline in the same run: one plain pass summing each week's epochs (skipping NaN).
  * Prints participant-weeks/s for both, their ratio, a per-stage split, and a checksum.
  * Best of 3 rounds. Usage: bench_epochs [participant-weeks, default 10000] [pool, 256]. */
+#include "benchlib.h"
 #include "pipeline/nonwear.h"
 #include "pipeline/sleepscore.h"
 
@@ -27,23 +28,6 @@
 
 #define WEEK 10080
 #define DAY 1440
-
-static double clock_s(clockid_t c)
-{
-    struct timespec t;
-    clock_gettime(c, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static double now(void)
-{
-    return clock_s(CLOCK_MONOTONIC);
-}
-
-static double cpu(void)
-{
-    return clock_s(CLOCK_THREAD_CPUTIME_ID);
-}
 
 static uint64_t rng = 0x853c49e6748fea9bu;
 static unsigned rnd(unsigned m)
@@ -109,7 +93,7 @@ static void one_week(const double *x, uint8_t *flags, uint8_t *valid, uint8_t *s
     static struct nonwear_params choi;
     if (!choi.min_period_len)
         nonwear_defaults(NONWEAR_CHOI, &choi);
-    double t0 = split ? now() : 0;
+    double t0 = split ? bench_now() : 0;
     int r = nonwear_detect(&choi, x, NULL, WEEK, 60, flags);
     if (r < 0)
         die("nonwear_detect", r);
@@ -117,10 +101,10 @@ static void one_week(const double *x, uint8_t *flags, uint8_t *valid, uint8_t *s
         valid[t] = flags[t] == NONWEAR_WORN;
         tot->nonwear += flags[t] == NONWEAR_NOT_WORN;
     }
-    double t1 = split ? now() : 0;
+    double t1 = split ? bench_now() : 0;
     if ((r = sleepscore_score(&ck, x, valid, WEEK, 60, sw)) < 0)
         die("sleepscore_score", r);
-    double t2 = split ? now() : 0;
+    double t2 = split ? bench_now() : 0;
     for (size_t d = 0; d < 7; d++) {
         struct sleepscore_night night;
         if ((r = sleepscore_night(&tl, sw, x, WEEK, d * DAY, (d + 1) * DAY, &night)) < 0)
@@ -129,7 +113,7 @@ static void one_week(const double *x, uint8_t *flags, uint8_t *valid, uint8_t *s
         tot->tst += night.found ? night.main.tst : 0;
     }
     if (split) {
-        double t3 = now();
+        double t3 = bench_now();
         tot->t_nonwear += t1 - t0;
         tot->t_sleep += t2 - t1;
         tot->t_nights += t3 - t2;
@@ -155,21 +139,21 @@ int main(int argc, char **argv)
     double best_base = 1e30, best_pipe = 1e30, cpu_base = 1e30, cpu_pipe = 1e30;
     struct totals tot = {0}, last = {0};
     for (int round = 0; round < 3; round++) {
-        double t0 = now(), c0 = cpu(), sum = 0;
+        double t0 = bench_now(), c0 = bench_cpu(), sum = 0;
         for (long w = 0; w < weeks; w++) {
             const double *x = data + (size_t)(w % pool) * WEEK;
             for (size_t t = 0; t < WEEK; t++)
                 if (!isnan(x[t]))
                     sum += x[t];
         }
-        double tb = now() - t0, cb = cpu() - c0;
+        double tb = bench_now() - t0, cb = bench_cpu() - c0;
         memset(&tot, 0, sizeof tot);
         tot.baseline_sum = sum;
-        t0 = now();
-        c0 = cpu();
+        t0 = bench_now();
+        c0 = bench_cpu();
         for (long w = 0; w < weeks; w++)
             one_week(data + (size_t)(w % pool) * WEEK, flags, valid, sw, &tot, false);
-        double tp = now() - t0, cp = cpu() - c0;
+        double tp = bench_now() - t0, cp = bench_cpu() - c0;
         best_base = tb < best_base ? tb : best_base;
         best_pipe = tp < best_pipe ? tp : best_pipe;
         cpu_base = cb < cpu_base ? cb : cpu_base;

@@ -10,6 +10,7 @@
  *                 NaN as soon as one state is missing, so it gets a complete state array)
  * and each one's cost in baseline passes (best of 5 alternating rounds).
  * Usage: bench_rhythm [participant-weeks per loop, default 10000]. */
+#include "benchlib.h"
 #include "pipeline/rhythm.h"
 
 #include <math.h>
@@ -26,20 +27,6 @@
 static double *counts[WEEKS], *states[WEEKS], *full[WEEKS];
 static uint8_t *masks[WEEKS];
 static volatile double sink;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static double cpu(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static uint64_t rng = 88172645463325252ULL;
 static double uniform(void)
@@ -80,7 +67,7 @@ static double run(int loop, long weeks, void *work, size_t work_len, double *cpu
     rhy_opts_init(&o, loop == 2 ? RHY_PYACTIGRAPHY : RHY_CLASSIC);
     o.origin = RHY_ORIGIN_LOCAL_DAY;
     o.day_min_valid = 0.5; /* every day has a non-wear gap: let IS count those days */
-    double acc = 0, t0 = now(), c0 = cpu();
+    double acc = 0, t0 = bench_now(), c0 = bench_cpu();
     long defined = 0;
     for (long i = 0; i < weeks; i++) {
         int w = (int)(i % WEEKS);
@@ -107,7 +94,7 @@ static double run(int loop, long weeks, void *work, size_t work_len, double *cpu
         acc += r.is + r.iv + r.ra + r.l5_onset_s + q.sri;
         defined += !isnan(r.is) && !isnan(r.iv) && !isnan(r.ra) && !isnan(q.sri);
     }
-    double t = now() - t0, c = cpu() - c0;
+    double t = bench_now() - t0, c = bench_cpu() - c0;
     sink = acc;
     if (loop && defined != weeks)
         return -1; /* every metric must have been computed, not skipped as undefined */

@@ -10,12 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline double bench_now(void)
+static inline double bench_clock(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+
+/* Wall time, and the CPU time of this (single-threaded) process, in seconds. */
+static inline double bench_now(void) { return bench_clock(CLOCK_MONOTONIC); }
+static inline double bench_cpu(void) { return bench_clock(CLOCK_PROCESS_CPUTIME_ID); }
 
 /* The baseline of the replay benchmarks: read a JSON Lines file and parse every line with
  * jansson, nothing else. Returns seconds; *lines = lines parsed. */
