@@ -138,6 +138,7 @@ struct conf_ingest {
 struct conf_pipeline {
     int64_t lateness_ms;
     int64_t coverage_gap_ms;
+    int64_t source_idle_ms;
     int64_t revise_ms;                /* late events within this revise closed days */
     int64_t ema_expire_ms;            /* a prompt without outcome expires this long after delivery */
     int64_t screen_hold_ms;
@@ -164,6 +165,7 @@ struct conf_pipeline {
 
 struct conf_study {
     uint64_t seed;
+    int64_t nudge_late_after_ms;      /* decisions this long after they fell due are "late" */
     char name[CONF_STR_SIZE];
 };
 
@@ -204,6 +206,7 @@ struct conf_nudge {
     int escalate_index;               /* index of escalate_to in nudges[], or -1 */
     int64_t escalate_after_ms;
     double min_coverage;
+    bool repeat_unanswered;           /* may repeat while the last one is unanswered */
 };
 
 struct conf {

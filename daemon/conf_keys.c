@@ -99,6 +99,8 @@ const struct conf_key conf_keys[] = {
      FLD(conf_pipeline, revise_ms), .min = 0, .max = 7 * DAY, .def = "1d"},
     {.sect = CS_PIPELINE, .name = "coverage_gap", .type = CT_DURATION,
      FLD(conf_pipeline, coverage_gap_ms), .min = MIN, .max = 30 * DAY, .def = "12h"},
+    {.sect = CS_PIPELINE, .name = "source_idle", .type = CT_DURATION,
+     FLD(conf_pipeline, source_idle_ms), .min = 0, .max = 30 * DAY, .def = "24h"},
     {.sect = CS_PIPELINE, .name = "screen_hold", .type = CT_DURATION,
      FLD(conf_pipeline, screen_hold_ms), .min = 0, .max = 2 * DAY, .def = "24h"},
     {.sect = CS_PIPELINE, .name = "screen_ignore_shorter", .type = CT_DURATION,
@@ -142,6 +144,8 @@ const struct conf_key conf_keys[] = {
 
     {.sect = CS_STUDY, .name = "seed", .type = CT_U64, FLD(conf_study, seed), .def = "0"},
     {.sect = CS_STUDY, .name = "name", .type = CT_STRING, FLD(conf_study, name)},
+    {.sect = CS_STUDY, .name = "nudge_late_after", .type = CT_DURATION,
+     FLD(conf_study, nudge_late_after_ms), .min = MIN, .max = 30 * DAY, .def = "6h"},
 
     {.sect = CS_PARTICIPANT, .name = "tz", .type = CT_TZ, FLD(conf_participant, tz),
      .def = "UTC"},
@@ -184,6 +188,8 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_NUDGE, .name = "escalate_to", .type = CT_ID, FLD(conf_nudge, escalate_to)},
     {.sect = CS_NUDGE, .name = "escalate_after", .type = CT_DURATION,
      FLD(conf_nudge, escalate_after_ms), .min = MIN, .max = 90 * DAY, .def = "48h"},
+    {.sect = CS_NUDGE, .name = "repeat_unanswered", .type = CT_BOOL,
+     FLD(conf_nudge, repeat_unanswered), .def = "no"},
     {.sect = CS_NUDGE, .name = "min_coverage", .type = CT_DOUBLE, FLD(conf_nudge, min_coverage),
      .dmin = 0, .dmax = 1, .def = "0.5"},
 };

@@ -20,6 +20,7 @@ struct pending {
     float (**samples)[3];      /* owned accel samples per event (NULL if none) */
     size_t *line_of;           /* message line index of each event */
     size_t rejected;
+    int64_t received;          /* hub clock at receipt, as stored with the events */
     json_t *errors;            /* [{"index":i,"reason":"..."}] */
     struct pending *next;
 };
@@ -241,6 +242,7 @@ static int submit(struct ingest *in, struct pending *p, struct store_writer *w, 
             .received = now_ms,
         };
     }
+    p->received = now_ms;
     e = store_submit_events(w, p->token, se, p->n_ev);
 out:
     if (bodies)
@@ -366,7 +368,7 @@ int ingest_on_store_reply(struct ingest *in, uint64_t token, int status_all,
     for (size_t i = 0; i < p->n_ev && i < n; i++) {
         if (per_event[i] == STORE_INSERTED) {
             accepted++;
-            push(ud, &p->ev[i]);
+            push(ud, &p->ev[i], p->received);
         } else if (per_event[i] == STORE_DUPLICATE) {
             duplicate++;
         } else {

@@ -28,7 +28,8 @@ struct ingest_stats {
 };
 
 /* Called for each newly stored event, in commit order; ev is borrowed. */
-typedef void (*ingest_push_fn)(void *ud, const struct event *ev);
+/* received: the hub clock at receipt, as stored with the event */
+typedef void (*ingest_push_fn)(void *ud, const struct event *ev, int64_t received);
 
 struct ingest;
 

@@ -51,7 +51,12 @@ static int write_record(void *ud, const struct feature_record *r)
     int n = record_to_json(r, rp->buf, sizeof rp->buf - 1);
     if (n < 0)
         return n;
-    if (rp->store) {
+    if (rp->store && r->nudge) {
+        struct store_nudge sn = {.participant = r->participant, .ts = r->nudge->ts,
+                                 .rule = r->nudge->rule, .body = rp->buf, .body_len = (size_t)n};
+        if (store_sync_nudge(rp->store, &sn) < 0)
+            rp->store_errors++;
+    } else if (rp->store) {
         struct store_record sr = {
             .participant = r->participant, .feature = r->feature,
             .window = window_kind_name(r->window), .start = r->start, .end = r->end,
@@ -62,7 +67,8 @@ static int write_record(void *ud, const struct feature_record *r)
     }
     if (rp->pub) {
         char topic[PUBLISH_TOPIC_MAX + 1];
-        if (publish_topic_feature(topic, sizeof topic, r->participant, r->feature) >= 0)
+        if ((r->nudge ? publish_topic_nudge(topic, sizeof topic, r->participant)
+                      : publish_topic_feature(topic, sizeof topic, r->participant, r->feature)) >= 0)
             publisher_send(rp->pub, topic, rp->buf, (size_t)n);
     }
     rp->buf[n++] = '\n';
@@ -407,6 +413,7 @@ int replay_main(int argc, char **argv)
         pace(speed, in[best].head.ts, &ts0, &wall0);
         if (rp->store)
             store_event(rp, &in[best].head);
+        pipeline_set_clock(pl, in[best].r.received);
         int r = pipeline_push(pl, &in[best].head);
         if (r == PIPE_BAD_TZ) {
             fprintf(stderr, "%s:%llu: unknown time zone \"%s\"\n", in[best].r.path,

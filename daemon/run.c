@@ -58,7 +58,9 @@ static int emit_record(void *ud, const struct feature_record *r)
     if (n < 0)
         return n;
     char topic[PUBLISH_TOPIC_MAX + 1];
-    int have_topic = publish_topic_feature(topic, sizeof topic, r->participant, r->feature) >= 0;
+    int have_topic = (r->nudge ? publish_topic_nudge(topic, sizeof topic, r->participant)
+                               : publish_topic_feature(topic, sizeof topic, r->participant,
+                                                       r->feature)) >= 0;
     if (d->replayed_records) {
         /* stored and published before the restart: only the last-value cache (and the
          * topic's seq) needs it, so late subscribers and seq continue as before */
@@ -72,8 +74,14 @@ static int emit_record(void *ud, const struct feature_record *r)
         .window = window_kind_name(r->window), .start = r->start, .end = r->end,
         .revision = r->revision, .body = d->buf, .body_len = (size_t)n,
     };
-    int e;
-    for (int tries = 0; (e = store_submit_record(d->sw, &sr)) == -EAGAIN && tries < 100; tries++) {
+    struct store_nudge sn = {.participant = r->participant, .ts = r->nudge ? r->nudge->ts : 0,
+                             .rule = r->nudge ? r->nudge->rule : NULL, .body = d->buf,
+                             .body_len = (size_t)n};
+    int e, tries = 0;
+    while ((e = r->nudge ? store_submit_nudge(d->sw, &sn) : store_submit_record(d->sw, &sr)) ==
+           -EAGAIN) {
+        if (++tries > 100)
+            break;
         /* the writer is behind: wait for room rather than lose a record (bounded) */
         zmq_pollitem_t it = {store_writer_socket(d->sw), 0, ZMQ_POLLOUT, 0};
         zmq_poll(&it, 1, 100);
@@ -121,9 +129,10 @@ static void publish_event(struct daemon *d, const struct event *ev)
     }
 }
 
-static void push_event(void *ud, const struct event *ev)
+static void push_event(void *ud, const struct event *ev, int64_t received)
 {
     struct daemon *d = ud;
+    pipeline_set_clock(d->pl, received); /* as recovery will, from the stored copy */
     int r = pipeline_push(d->pl, ev);
     if (r < 0)
         log_warn("pipeline: event of %s dropped: %s", ev->participant, strerror(-r));
@@ -139,7 +148,7 @@ struct recover_ctx {
     uint64_t n, bad;
 };
 
-static int recover_one(void *ud, int64_t id, const char *body, size_t len)
+static int recover_one(void *ud, int64_t id, const char *body, size_t len, int64_t received)
 {
     struct recover_ctx *rc = ud;
     struct event ev;
@@ -149,6 +158,7 @@ static int recover_one(void *ud, int64_t id, const char *body, size_t len)
         log_warn("store: event %" PRId64 " unreadable: %s", id, why ? why : "?");
         return 0;
     }
+    pipeline_set_clock(rc->d->pl, received);
     pipeline_push(rc->d->pl, &ev);
     rc->n++;
     return 0;
@@ -162,7 +172,11 @@ static int recover(struct daemon *d)
         log_error("store %s: %s", d->cf->store.path, store_strerror(e));
         return e;
     }
-    int64_t stored = store_reader_count_features(r);
+    int64_t stored = store_reader_count_features(r), nudges = store_reader_count_nudges(r);
+    if (stored >= 0 && nudges < 0)
+        stored = nudges;
+    else if (stored >= 0)
+        stored += nudges; /* decisions are re-derived too, in the same order */
     if (stored < 0) {
         store_reader_close(r);
         return (int)stored;

@@ -366,7 +366,7 @@ static const char *col_text(sqlite3_stmt *st, int i, size_t *len)
 int store_reader_events(struct store_reader *rd, int64_t after_id, store_event_fn fn, void *ud)
 {
     sqlite3_stmt *st;
-    int r = prep(rd, "SELECT id, body FROM events WHERE id > ?1 ORDER BY id", &st);
+    int r = prep(rd, "SELECT id, body, received FROM events WHERE id > ?1 ORDER BY id", &st);
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 1, after_id);
@@ -374,7 +374,8 @@ int store_reader_events(struct store_reader *rd, int64_t after_id, store_event_f
     while (!f && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         size_t len;
         const char *body = col_text(st, 1, &len);
-        f = fn(ud, sqlite3_column_int64(st, 0), body ? body : "", len);
+        f = fn(ud, sqlite3_column_int64(st, 0), body ? body : "", len,
+               sqlite3_column_int64(st, 2));
     }
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }
@@ -394,6 +395,11 @@ int64_t store_reader_count_events(struct store_reader *rd)
 int64_t store_reader_count_features(struct store_reader *rd)
 {
     return count(rd, "SELECT count(*) FROM features");
+}
+
+int64_t store_reader_count_nudges(struct store_reader *rd)
+{
+    return count(rd, "SELECT count(*) FROM nudges");
 }
 
 int store_reader_latest(struct store_reader *rd, const char *participant, const char *feature,

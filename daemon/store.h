@@ -184,7 +184,9 @@ int store_open_readonly(const char *path, struct store_reader **out);
 void store_reader_close(struct store_reader *r);
 
 /* Callbacks return 0 to go on; any other value stops the iteration and is returned. */
-typedef int (*store_event_fn)(void *ud, int64_t id, const char *body, size_t len);
+/* received: the hub clock when the event arrived (ms, UTC) */
+typedef int (*store_event_fn)(void *ud, int64_t id, const char *body, size_t len,
+                              int64_t received);
 typedef int (*store_record_fn)(void *ud, int64_t id, const struct store_record *r);
 typedef int (*store_nudge_fn)(void *ud, int64_t id, const struct store_nudge *n);
 typedef int (*store_position_fn)(void *ud, const char *source, int64_t seq, int has_seq,
@@ -194,6 +196,7 @@ typedef int (*store_position_fn)(void *ud, const char *source, int64_t seq, int 
 int store_reader_events(struct store_reader *r, int64_t after_id, store_event_fn fn, void *ud);
 int64_t store_reader_count_events(struct store_reader *r);
 int64_t store_reader_count_features(struct store_reader *r);
+int64_t store_reader_count_nudges(struct store_reader *r);
 /* The newest record (greatest start, then revision, then id) of each (feature, window) of
  * a participant, ordered by feature and window; feature NULL = all features. */
 int store_reader_latest(struct store_reader *r, const char *participant, const char *feature,

@@ -12,6 +12,7 @@
 
 struct page_item {
     int64_t id;
+    int64_t received;
     char *body;
     size_t len;
 };
@@ -50,7 +51,7 @@ static int rstore_open(struct reader *r, const char *path, const struct reader_o
     return 0;
 }
 
-static int collect(void *ud, int64_t id, const char *body, size_t len)
+static int collect(void *ud, int64_t id, const char *body, size_t len, int64_t received)
 {
     struct rstore *s = ud;
     char *copy = malloc(len + 1);
@@ -58,7 +59,7 @@ static int collect(void *ud, int64_t id, const char *body, size_t len)
         return -ENOMEM;
     memcpy(copy, body, len);
     copy[len] = 0;
-    s->items[s->n++] = (struct page_item){id, copy, len};
+    s->items[s->n++] = (struct page_item){id, received, copy, len};
     return s->n == PAGE ? 1 : 0;
 }
 
@@ -89,6 +90,7 @@ static int rstore_next(struct reader *r, struct event *ev)
     }
     struct page_item *it = &s->items[s->pos++];
     r->line = (uint64_t)it->id; /* errors name the row id */
+    r->received = it->received;  /* so nudge decisions replay their `late` flags */
     const char *why = NULL;
     int e = ev_parse_json(it->body, it->len, ev, r->scratch, &why);
     if (e == 0)

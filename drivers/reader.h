@@ -45,6 +45,7 @@ struct reader {
     const char *why;    /* reason of the last READ_BAD / error (static or priv-owned) */
     struct reader_opts opts;
     float (*scratch)[3]; /* EV_ACCEL_MAX samples, for accel events */
+    int64_t received;    /* when the hub received the last event (the store), 0 = unknown */
 };
 
 const struct reader_ops *reader_find(const char *format); /* by --format name */

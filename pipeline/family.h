@@ -34,6 +34,13 @@ void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_
 /* One `epoch` record (replay --epochs): [start, end) of day w, with its wear/sleep flags. */
 void pstate_emit_epoch(struct pstate *ps, int64_t start, int64_t end, const struct day_window *w,
                        double value, double coverage, const struct epoch_extra *x);
+/* Emit a record built by the family (participant is filled in); the nudge family uses it for
+ * decisions and for features that name their nudge. */
+void pstate_emit_record(struct pstate *ps, struct feature_record *r);
+/* The hub clock of the participant's newest event (pipeline_set_clock; its ts if unset). */
+int64_t pstate_clock(const struct pstate *ps);
+/* The nudge plan (compiled rules) of the pipeline, NULL when there are no rules. */
+const struct nudge_plan *pstate_nudge_plan(const struct pstate *ps);
 /* The participant's time-zone timeline (for cal_day_at, cal_7d). */
 const struct tzline *pstate_tzline(const struct pstate *ps);
 /* The state another family keeps for this participant, or NULL if f is not registered. Every
@@ -74,5 +81,15 @@ extern const struct family_ops family_yield;
 extern const struct family_ops family_act;
 extern const struct family_ops family_app;
 extern const struct family_ops family_engage;
+extern const struct family_ops family_nudge;   /* must come last: it reads every record */
+
+/* The nudge engine's hooks into the core (pipeline/nudge.c). */
+struct nudge_plan;
+struct nudge_plan *nudge_plan_new(const struct nudge_conf *c, int *err);
+void nudge_plan_free(struct nudge_plan *p);
+/* Every record the families emit (before the sink). */
+void nudge_observe(struct pstate *ps, void *st, const struct feature_record *r);
+/* Decide everything that fell due up to `limit` (event time): called after days close. */
+void nudge_advance(struct pstate *ps, void *st, int64_t limit);
 
 #endif

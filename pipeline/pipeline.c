@@ -23,8 +23,10 @@ static const struct family_ops *const families[] = {
     &family_act,
     &family_app,
     &family_engage,
+    &family_nudge, /* last: it reads the records of every other family */
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
+#define NUDGE_FAMILY (N_FAMILIES - 1)
 
 #define REVISE_DAYS 32      /* closed days kept for revision by late events */
 #define POOL_MAX_DECL 4096 /* recycled event buffers (POOL_MAX) */
@@ -42,6 +44,7 @@ struct pstate {
     int started;
     struct day_window next_day;    /* first day not yet closed */
     int64_t last_ts;
+    int64_t clock;                 /* hub clock of the newest event (pipeline_set_clock) */
     struct coverage cov;           /* of the phone stream */
     struct coverage wcov;          /* of the wearable streams */
     struct day_window closed[REVISE_DAYS]; /* the newest closed days, oldest first */
@@ -64,6 +67,8 @@ struct pipeline {
     size_t n_ps, cap_ps;
     struct sources srcs;
     struct name_index ps_idx;
+    struct nudge_plan *nplan;      /* NULL: no nudge rules */
+    int64_t clock;                 /* pipeline_set_clock; 0 = events arrive at their ts */
 };
 
 void pipeline_conf_defaults(struct pipeline_conf *c)
@@ -72,6 +77,8 @@ void pipeline_conf_defaults(struct pipeline_conf *c)
     c->lateness_ms = 10 * 60000;
     c->revise_ms = 24 * 3600000LL;
     c->coverage_gap_ms = 12 * 3600000LL;
+    c->source_idle_ms = 24 * 3600000LL;
+    c->nudge.late_after_ms = 6 * 3600000LL;
     c->screen_hold_ms = 24 * 3600000LL;
     c->ema_expire_ms = 2 * 3600000LL;
     c->screen_ignore_shorter_min = 0;
@@ -274,13 +281,25 @@ void pstate_emit_day(struct pstate *ps, const struct day_window *w, const char *
                 revision);
 }
 
+void pstate_emit_record(struct pstate *ps, struct feature_record *r)
+{
+    struct pipeline *pl = ps->pl;
+    r->participant = ps->id;
+    if (pl->nplan)
+        nudge_observe(ps, ps->fam[NUDGE_FAMILY], r);
+    pl->st.records++;
+    if (pl->sink(pl->ud, r) < 0)
+        pl->st.sink_errors++;
+}
+
+int64_t pstate_clock(const struct pstate *ps) { return ps->clock; }
+const struct nudge_plan *pstate_nudge_plan(const struct pstate *ps) { return ps->pl->nplan; }
+
 void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_t end,
                  const struct day_window *w, const char *feature, int has_value, double value,
                  const char *unit, double coverage, int revision)
 {
-    struct pipeline *pl = ps->pl;
     struct feature_record r = {
-        .participant = ps->id,
         .feature = feature,
         .window = kind,
         .start = start,
@@ -293,9 +312,7 @@ void pstate_emit(struct pstate *ps, enum window_kind kind, int64_t start, int64_
         .revision = revision,
     };
     memcpy(r.local_date, w->local_date, sizeof r.local_date);
-    pl->st.records++;
-    if (pl->sink(pl->ud, &r) < 0)
-        pl->st.sink_errors++;
+    pstate_emit_record(ps, &r);
 }
 
 void pstate_emit_epoch(struct pstate *ps, int64_t start, int64_t end, const struct day_window *w,
@@ -387,6 +404,15 @@ static void release(struct pstate *ps, int64_t wm, int finishing)
         event_recycle(ps->pl, h.ev);
     }
     close_days(ps, finishing);
+    if (ps->pl->nplan && ps->started) {
+        /* nudge decisions up to where the participant's data is complete: every event up to
+         * the watermark is in, and so is every day before the next one to close; at the
+         * end of input, up to the end of the last day closed */
+        int64_t limit = ps->next_day.end - 1 < ps->wm ? ps->next_day.end - 1 : ps->wm;
+        if (finishing)
+            limit = ps->n_closed ? ps->closed[ps->n_closed - 1].end : INT64_MIN;
+        nudge_advance(ps, ps->fam[NUDGE_FAMILY], limit);
+    }
 }
 
 /* A late event within the revision horizon: the families take it into their state and every
@@ -408,11 +434,20 @@ static void revise(struct pstate *ps, const struct event *ev)
     }
 }
 
+/* The slowest of the participant's sources, less the lateness; a source that has fallen
+ * more than source_idle behind the participant's newest one (a phone switched off while the
+ * watch goes on) no longer holds the others back: its days close on the other streams'
+ * time, and what it sends later is late (revised within revise, else counted late). */
 static int64_t participant_wm(const struct pstate *ps)
 {
-    int64_t m = INT64_MAX;
+    int64_t m = INT64_MAX, newest = INT64_MIN, idle = ps->pl->conf.source_idle_ms;
+    for (size_t i = 0; i < ps->n_src; i++)
+        if (ps->pl->srcs.v[ps->src[i]].max_ts > newest)
+            newest = ps->pl->srcs.v[ps->src[i]].max_ts;
     for (size_t i = 0; i < ps->n_src; i++) {
         int64_t t = ps->pl->srcs.v[ps->src[i]].max_ts;
+        if (idle > 0 && newest != INT64_MIN && t != INT64_MIN && t < newest - idle)
+            continue;
         if (t < m)
             m = t;
     }
@@ -435,6 +470,9 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         pl->st.limit_hits++;
         return err == -E2BIG ? PIPE_LIMIT : err;
     }
+    int64_t arrived = pl->clock ? pl->clock : ev->ts;
+    if (arrived > ps->clock)
+        ps->clock = arrived;
     size_t si;
     struct source *s = sources_get(&pl->srcs, ev->source[0] ? ev->source : "replay", &si, &err);
     if (!s) {
@@ -527,9 +565,15 @@ struct pipeline *pipeline_new(const struct pipeline_conf *c, record_sink_fn sink
         free(pl);
         return NULL;
     }
+    if (c->nudge.n_rules && !(pl->nplan = nudge_plan_new(&pl->conf.nudge, err))) {
+        tz_db_free(pl->tzdb);
+        free(pl);
+        return NULL;
+    }
     for (size_t i = 0; i < c->n_participants; i++) {
         const char *tzn = c->participants[i].tz;
         if (tzn[0] && !tz_db_get(pl->tzdb, tzn, err)) {
+            nudge_plan_free(pl->nplan);
             tz_db_free(pl->tzdb);
             free(pl);
             return NULL;
@@ -559,11 +603,14 @@ void pipeline_free(struct pipeline *pl)
         free(pl->pool[i]);
     free(pl->ps);
     name_index_release(&pl->ps_idx);
+    nudge_plan_free(pl->nplan);
     tz_db_free(pl->tzdb);
     free(pl);
 }
 
 const struct pipeline_stats *pipeline_get_stats(const struct pipeline *pl) { return &pl->st; }
+
+void pipeline_set_clock(struct pipeline *pl, int64_t received_ms) { pl->clock = received_ms; }
 
 size_t pipeline_participants(const struct pipeline *pl, const char **ids, size_t cap)
 {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "pipeline/event.h"
+#include "pipeline/nudge.h"
 #include "pipeline/record.h"
 
 #define PIPE_MAX_APPS 32
@@ -19,6 +20,9 @@ struct pipeline_participant_conf {
     size_t n_apps;                                /* intervention app ids */
     const char *apps[PIPE_MAX_APPS];              /* borrowed, like the participants array */
     double prescribed_days_per_week;              /* 1..7 */
+    int has_study_end;                            /* no nudge decisions after study_end_day */
+    int64_t study_end_day;                        /* local date, days since 1970-01-01 */
+    char supporter[EV_ID_MAX + 1];                /* "" = none (named in supporter nudges) */
 };
 
 /* Actigraphy conventions ([pipeline] keys of the same names; docs/actigraphy.md). */
@@ -41,6 +45,8 @@ struct pipeline_act_conf {
 struct pipeline_conf {
     int64_t lateness_ms;          /* allowed out-of-orderness per source (default 10 min) */
     int64_t coverage_gap_ms;      /* longer silences of a stream count as missing data (12 h) */
+    int64_t source_idle_ms;       /* a source this far behind the participant's newest stops
+                                   * holding back its watermark (24 h; 0 = never) */
     int64_t revise_ms;            /* late events this far behind the watermark revise closed
                                    * days (records re-emitted with revision + 1); older ones
                                    * are only counted as late (default 1 d, at most 7 d) */
@@ -61,6 +67,7 @@ struct pipeline_conf {
     size_t max_buffered;          /* events held for reordering, all participants (1 M) */
     size_t max_day_events;        /* screen events kept per participant and open day (100 k) */
     struct pipeline_act_conf act; /* actigraphy (docs/actigraphy.md) */
+    struct nudge_conf nudge;      /* nudge rules (docs/nudges.md); none by default */
     const char *tzdir;            /* NULL: system tz database */
     size_t n_participants;
     const struct pipeline_participant_conf *participants; /* borrowed for the pipeline's life */
@@ -90,6 +97,11 @@ struct pipeline *pipeline_new(const struct pipeline_conf *c, record_sink_fn sink
                               int *err);
 void pipeline_free(struct pipeline *p);
 int pipeline_push(struct pipeline *p, const struct event *ev);
+/* The hub's clock when the next pushed events arrived (ms, UTC): the live daemon sets it
+ * before each push, recovery to each stored event's receive time. Only nudge decisions read
+ * it, to flag those decided late_after or more after they fell due (after downtime). Unset
+ * (0, replay of recordings), an event arrives at its own ts. */
+void pipeline_set_clock(struct pipeline *p, int64_t received_ms);
 /* End of input (replay): every buffered event is applied and every window closes; the last,
  * possibly partial, windows are emitted with their coverage. */
 void pipeline_finish(struct pipeline *p);

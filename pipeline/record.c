@@ -1,4 +1,5 @@
 #include "pipeline/record.h"
+#include "pipeline/nudge.h"
 
 #include <errno.h>
 #include <math.h>
@@ -179,12 +180,16 @@ static int put_epoch(char *buf, size_t cap, size_t *pos, const struct epoch_extr
     return e;
 }
 
+static int nudge_to_json(const struct feature_record *r, char *buf, size_t cap);
+
 int record_to_json(const struct feature_record *r, char *buf, size_t cap)
 {
     size_t pos = 0;
     int e = 0;
     if (cap == 0)
         return -ENOSPC;
+    if (r->nudge)
+        return nudge_to_json(r, buf, cap);
     buf[0] = 0;
     e |= put_raw(buf, cap, &pos, "{\"participant\":");
     e |= put_str(buf, cap, &pos, r->participant);
@@ -217,6 +222,87 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap)
     e |= put_int(buf, cap, &pos, r->revision);
     if (r->epoch)
         e |= put_epoch(buf, cap, &pos, r->epoch);
+    if (r->nudge_id) {
+        e |= put_raw(buf, cap, &pos, ",\"nudge\":");
+        e |= put_str(buf, cap, &pos, r->nudge_id);
+    }
     e |= put_raw(buf, cap, &pos, "}");
+    return e ? -ENOSPC : (int)pos;
+}
+
+/* A nudge decision (spec §6; docs/nudges.md lists the fields). */
+static int nudge_to_json(const struct feature_record *r, char *buf, size_t cap)
+{
+    const struct nudge_decision *d = r->nudge;
+    size_t pos = 0;
+    int e = put_raw(buf, cap, &pos, "{\"participant\":");
+    e |= put_str(buf, cap, &pos, r->participant);
+    e |= put_raw(buf, cap, &pos, ",\"id\":");
+    e |= put_str(buf, cap, &pos, d->id);
+    e |= put_raw(buf, cap, &pos, ",\"ts\":");
+    e |= put_int(buf, cap, &pos, d->ts);
+    e |= put_raw(buf, cap, &pos, ",\"local_date\":");
+    e |= put_str(buf, cap, &pos, d->local_date);
+    if (r->tz) {
+        e |= put_raw(buf, cap, &pos, ",\"tz\":");
+        e |= put_str(buf, cap, &pos, r->tz);
+    }
+    e |= put_raw(buf, cap, &pos, ",\"rule\":");
+    e |= put_str(buf, cap, &pos, d->rule);
+    e |= put_raw(buf, cap, &pos, ",\"recipient\":");
+    e |= put_str(buf, cap, &pos, nudge_recipient_name(d->recipient));
+    if (d->supporter) {
+        e |= put_raw(buf, cap, &pos, ",\"supporter\":");
+        e |= put_str(buf, cap, &pos, d->supporter);
+    }
+    e |= put_raw(buf, cap, &pos, ",\"message\":");
+    e |= put_str(buf, cap, &pos, d->message);
+    e |= put_raw(buf, cap, &pos, ",\"priority\":");
+    e |= put_str(buf, cap, &pos, nudge_priority_name(d->priority));
+    e |= put_raw(buf, cap, &pos, ",\"decision\":");
+    e |= put_str(buf, cap, &pos, d->decision);
+    e |= put_raw(buf, cap, &pos, ",\"reason\":");
+    e |= put_str(buf, cap, &pos, d->reason);
+    e |= put_raw(buf, cap, &pos, ",\"p\":");
+    e |= put_num(buf, cap, &pos, d->p);
+    e |= put_raw(buf, cap, &pos, d->available ? ",\"available\":true" : ",\"available\":false");
+    e |= put_raw(buf, cap, &pos, d->late ? ",\"late\":true" : ",\"late\":false");
+    if (d->deferred_from != INT64_MIN) {
+        e |= put_raw(buf, cap, &pos, ",\"deferred_from\":");
+        e |= put_int(buf, cap, &pos, d->deferred_from);
+    }
+    if (d->escalated_from) {
+        e |= put_raw(buf, cap, &pos, ",\"escalated_from\":");
+        e |= put_str(buf, cap, &pos, d->escalated_from);
+        e |= put_raw(buf, cap, &pos, ",\"escalated_id\":");
+        e |= put_str(buf, cap, &pos, d->escalated_id ? d->escalated_id : "");
+    }
+    e |= put_raw(buf, cap, &pos, ",\"evidence\":[");
+    for (size_t i = 0; i < d->n_evidence; i++) {
+        const struct nudge_evidence *x = &d->evidence[i];
+        e |= put_raw(buf, cap, &pos, i ? ",{\"feature\":" : "{\"feature\":");
+        e |= put_str(buf, cap, &pos, x->feature);
+        e |= put_raw(buf, cap, &pos, ",\"value\":");
+        if (x->has_value)
+            e |= put_num(buf, cap, &pos, x->value);
+        else
+            e |= put_raw(buf, cap, &pos, "null");
+        if (x->local_date[0]) {
+            e |= put_raw(buf, cap, &pos, ",\"coverage\":");
+            e |= put_num(buf, cap, &pos, x->coverage);
+            e |= put_raw(buf, cap, &pos, ",\"local_date\":");
+            e |= put_str(buf, cap, &pos, x->local_date);
+        }
+        if (x->rel != NUDGE_VALUE) {
+            e |= put_raw(buf, cap, &pos, ",\"median\":");
+            if (x->has_median)
+                e |= put_num(buf, cap, &pos, x->median);
+            else
+                e |= put_raw(buf, cap, &pos, "null");
+        }
+        e |= put_raw(buf, cap, &pos, x->result < 0 ? ",\"result\":null}"
+                                     : x->result ? ",\"result\":true}" : ",\"result\":false}");
+    }
+    e |= put_raw(buf, cap, &pos, "]}");
     return e ? -ENOSPC : (int)pos;
 }

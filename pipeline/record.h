@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nudge_decision; /* pipeline/nudge.h */
+
 enum window_kind { WIN_DAY = 0, WIN_7D, WIN_EVENT, WIN_EPOCH, WIN_RECORDING };
 
 /* The extra fields of an `epoch` record (replay --epochs; spec §4): wear and sleep flags
@@ -29,6 +31,10 @@ struct feature_record {
     double coverage;           /* 0..1 */
     int revision;
     const struct epoch_extra *epoch; /* window == WIN_EPOCH only, else NULL */
+    const char *nudge_id;      /* nudge outcome features: the nudge they are about, else NULL */
+    /* Not NULL: this is a nudge decision (spec §6), not a feature; only participant and
+     * nudge matter, and record_to_json writes the decision. */
+    const struct nudge_decision *nudge;
 };
 
 const char *window_kind_name(enum window_kind w);

@@ -25,6 +25,8 @@ struct ystream {
     struct yday d[N_DAYS]; /* oldest first */
     size_t n;
     size_t cur;            /* index of the day of the last event, or N_DAYS */
+    int seen;              /* the participant has sent this stream: every later day has a
+                            * record, 0 on the days it is silent */
 };
 
 struct yield {
@@ -142,14 +144,18 @@ static void mark(struct ystream *y, struct pstate *ps, int64_t t, int64_t span, 
 
 static struct ystream *stream_of(struct yield *y, const struct event *ev)
 {
-    if (ev_is_phone(ev->type))
+    if (ev_is_phone(ev->type)) {
+        y->phone.seen = 1;
         return &y->phone;
+    }
     if (!ev_is_wearable(ev->type))
         return NULL;
     if (!y->wear) {
         y->wear = calloc(1, sizeof *y->wear);
-        if (y->wear)
+        if (y->wear) {
             y->wear->cur = N_DAYS;
+            y->wear->seen = 1;
+        }
     }
     return y->wear;
 }
@@ -186,7 +192,8 @@ static struct yday *find(struct ystream *y, const struct day_window *w)
 static const char *const stream_feature[2] = {"yield.phone", "yield.wearable"};
 
 static void compute(struct pstate *ps, int wearable, const struct day_window *w,
-                    const struct yday *d, double *value, double *coverage, int *emitted)
+                    const struct yday *d, int seen, double *value, double *coverage,
+                    int *emitted)
 {
     size_t nb = n_bins(w), set = 0;
     if (d)
@@ -195,7 +202,7 @@ static void compute(struct pstate *ps, int wearable, const struct day_window *w,
     *value = nb ? (double)set / (double)nb : 0;
     *coverage = wearable ? pstate_wearable_coverage(ps, w->start, w->end)
                          : pstate_phone_coverage(ps, w->start, w->end);
-    *emitted = set > 0 || *coverage > 0;
+    *emitted = set > 0 || *coverage > 0 || seen;
 }
 
 static void stream_close(struct ystream *y, struct pstate *ps, int wearable,
@@ -204,7 +211,7 @@ static void stream_close(struct ystream *y, struct pstate *ps, int wearable,
     struct yday *d = find(y, w);
     double v, cov;
     int em;
-    compute(ps, wearable, w, d, &v, &cov, &em);
+    compute(ps, wearable, w, d, y->seen, &v, &cov, &em);
     if (em)
         pstate_emit_day(ps, w, stream_feature[wearable], 1, v, "ratio", cov, 0);
     if (!d) {
@@ -255,7 +262,7 @@ static void stream_revise(struct ystream *y, struct pstate *ps, int wearable,
         return;
     double v, cov;
     int em;
-    compute(ps, wearable, w, d, &v, &cov, &em);
+    compute(ps, wearable, w, d, y->seen, &v, &cov, &em);
     if (em == d->emitted && v == d->value && cov == d->coverage)
         return;
     d->revision = d->emitted ? d->revision + 1 : 0;

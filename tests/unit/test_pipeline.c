@@ -49,11 +49,12 @@ static struct event screen(const char *p, const char *src, int64_t seq, int64_t 
 static struct pipeline_participant_conf part = {.id = "p01", .tz = "America/New_York",
                                                 .prescribed_days_per_week = 7};
 
-static struct pipeline *new_pl(struct out *o)
+static struct pipeline *new_pl_idle(struct out *o, int64_t source_idle_ms)
 {
     struct pipeline_conf c;
     pipeline_conf_defaults(&c);
     c.lateness_ms = 5 * MIN;
+    c.source_idle_ms = source_idle_ms;
     c.participants = &part;
     c.n_participants = 1;
     int err = 0;
@@ -61,6 +62,8 @@ static struct pipeline *new_pl(struct out *o)
     assert_non_null(pl);
     return pl;
 }
+
+static struct pipeline *new_pl(struct out *o) { return new_pl_idle(o, 24 * 60 * MIN); }
 
 /* one unlock episode of `len` minutes at minute m of day d (source phone, seq from *seq) */
 static void episode(struct pipeline *pl, int64_t *seq, int d, int m, int len)
@@ -147,7 +150,7 @@ static void test_slowest_source_holds_the_watermark(void **state)
 {
     (void)state;
     struct out *o = calloc(1, sizeof *o);
-    struct pipeline *pl = new_pl(o);
+    struct pipeline *pl = new_pl_idle(o, 0);  /* source_idle 0: a silent source holds forever */
     int64_t s = 1;
     episode(pl, &s, 0, 600, 5);               /* phone on day 0 */
     struct event w = screen("p01", "watch", 1, T0 + 600 * MIN, SCREEN_ON);
@@ -159,6 +162,30 @@ static void test_slowest_source_holds_the_watermark(void **state)
     assert_int_equal(pipeline_push(pl, &w), PIPE_ACCEPTED);
     assert_int_equal(o->n, PER_DAY);          /* day 0 closed: all features of a day */
     assert_non_null(strstr(o->lines[0], "\"local_date\":\"2020-03-06\""));
+    pipeline_free(pl);
+    free(o);
+}
+
+/* The same with the default source_idle (24 h): once the phone is more than 24 h ahead of the
+ * watch, the watch no longer holds the days; what it sends later is behind the watermark:
+ * revising within `revise` (1 d), late beyond it. */
+static void test_idle_source_stops_holding(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    int64_t s = 1;
+    episode(pl, &s, 0, 600, 5);
+    struct event w = screen("p01", "watch", 1, T0 + 600 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &w), PIPE_ACCEPTED);
+    episode(pl, &s, 1, 500, 5);               /* 23 h 20 min ahead of the watch: still held */
+    assert_int_equal(o->n, 0);
+    episode(pl, &s, 2, 600, 5);               /* 48 h ahead: the watch is idle */
+    assert_int_equal(o->n, 2 * PER_DAY);      /* days 0 and 1 closed on the phone's time */
+    w = screen("p01", "watch", 2, T0 + 86400000LL + 14 * 60 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &w), PIPE_REVISED);   /* 20 h behind */
+    w = screen("p01", "watch", 3, T0 + 86400000LL + 60 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &w), PIPE_LATE);      /* 33 h behind */
     pipeline_free(pl);
     free(o);
 }
@@ -205,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order_within_lateness_equals_sorted),
         cmocka_unit_test(test_event_older_than_watermark_is_late),
         cmocka_unit_test(test_slowest_source_holds_the_watermark),
+        cmocka_unit_test(test_idle_source_stops_holding),
         cmocka_unit_test(test_finish_emits_the_partial_last_day),
         cmocka_unit_test(test_unknown_tz_is_refused),
     };

@@ -397,7 +397,7 @@ struct iter {
     int stop_at;
 };
 
-static int on_event(void *ud, int64_t id, const char *body, size_t len)
+static int on_event(void *ud, int64_t id, const char *body, size_t len, int64_t received)
 {
     struct iter *it = ud;
     char want[64];
