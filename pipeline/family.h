@@ -83,10 +83,7 @@ extern const struct family_ops family_app;
 extern const struct family_ops family_engage;
 extern const struct family_ops family_nudge;   /* must come last: it reads every record */
 
-/* The nudge engine's hooks into the core (pipeline/nudge.c). */
-struct nudge_plan;
-struct nudge_plan *nudge_plan_new(const struct nudge_conf *c, int *err);
-void nudge_plan_free(struct nudge_plan *p);
+/* The nudge family's hooks into the core (pipeline/nudge_family.c). */
 /* Every record the families emit (before the sink). */
 void nudge_observe(struct pstate *ps, void *st, const struct feature_record *r);
 /* Decide everything that fell due up to `limit` (event time): called after days close. */

@@ -1,7 +1,7 @@
-/* The nudge engine (docs/nudges.md): the `nudge` family. It runs last, so it sees every
- * record the other families emit for a participant (nudge_observe) and that participant's
- * intervention use and nudge_ack events, and decides the `[nudge]` rules at their decision
- * points, all in event time:
+/* The nudge engine (docs/nudges.md). The `nudge` family (pipeline/nudge_family.c) feeds it,
+ * per participant, every record the other families emit, the close of every local day and the
+ * participant's intervention use and nudge_ack events; the engine decides the `[nudge]` rules
+ * at their decision points, all in event time:
  *
  *   - the close of each local day D (time D.end), after every family emitted D's records:
  *     every rule except escalation targets and rules that read only per-event features;
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/family.h"
 #include "pipeline/nudge.h"
+#include "pipeline/pipeline.h"
 #include "pipeline/sources.h"
 #include "pipeline/tz.h"
 
@@ -244,7 +244,7 @@ struct item {
     } u;
 };
 
-struct nstate {
+struct nudge_state {
     const struct nudge_plan *plan;
     struct feat *feat;
     struct rule_st *rules;
@@ -256,16 +256,12 @@ struct nstate {
     int has_day;
     int64_t cur_day;               /* the last closed local day */
     uint64_t dropped;              /* queue or log limits hit */
+    uint64_t evaluations;          /* conditions evaluated (decision points reached) */
 };
 
-static char no_rules; /* the state of every participant when there are no rules */
-
-static void *nudge_new(struct pstate *ps)
+struct nudge_state *nudge_state_new(const struct nudge_plan *p)
 {
-    const struct nudge_plan *p = pstate_nudge_plan(ps);
-    if (!p)
-        return &no_rules;
-    struct nstate *s = calloc(1, sizeof *s);
+    struct nudge_state *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->plan = p;
@@ -280,10 +276,9 @@ static void *nudge_new(struct pstate *ps)
     return s;
 }
 
-static void nudge_free(void *st)
+void nudge_state_free(struct nudge_state *s)
 {
-    struct nstate *s = st;
-    if (!s || st == &no_rules)
+    if (!s)
         return;
     for (size_t i = 0; i < s->plan->n_feat; i++)
         free(s->feat[i].hist);
@@ -296,6 +291,8 @@ static void nudge_free(void *st)
     free(s);
 }
 
+uint64_t nudge_state_evaluations(const struct nudge_state *s) { return s->evaluations; }
+
 /* ---- the queue -------------------------------------------------------------------------- */
 
 static int item_before(const struct item *a, const struct item *b)
@@ -303,7 +300,7 @@ static int item_before(const struct item *a, const struct item *b)
     return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-static void queue_push(struct nstate *s, struct item *it)
+static void queue_push(struct nudge_state *s, struct item *it)
 {
     if (s->n_q >= MAX_QUEUE || vec_grow((void **)&s->q, &s->cap_q, s->n_q + 1, sizeof *s->q) < 0) {
         s->dropped++;
@@ -318,7 +315,7 @@ static void queue_push(struct nstate *s, struct item *it)
     s->q[i] = *it;
 }
 
-static struct item queue_pop(struct nstate *s)
+static struct item queue_pop(struct nudge_state *s)
 {
     struct item top = s->q[0], last = s->q[--s->n_q];
     size_t i = 0;
@@ -368,7 +365,7 @@ static void hist_put(const struct nudge_plan *p, struct feat *f, int fi, int64_t
     *h = (struct hist){day, value, coverage, has};
 }
 
-static void apply_obs(struct nstate *s, const struct item *it)
+static void apply_obs(struct nudge_state *s, const struct item *it)
 {
     int fi = it->u.obs.feat;
     struct feat *f = &s->feat[fi];
@@ -387,10 +384,9 @@ static void apply_obs(struct nstate *s, const struct item *it)
     memcpy(f->local_date, it->u.obs.date, sizeof f->local_date);
 }
 
-void nudge_observe(struct pstate *ps, void *st, const struct feature_record *r)
+void nudge_feed_record(struct nudge_state *s, const struct feature_record *r)
 {
-    struct nstate *s = st;
-    if (st == &no_rules || r->nudge || r->window == WIN_EPOCH || r->window == WIN_RECORDING ||
+    if (r->nudge || r->window == WIN_EPOCH || r->window == WIN_RECORDING ||
         !r->local_date[0])
         return;
     const struct nudge_plan *p = s->plan;
@@ -420,7 +416,6 @@ void nudge_observe(struct pstate *ps, void *st, const struct feature_record *r)
         }
         return;
     }
-    (void)ps;
     queue_push(s, &it);
 }
 
@@ -436,12 +431,6 @@ static int cmp_holds(int cmp, double a, double b)
     case NUDGE_EQ: return a == b;
     default: return a != b;
     }
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* The participant's median of feature f over the n local days before `day` with a value
@@ -460,7 +449,13 @@ static int baseline(const struct nudge_plan *p, const struct feat *f, int fi, in
     }
     if (2 * k < n || k == 0)
         return 0;
-    qsort(v, (size_t)k, sizeof *v, dbl_cmp);
+    for (int i = 1; i < k; i++) { /* insertion sort: at most 90 values, mostly a few */
+        double x = v[i];
+        int j = i;
+        for (; j > 0 && v[j - 1] > x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
     *out = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
     return 1;
 }
@@ -469,7 +464,7 @@ struct eval_ctx {
     const struct nudge_plan *plan;
     const struct nudge_rule_conf *rc;
     const struct prule *pr;
-    struct nstate *s;
+    struct nudge_state *s;
     double min_cov;          /* 0 when judging without the coverage guard */
     struct nudge_evidence *ev; /* per CMP node, filled when not NULL */
     size_t n_ev;
@@ -532,19 +527,19 @@ struct point {
     uint64_t esc_id;
 };
 
-static int64_t local_ms(const struct pstate *ps, int64_t t, const struct tz_zone **z)
+static int64_t local_ms(const struct nudge_host *h, int64_t t, const struct tz_zone **z)
 {
-    *z = tzline_zone_at(pstate_tzline(ps), t);
+    *z = tzline_zone_at(h->tzl, t);
     return t + (int64_t)tz_offset(*z, t) * 1000;
 }
 
 /* The end of the quiet hours t falls in, or INT64_MIN when t is outside them. */
-static int64_t quiet_end(const struct pstate *ps, const struct nudge_rule_conf *rc, int64_t t)
+static int64_t quiet_end(const struct nudge_host *h, const struct nudge_rule_conf *rc, int64_t t)
 {
     if (!rc->quiet)
         return INT64_MIN;
     const struct tz_zone *z;
-    int64_t local = local_ms(ps, t, &z);
+    int64_t local = local_ms(h, t, &z);
     int64_t mod = floor_mod(local, DAY_MS), qs = rc->quiet_start_min * 60000LL,
             qe = rc->quiet_end_min * 60000LL;
     int in = qs < qe ? (mod >= qs && mod < qe) : (mod >= qs || mod < qe);
@@ -555,13 +550,13 @@ static int64_t quiet_end(const struct pstate *ps, const struct nudge_rule_conf *
     return end > t ? end : t + 60000; /* a zone change cannot make it go back */
 }
 
-static int64_t local_day(const struct pstate *ps, int64_t t)
+static int64_t local_day(const struct nudge_host *h, int64_t t)
 {
     const struct tz_zone *z;
-    return floor_div(local_ms(ps, t, &z), DAY_MS);
+    return floor_div(local_ms(h, t, &z), DAY_MS);
 }
 
-static struct dec *find_dec(struct nstate *s, uint64_t id)
+static struct dec *find_dec(struct nudge_state *s, uint64_t id)
 {
     for (size_t i = s->n_decs; i-- > 0;)
         if (s->decs[i].id == id)
@@ -569,7 +564,7 @@ static struct dec *find_dec(struct nstate *s, uint64_t id)
     return NULL;
 }
 
-static void log_dec(struct nstate *s, const struct dec *d)
+static void log_dec(struct nudge_state *s, const struct dec *d)
 {
     if (s->n_decs == MAX_DECISIONS) {
         memmove(s->decs, s->decs + 1, (MAX_DECISIONS - 1) * sizeof *s->decs);
@@ -584,7 +579,7 @@ static void log_dec(struct nstate *s, const struct dec *d)
 }
 
 /* Keeps what acks, outcomes, escalations and the 7-day features may still need. */
-static void trim_decs(struct nstate *s, int64_t now)
+static void trim_decs(struct nudge_state *s, int64_t now)
 {
     int64_t keep = 8 * DAY_MS;
     for (size_t i = 0; i < s->plan->c->n_rules; i++)
@@ -599,13 +594,13 @@ static void trim_decs(struct nstate *s, int64_t now)
     }
 }
 
-static void emit_decision(struct pstate *ps, struct nstate *s, int ri, const struct point *pt,
+static void emit_decision(const struct nudge_host *h, struct nudge_state *s, int ri, const struct point *pt,
                           const char *decision, const char *reason, int available,
                           const struct nudge_evidence *ev, size_t n_ev, uint64_t id)
 {
     const struct nudge_conf *c = s->plan->c;
     const struct nudge_rule_conf *rc = &c->rules[ri];
-    const struct pipeline_participant_conf *pc = pstate_pconf(ps);
+    const struct pipeline_participant_conf *pc = h->pc;
     struct nudge_decision d = {
         .ts = pt->t,
         .rule = rc->name,
@@ -618,7 +613,7 @@ static void emit_decision(struct pstate *ps, struct nstate *s, int ri, const str
         .reason = reason,
         .p = rc->probability,
         .available = available,
-        .late = pstate_clock(ps) - pt->due >= c->late_after_ms,
+        .late = h->clock - pt->due >= c->late_after_ms,
         .deferred_from = pt->from,
         .escalated_from = pt->esc_rule >= 0 ? c->rules[pt->esc_rule].name : NULL,
         .n_evidence = n_ev,
@@ -631,23 +626,23 @@ static void emit_decision(struct pstate *ps, struct nstate *s, int ri, const str
     }
     snprintf(d.id, sizeof d.id, "n%016llx", (unsigned long long)id);
     struct day_window w;
-    cal_day_at(pstate_tzline(ps), pt->t, &w);
+    cal_day_at(h->tzl, pt->t, &w);
     memcpy(d.local_date, w.local_date, sizeof d.local_date);
     struct feature_record r = {
         .feature = "nudge", .window = WIN_EVENT, .start = pt->t, .end = pt->t,
         .tz = tz_zone_name(w.zone), .nudge = &d,
     };
     memcpy(r.local_date, w.local_date, sizeof r.local_date);
-    pstate_emit_record(ps, &r);
+    h->emit(h->ud, &r);
 }
 
-static void decide(struct pstate *ps, struct nstate *s, int ri, const struct point *pt)
+static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, const struct point *pt)
 {
     const struct nudge_conf *c = s->plan->c;
     const struct nudge_rule_conf *rc = &c->rules[ri];
     struct rule_st *rs = &s->rules[ri];
-    const struct pipeline_participant_conf *pc = pstate_pconf(ps);
-    int64_t day = local_day(ps, pt->t);
+    const struct pipeline_participant_conf *pc = h->pc;
+    int64_t day = local_day(h, pt->t);
     if (pc && pc->has_study_end && day > pc->study_end_day)
         return; /* the participant's study is over: no more decision points */
 
@@ -655,12 +650,13 @@ static void decide(struct pstate *ps, struct nstate *s, int ri, const struct poi
     struct eval_ctx x = {.plan = s->plan, .rc = rc, .pr = &s->plan->rules[ri], .s = s,
                          .min_cov = rc->min_coverage, .ev = ev};
     int strict = eval(&x, rc->root);
+    s->evaluations++;
     if (strict == 0 && rs->has_last) {
         struct dec *last = find_dec(s, rs->last_id);
         if (last && pt->t <= last->t + rc->escalate_after_ms)
             last->cleared = 1; /* the situation that triggered it is over: re-engaged */
     }
-    uint64_t id = mix64(hash_str(hash_str(mix64(c->seed), pstate_id(ps)), rc->name) ^
+    uint64_t id = mix64(hash_str(hash_str(mix64(c->seed), h->participant), rc->name) ^
                         mix64((uint64_t)pt->t ^ (rs->n_decisions << 48)));
     if (strict != 1) {
         /* Would the data-quality guard alone have stopped it? Then say so. */
@@ -669,11 +665,11 @@ static void decide(struct pstate *ps, struct nstate *s, int ri, const struct poi
         const char *why = loose == 1 ? "low_coverage" : pt->from != INT64_MIN ? "condition_cleared" : NULL;
         if (why) {
             rs->n_decisions++;
-            emit_decision(ps, s, ri, pt, "suppressed", why, 0, ev, x.n_ev, id);
+            emit_decision(h, s, ri, pt, "suppressed", why, 0, ev, x.n_ev, id);
         }
         return;
     }
-    int64_t qend = quiet_end(ps, rc, pt->t);
+    int64_t qend = quiet_end(h, rc, pt->t);
     if (qend != INT64_MIN) {
         if (!rs->deferred) {
             struct item it = {.t = qend, .kind = IT_DEFER};
@@ -705,13 +701,13 @@ static void decide(struct pstate *ps, struct nstate *s, int ri, const struct poi
         policy = "unanswered";
     rs->n_decisions++;
     if (policy) {
-        emit_decision(ps, s, ri, pt, "suppressed", policy, 0, ev, x.n_ev, id);
+        emit_decision(h, s, ri, pt, "suppressed", policy, 0, ev, x.n_ev, id);
         return;
     }
     int send = 1;
     if (rc->probability < 1)
-        send = nudge_draw(c->seed, pstate_id(ps), rc->name, pt->t) < rc->probability;
-    emit_decision(ps, s, ri, pt, send ? "send" : "withhold",
+        send = nudge_draw(c->seed, h->participant, rc->name, pt->t) < rc->probability;
+    emit_decision(h, s, ri, pt, send ? "send" : "withhold",
                   send ? (rc->probability < 1 ? "randomised_send" : "condition") : "randomised_withhold",
                   1, ev, x.n_ev, id);
     struct dec d = {.id = id, .rule = ri, .sent = send, .recipient = rc->recipient, .t = pt->t,
@@ -743,7 +739,7 @@ static void decide(struct pstate *ps, struct nstate *s, int ri, const struct poi
 
 /* ---- the items ------------------------------------------------------------------------- */
 
-static void emit_feature(struct pstate *ps, enum window_kind kind, int64_t start, int64_t end,
+static void emit_feature(const struct nudge_host *h, enum window_kind kind, int64_t start, int64_t end,
                          const struct day_window *w, const char *feature, int has, double v,
                          const char *unit, double cov, const char *nudge_id)
 {
@@ -753,10 +749,10 @@ static void emit_feature(struct pstate *ps, enum window_kind kind, int64_t start
         .unit = unit, .coverage = cov, .nudge_id = nudge_id,
     };
     memcpy(r.local_date, w->local_date, sizeof r.local_date);
-    pstate_emit_record(ps, &r);
+    h->emit(h->ud, &r);
 }
 
-static void day_end(struct pstate *ps, struct nstate *s, const struct day_window *w)
+static void day_end(const struct nudge_host *h, struct nudge_state *s, const struct day_window *w)
 {
     s->has_day = 1;
     s->cur_day = w->day;
@@ -774,23 +770,23 @@ static void day_end(struct pstate *ps, struct nstate *s, const struct day_window
             opened7 += d->opened <= w->end;
         }
     }
-    emit_feature(ps, WIN_DAY, w->start, w->end, w, "nudge.sent", 1, sent, "count", 1, NULL);
+    emit_feature(h, WIN_DAY, w->start, w->end, w, "nudge.sent", 1, sent, "count", 1, NULL);
     int64_t s7, e7;
-    cal_7d(pstate_tzline(ps), w, &s7, &e7);
-    emit_feature(ps, WIN_7D, s7, e7, w, "nudge.opened_rate_7d", sent7 > 0,
+    cal_7d(h->tzl, w, &s7, &e7);
+    emit_feature(h, WIN_7D, s7, e7, w, "nudge.opened_rate_7d", sent7 > 0,
                  sent7 ? (double)opened7 / sent7 : NAN, "fraction",
-                 pstate_phone_coverage(ps, s7, e7), NULL);
+                 h->phone_coverage(h->ud, s7, e7), NULL);
     const struct nudge_conf *c = s->plan->c;
     for (size_t r = 0; r < c->n_rules; r++) {
         const struct prule *pr = &s->plan->rules[r];
         if (pr->escalation_only || !pr->at_day_close)
             continue;
         struct point pt = {.t = w->end, .due = w->end, .from = INT64_MIN, .esc_rule = -1};
-        decide(ps, s, (int)r, &pt);
+        decide(h, s, (int)r, &pt);
     }
 }
 
-static void process(struct pstate *ps, struct nstate *s, const struct item *it)
+static void process(const struct nudge_host *h, struct nudge_state *s, const struct item *it)
 {
     const struct nudge_conf *c = s->plan->c;
     switch (it->kind) {
@@ -805,12 +801,12 @@ static void process(struct pstate *ps, struct nstate *s, const struct item *it)
                     reads = pr->fi[k] == it->u.obs.feat;
                 if (reads && !pr->escalation_only) {
                     struct point pt = {.t = it->t, .due = it->t, .from = INT64_MIN, .esc_rule = -1};
-                    decide(ps, s, (int)r, &pt);
+                    decide(h, s, (int)r, &pt);
                 }
             }
         break;
     case IT_DAYEND:
-        day_end(ps, s, &it->u.day);
+        day_end(h, s, &it->u.day);
         break;
     case IT_USE:
         for (size_t i = 0; i < s->n_decs; i++)
@@ -827,10 +823,10 @@ static void process(struct pstate *ps, struct nstate *s, const struct item *it)
             d->opened == INT64_MAX && it->t >= d->t) {
             d->opened = it->t;
             struct day_window w;
-            cal_day_at(pstate_tzline(ps), d->t, &w);
+            cal_day_at(h->tzl, d->t, &w);
             char id[NUDGE_ID_LEN + 1];
             snprintf(id, sizeof id, "n%016llx", (unsigned long long)d->id);
-            emit_feature(ps, WIN_EVENT, d->t, d->t, &w, "nudge.time_to_open_s", 1,
+            emit_feature(h, WIN_EVENT, d->t, d->t, &w, "nudge.time_to_open_s", 1,
                          (double)(it->t - d->t) / 1000.0, "s", 1, id);
         }
         break;
@@ -839,7 +835,7 @@ static void process(struct pstate *ps, struct nstate *s, const struct item *it)
         s->rules[it->u.defer.rule].deferred = 0;
         struct point pt = {.t = it->t, .due = it->t, .from = it->u.defer.from,
                            .esc_rule = it->u.defer.esc_rule, .esc_id = it->u.defer.esc_id};
-        decide(ps, s, it->u.defer.rule, &pt);
+        decide(h, s, it->u.defer.rule, &pt);
         break;
     }
     case IT_ESCALATE: {
@@ -849,7 +845,7 @@ static void process(struct pstate *ps, struct nstate *s, const struct item *it)
         if (!reengaged && to >= 0) {
             struct point pt = {.t = it->t, .due = it->t, .from = INT64_MIN,
                                .esc_rule = it->u.ref.rule, .esc_id = it->u.ref.id};
-            decide(ps, s, to, &pt);
+            decide(h, s, to, &pt);
         }
         break;
     }
@@ -858,48 +854,46 @@ static void process(struct pstate *ps, struct nstate *s, const struct item *it)
         if (!d)
             break;
         struct day_window w;
-        cal_day_at(pstate_tzline(ps), d->t, &w);
+        cal_day_at(h->tzl, d->t, &w);
         char id[NUDGE_ID_LEN + 1];
         snprintf(id, sizeof id, "n%016llx", (unsigned long long)d->id);
-        emit_feature(ps, WIN_EVENT, d->t, d->t, &w, "nudge.reengaged_24h", 1,
+        emit_feature(h, WIN_EVENT, d->t, d->t, &w, "nudge.reengaged_24h", 1,
                      d->first_use <= it->t, "bool",
-                     pstate_phone_coverage(ps, d->t, d->t + OUTCOME_MS), id);
+                     h->phone_coverage(h->ud, d->t, d->t + OUTCOME_MS), id);
         break;
     }
     }
 }
 
-void nudge_advance(struct pstate *ps, void *st, int64_t limit)
+void nudge_run(struct nudge_state *s, const struct nudge_host *h, int64_t limit)
 {
-    struct nstate *s = st;
-    if (st == &no_rules)
-        return;
     while (s->n_q && s->q[0].t <= limit) {
         struct item it = queue_pop(s);
-        process(ps, s, &it);
+        process(h, s, &it);
     }
 }
 
-/* ---- family callbacks --------------------------------------------------------------------- */
+void nudge_feed_day(struct nudge_state *s, const struct day_window *w)
+{
+    struct item it = {.t = w->end, .kind = IT_DAYEND};
+    it.u.day = *w;
+    queue_push(s, &it);
+}
 
-static int is_intervention(const struct pstate *ps, const struct event *ev)
+static int is_intervention(const struct nudge_host *h, const struct event *ev)
 {
     if (ev->type == EV_MODULE)
         return 1;
-    const struct pipeline_participant_conf *pc = pstate_pconf(ps);
-    if (ev->type != EV_APP || !ev->u.app.foreground || !pc)
+    if (ev->type != EV_APP || !ev->u.app.foreground || !h->pc)
         return 0;
-    for (size_t i = 0; i < pc->n_apps; i++)
-        if (strcmp(pc->apps[i], ev->u.app.app) == 0)
+    for (size_t i = 0; i < h->pc->n_apps; i++)
+        if (strcmp(h->pc->apps[i], ev->u.app.app) == 0)
             return 1;
     return 0;
 }
 
-static void nudge_event(void *st, struct pstate *ps, const struct event *ev)
+void nudge_feed_event(struct nudge_state *s, const struct nudge_host *h, const struct event *ev)
 {
-    struct nstate *s = st;
-    if (st == &no_rules)
-        return;
     struct item it = {.t = ev->ts};
     if (ev->type == EV_NUDGE_ACK) {
         /* ids are "n" + 16 hex digits; anything else cannot be ours */
@@ -912,47 +906,10 @@ static void nudge_event(void *st, struct pstate *ps, const struct event *ev)
         it.u.ack.state = ev->u.nudge_ack.state;
         if (*end)
             return;
-    } else if (is_intervention(ps, ev)) {
+    } else if (is_intervention(h, ev)) {
         it.kind = IT_USE;
     } else {
         return;
     }
     queue_push(s, &it);
 }
-
-static int nudge_day_ready(void *st, struct pstate *ps, const struct day_window *w, int64_t wm,
-                           int finishing)
-{
-    return 1;
-}
-
-static void nudge_close_day(void *st, struct pstate *ps, const struct day_window *w)
-{
-    struct nstate *s = st;
-    if (st == &no_rules)
-        return;
-    struct item it = {.t = w->end, .kind = IT_DAYEND};
-    it.u.day = *w;
-    queue_push(s, &it);
-}
-
-static void nudge_late_event(void *st, struct pstate *ps, const struct event *ev)
-{
-    /* a late ack or use still counts (outcomes not yet emitted see it) */
-    if (ev->type == EV_NUDGE_ACK || ev->type == EV_APP || ev->type == EV_MODULE)
-        nudge_event(st, ps, ev);
-}
-
-static void nudge_revise_day(void *st, struct pstate *ps, const struct day_window *w) {}
-
-const struct family_ops family_nudge = {
-    .name = "nudge",
-    .types = EV_BIT(EV_APP) | EV_BIT(EV_MODULE) | EV_BIT(EV_NUDGE_ACK),
-    .state_new = nudge_new,
-    .state_free = nudge_free,
-    .on_event = nudge_event,
-    .day_ready = nudge_day_ready,
-    .close_day = nudge_close_day,
-    .on_late_event = nudge_late_event,
-    .revise_day = nudge_revise_day,
-};

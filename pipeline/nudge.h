@@ -90,6 +90,41 @@ struct nudge_decision {
     const struct nudge_evidence *evidence;
 };
 
+/* ---- the engine (pipeline/nudge.c), independent of the pipeline core -------------------- */
+
+struct feature_record;
+struct day_window;
+struct event;
+struct tzline;
+struct pipeline_participant_conf;
+struct nudge_plan;   /* the rules compiled once */
+struct nudge_state;  /* one participant */
+
+/* What the engine needs to know about, and do for, the participant it decides for. */
+struct nudge_host {
+    void *ud;
+    const char *participant;
+    const struct pipeline_participant_conf *pc;   /* NULL: not configured */
+    const struct tzline *tzl;                     /* the participant's zones over time */
+    int64_t clock;                                /* hub clock of the newest event */
+    double (*phone_coverage)(void *ud, int64_t start, int64_t end);
+    void (*emit)(void *ud, struct feature_record *r); /* fills in the participant */
+};
+
+/* NULL with *err = -EINVAL (a rule set nudge_conf_check refuses) or -ENOMEM. c is borrowed. */
+struct nudge_plan *nudge_plan_new(const struct nudge_conf *c, int *err);
+void nudge_plan_free(struct nudge_plan *p);
+struct nudge_state *nudge_state_new(const struct nudge_plan *p);
+void nudge_state_free(struct nudge_state *s);
+/* Inputs, in any order; they are queued by event time. */
+void nudge_feed_record(struct nudge_state *s, const struct feature_record *r);
+void nudge_feed_day(struct nudge_state *s, const struct day_window *closed);
+void nudge_feed_event(struct nudge_state *s, const struct nudge_host *h, const struct event *ev);
+/* Decides everything queued up to event time `limit`: the caller guarantees that nothing
+ * earlier can still be fed (every event up to it and every day ending by it are in). */
+void nudge_run(struct nudge_state *s, const struct nudge_host *h, int64_t limit);
+uint64_t nudge_state_evaluations(const struct nudge_state *s);
+
 const char *nudge_recipient_name(int r);
 const char *nudge_priority_name(int p);
 
