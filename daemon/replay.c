@@ -76,7 +76,9 @@ static int write_record(void *ud, const struct feature_record *r)
 }
 
 /* --store: the replayed events become a store like the daemon's, in the order read. */
-static void store_event(struct replay *rp, const struct event *ev)
+/* received: the input's receive time (a store), else 0: the event counts as received at its
+ * own time, as this replay treated it, so that replaying the new store decides alike. */
+static void store_event(struct replay *rp, const struct event *ev, int64_t received)
 {
     char *body = ev_to_json(ev);
     if (!body) {
@@ -86,7 +88,7 @@ static void store_event(struct replay *rp, const struct event *ev)
     struct store_event se = {
         .source = ev->source[0] ? ev->source : "replay", .seq = ev->seq, .has_seq = ev->has_seq,
         .ts = ev->ts, .participant = ev->participant, .type = ev_type_name(ev->type),
-        .body = body, .body_len = strlen(body),
+        .body = body, .body_len = strlen(body), .received = received ? received : ev->ts,
     };
     uint8_t status;
     if (store_sync_events(rp->store, &se, 1, &status) < 0)
@@ -412,7 +414,7 @@ int replay_main(int argc, char **argv)
             break;
         pace(speed, in[best].head.ts, &ts0, &wall0);
         if (rp->store)
-            store_event(rp, &in[best].head);
+            store_event(rp, &in[best].head, in[best].r.received);
         pipeline_set_clock(pl, in[best].r.received);
         int r = pipeline_push(pl, &in[best].head);
         if (r == PIPE_BAD_TZ) {

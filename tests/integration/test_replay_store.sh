@@ -6,9 +6,13 @@ source "$(dirname "$0")/lib.sh"
 [ "$(stat -c %a "$T/demo.db")" = 600 ] || { echo "store mode is $(stat -c %a "$T/demo.db")"; exit 1; }
 "$ENGAGED" replay -c "$ENGAGED_SRC/demo/demo.conf" --out "$T/b.jsonl" "$T/demo.db"
 cmp "$T/a.jsonl" "$T/b.jsonl"
-n=$(wc -l < "$T/a.jsonl")
+# feature records, and nudge decisions (the demo has rules), each in its table
+n=$(grep -vc '"decision":' "$T/a.jsonl")
 stored=$($PY "$TOOL" features "$T/demo.db" | wc -l)
-[ "$n" = "$stored" ] || { echo "replay wrote $n records, stored $stored"; exit 1; }
+[ "$n" = "$stored" ] || { echo "replay wrote $n feature records, stored $stored"; exit 1; }
+nd=$(grep -c '"decision":' "$T/a.jsonl")
+stored=$($PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from nudges').fetchone()[0])" "$T/demo.db")
+[ "$nd" = "$stored" ] && [ "$nd" -gt 0 ] || { echo "replay wrote $nd decisions, stored $stored"; exit 1; }
 
 cp "$ENGAGED_SRC/demo/demo.conf" "$T/pub.conf"
 printf '[publish]\nendpoint = ipc://%s/feed\n' "$T" >> "$T/pub.conf"
@@ -20,4 +24,4 @@ sleep 1
 wait $SUB
 cmp "$T/a.jsonl" "$T/c.jsonl"
 [ "$(cat "$T/sub.n")" = "$n" ] || { echo "subscriber got $(cat "$T/sub.n") of $n"; exit 1; }
-echo "replay store/publish ok: $n records stored, replayed and published"
+echo "replay store/publish ok: $n feature records and $nd nudge decisions stored, replayed; features published"
