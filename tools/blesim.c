@@ -1,0 +1,386 @@
+/* blesim: a simulated BLE peripheral on a Unix SEQPACKET socket path (docs/ble.md).
+ *
+ * Listens on PATH; every connection gets its own GATT server (drivers/ble_sim.c) with the
+ * profiles asked for, so one process stands in for many devices. A client speaks raw ATT on
+ * the socket, one PDU per packet, exactly as on an L2CAP ATT socket: the daemon's BLE source
+ * (or tests) connect here instead of to a device.
+ *
+ * One thread, one ppoll loop over the listening socket and the connections; the simulators'
+ * deadlines set its timeout. SIGINT/SIGTERM end it (the socket path is removed). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drivers/ble_sim.h"
+
+#define MAX_CONN_LIMIT 1024
+
+struct conn {
+    int fd;
+    unsigned id;
+    struct blesim *sim;
+};
+
+struct cfg {
+    const char *path;
+    unsigned profiles;
+    uint16_t mtu;
+    struct blesim_profile_opts po;
+    struct blesim_faults faults;
+    unsigned max_conn;
+    int once, dump, quiet;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    stop = sig;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: blesim --listen PATH [options]\n"
+        "       blesim --dump [options]\n"
+        "A simulated BLE peripheral: raw ATT over a Unix SEQPACKET socket, one server per\n"
+        "connection.\n"
+        "  --listen PATH          socket path to listen on (replaced if it is a socket)\n"
+        "  --profiles LIST        gatt,hr,battery,cts,dis,motion or all (default all)\n"
+        "  --name NAME            GAP device name (default blesim)\n"
+        "  --mtu N                server Rx MTU, 23-517 (default 517)\n"
+        "  --hr-rate HZ           heart rate notifications per second (default 1; 0 none)\n"
+        "  --hr-flags N           0x2A37 flags byte (default 0x16)\n"
+        "  --rr N                 RR intervals per notification (default 1)\n"
+        "  --battery-period S     battery notification period in s (default 60; 0 none)\n"
+        "  --battery-level N      starting battery %% (default 100)\n"
+        "  --cts-period S         current time notification period in s (default 0 none)\n"
+        "  --time UNIX_S          device clock at start (default 2024-01-01T00:00:00Z)\n"
+        "  --steps-rate HZ        step count notifications per second (default 1)\n"
+        "  --motion-rate HZ       raw motion notifications per second (default 10)\n"
+        "  --serial S, --model S, --manufacturer S, --firmware S   device information\n"
+        "  --max-conn N           simultaneous connections (default 64)\n"
+        "  --once                 exit when the first connection ends\n"
+        "  --quiet                no per-connection lines on stderr\n"
+        "faults (per connection):\n"
+        "  --silent-after N       answer only the first N requests\n"
+        "  --silent-opcode OP     never answer requests with opcode OP\n"
+        "  --malformed-opcode OP  answer OP with a truncated error response\n"
+        "  --error-handle H       requests naming handle H get an error response\n"
+        "  --error-code C         ... with code C (default 0x0E)\n"
+        "  --disconnect-after N   drop the link on the Nth PDU received\n"
+        "  --dump                 print the database and exit\n");
+}
+
+static int num(const char *s, long long lo, long long hi, long long *ret)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 0);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *ret = v;
+    return 0;
+}
+
+/* A rate in Hz as a period in ms (0 Hz: 0, no stream). */
+static int rate(const char *s, uint32_t *ret_ms)
+{
+    char *end;
+    double hz = strtod(s, &end);
+    if (end == s || *end || !(hz >= 0) || hz > 1000)
+        return -1;
+    *ret_ms = hz == 0 ? 0 : (uint32_t)(1000.0 / hz + 0.5);
+    if (hz > 0 && *ret_ms == 0)
+        *ret_ms = 1;
+    return 0;
+}
+
+static int profiles(const char *list, unsigned *ret)
+{
+    static const struct { const char *name; unsigned bit; } names[] = {
+        {"gatt", BLESIM_PROFILE_GATT}, {"hr", BLESIM_PROFILE_HR},
+        {"battery", BLESIM_PROFILE_BATTERY}, {"cts", BLESIM_PROFILE_CTS},
+        {"dis", BLESIM_PROFILE_DIS}, {"motion", BLESIM_PROFILE_MOTION},
+        {"all", BLESIM_PROFILE_ALL},
+    };
+    char buf[256];
+    *ret = 0;
+    if (strlen(list) >= sizeof buf)
+        return -1;
+    strcpy(buf, list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t i = 0;
+        for (; i < sizeof names / sizeof names[0] && strcmp(names[i].name, t); i++)
+            ;
+        if (i == sizeof names / sizeof names[0])
+            return -1;
+        *ret |= names[i].bit;
+    }
+    return *ret ? 0 : -1;
+}
+
+static int parse(int argc, char **argv, struct cfg *c)
+{
+    enum { O_LISTEN = 256, O_PROFILES, O_NAME, O_MTU, O_HR_RATE, O_HR_FLAGS, O_RR,
+           O_BAT_PERIOD, O_BAT_LEVEL, O_CTS_PERIOD, O_TIME, O_STEPS, O_MOTION, O_SERIAL,
+           O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
+           O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
+           O_HELP };
+    static const struct option opts[] = {
+        {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
+        {"mtu", 1, 0, O_MTU}, {"hr-rate", 1, 0, O_HR_RATE}, {"hr-flags", 1, 0, O_HR_FLAGS},
+        {"rr", 1, 0, O_RR}, {"battery-period", 1, 0, O_BAT_PERIOD},
+        {"battery-level", 1, 0, O_BAT_LEVEL}, {"cts-period", 1, 0, O_CTS_PERIOD},
+        {"time", 1, 0, O_TIME}, {"steps-rate", 1, 0, O_STEPS},
+        {"motion-rate", 1, 0, O_MOTION}, {"serial", 1, 0, O_SERIAL},
+        {"model", 1, 0, O_MODEL}, {"manufacturer", 1, 0, O_MANUF},
+        {"firmware", 1, 0, O_FW}, {"max-conn", 1, 0, O_MAX_CONN}, {"once", 0, 0, O_ONCE},
+        {"quiet", 0, 0, O_QUIET}, {"silent-after", 1, 0, O_SILENT_AFTER},
+        {"silent-opcode", 1, 0, O_SILENT_OP}, {"malformed-opcode", 1, 0, O_MALFORMED_OP},
+        {"error-handle", 1, 0, O_ERR_HANDLE}, {"error-code", 1, 0, O_ERR_CODE},
+        {"disconnect-after", 1, 0, O_DISCONNECT}, {"dump", 0, 0, O_DUMP},
+        {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
+    };
+    long long v;
+    int o;
+    memset(c, 0, sizeof *c);
+    c->profiles = BLESIM_PROFILE_ALL;
+    c->max_conn = 64;
+    blesim_profile_defaults(&c->po);
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (o) {
+        case O_LISTEN: c->path = optarg; break;
+        case O_PROFILES: bad = profiles(optarg, &c->profiles); break;
+        case O_NAME: c->po.name = optarg; break;
+        case O_MTU: bad = num(optarg, 23, 517, &v); c->mtu = (uint16_t)v; break;
+        case O_HR_RATE: bad = rate(optarg, &c->po.hr_period_ms); break;
+        case O_HR_FLAGS: bad = num(optarg, 0, 255, &v); c->po.hr_flags = (uint8_t)v; break;
+        case O_RR: bad = num(optarg, 0, 255, &v); c->po.hr_rr_count = (uint8_t)v; break;
+        case O_BAT_PERIOD: bad = num(optarg, 0, 86400, &v);
+            c->po.battery_period_ms = (uint32_t)v * 1000; break;
+        case O_BAT_LEVEL: bad = num(optarg, 0, 100, &v); c->po.battery_level = (uint8_t)v; break;
+        case O_CTS_PERIOD: bad = num(optarg, 0, 86400, &v);
+            c->po.cts_period_ms = (uint32_t)v * 1000; break;
+        case O_TIME: bad = num(optarg, 0, 4102444800LL, &v); c->po.cts_unix_s = v; break;
+        case O_STEPS: bad = rate(optarg, &c->po.steps_period_ms); break;
+        case O_MOTION: bad = rate(optarg, &c->po.motion_period_ms); break;
+        case O_SERIAL: c->po.serial = optarg; break;
+        case O_MODEL: c->po.model = optarg; break;
+        case O_MANUF: c->po.manufacturer = optarg; break;
+        case O_FW: c->po.firmware = optarg; break;
+        case O_MAX_CONN: bad = num(optarg, 1, MAX_CONN_LIMIT, &v); c->max_conn = (unsigned)v;
+            break;
+        case O_ONCE: c->once = 1; break;
+        case O_QUIET: c->quiet = 1; break;
+        case O_SILENT_AFTER: bad = num(optarg, 0, 1LL << 30, &v);
+            c->faults.silent_after = (uint32_t)v; break;
+        case O_SILENT_OP: bad = num(optarg, 0, 255, &v); c->faults.silent_opcode = (uint8_t)v;
+            break;
+        case O_MALFORMED_OP: bad = num(optarg, 0, 255, &v);
+            c->faults.malformed_opcode = (uint8_t)v; break;
+        case O_ERR_HANDLE: bad = num(optarg, 0, 0xFFFF, &v);
+            c->faults.error_handle = (uint16_t)v; break;
+        case O_ERR_CODE: bad = num(optarg, 1, 255, &v); c->faults.error_code = (uint8_t)v; break;
+        case O_DISCONNECT: bad = num(optarg, 0, 1LL << 30, &v);
+            c->faults.disconnect_after = (uint32_t)v; break;
+        case O_DUMP: c->dump = 1; break;
+        case O_HELP: usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+        if (bad) {
+            const char *name = "?";
+            for (size_t i = 0; opts[i].name; i++)
+                if (opts[i].val == o)
+                    name = opts[i].name;
+            fprintf(stderr, "blesim: bad value for --%s: '%s'\n", name, optarg);
+            return -1;
+        }
+    }
+    if (optind < argc || (!c->path && !c->dump)) {
+        usage(stderr);
+        return -1;
+    }
+    if (c->path && strlen(c->path) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+        fprintf(stderr, "blesim: socket path too long: %s\n", c->path);
+        return -1;
+    }
+    return 0;
+}
+
+static struct blesim *make_sim(const struct cfg *c, int fd, int64_t now)
+{
+    struct blesim *s = blesim_new(fd, c->mtu, now);
+    if (!s)
+        return NULL;
+    if (blesim_add_profiles(s, c->profiles, &c->po) < 0)
+        return blesim_free(s);
+    blesim_set_faults(s, &c->faults);
+    return s;
+}
+
+static int listen_on(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct stat st;
+    strcpy(a.sun_path, path);
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void end_conn(const struct cfg *c, struct conn *k)
+{
+    const struct blesim_stats *st = blesim_stats(k->sim);
+    if (!c->quiet)
+        fprintf(stderr, "blesim: connection %u closed: %llu PDUs in, %llu out, "
+                "%llu notifications, %llu indications, %llu dropped\n", k->id,
+                (unsigned long long)st->rx_pdus, (unsigned long long)st->tx_pdus,
+                (unsigned long long)st->notifications, (unsigned long long)st->indications,
+                (unsigned long long)st->dropped);
+    k->sim = blesim_free(k->sim);
+    close(k->fd);
+    k->fd = -1;
+}
+
+static int serve(const struct cfg *c, int lfd)
+{
+    struct conn *conns = calloc(c->max_conn, sizeof *conns);
+    struct pollfd *pfd = calloc(c->max_conn + 1, sizeof *pfd);
+    unsigned n = 0, next_id = 1;
+    int rc = 0, ended = 0;
+    sigset_t block, orig;
+    if (!conns || !pfd) {
+        fprintf(stderr, "blesim: out of memory\n");
+        free(conns);
+        free(pfd);
+        return 1;
+    }
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &orig);
+    while (!stop && !(c->once && ended)) {
+        int64_t now = mono_ns(), due = INT64_MAX;
+        pfd[0] = (struct pollfd){.fd = lfd, .events = n < c->max_conn ? POLLIN : 0};
+        for (unsigned i = 0; i < n; i++) {
+            pfd[1 + i] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+            int64_t t = blesim_next_timeout(conns[i].sim);
+            if (t < due)
+                due = t;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (due != INT64_MAX) {
+            int64_t d = due > now ? due - now : 0;
+            ts.tv_sec = (time_t)(d / 1000000000);
+            ts.tv_nsec = (long)(d % 1000000000);
+            tsp = &ts;
+        }
+        int r = ppoll(pfd, 1 + n, tsp, &orig);
+        if (r < 0 && errno != EINTR) {
+            perror("blesim: ppoll");
+            rc = 1;
+            break;
+        }
+        now = mono_ns();
+        if (r > 0 && (pfd[0].revents & POLLIN)) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            struct blesim *s = fd >= 0 ? make_sim(c, fd, now) : NULL;
+            if (s) {
+                conns[n++] = (struct conn){.fd = fd, .id = next_id++, .sim = s};
+                if (!c->quiet)
+                    fprintf(stderr, "blesim: connection %u\n", conns[n - 1].id);
+            } else if (fd >= 0) {
+                close(fd);
+            }
+        }
+        for (unsigned i = 0; i < n; i++) {
+            struct conn *k = &conns[i];
+            if (r > 0 && pfd[1 + i].fd == k->fd && pfd[1 + i].revents)
+                blesim_on_readable(k->sim, now);
+            if (!blesim_closed(k->sim))
+                blesim_on_timer(k->sim, now);
+        }
+        for (unsigned i = 0; i < n;) {
+            if (blesim_closed(conns[i].sim)) {
+                end_conn(c, &conns[i]);
+                conns[i] = conns[--n];
+                ended = 1;
+            } else {
+                i++;
+            }
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        end_conn(c, &conns[i]);
+    free(conns);
+    free(pfd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cfg c;
+    if (parse(argc, argv, &c) < 0)
+        return 2;
+    if (c.dump) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+            perror("blesim: socketpair");
+            return 1;
+        }
+        struct blesim *s = make_sim(&c, sv[0], 0);
+        if (!s) {
+            fprintf(stderr, "blesim: cannot build the database\n");
+            return 1;
+        }
+        blesim_dump(s, stdout);
+        blesim_free(s);
+        close(sv[0]);
+        close(sv[1]);
+        return 0;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int lfd = listen_on(c.path);
+    if (lfd < 0) {
+        fprintf(stderr, "blesim: cannot listen on %s: %s\n", c.path, strerror(errno));
+        return 1;
+    }
+    printf("blesim: listening on %s\n", c.path);
+    fflush(stdout);
+    int rc = serve(&c, lfd);
+    close(lfd);
+    unlink(c.path);
+    return rc;
+}
