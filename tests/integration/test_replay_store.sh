@@ -18,10 +18,23 @@ cp "$ENGAGED_SRC/demo/demo.conf" "$T/pub.conf"
 printf '[publish]\nendpoint = ipc://%s/feed\n' "$T" >> "$T/pub.conf"
 $PY "$TOOL" sub "ipc://$T/feed" "feature/" "$T/sub.jsonl" --min "$n" --seconds 20 > "$T/sub.n" &
 SUB=$!
+$PY "$TOOL" sub "ipc://$T/feed" "nudge/" "$T/subn.jsonl" --min "$nd" --seconds 20 > "$T/subn.n" &
+SUBN=$!
 sleep 1
 # paced so the subscriber is certainly connected before the first record
 "$ENGAGED" replay -c "$T/pub.conf" --speed 100000 --out "$T/c.jsonl" "$ENGAGED_SRC/demo/demo.jsonl"
-wait $SUB
+wait $SUB $SUBN
 cmp "$T/a.jsonl" "$T/c.jsonl"
 [ "$(cat "$T/sub.n")" = "$n" ] || { echo "subscriber got $(cat "$T/sub.n") of $n"; exit 1; }
-echo "replay store/publish ok: $n feature records and $nd nudge decisions stored, replayed; features published"
+[ "$(cat "$T/subn.n")" = "$nd" ] || { echo "nudge subscriber got $(cat "$T/subn.n") of $nd"; exit 1; }
+# each decision on nudge/<participant>, as replay wrote it, with the topic's seq added
+$PY - "$T/subn.jsonl" "$T/a.jsonl" <<'EOP'
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = [json.loads(l) for l in open(sys.argv[2]) if '"decision":' in l]
+assert [t for t, _ in got] == ["nudge/" + w["participant"] for w in want], "topics differ"
+for (_, g), w in zip(got, want):
+    g.pop("seq")
+    assert g == w, (g, w)
+EOP
+echo "replay store/publish ok: $n feature records and $nd nudge decisions stored, replayed and published"
