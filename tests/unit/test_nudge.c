@@ -256,6 +256,41 @@ static void test_decisions_do_not_depend_on_batching(void **state)
     out_free(o2);
 }
 
+/* No decision points after the participant's study_end (local date): days 03-01..03-05 are
+ * decided at 03-02..03-06 00:00 local; with study_end 03-03 only the decisions dated up to
+ * 03-03 are made (03-02 and 03-03 00:00 Europe/Berlin), and the daily nudge features go on. */
+static void test_no_decisions_after_study_end(void **state)
+{
+    (void)state;
+    struct nudge_node n[] = {cmp_node("yield.phone", NUDGE_VALUE, 0, NUDGE_GE, 0)};
+    struct nudge_rule_conf r = rule("always", n, 1);
+    struct pipeline_participant_conf part = {.id = "p01", .tz = "Europe/Berlin",
+                                             .prescribed_days_per_week = 7, .has_study_end = 1,
+                                             .study_end_day = 20515 /* 2026-03-03 */};
+    struct pipeline_conf c;
+    pipeline_conf_defaults(&c);
+    c.nudge.seed = 42;
+    c.nudge.rules = &r;
+    c.nudge.n_rules = 1;
+    c.participants = &part;
+    c.n_participants = 1;
+    struct out *o = out_new();
+    int err = 0;
+    struct pipeline *pl = pipeline_new(&c, sink, o, &err);
+    assert_non_null(pl);
+    int64_t seq = 1;
+    for (int64_t t = T0 - HOUR; t < T0 + 5 * DAY - HOUR; t += HOUR) {
+        struct event e = battery(seq++, t);
+        pipeline_push(pl, &e);
+    }
+    pipeline_finish(pl);
+    assert_int_equal(o->n, 2);
+    assert_non_null(strstr(o->lines[0], "\"local_date\":\"2026-03-02\""));
+    assert_non_null(strstr(o->lines[1], "\"local_date\":\"2026-03-03\""));
+    pipeline_free(pl);
+    out_free(o);
+}
+
 static void test_draw_is_a_pure_function(void **state)
 {
     (void)state;
@@ -308,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_missing_feature_is_unknown),
         cmocka_unit_test(test_baseline_needs_half_the_days),
         cmocka_unit_test(test_decisions_do_not_depend_on_batching),
+        cmocka_unit_test(test_no_decisions_after_study_end),
         cmocka_unit_test(test_draw_is_a_pure_function),
         cmocka_unit_test(test_rule_set_checks),
     };
