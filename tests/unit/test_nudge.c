@@ -59,6 +59,17 @@ static struct event battery(int64_t seq, int64_t ts)
     return e;
 }
 
+/* an hourly battery heartbeat over [from, to), then the end of input */
+static void hourly_then_finish(struct pipeline *pl, int64_t from, int64_t to)
+{
+    int64_t seq = 1;
+    for (int64_t t = from; t < to; t += HOUR) {
+        struct event e = battery(seq++, t);
+        assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    }
+    pipeline_finish(pl);
+}
+
 /* one comparison: FEATURE OP VALUE, or FEATURE rel OP VALUE from median N d */
 static struct nudge_node cmp_node(const char *feature, int rel, int days, int cmp, double v)
 {
@@ -136,12 +147,7 @@ static void test_replay_without_clock_is_never_late(void **state)
     struct nudge_rule_conf r = rule("always", n, 1);
     struct out *o = out_new();
     struct pipeline *pl = new_pl(o, &r, 1);
-    int64_t seq = 1;
-    for (int64_t t = T0; t < T0 + 6 * DAY; t += HOUR) {
-        struct event e = battery(seq++, t);
-        pipeline_push(pl, &e);
-    }
-    pipeline_finish(pl);
+    hourly_then_finish(pl, T0, T0 + 6 * DAY);
     assert_int_equal(o->n, 6);
     assert_int_equal(count(o, "\"late\":false"), 6);
     pipeline_free(pl);
@@ -162,12 +168,7 @@ static void test_three_valued_conditions(void **state)
     struct nudge_rule_conf r[] = {rule("or-true", b, 3), rule("and-unknown", c, 3)};
     struct out *o = out_new();
     struct pipeline *pl = new_pl(o, r, 2);
-    int64_t seq = 1;
-    for (int64_t t = T0; t < T0 + 3 * DAY; t += HOUR) {
-        struct event e = battery(seq++, t);
-        pipeline_push(pl, &e);
-    }
-    pipeline_finish(pl);
+    hourly_then_finish(pl, T0, T0 + 3 * DAY);
     assert_int_equal(count(o, "\"rule\":\"or-true\""), 3);
     assert_int_equal(count(o, "\"rule\":\"and-unknown\""), 0);
     assert_non_null(strstr(o->lines[0], "{\"feature\":\"nosuch.feature\",\"value\":null,\"result\":null}"));
@@ -186,12 +187,7 @@ static void test_missing_feature_is_unknown(void **state)
     struct nudge_rule_conf r[] = {rule("not-missing", a, 2), rule("or-false", b, 3)};
     struct out *o = out_new();
     struct pipeline *pl = new_pl(o, r, 2);
-    int64_t seq = 1;
-    for (int64_t t = T0; t < T0 + 3 * DAY; t += HOUR) {
-        struct event e = battery(seq++, t);
-        pipeline_push(pl, &e);
-    }
-    pipeline_finish(pl);
+    hourly_then_finish(pl, T0, T0 + 3 * DAY);
     assert_int_equal(o->n, 0); /* unknown, and unknown or false: no decision at all */
     pipeline_free(pl);
     out_free(o);
@@ -278,12 +274,7 @@ static void test_no_decisions_after_study_end(void **state)
     int err = 0;
     struct pipeline *pl = pipeline_new(&c, sink, o, &err);
     assert_non_null(pl);
-    int64_t seq = 1;
-    for (int64_t t = T0 - HOUR; t < T0 + 5 * DAY - HOUR; t += HOUR) {
-        struct event e = battery(seq++, t);
-        pipeline_push(pl, &e);
-    }
-    pipeline_finish(pl);
+    hourly_then_finish(pl, T0 - HOUR, T0 + 5 * DAY - HOUR);
     assert_int_equal(o->n, 2);
     assert_non_null(strstr(o->lines[0], "\"local_date\":\"2026-03-02\""));
     assert_non_null(strstr(o->lines[1], "\"local_date\":\"2026-03-03\""));
