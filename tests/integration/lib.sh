@@ -55,3 +55,37 @@ stop_daemon() {
   DAEMON_PID=""
   return $rc
 }
+
+# reference_run CONF REC BATCH: an uninterrupted live run of REC through the ingest socket,
+# with CONF's paths moved to $T/ref/; leaves its store in $T/ref/engaged.db.
+reference_run() {
+  local conf=$1 rec=$2 batch=$3 pid
+  mkdir -p "$T/ref"
+  sed "s#$T/#$T/ref/#g" "$conf" > "$T/ref.conf"
+  "$ENGAGED" run -c "$T/ref.conf" > "$T/ref.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do [ -S "$T/ref/ingest" ] && break; sleep 0.1; done
+  $PY "$TOOL" push "ipc://$T/ref/ingest" "$rec" --batch "$batch" > "$T/ref.acks"
+  kill -TERM $pid
+  wait $pid
+}
+
+# push_with_kills CONF REC MAX_KILLS PUSH_OPTIONS...: streams REC into the running daemon
+# (started with CONF), resending whatever was not acknowledged, while the daemon is killed
+# with SIGKILL at random moments and restarted, at most MAX_KILLS times. Sets KILLS.
+push_with_kills() {
+  local conf=$1 rec=$2 max=$3 push
+  shift 3
+  $PY "$TOOL" push "ipc://$T/ingest" "$rec" "$@" > "$T/acks.json" &
+  push=$!
+  KILLS=0
+  while kill -0 $push 2>/dev/null && [ $KILLS -lt "$max" ]; do
+    sleep 0.$((RANDOM % 5 + 3))
+    kill -0 $push 2>/dev/null || break
+    kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+    KILLS=$((KILLS + 1))
+    echo "killed the daemon ($KILLS)"
+    start_daemon "$conf" "$T/daemon.log"
+  done
+  wait $push
+}

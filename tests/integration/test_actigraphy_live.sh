@@ -7,30 +7,14 @@ source "$(dirname "$0")/lib.sh"
 REC="$ENGAGED_SRC/tests/replay/act_days.jsonl" # 4,080 minutes of counts over four days
 EXTRA=("[participant a01]" "tz = Europe/Berlin")
 
-mkdir "$T/ref"
-write_conf "$T/ref.conf" "${EXTRA[@]}"
-sed -i "s#$T/#$T/ref/#g" "$T/ref.conf"
-"$ENGAGED" run -c "$T/ref.conf" > "$T/ref.log" 2>&1 &
-REF=$!
-for _ in $(seq 1 100); do [ -S "$T/ref/ingest" ] && break; sleep 0.1; done
-$PY "$TOOL" push "ipc://$T/ref/ingest" "$REC" --batch 40 > "$T/ref.acks"
-kill -TERM $REF; wait $REF
+write_conf "$T/engaged.conf" "${EXTRA[@]}"
+reference_run "$T/engaged.conf" "$REC" 40
 $PY "$TOOL" features "$T/ref/engaged.db" > "$T/ref.features"
 
-write_conf "$T/engaged.conf" "${EXTRA[@]}"
 start_daemon "$T/engaged.conf" "$T/daemon.log"
-$PY "$TOOL" push "ipc://$T/ingest" "$REC" --batch 10 --timeout 1000 --delay 10 > "$T/acks.json" &
-PUSH=$!
-kills=0
-while kill -0 $PUSH 2>/dev/null && [ $kills -lt 4 ]; do
-  sleep 0.$((RANDOM % 5 + 3))
-  kill -0 $PUSH 2>/dev/null || break
-  kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
-  kills=$((kills + 1))
-  start_daemon "$T/engaged.conf" "$T/daemon.log"
-done
-wait $PUSH
+push_with_kills "$T/engaged.conf" "$REC" 4 --batch 10 --timeout 1000 --delay 10
 stop_daemon
+kills=$KILLS
 [ $kills -ge 2 ] || { echo "the recording finished before the daemon could be killed twice"; exit 1; }
 $PY "$TOOL" features "$T/engaged.db" > "$T/features"
 diff "$T/ref.features" "$T/features"

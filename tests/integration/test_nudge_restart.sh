@@ -15,31 +15,15 @@ import sqlite3, sys
 con = sqlite3.connect('file:%s?mode=ro' % sys.argv[1], uri=True)
 for (b,) in con.execute('SELECT body FROM nudges ORDER BY id'): print(b)" "$1"; }
 
-mkdir "$T/ref"
-write_conf "$T/ref.conf" "${RULES[@]}"
-sed -i "s#$T/#$T/ref/#g" "$T/ref.conf"
-"$ENGAGED" run -c "$T/ref.conf" > "$T/ref.log" 2>&1 &
-REF=$!
-for _ in $(seq 1 100); do [ -S "$T/ref/ingest" ] && break; sleep 0.1; done
-$PY "$TOOL" push "ipc://$T/ref/ingest" "$REC" --batch 20 > "$T/ref.acks"
-kill -TERM $REF; wait $REF
+write_conf "$T/engaged.conf" "${RULES[@]}"
+reference_run "$T/engaged.conf" "$REC" 20
 nudges "$T/ref/engaged.db" > "$T/ref.nudges"
 n_ref=$(grep -c . "$T/ref.nudges")
 [ "$n_ref" -ge 10 ] || { echo "only $n_ref decisions in the reference run"; exit 1; }
 
-write_conf "$T/engaged.conf" "${RULES[@]}"
 start_daemon "$T/engaged.conf" "$T/daemon.log"
-$PY "$TOOL" push "ipc://$T/ingest" "$REC" --batch 3 --timeout 1000 --delay 15 > "$T/acks.json" &
-PUSH=$!
-kills=0
-while kill -0 $PUSH 2>/dev/null && [ $kills -lt 5 ]; do
-  sleep 0.$((RANDOM % 5 + 3))
-  kill -0 $PUSH 2>/dev/null || break
-  kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
-  kills=$((kills + 1))
-  start_daemon "$T/engaged.conf" "$T/daemon.log"
-done
-wait $PUSH
+push_with_kills "$T/engaged.conf" "$REC" 5 --batch 3 --timeout 1000 --delay 15
+kills=$KILLS
 # engagectl lists the decisions with their reasons
 CTL="$ENGAGED_BIN/engagectl -s ipc://$T/control"
 $CTL nudges p01 > "$T/ctl.txt"

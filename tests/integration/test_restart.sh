@@ -7,31 +7,14 @@ source "$(dirname "$0")/lib.sh"
 REC="$ENGAGED_SRC/demo/demo.jsonl"
 
 # reference: an uninterrupted live run
-mkdir "$T/ref"
-write_conf "$T/ref.conf"
-sed -i "s#$T/#$T/ref/#g" "$T/ref.conf"
-"$ENGAGED" run -c "$T/ref.conf" > "$T/ref.log" 2>&1 &
-REF=$!
-for _ in $(seq 1 100); do [ -S "$T/ref/ingest" ] && break; sleep 0.1; done
-$PY "$TOOL" push "ipc://$T/ref/ingest" "$REC" --batch 20 > "$T/ref.acks"
-kill -TERM $REF; wait $REF
+write_conf "$T/engaged.conf"
+reference_run "$T/engaged.conf" "$REC" 20
 $PY "$TOOL" features "$T/ref/engaged.db" > "$T/ref.features"
 
 # the interrupted run
-write_conf "$T/engaged.conf"
 start_daemon "$T/engaged.conf" "$T/daemon.log"
-$PY "$TOOL" push "ipc://$T/ingest" "$REC" --batch 3 --timeout 1000 --delay 15 > "$T/acks.json" &
-PUSH=$!
-kills=0
-while kill -0 $PUSH 2>/dev/null && [ $kills -lt 5 ]; do
-  sleep 0.$((RANDOM % 5 + 3))
-  kill -0 $PUSH 2>/dev/null || break
-  kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
-  kills=$((kills + 1))
-  echo "killed the daemon ($kills)"
-  start_daemon "$T/engaged.conf" "$T/daemon.log"
-done
-wait $PUSH
+push_with_kills "$T/engaged.conf" "$REC" 5 --batch 3 --timeout 1000 --delay 15
+kills=$KILLS
 cat "$T/acks.json"
 stop_daemon
 [ $kills -ge 3 ] || { echo "the recording finished before the daemon could be killed 3 times"; exit 1; }
