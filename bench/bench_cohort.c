@@ -11,8 +11,9 @@
  *             per CPU second) and peak RSS;
  *   small:    the same for a cohort of P/10 participants over the same days;
  *   memory per participant = (peak RSS cohort - peak RSS small) / (P - P/10).
- * usage: bench_cohort ENGAGED_BINARY [PARTICIPANTS (1000)] [DAYS (90)] [TMPDIR (/tmp)] [keep]
- * (keep: leave the generated recordings and configs in TMPDIR, for profiling) */
+ * usage: bench_cohort ENGAGED_BINARY [PARTICIPANTS (1000)] [DAYS (90)] [TMPDIR (/tmp)] [keep|gen]
+ * (keep: leave the generated recordings and configs in TMPDIR, for profiling; gen: only
+ * generate them there and measure nothing, e.g. for callgrind or output comparisons) */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -227,7 +228,8 @@ static struct bench_run replay(const char *engaged, const char *conf, const char
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_cohort ENGAGED_BINARY [PARTICIPANTS] [DAYS] [TMPDIR]\n");
+        fprintf(stderr, "usage: bench_cohort ENGAGED_BINARY [PARTICIPANTS] [DAYS] [TMPDIR] "
+                        "[keep|gen]\n");
         return 64;
     }
     unsigned n_part = argc > 2 ? (unsigned)atoi(argv[2]) : 1000;
@@ -249,6 +251,10 @@ int main(int argc, char **argv)
            "generated in %.1f s\n", n_part, days, n, (double)n / n_part / days, bench_now() - t0);
     unsigned n_small = n_part / 10;
     long n_s = generate(spath, sconf, n_small, days);
+    if (argc > 5 && strcmp(argv[5], "gen") == 0) {
+        printf("generated %s, %s (%ld events), %s, %s\n", path, conf, n, spath, sconf);
+        return 0;
+    }
 
     long parsed;
     double tb = bench_jansson_pass(path, &parsed);

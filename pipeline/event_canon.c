@@ -29,22 +29,42 @@ const char *ev_type_name(enum ev_type t)
 
 int ev_type_from_name(const char *name)
 {
-    for (int t = 0; t < EV__COUNT; t++) /* first bytes first: this is on the parse path */
-        if (type_names[t][0] == name[0] && strcmp(type_names[t], name) == 0)
-            return t;
-    return -1;
+    return ev_type_from_bytes(name, strlen(name));
 }
 
-/* Index = the int stored in the event, so the tables double as the enums' spelling. */
-static const char *const screen_states[] = {"off", "on", "locked", "unlocked", NULL};
-static const char *const app_states[] = {"background", "foreground", NULL};
-static const char *const ema_states[] = {"scheduled", "delivered", "displayed", "opened",
-                                         "answered",  "dismissed", "expired",   NULL};
-static const char *const module_states[] = {"started", "completed", NULL};
-static const char *const ack_states[] = {"delivered", "opened", "dismissed", "acted", NULL};
-static const char *const wear_states[] = {"off", "on", NULL};
+/* On the parse path: the length and a byte or two pick the one name that can match. */
+int ev_type_from_bytes(const char *s, size_t n)
+{
+#define IS(t, name) (memcmp(s, name, sizeof name - 1) == 0 ? (t) : -1)
+    switch (n) {
+    case 2: return s[0] == 'h' ? IS(EV_HR, "hr") : IS(EV_TZ, "tz");
+    case 3: return s[0] == 'a' ? IS(EV_APP, "app") : IS(EV_EMA, "ema");
+    case 4: return s[0] == 'd' ? IS(EV_DWAI, "dwai") : IS(EV_WEAR, "wear");
+    case 5: return s[0] == 'a' ? IS(EV_ACCEL, "accel") : IS(EV_STEPS, "steps");
+    case 6:
+        return s[0] == 's' ? IS(EV_SCREEN, "screen")
+               : s[0] == 'm' ? IS(EV_MODULE, "module") : IS(EV_COUNTS, "counts");
+    case 7: return IS(EV_BATTERY, "battery");
+    case 9: return IS(EV_NUDGE_ACK, "nudge_ack");
+    default: return -1;
+    }
+#undef IS
+}
 
-static const char *const *state_table(enum ev_type t)
+/* Index = the int stored in the event, so the tables double as the enums' spelling. Fixed
+ * width, ending with "": a comparison of up to STATE_MAX bytes stays inside every name
+ * (names have at most STATE_MAX bytes, so each keeps its NUL). */
+#define STATE_MAX 11
+typedef char state_name[STATE_MAX + 1];
+static const state_name screen_states[] = {"off", "on", "locked", "unlocked", ""};
+static const state_name app_states[] = {"background", "foreground", ""};
+static const state_name ema_states[] = {"scheduled", "delivered", "displayed", "opened",
+                                        "answered",  "dismissed", "expired",   ""};
+static const state_name module_states[] = {"started", "completed", ""};
+static const state_name ack_states[] = {"delivered", "opened", "dismissed", "acted", ""};
+static const state_name wear_states[] = {"off", "on", ""};
+
+static const state_name *state_table(enum ev_type t)
 {
     switch (t) {
     case EV_SCREEN: return screen_states;
@@ -59,10 +79,10 @@ static const char *const *state_table(enum ev_type t)
 
 const char *ev_state_name(enum ev_type t, int state)
 {
-    const char *const *tab = state_table(t);
+    const state_name *tab = state_table(t);
     if (!tab || state < 0)
         return NULL;
-    for (int i = 0; tab[i]; i++)
+    for (int i = 0; tab[i][0]; i++)
         if (i == state)
             return tab[i];
     return NULL;
@@ -70,25 +90,56 @@ const char *ev_state_name(enum ev_type t, int state)
 
 int ev_state_from_name(enum ev_type t, const char *name)
 {
-    const char *const *tab = state_table(t);
-    for (int i = 0; tab && tab[i]; i++)
-        if (tab[i][0] == name[0] && strcmp(tab[i], name) == 0)
+    return ev_state_from_bytes(t, name, strlen(name));
+}
+
+int ev_state_from_bytes(enum ev_type t, const char *s, size_t n)
+{
+    const state_name *tab = state_table(t);
+    if (!tab || n == 0 || n > STATE_MAX)
+        return -1;
+    for (int i = 0; tab[i][0]; i++) /* name[n] == 0 and n equal bytes: the same length */
+        if (tab[i][0] == s[0] && tab[i][n] == 0 && memcmp(tab[i], s, n) == 0)
             return i;
     return -1;
 }
 
+/* [A-Za-z0-9_-]: 1 for the bytes ids may contain. */
+static const unsigned char id_chars[256] = {
+    ['-'] = 1, ['_'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 int ev_valid_id(const char *s)
 {
     size_t n = 0;
-    for (; s[n]; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (n >= EV_ID_MAX)
+    for (; s[n]; n++)
+        if (n >= EV_ID_MAX || !id_chars[(unsigned char)s[n]])
             return 0;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
     return n > 0;
+}
+
+int ev_copy_id(char *dst, const char *s, size_t n)
+{
+    unsigned ok = n > 0;
+    if (n > EV_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) { /* no early exit: ids are short and nearly always valid */
+        unsigned char c = (unsigned char)s[i];
+        dst[i] = (char)c;
+        ok &= id_chars[c];
+    }
+    dst[n] = 0;
+    return (int)ok;
 }
 
 /* The keys of the line format, for both parsers (event_fast.h). */
@@ -108,12 +159,43 @@ const char *ev_key_name(enum ev_key k)
     return (unsigned)k < EVK__COUNT ? keys[k].name : NULL;
 }
 
+/* Every key of every line comes through here: the length and a byte or two pick the one key
+ * that can match, and one comparison of constant length confirms it. */
 int ev_key_from_name(const char *s, size_t n)
 {
-    for (int k = 0; k < EVK__COUNT; k++)
-        if (keys[k].len == n && keys[k].name[0] == s[0] && memcmp(keys[k].name, s, n) == 0)
-            return k;
-    return -1;
+#define IS(k, name) (memcmp(s, name, sizeof name - 1) == 0 ? (k) : -1)
+    switch (n) {
+    case 1: return IS(EVK_G, "g");
+    case 2:
+        return s[0] == 'h' ? IS(EVK_HZ, "hz") : s[1] == 's' ? IS(EVK_TS, "ts") : IS(EVK_TZ, "tz");
+    case 3:
+        switch (s[0]) {
+        case 's': return IS(EVK_SEQ, "seq");
+        case 'a': return IS(EVK_APP, "app");
+        case 'b': return IS(EVK_BPM, "bpm");
+        default: return IS(EVK_PCT, "pct");
+        }
+    case 4: return IS(EVK_TYPE, "type");
+    case 5:
+        switch (s[0]) {
+        case 's': return s[3] == 't' ? IS(EVK_STATE, "state") : IS(EVK_STEPS, "steps");
+        case 'i': return IS(EVK_ITEMS, "items");
+        case 'n': return IS(EVK_NUDGE, "nudge");
+        default: return IS(EVK_RR_MS, "rr_ms");
+        }
+    case 6:
+        switch (s[0]) {
+        case 's': return IS(EVK_SOURCE, "source");
+        case 'p': return IS(EVK_PROMPT, "prompt");
+        case 'm': return IS(EVK_MODULE, "module");
+        default: return IS(EVK_COUNTS, "counts");
+        }
+    case 7: return IS(EVK_EPOCH_S, "epoch_s");
+    case 10: return IS(EVK_INTERVAL_S, "interval_s");
+    case 11: return IS(EVK_PARTICIPANT, "participant");
+    default: return -1;
+    }
+#undef IS
 }
 
 /* IANA names are also file names under /usr/share/zoneinfo: keep them to tzdata's own

@@ -17,7 +17,7 @@
 
 /* A JSON value as the field checks see it, whichever parser produced it. */
 enum ev_kind {
-    EVV_ABSENT = 0, /* the key is not in the line */
+    EVV_ABSENT = 0, /* not a value (ev_fields.present tells which keys are in the line) */
     EVV_INT,        /* a JSON integer (no '.', 'e' or 'E'), within int64 */
     EVV_REAL,       /* any other number, finite */
     EVV_STRING,
@@ -50,14 +50,26 @@ enum ev_key {
 /* One event object. Values borrow from the parser (the line, or jansson's tree) and are
  * valid until it is done. The object had no duplicate keys (both parsers refuse them). */
 struct ev_fields {
+    uint32_t present;              /* bit k: key k is in the line, v[k] holds its value;
+                                    * the other elements of v are not set (nor read) */
     struct ev_value v[EVK__COUNT];
     /* element i (< array->u.a.n) of an EVV_ARRAY value, as the parser stores it */
     void (*at)(const struct ev_value *array, size_t i, struct ev_value *out);
 };
 
+_Static_assert(EVK__COUNT <= 32, "ev_fields.present has a bit per key");
+
 /* enum ev_key of the n bytes at s, or -1 for a key the format does not read; and back. */
 int ev_key_from_name(const char *s, size_t n);
 const char *ev_key_name(enum ev_key k);
+
+/* ev_type_from_name(), ev_state_from_name() and ev_valid_id() (event.h) of the n bytes at s,
+ * a string value as the parsers hold it (not NUL-terminated, no NUL byte inside);
+ * ev_copy_id() also copies an id of at most EV_ID_MAX bytes, valid or not, to dst (room
+ * for EV_ID_MAX + 1) with its NUL. */
+int ev_type_from_bytes(const char *s, size_t n);
+int ev_state_from_bytes(enum ev_type t, const char *s, size_t n);
+int ev_copy_id(char *dst, const char *s, size_t n);
 
 /* The format's rules: checks f and fills *ev, which the caller has zeroed. Returns and
  * reports like ev_parse_json() (0, -EINVAL, -ENOENT; *why set on failure). */

@@ -115,7 +115,7 @@ static int fail_json(struct event *ev, const char **why, const char *line, size_
 
 static const struct ev_value *field(const struct ev_fields *f, enum ev_key k)
 {
-    return f->v[k].kind != EVV_ABSENT ? &f->v[k] : NULL;
+    return f->present >> k & 1 ? &f->v[k] : NULL;
 }
 
 static int missing(struct event *ev, const char **why, enum ev_key k)
@@ -158,6 +158,10 @@ static int get_i64(struct event *ev, const char **why, const struct ev_fields *f
                    int64_t lo, int64_t hi, const char *range, int64_t *out)
 {
     const struct ev_value *v = field(f, k);
+    if (v && v->kind == EVV_INT && v->u.i >= lo && v->u.i <= hi) { /* the common case */
+        *out = v->u.i;
+        return 0;
+    }
     return v ? to_i64(ev, why, v, ev_key_name(k), lo, hi, range, out) : missing(ev, why, k);
 }
 
@@ -220,17 +224,6 @@ static int get_string(struct event *ev, const char **why, const struct ev_fields
     return 0;
 }
 
-/* The type and state tables take C strings; a value longer than every name in them cannot
- * match, so it need not be copied. */
-static const char *short_cstr(const char *s, size_t n, char *buf, size_t cap)
-{
-    if (n >= cap)
-        return NULL;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    return buf;
-}
-
 static int get_id(struct event *ev, const char **why, const struct ev_fields *f, enum ev_key k,
                   char *dst)
 {
@@ -239,8 +232,28 @@ static int get_id(struct event *ev, const char **why, const struct ev_fields *f,
     int r = get_string(ev, why, f, k, &s, &n);
     if (r)
         return r;
-    if (n > EV_ID_MAX || !ev_valid_id(short_cstr(s, n, dst, EV_ID_MAX + 1)))
+    if (!ev_copy_id(dst, s, n))
         return fail(ev, why, "%s must match [A-Za-z0-9_-]{1,64}", ev_key_name(k));
+    return 0;
+}
+
+/* 1 if any of the n bytes at s is a control character (below 0x20, or 0x7f); eight at a
+ * time: a byte is flagged if it is below 0x20 or (xored with 0x7f) zero, and bytes >= 0x80
+ * never are. */
+static int has_control(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, d;
+        memcpy(&w, s + i, 8);
+        d = w ^ (ones * 0x7f);
+        if ((((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & high)
+            return 1;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 1;
     return 0;
 }
 
@@ -258,9 +271,8 @@ static int get_name(struct event *ev, const char **why, const struct ev_fields *
         return fail(ev, why, "\"%s\" must not be empty", ev_key_name(k));
     if (n > EV_NAME_MAX)
         return fail(ev, why, "\"%s\" longer than %d bytes", ev_key_name(k), EV_NAME_MAX);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return fail(ev, why, "\"%s\" contains a control character", ev_key_name(k));
+    if (has_control(s, n))
+        return fail(ev, why, "\"%s\" contains a control character", ev_key_name(k));
     memcpy(dst, s, n);
     dst[n] = 0;
     return 0;
@@ -269,13 +281,13 @@ static int get_name(struct event *ev, const char **why, const struct ev_fields *
 /* A `state` string from the type's table. */
 static int get_state(struct event *ev, const char **why, const struct ev_fields *f, int *out)
 {
-    char q[40], name[16];
-    const char *s = NULL, *c;
+    char q[40];
+    const char *s = NULL;
     size_t n = 0;
     int r = get_string(ev, why, f, EVK_STATE, &s, &n);
     if (r)
         return r;
-    int st = (c = short_cstr(s, n, name, sizeof name)) ? ev_state_from_name(ev->type, c) : -1;
+    int st = ev_state_from_bytes(ev->type, s, n);
     if (st < 0)
         return fail(ev, why, "unknown %s state \"%s\"", ev_type_name(ev->type),
                     printable(s, n, q, sizeof q));
@@ -287,8 +299,8 @@ static int get_state(struct event *ev, const char **why, const struct ev_fields 
 
 static int parse_envelope(const struct ev_fields *f, struct event *ev, const char **why)
 {
-    char q[40], name[16];
-    const char *s = NULL, *c;
+    char q[40];
+    const char *s = NULL;
     size_t n = 0;
     int r;
 
@@ -315,7 +327,7 @@ static int parse_envelope(const struct ev_fields *f, struct event *ev, const cha
     r = get_string(ev, why, f, EVK_TYPE, &s, &n);
     if (r)
         return r;
-    int t = (c = short_cstr(s, n, name, sizeof name)) ? ev_type_from_name(c) : -1;
+    int t = ev_type_from_bytes(s, n);
     if (t < 0) {
         fail(ev, why, "unknown type \"%s\"", printable(s, n, q, sizeof q));
         return -ENOENT;
@@ -601,8 +613,10 @@ int ev_parse_json_slow(const char *line, size_t len, struct event *ev, float (*s
         json_t *val;
         json_object_foreach(root, key, val) {
             int k = ev_key_from_name(key, strlen(key));
-            if (k >= 0)
+            if (k >= 0) {
                 value_from_json(val, &f.v[k]);
+                f.present |= UINT32_C(1) << k;
+            }
         }
         r = ev_from_fields(&f, ev, scratch, why);
     }

@@ -36,18 +36,6 @@
 static const char *const event_features[] = {"alliance.dwai", "nudge.reengaged_24h",
                                              "nudge.time_to_open_s"};
 
-const char *nudge_recipient_name(int r)
-{
-    static const char *const n[] = {"participant", "supporter", "clinician"};
-    return r >= 0 && r < 3 ? n[r] : "participant";
-}
-
-const char *nudge_priority_name(int p)
-{
-    static const char *const n[] = {"low", "normal", "high"};
-    return p >= 0 && p < 3 ? n[p] : "normal";
-}
-
 /* ---- hashing and the randomisation draw -------------------------------------------- */
 
 static uint64_t mix64(uint64_t z)

@@ -125,6 +125,7 @@ void nudge_feed_event(struct nudge_state *s, const struct nudge_host *h, const s
 void nudge_run(struct nudge_state *s, const struct nudge_host *h, int64_t limit);
 uint64_t nudge_state_evaluations(const struct nudge_state *s);
 
+/* Names as written in decision records (pipeline/record.c). */
 const char *nudge_recipient_name(int r);
 const char *nudge_priority_name(int p);
 

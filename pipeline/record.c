@@ -1,7 +1,9 @@
 #include "pipeline/record.h"
+
 #include "pipeline/nudge.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,160 @@ int fmt_number(double v, char *buf, size_t cap)
     return n;
 }
 
+/* ---- the shortest round-trip form without printf ----
+ *
+ * fmt_shortest() writes the first of %.15g, %.16g and %.17g that strtod() reads back as the
+ * same double. Through printf and strtod that is up to three multi-precision conversions
+ * each way, about 9,000 instructions a value: the largest single cost of writing records.
+ * fmt_exact() computes the same text with exact integer arithmetic for the values records
+ * carry (not integers, 1e-5 <= |v| < 1e15), and leaves the rest to printf:
+ *   |v| = m * 2^e2 (m the 53-bit significand), so |v| * 10^s = m * 5^s / 2^k with
+ *   k = -(e2 + s); with s <= 22, m * 5^s < 2^105 fits in 128 bits. Rounding to P digits is
+ *   then a shift and a look at the remainder: to nearest, ties to even, as glibc's printf
+ *   rounds. "Reads back as v" is whether that decimal lies within half the gap from v to its
+ *   neighbours (a quarter below a power of two, where the gap below halves), a tie going to
+ *   the even significand, as strtod rounds. The digits are laid out as %g lays them out.
+ * tests/unit/test_record.c checks it against the printf loop on many random values, ties
+ * and powers of ten included. */
+#if defined(__SIZEOF_INT128__) && FLT_RADIX == 2 && DBL_MANT_DIG == 53
+__extension__ typedef unsigned __int128 u128;
+
+static const uint64_t pow10_u64[18] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL,
+};
+static const uint64_t pow5_u64[23] = {
+    1ULL, 5ULL, 25ULL, 125ULL, 625ULL, 3125ULL, 15625ULL, 78125ULL, 390625ULL, 1953125ULL,
+    9765625ULL, 48828125ULL, 244140625ULL, 1220703125ULL, 6103515625ULL, 30517578125ULL,
+    152587890625ULL, 762939453125ULL, 3814697265625ULL, 19073486328125ULL,
+    95367431640625ULL, 476837158203125ULL, 2384185791015625ULL,
+};
+
+/* m * 2^e2 rounded to p significant digits. *x comes in as an estimate of the decimal
+ * exponent of the value (floor(log10)) and leaves exact; *digits (p digits) and *xr are the
+ * rounded value and the exponent of its first digit. Returns 1 if that decimal reads back
+ * as the double, 0 if not, -1 if the arithmetic would leave 128 bits. */
+static int round_to(uint64_t m, int e2, int p, int *x, uint64_t *digits, int *xr)
+{
+    const u128 one = 1;
+    for (;;) {
+        int s = p - 1 - *x, k = -(e2 + s);
+        if (s < 0 || s > 22 || k < 1 || k > 120)
+            return -1;
+        u128 a = (u128)m * pow5_u64[s], q = a >> k, r = a & ((one << k) - 1);
+        if (q < pow10_u64[p - 1]) {
+            --*x; /* the estimate was one too high */
+            continue;
+        }
+        if (q >= pow10_u64[p]) {
+            ++*x;
+            continue;
+        }
+        u128 half = one << (k - 1), n = q + (r > half || (r == half && (q & 1)));
+        /* distance from v to n, in units of 2^-k, times 4; v's neighbours are 5^s units
+         * away (the one below half that when m is a power of two) */
+        u128 nk = n << k;
+        int above = nk > a;
+        u128 d4 = (above ? nk - a : a - nk) * 4;
+        u128 lim = (u128)pow5_u64[s] * (above || m != UINT64_C(1) << 52 ? 2 : 1);
+        *xr = *x;
+        if (n == pow10_u64[p]) { /* 9.99... rounded up to 10.0...: one digit more */
+            n = pow10_u64[p - 1];
+            ++*xr;
+        }
+        *digits = (uint64_t)n;
+        return d4 < lim || (d4 == lim && !(m & 1));
+    }
+}
+
+/* The p digits as %.{p}g lays them out: trailing zeros dropped, exponent form below 1e-4
+ * and from 10^p. out has room for 32 bytes; returns the length. */
+static int layout_g(int neg, uint64_t digits, int x, int p, char *out)
+{
+    char d[20], *o = out;
+    int nd = p;
+    while (nd > 1 && digits % 10 == 0) {
+        digits /= 10;
+        nd--;
+    }
+    for (int i = nd - 1; i >= 0; i--) {
+        d[i] = (char)('0' + digits % 10);
+        digits /= 10;
+    }
+    if (neg)
+        *o++ = '-';
+    if (x < -4 || x >= p) {
+        int ax = x < 0 ? -x : x;
+        *o++ = d[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, d + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        *o++ = x < 0 ? '-' : '+';
+        if (ax >= 100)
+            *o++ = (char)('0' + ax / 100);
+        *o++ = (char)('0' + ax / 10 % 10);
+        *o++ = (char)('0' + ax % 10);
+    } else if (x >= 0) {
+        for (int i = 0; i <= x; i++)
+            *o++ = i < nd ? d[i] : '0';
+        if (nd > x + 1) {
+            *o++ = '.';
+            memcpy(o, d + x + 1, (size_t)(nd - x - 1));
+            o += nd - x - 1;
+        }
+    } else {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -x - 1; i++)
+            *o++ = '0';
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+    }
+    *o = 0;
+    return (int)(o - out);
+}
+
+/* What the printf loop of fmt_shortest() writes for v (finite, not an integer), stored as
+ * snprintf would store it in buf; -2 if v is outside the range done here, or if buf is so
+ * small that the loop might stop early on an attempt that does not fit (all callers pass
+ * 40 bytes, and the text is never longer than 24). */
+static int fmt_exact(double v, char *buf, size_t cap)
+{
+    uint64_t bits, digits = 0;
+    double a = fabs(v);
+    char out[32];
+    int n = -2;
+    if (!(a >= 1e-5 && a < 1e15) || cap < sizeof out)
+        return -2;
+    memcpy(&bits, &v, sizeof bits);
+    uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | UINT64_C(1) << 52;
+    int e2 = (int)(bits >> 52 & 0x7ff) - 1075;
+    /* floor((e2 + 52) * log10(2)), which is the decimal exponent or one below it */
+    int x = ((e2 + 52) * 78913 + 262144 * 64) / 262144 - 64;
+    for (int p = 15; p <= 17; p++) {
+        int xr, trip = round_to(m, e2, p, &x, &digits, &xr);
+        if (trip < 0)
+            return -2;
+        if (trip || p == 17) {
+            n = layout_g(v < 0, digits, xr, p, out);
+            break;
+        }
+    }
+    memcpy(buf, out, (size_t)n + 1);
+    return n;
+}
+#else
+static int fmt_exact(double v, char *buf, size_t cap)
+{
+    return -2;
+}
+#endif
+
 static int fmt_shortest(double v, char *buf, size_t cap)
 {
     int n;
@@ -68,7 +224,7 @@ static int fmt_shortest(double v, char *buf, size_t cap)
         n = snprintf(buf, cap, "null");
     else if (v == floor(v) && fabs(v) < 9007199254740992.0)
         n = snprintf(buf, cap, "%.0f", v == 0 ? 0.0 : v); /* no "-0" */
-    else {
+    else if ((n = fmt_exact(v, buf, cap)) == -2) {
         /* shortest of %.15g..%.17g that reads back to the same double: deterministic and
          * readable, and identical on every run and platform with IEEE doubles */
         n = -1;
@@ -81,26 +237,52 @@ static int fmt_shortest(double v, char *buf, size_t cap)
     return (n < 0 || (size_t)n >= cap) ? -ENOSPC : n;
 }
 
+/* Length of the run of bytes at s (n of them) that need no escape: not a quote, a backslash
+ * or a control character; eight at a time (the first flagged byte of a word is the first
+ * such byte, as in event_fast.c's string_stops()). */
+static size_t plain_run(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s + i, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        uint64_t stops = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) &
+                         high;
+        if (stops)
+            return i + (size_t)(__builtin_ctzll(stops) >> 3);
+    }
+    while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+        i++;
+    return i;
+}
+
 /* JSON string escaping for ids and names; inputs are validated UTF-8 already. */
 static int put_str(char *buf, size_t cap, size_t *pos, const char *s)
 {
+    size_t left = strlen(s);
     if (*pos + 1 >= cap)
         return -ENOSPC;
     buf[(*pos)++] = '"';
     while (*s) {
         /* a run of characters that need no escape is copied at once (ids and names are) */
-        size_t run = 0;
-        while (s[run] && s[run] != '"' && s[run] != '\\' && (unsigned char)s[run] >= 0x20)
-            run++;
+        size_t run = plain_run(s, left);
         if (run) {
             if (*pos + run + 1 >= cap)
                 return -ENOSPC;
             memcpy(buf + *pos, s, run);
             *pos += run;
             s += run;
+            left -= run;
             continue;
         }
         unsigned char c = (unsigned char)*s++;
+        left--;
         char esc[8];
         const char *out = esc;
         size_t len;
@@ -131,23 +313,34 @@ static int put_raw(char *buf, size_t cap, size_t *pos, const char *s)
     return 0;
 }
 
-/* Digits of an integer, without printf (times and revisions of every record). */
+/* Digits of an integer, without printf (times and revisions of every record): two at a
+ * time, from the end of a scratch buffer. */
 static int put_int(char *buf, size_t cap, size_t *pos, int64_t v)
 {
-    char tmp[24];
-    int n = 0;
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char tmp[24], *p = tmp + sizeof tmp;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        p -= 2;
+        memcpy(p, pairs + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
-        tmp[n++] = '-';
-    if (*pos + (size_t)n >= cap) /* the digits and the NUL */
+        *--p = '-';
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    if (*pos + n >= cap) /* the digits and the NUL */
         return -ENOSPC;
-    for (int i = 0; i < n; i++)
-        buf[*pos + (size_t)i] = tmp[n - 1 - i];
-    *pos += (size_t)n;
+    memcpy(buf + *pos, p, n);
+    *pos += n;
     buf[*pos] = 0;
     return 0;
 }
@@ -228,6 +421,20 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap)
     }
     e |= put_raw(buf, cap, &pos, "}");
     return e ? -ENOSPC : (int)pos;
+}
+
+/* The names of nudge_recipient and nudge_priority values, here with their only writer (so the
+ * parsers' fuzz harnesses, which build record.c, need not build the nudge engine). */
+const char *nudge_recipient_name(int r)
+{
+    static const char *const n[] = {"participant", "supporter", "clinician"};
+    return r >= 0 && r < 3 ? n[r] : "participant";
+}
+
+const char *nudge_priority_name(int p)
+{
+    static const char *const n[] = {"low", "normal", "high"};
+    return p >= 0 && p < 3 ? n[p] : "normal";
 }
 
 /* A nudge decision (spec §6; docs/nudges.md lists the fields). */

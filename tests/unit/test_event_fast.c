@@ -428,6 +428,219 @@ static void test_lines_beyond_the_fast_path_go_to_jansson(void **state)
     assert_int_equal(t.accepted, t.lines);
 }
 
+/* ---- the lexer's own paths (pipeline/event_fast.c) ---- */
+
+/* agree() on an exact-size copy of the line, so that ASan sees any read past its end. */
+static void agree_exact(const char *line, size_t n, const char *where, struct tally *t)
+{
+    char *copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    memcpy(copy, line, n);
+    agree(copy, n, where, t);
+    free(copy);
+}
+
+/* One line around a value: the string or number under test is the app name, the counts,
+ * the participant... so that the same bytes are read by every path of the lexer: near the
+ * start of a line, in its middle, and in its last eight bytes (tail), in lines shorter than
+ * eight bytes too. Each is checked against jansson. */
+static void agree_in_lines(const char *value, struct tally *t)
+{
+    static const struct { const char *before, *after; } frames[] = {
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"app\",\"app\":", "}"},
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"app\",\"app\":",
+         ",\"state\":\"background\"}"},
+        {"{\"app\":", ",\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"app\"}"},
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"counts\",\"epoch_s\":60,"
+         "\"counts\":", "}"},
+        {"{\"ts\":", ",\"participant\":\"p01\",\"type\":\"wear\",\"state\":\"on\"}"},
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"seq\":",
+         ",\"type\":\"wear\",\"state\":\"on\"}"},
+        {"{\"ts\":1583470800000,\"participant\":", ",\"type\":\"wear\",\"state\":\"on\"}"},
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"screen\",\"state\":", "}"},
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":", ",\"state\":\"on\"}"},
+        {"{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"wear\",\"state\":\"on\","
+         "\"x\":", "}"},
+        {"{\"x\":", "}"},
+        {"", ""},
+    };
+    char line[512];
+    for (size_t f = 0; f < sizeof frames / sizeof frames[0]; f++) {
+        int n = snprintf(line, sizeof line, "%s%s%s", frames[f].before, value, frames[f].after);
+        assert_true(n > 0 && (size_t)n < sizeof line);
+        agree_exact(line, (size_t)n, "lexer", t);
+        for (size_t cut = 1; cut < 12 && cut < (size_t)n; cut++) /* lines ending early */
+            agree_exact(line, (size_t)n - cut, "lexer, cut", t);
+    }
+}
+
+/* Strings of every length up to 40, with each kind of special byte at each position:
+ * escapes, control characters, DEL, well-formed and malformed UTF-8, a quote. */
+static void test_strings_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {
+        "\\\"", "\\\\", "\\u0041", "\\n", "\x01", "\x1f", "\x7f", "\t",
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e", "\xed\x9f\xbf", "\xf4\x8f\xbf\xbf",
+        "\xc0\xaf", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "\x80",
+        "\xf0\x9d\x84", "\"", "}", "a",
+    };
+    struct tally t = {0};
+    char value[128];
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+            for (size_t at = 0; at <= len; at += len < 12 ? 1 : 5) {
+                size_t n = 0;
+                value[n++] = '"';
+                for (size_t i = 0; i < at; i++)
+                    value[n++] = (char)('a' + i % 26);
+                n += (size_t)snprintf(value + n, sizeof value - n, "%s", specials[k]);
+                for (size_t i = at; i < len; i++)
+                    value[n++] = (char)('A' + i % 26);
+                value[n++] = '"';
+                value[n] = 0;
+                agree_in_lines(value, &t);
+                value[n - 1] = 0; /* and without its closing quote */
+                agree_in_lines(value, &t);
+            }
+        }
+    }
+    print_message("strings: %d lines, %d accepted, %d by the fast path\n", t.lines, t.accepted,
+                  t.fast);
+    assert_true(t.fast > 1000);
+}
+
+/* Integers of 1 to 22 digits (the eight-digit step, 19 digits, int64's limits, 2^53),
+ * signs, leading zeros, and what may follow the digits: a fraction, an exponent, or bytes
+ * that end the number inside the eight bytes read at once. */
+static void test_integers_of_every_length(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "0", "-0", "00", "-00", "01", "-01", "0.0", "-0.0", "0e0", "-0E-0", "1e0", "1E+2",
+        "9007199254740992", "9007199254740993", "-9007199254740993", "9007199254740993.0",
+        "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+        "-9223372036854775809", "9999999999999999999", "10000000000000000000",
+        "18446744073709551615", "18446744073709551616", "99999999999999999999999",
+        "12345678", "123456789", "1234567.", "1234567e", "12345678e1", "1234567-", "-12345678",
+        "1583470800000", "1583470800000.0", "1583470800000.5", "1.5834708e12", "158347080000e1",
+        "0.30000000000000004", "12345678901234567", "1234567890123456.7", "1.7976931348623157e308",
+        "4.9e-324", "2.2250738585072014e-308", "123456789012345678901234567890e-10", "1e22",
+        "1e23", "9007199254740993e-5", "5e-324", "0.1e1", "-", "--1", "+1", "1.", ".1", "1e",
+        "1e+", "0x1", "1_0", "١", "12345678\xc3\xa9",
+    };
+    struct tally t = {0};
+    char num[64];
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        agree_in_lines(fixed[i], &t);
+    for (int digits = 1; digits <= 22; digits++) {
+        for (int lead = 1; lead <= 9; lead += 4) {
+            for (int neg = 0; neg < 2; neg++) {
+                for (int tail = 0; tail < 6; tail++) {
+                    static const char *const tails[] = {"", ".5", "e2", "E-1", "x", " "};
+                    size_t n = 0;
+                    if (neg)
+                        num[n++] = '-';
+                    num[n++] = (char)('0' + lead);
+                    for (int d = 1; d < digits; d++)
+                        num[n++] = (char)('0' + (d * 7 + lead) % 10);
+                    snprintf(num + n, sizeof num - n, "%s", tails[tail]);
+                    agree_in_lines(num, &t);
+                }
+            }
+        }
+    }
+    print_message("integers: %d lines, %d accepted, %d by the fast path\n", t.lines, t.accepted,
+                  t.fast);
+    assert_true(t.fast > 1000);
+}
+
+/* Every key, type and state name through the lookups, and names that nearly match them. */
+static void test_names_and_near_misses(void **state)
+{
+    (void)state;
+    struct tally t = {0};
+    char name[64], line[256];
+    for (int k = 0; k < EVK__COUNT; k++) {
+        const char *key = ev_key_name((enum ev_key)k);
+        size_t n = strlen(key);
+        assert_int_equal(ev_key_from_name(key, n), k);
+        /* a prefix, an extension, a changed first, middle or last byte */
+        assert_int_equal(ev_key_from_name(key, n - 1) == k, 0);
+        snprintf(name, sizeof name, "%sx", key);
+        assert_int_equal(ev_key_from_name(name, n + 1) == k, 0);
+        for (size_t at = 0; at < n; at += n > 2 ? n / 2 : 1) {
+            snprintf(name, sizeof name, "%s", key);
+            name[at] ^= 0x20;
+            assert_int_equal(ev_key_from_name(name, n), -1);
+            /* as a key in a line, quoted: an unknown key to both parsers */
+            snprintf(line, sizeof line,
+                     "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"wear\","
+                     "\"state\":\"on\",\"%s\":1}", name);
+            agree_exact(line, strlen(line), "near key", &t);
+        }
+        /* the key with whitespace before its colon, and at the end of a short line */
+        snprintf(line, sizeof line,
+                 "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"wear\","
+                 "\"state\":\"on\",\"%s\" :1}", key);
+        agree_exact(line, strlen(line), "key, space", &t);
+        snprintf(line, sizeof line, "{\"%s\":1}", key);
+        agree_exact(line, strlen(line), "key, short line", &t);
+    }
+    for (int type = 0; type < EV__COUNT; type++) {
+        const char *tn = ev_type_name((enum ev_type)type);
+        size_t n = strlen(tn);
+        assert_int_equal(ev_type_from_bytes(tn, n), type);
+        assert_int_equal(ev_type_from_bytes(tn, n - 1) == type, 0);
+        snprintf(name, sizeof name, "%s_", tn);
+        assert_int_equal(ev_type_from_bytes(name, n + 1), -1);
+        snprintf(name, sizeof name, "%s", tn);
+        name[n - 1] ^= 0x20;
+        assert_int_equal(ev_type_from_bytes(name, n), -1);
+        for (int st = 0; ev_state_name((enum ev_type)type, st); st++) {
+            const char *sn = ev_state_name((enum ev_type)type, st);
+            size_t m = strlen(sn);
+            assert_int_equal(ev_state_from_bytes((enum ev_type)type, sn, m), st);
+            assert_int_equal(ev_state_from_name((enum ev_type)type, sn), st);
+            assert_int_equal(ev_state_from_bytes((enum ev_type)type, sn, m - 1) == st, 0);
+            snprintf(name, sizeof name, "%s%s", sn, "__________");
+            for (size_t extra = 1; extra <= 10; extra++)
+                assert_int_equal(ev_state_from_bytes((enum ev_type)type, name, m + extra), -1);
+            snprintf(name, sizeof name, "%s", sn);
+            name[m - 1] ^= 0x20;
+            assert_int_equal(ev_state_from_bytes((enum ev_type)type, name, m), -1);
+            snprintf(line, sizeof line,
+                     "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"%s\","
+                     "\"app\":\"a\",\"prompt\":\"q\",\"module\":\"m\",\"nudge\":\"n\","
+                     "\"state\":\"%s\"}", tn, name);
+            agree_exact(line, strlen(line), "near state", &t);
+        }
+    }
+    assert_int_equal(ev_type_from_bytes("", 0), -1);
+    assert_int_equal(ev_state_from_bytes(EV_SCREEN, "", 0), -1);
+    assert_int_equal(ev_state_from_bytes(EV_TZ, "on", 2), -1); /* a type without states */
+    /* ids: every byte value at the start, middle and end; lengths 0, 1, 64, 65 */
+    char dst[EV_ID_MAX + 1];
+    for (int c = 1; c < 256; c++) {
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '-';
+        for (int at = 0; at < 3; at++) {
+            char id[4] = "abc";
+            id[at] = (char)c;
+            assert_int_equal(ev_copy_id(dst, id, 3), ok);
+            assert_int_equal(ev_valid_id(id), ok);
+            assert_memory_equal(dst, id, 4);
+        }
+    }
+    memset(name, 'a', sizeof name);
+    assert_int_equal(ev_copy_id(dst, name, 0), 0);
+    assert_int_equal(ev_copy_id(dst, name, 1), 1);
+    assert_int_equal(ev_copy_id(dst, name, EV_ID_MAX), 1);
+    assert_int_equal(strlen(dst), EV_ID_MAX);
+    assert_int_equal(ev_copy_id(dst, name, EV_ID_MAX + 1), 0);
+    assert_true(t.accepted > 0 && t.accepted < t.lines);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +651,9 @@ int main(void)
         cmocka_unit_test(test_random_numbers_convert_exactly),
         cmocka_unit_test(test_canonical_lines_of_every_type_take_the_fast_path),
         cmocka_unit_test(test_lines_beyond_the_fast_path_go_to_jansson),
+        cmocka_unit_test(test_strings_at_every_offset),
+        cmocka_unit_test(test_integers_of_every_length),
+        cmocka_unit_test(test_names_and_near_misses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,100 @@ static void test_shortest_round_trip(void **state)
     }
 }
 
+/* The reference: what fmt_number() wrote before its integer arithmetic (pipeline/record.c),
+ * the first of %.15g..%.17g that strtod() reads back as v. */
+static const char *by_printf(double v, char *buf, size_t cap)
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(buf, cap, "%.0f", v == 0 ? 0.0 : v);
+        return buf;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}
+
+static uint64_t xorshift(uint64_t *r)
+{
+    *r ^= *r << 13, *r ^= *r >> 7, *r ^= *r << 17;
+    return *r;
+}
+
+static double with_bits(uint64_t bits)
+{
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static double nearby(double v, int ulps)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return with_bits(bits + (uint64_t)(int64_t)ulps);
+}
+
+/* The same text as the printf loop, on values of every kind the integer arithmetic must get
+ * right: any bits, decimals of 1 to 17 digits, a few ulps around powers of ten (where the
+ * exponent and %g's layout change) and of two (where the gap below v halves), dyadic values
+ * whose decimal expansion ends in 5 (exact ties, rounded to even), and ratios. */
+static void test_shortest_matches_printf(void **state)
+{
+    (void)state;
+    uint64_t r = 0x2545f4914f6cdd1dULL;
+    char a[64], b[64];
+    long n = 0;
+    for (int i = 0; i < 120000; i++) {
+        uint64_t x = xorshift(&r);
+        double v;
+        switch (i % 6) {
+        case 0: v = with_bits(x); break;
+        case 1: {
+            uint64_t lim = 1;
+            for (int k = (int)(x % 17); k >= 0; k--)
+                lim *= 10;
+            v = (double)(xorshift(&r) % lim) / pow(10, (double)((x >> 8) % 22));
+            break;
+        }
+        case 2: v = nearby(pow(10, (double)((int)(x % 22) - 6)), (int)((x >> 8) % 33) - 16); break;
+        case 3: v = nearby(ldexp(1, (int)(x % 72) - 20), (int)((x >> 8) % 17) - 8); break;
+        case 4: /* few significant bits: exact decimal ties */
+            v = ldexp((double)((xorshift(&r) >> (12 + x % 50)) | 1), -(int)((x >> 8) % 70));
+            break;
+        default: v = (double)(x % 100000) / (double)(1 + (x >> 20) % 100000); break;
+        }
+        if (x >> 63)
+            v = -v;
+        if (!isfinite(v))
+            continue;
+        assert_true(fmt_number(v, a, sizeof a) > 0);
+        if (strcmp(a, by_printf(v, b, sizeof b)) != 0)
+            fail_msg("%.17g (bits %016llx): \"%s\", printf loop \"%s\"", v,
+                     (unsigned long long)x, a, b);
+        n++;
+    }
+    assert_true(n > 100000);
+    /* hand-picked: ties at 15 digits, rounding up to the next power of ten, the edges of
+     * the range done without printf, and the forms of %g */
+    static const double picked[] = {
+        0.1, 0.2, 0.3, 0.30000000000000004, 1.0 / 3, 2.0 / 3, 0.5, 0.25, 0.125, 1e-5,
+        nextafter(1e-5, 0), 1e-4, 0.0001234, 0.00001234, 999999999999999.9, 99999.99999999999,
+        9.999999999999999e14, 1e15 - 0.5, 1e15 + 0.5, 123456789012.34567, 5e-324, 1e-300,
+        1.7976931348623157e308, 9.5367431640625e-07, 1.0000000000000002, 0.9999999999999999,
+        4503599627370495.5, 2251799813685247.75, 1.5, 2.5, 0.015, 0.045, 1e14 + 0.25,
+    };
+    for (size_t i = 0; i < sizeof picked / sizeof picked[0]; i++) {
+        for (int sign = 1; sign >= -1; sign -= 2) {
+            double v = sign * picked[i];
+            assert_true(fmt_number(v, a, sizeof a) > 0);
+            assert_string_equal(a, by_printf(v, b, sizeof b));
+        }
+    }
+}
+
 static void test_nospace(void **state)
 {
     (void)state;
@@ -98,13 +192,70 @@ static void test_epoch_record(void **state)
     assert_int_equal(record_to_json(&r, buf, 40), -ENOSPC);
 }
 
+/* Times and revisions at every length and at int64's limits; strings with a character to
+ * escape at every position of every length up to 24 (runs found eight bytes at a time). */
+static void test_integers_and_strings_in_records(void **state)
+{
+    (void)state;
+    static const int64_t times[] = {
+        0, 1, 9, 10, 99, 100, 101, 999, 1000, 12345, 1583470800000LL, -1, -10, -99, -100,
+        -1583470800000LL, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000000000000000LL,
+        999999999999999999LL,
+    };
+    struct feature_record r = {
+        .participant = "p01", .feature = "f", .window = WIN_DAY, .has_value = 1, .value = 1,
+        .unit = "count", .coverage = 1,
+    };
+    char buf[1024], want[1024], text[64], esc[256];
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        r.start = times[i];
+        r.end = times[i] == INT64_MIN ? INT64_MAX : -times[i];
+        r.revision = (int)(times[i] % 1000);
+        assert_true(record_to_json(&r, buf, sizeof buf) > 0);
+        snprintf(want, sizeof want, "\"start\":%lld,\"end\":%lld,", (long long)r.start,
+                 (long long)r.end);
+        assert_non_null(strstr(buf, want));
+        snprintf(want, sizeof want, "\"revision\":%d}", r.revision);
+        assert_non_null(strstr(buf, want));
+    }
+    static const char specials[] = {'"', '\\', '\001', '\037', '\n', ' ', '\177'};
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t k = 0; k < sizeof specials; k++) {
+            for (size_t at = 0; at < len; at++) {
+                size_t e = 0;
+                for (size_t i = 0; i < len; i++) {
+                    char c = i == at ? specials[k] : (char)('a' + i % 26);
+                    text[i] = c;
+                    if (c == '"' || c == '\\') {
+                        esc[e++] = '\\';
+                        esc[e++] = c;
+                    } else if ((unsigned char)c < 0x20) {
+                        e += (size_t)snprintf(esc + e, sizeof esc - e, "\\u%04x", c);
+                    } else {
+                        esc[e++] = c;
+                    }
+                }
+                text[len] = 0;
+                esc[e] = 0;
+                r.feature = text;
+                assert_true(record_to_json(&r, buf, sizeof buf) > 0);
+                snprintf(want, sizeof want, "\"feature\":\"%s\",", esc);
+                if (!strstr(buf, want))
+                    fail_msg("%s does not contain %s", buf, want);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_shortest_round_trip),
+        cmocka_unit_test(test_shortest_matches_printf),
         cmocka_unit_test(test_nospace),
         cmocka_unit_test(test_epoch_record),
+        cmocka_unit_test(test_integers_and_strings_in_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
