@@ -207,6 +207,7 @@ struct conf_nudge {
     int64_t escalate_after_ms;
     double min_coverage;
     bool repeat_unanswered;           /* may repeat while the last one is unanswered */
+    struct conf_when reengaged_when;  /* n == 0: none */
 };
 
 struct conf {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/ble.h"
 #include "daemon/conf_internal.h"
 
 static struct conf_loc key_at(struct conf_loader *L, enum conf_sect s, size_t i, const char *key)
@@ -90,6 +91,15 @@ static void check_source(struct conf_loader *L, size_t i)
         conf_error(L, at.file, at.line, "[source %s] address: invalid Bluetooth address \"%s\" "
                    "(expected XX:XX:XX:XX:XX:XX)", s->name, s->address);
     }
+    if (s->driver == CONF_DRIVER_BLE && s->transport[0]) {
+        char why[128];
+        struct ble_transport t;
+        if (ble_transport_parse(s->transport, &t, why, sizeof why) < 0) {
+            struct conf_loc at = key_at(L, CS_SOURCE, i, "transport");
+            conf_error(L, at.file, at.line, "[source %s] transport: invalid \"%s\": %s", s->name,
+                       s->transport, why);
+        }
+    }
     if (s->driver == CONF_DRIVER_USB && !s->vid_pid[0] && !s->serial[0])
         conf_error(L, loc.file, loc.line, "[source %s]: driver usb needs \"vid_pid\" or \"serial\"",
                    s->name);
@@ -112,6 +122,11 @@ static void check_nudges(struct conf_loader *L)
             conf_error(L, n->loc.file, n->loc.line, "[nudge %s]: max_per_week (%lld) is less "
                        "than max_per_day (%lld)", n->name, (long long)n->max_per_week,
                        (long long)n->max_per_day);
+        if (n->reengaged_when.n && !n->escalate_to[0]) {
+            struct conf_loc at = key_at(L, CS_NUDGE, i, "reengaged_when");
+            conf_error(L, at.file, at.line, "[nudge %s] reengaged_when: only used to stop an "
+                       "escalation, and the rule has no escalate_to", n->name);
+        }
         if (!n->escalate_to[0])
             continue;
         struct conf_loc at = key_at(L, CS_NUDGE, i, "escalate_to");

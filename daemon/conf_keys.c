@@ -188,6 +188,8 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_NUDGE, .name = "escalate_to", .type = CT_ID, FLD(conf_nudge, escalate_to)},
     {.sect = CS_NUDGE, .name = "escalate_after", .type = CT_DURATION,
      FLD(conf_nudge, escalate_after_ms), .min = MIN, .max = 90 * DAY, .def = "48h"},
+    {.sect = CS_NUDGE, .name = "reengaged_when", .type = CT_WHEN,
+     FLD(conf_nudge, reengaged_when)},
     {.sect = CS_NUDGE, .name = "repeat_unanswered", .type = CT_BOOL,
      FLD(conf_nudge, repeat_unanswered), .def = "no"},
     {.sect = CS_NUDGE, .name = "min_coverage", .type = CT_DOUBLE, FLD(conf_nudge, min_coverage),

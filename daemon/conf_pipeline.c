@@ -26,6 +26,19 @@ _Static_assert((int)NUDGE_TO_PARTICIPANT == (int)CONF_TO_PARTICIPANT &&
 _Static_assert((int)NUDGE_PRIO_LOW == (int)CONF_PRIO_LOW && (int)NUDGE_PRIO_NORMAL == (int)CONF_PRIO_NORMAL &&
                (int)NUDGE_PRIO_HIGH == (int)CONF_PRIO_HIGH, "priorities");
 
+/* The condition's nodes into out[]; returns the next free node. */
+static struct nudge_node *copy_nodes(const struct conf_when *w, struct nudge_node *out)
+{
+    for (size_t k = 0; k < w->n; k++) {
+        const struct conf_expr *x = &w->nodes[k];
+        out[k] = (struct nudge_node){
+            .kind = x->kind, .a = x->a, .b = x->b, .feature = x->feature, .rel = x->rel,
+            .median_days = x->median_days, .cmp = x->cmp, .value = x->value,
+        };
+    }
+    return out + w->n;
+}
+
 int conf_fill_pipeline(const struct conf *c, struct pipeline_conf *pc,
                        struct pipeline_participant_conf **parts_out)
 {
@@ -72,7 +85,7 @@ int conf_fill_pipeline(const struct conf *c, struct pipeline_conf *pc,
      * so the caller frees it all with free(*parts_out). */
     size_t n_nodes = 0;
     for (size_t i = 0; i < c->n_nudges; i++)
-        n_nodes += c->nudges[i].when.n;
+        n_nodes += c->nudges[i].when.n + c->nudges[i].reengaged_when.n;
     size_t align = _Alignof(max_align_t);
     size_t off_rules = (c->n_participants * sizeof(struct pipeline_participant_conf) + align - 1) /
                        align * align;
@@ -126,14 +139,11 @@ int conf_fill_pipeline(const struct conf *c, struct pipeline_conf *pc,
         r->n_nodes = n->when.n;
         r->root = n->when.root;
         r->nodes = nodes;
-        for (size_t k = 0; k < n->when.n; k++) {
-            const struct conf_expr *x = &n->when.nodes[k];
-            nodes[k] = (struct nudge_node){
-                .kind = x->kind, .a = x->a, .b = x->b, .feature = x->feature, .rel = x->rel,
-                .median_days = x->median_days, .cmp = x->cmp, .value = x->value,
-            };
-        }
-        nodes += n->when.n;
+        nodes = copy_nodes(&n->when, nodes);
+        r->n_out_nodes = n->reengaged_when.n;
+        r->out_root = n->reengaged_when.root;
+        r->out_nodes = n->reengaged_when.n ? nodes : NULL;
+        nodes = copy_nodes(&n->reengaged_when, nodes);
     }
     pc->nudge.seed = c->study.seed;
     pc->nudge.late_after_ms = c->study.nudge_late_after_ms;

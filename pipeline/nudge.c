@@ -67,6 +67,7 @@ double nudge_draw(uint64_t seed, const char *participant, const char *rule, int6
 
 struct prule {
     int *fi;             /* per node: feature index (CMP), else -1 */
+    int *fo;             /* the same for the reengaged_when nodes */
     int escalation_only; /* another rule escalates to it: decided only then */
     int at_day_close;    /* reads a feature that is not per-event */
 };
@@ -80,14 +81,33 @@ struct nudge_plan {
     struct prule *rules;
 };
 
+/* Children come before their parent (so evaluation recursion is bounded), comparisons name a
+ * feature, baselines span 3..90 days. */
+static int check_tree(const struct nudge_node *nodes, size_t n_nodes, int root)
+{
+    if (!nodes || n_nodes == 0 || n_nodes > 4 * NUDGE_MAX_CONDITIONS || root < 0 ||
+        (size_t)root >= n_nodes)
+        return -EINVAL;
+    for (size_t k = 0; k < n_nodes; k++) {
+        const struct nudge_node *n = &nodes[k];
+        int kids = n->kind == NUDGE_CMP ? 0 : n->kind == NUDGE_NOT ? 1 : 2;
+        if ((kids >= 1 && (n->a < 0 || (size_t)n->a >= k)) ||
+            (kids == 2 && (n->b < 0 || (size_t)n->b >= k)) ||
+            (n->kind == NUDGE_CMP && !n->feature) ||
+            (n->kind == NUDGE_CMP && n->rel != NUDGE_VALUE &&
+             (n->median_days < 3 || n->median_days > NUDGE_MAX_MEDIAN_DAYS)))
+            return -EINVAL;
+    }
+    return 0;
+}
+
 int nudge_conf_check(const struct nudge_conf *c, const char **why)
 {
     if (c->n_rules > NUDGE_MAX_RULES)
         return *why = "too many nudge rules", -EINVAL;
     for (size_t i = 0; i < c->n_rules; i++) {
         const struct nudge_rule_conf *r = &c->rules[i];
-        if (!r->name || !r->message || !r->nodes || r->n_nodes == 0 ||
-            r->n_nodes > 4 * NUDGE_MAX_CONDITIONS || r->root < 0 || (size_t)r->root >= r->n_nodes)
+        if (!r->name || !r->message || !r->nodes || r->n_nodes == 0)
             return *why = "nudge rule without a condition", -EINVAL;
         if (!(r->probability >= 0 && r->probability <= 1) || r->max_per_day < 1 ||
             r->max_per_week < 1 || r->max_per_week > MAX_SENDS || r->cooldown_ms < 0 ||
@@ -95,17 +115,9 @@ int nudge_conf_check(const struct nudge_conf *c, const char **why)
             r->escalate_to == (int)i || r->quiet_start_min < 0 || r->quiet_start_min > 1440 ||
             r->quiet_end_min < 0 || r->quiet_end_min > 1440)
             return *why = "nudge rule value out of range", -EINVAL;
-        for (size_t k = 0; k < r->n_nodes; k++) {
-            const struct nudge_node *n = &r->nodes[k];
-            int kids = n->kind == NUDGE_CMP ? 0 : n->kind == NUDGE_NOT ? 1 : 2;
-            /* children come before their parent, so evaluation recursion is bounded */
-            if ((kids >= 1 && (n->a < 0 || (size_t)n->a >= k)) ||
-                (kids == 2 && (n->b < 0 || (size_t)n->b >= k)) ||
-                (n->kind == NUDGE_CMP && !n->feature) ||
-                (n->kind == NUDGE_CMP && n->rel != NUDGE_VALUE &&
-                 (n->median_days < 3 || n->median_days > NUDGE_MAX_MEDIAN_DAYS)))
-                return *why = "malformed nudge condition", -EINVAL;
-        }
+        if (check_tree(r->nodes, r->n_nodes, r->root) < 0 ||
+            (r->n_out_nodes && check_tree(r->out_nodes, r->n_out_nodes, r->out_root) < 0))
+            return *why = "malformed nudge condition", -EINVAL;
     }
     return 0;
 }
@@ -114,8 +126,10 @@ void nudge_plan_free(struct nudge_plan *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; p->rules && i < p->c->n_rules; i++)
+    for (size_t i = 0; p->rules && i < p->c->n_rules; i++) {
         free(p->rules[i].fi);
+        free(p->rules[i].fo);
+    }
     free(p->rules);
     free(p->feat);
     free(p->hist_days);
@@ -146,7 +160,7 @@ struct nudge_plan *nudge_plan_new(const struct nudge_conf *c, int *err)
     }
     size_t max_feat = 0;
     for (size_t i = 0; i < c->n_rules; i++)
-        max_feat += c->rules[i].n_nodes;
+        max_feat += c->rules[i].n_nodes + c->rules[i].n_out_nodes;
     struct nudge_plan *p = calloc(1, sizeof *p);
     if (!p)
         goto nomem;
@@ -176,6 +190,17 @@ struct nudge_plan *nudge_plan_new(const struct nudge_conf *c, int *err)
         }
         if (r->escalate_to >= 0)
             p->rules[r->escalate_to].escalation_only = 1;
+        if (!r->n_out_nodes)
+            continue;
+        if (!(pr->fo = malloc(r->n_out_nodes * sizeof *pr->fo)))
+            goto nomem;
+        for (size_t k = 0; k < r->n_out_nodes; k++) {
+            const struct nudge_node *n = &r->out_nodes[k];
+            pr->fo[k] = n->kind == NUDGE_CMP ? plan_feature(p, n->feature) : -1;
+            if (n->kind == NUDGE_CMP && n->rel != NUDGE_VALUE &&
+                n->median_days + 1 > p->hist_days[pr->fo[k]])
+                p->hist_days[pr->fo[k]] = n->median_days + 1;
+        }
     }
     return p;
 nomem:
@@ -217,6 +242,7 @@ struct dec {
     int cleared;                   /* the rule's condition was false after it */
 };
 
+/* in the order items of the same instant are processed (item_before) */
 enum item_kind { IT_OBS, IT_DAYEND, IT_USE, IT_ACK, IT_DEFER, IT_ESCALATE, IT_OUTCOME };
 
 struct item {
@@ -283,9 +309,15 @@ uint64_t nudge_state_evaluations(const struct nudge_state *s) { return s->evalua
 
 /* ---- the queue -------------------------------------------------------------------------- */
 
+/* Time order; at the same instant the data first (records, day closes, uses, acks), then the
+ * timers that judge it (deferrals, escalations, outcomes), each in the order queued. */
 static int item_before(const struct item *a, const struct item *b)
 {
-    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+    if (a->t != b->t)
+        return a->t < b->t;
+    if (a->kind != b->kind)
+        return a->kind < b->kind;
+    return a->seq < b->seq;
 }
 
 static void queue_push(struct nudge_state *s, struct item *it)
@@ -450,8 +482,8 @@ static int baseline(const struct nudge_plan *p, const struct feat *f, int fi, in
 
 struct eval_ctx {
     const struct nudge_plan *plan;
-    const struct nudge_rule_conf *rc;
-    const struct prule *pr;
+    const struct nudge_node *nodes;
+    const int *fi;           /* feature index per node */
     struct nudge_state *s;
     double min_cov;          /* 0 when judging without the coverage guard */
     struct nudge_evidence *ev; /* per CMP node, filled when not NULL */
@@ -461,7 +493,7 @@ struct eval_ctx {
 /* 1 true, 0 false, -1 unknown (three-valued logic, docs/config.md "Missing values") */
 static int eval(struct eval_ctx *x, int node)
 {
-    const struct nudge_node *n = &x->rc->nodes[node];
+    const struct nudge_node *n = &x->nodes[node];
     switch (n->kind) {
     case NUDGE_NOT: {
         int a = eval(x, n->a);
@@ -477,7 +509,7 @@ static int eval(struct eval_ctx *x, int node)
     }
     default: break;
     }
-    int fi = x->pr->fi[node];
+    int fi = x->fi[node];
     const struct feat *f = &x->s->feat[fi];
     struct nudge_evidence e = {.feature = n->feature, .rel = n->rel, .result = -1};
     /* a daily value counts only for the day being judged (no stale values), and only
@@ -635,11 +667,12 @@ static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, co
         return; /* the participant's study is over: no more decision points */
 
     struct nudge_evidence ev[NUDGE_MAX_CONDITIONS];
-    struct eval_ctx x = {.plan = s->plan, .rc = rc, .pr = &s->plan->rules[ri], .s = s,
+    const struct prule *pr = &s->plan->rules[ri];
+    struct eval_ctx x = {.plan = s->plan, .nodes = rc->nodes, .fi = pr->fi, .s = s,
                          .min_cov = rc->min_coverage, .ev = ev};
     int strict = eval(&x, rc->root);
     s->evaluations++;
-    if (strict == 0 && rs->has_last) {
+    if (strict == 0 && rs->has_last && !rc->n_out_nodes) {
         struct dec *last = find_dec(s, rs->last_id);
         if (last && pt->t <= last->t + rc->escalate_after_ms)
             last->cleared = 1; /* the situation that triggered it is over: re-engaged */
@@ -648,7 +681,8 @@ static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, co
                         mix64((uint64_t)pt->t ^ (rs->n_decisions << 48)));
     if (strict != 1) {
         /* Would the data-quality guard alone have stopped it? Then say so. */
-        struct eval_ctx raw = {.plan = s->plan, .rc = rc, .pr = x.pr, .s = s, .min_cov = 0};
+        struct eval_ctx raw = {.plan = s->plan, .nodes = rc->nodes, .fi = pr->fi, .s = s,
+                               .min_cov = 0};
         int loose = eval(&raw, rc->root);
         const char *why = loose == 1 ? "low_coverage" : pt->from != INT64_MIN ? "condition_cleared" : NULL;
         if (why) {
@@ -740,10 +774,30 @@ static void emit_feature(const struct nudge_host *h, enum window_kind kind, int6
     h->emit(h->ud, &r);
 }
 
+/* Rules with reengaged_when: a nudge whose escalation is pending counts as followed once that
+ * condition is true at a decision point within escalate_after. */
+static void check_reengaged(struct nudge_state *s, int64_t t)
+{
+    const struct nudge_conf *c = s->plan->c;
+    for (size_t i = 0; i < s->n_decs; i++) {
+        struct dec *d = &s->decs[i];
+        const struct nudge_rule_conf *rc = &c->rules[d->rule];
+        if (!d->sent || d->cleared || !rc->n_out_nodes || rc->escalate_to < 0 || t <= d->t ||
+            t > d->t + rc->escalate_after_ms)
+            continue;
+        struct eval_ctx x = {.plan = s->plan, .nodes = rc->out_nodes,
+                             .fi = s->plan->rules[d->rule].fo, .s = s,
+                             .min_cov = rc->min_coverage};
+        if (eval(&x, rc->out_root) == 1)
+            d->cleared = 1;
+    }
+}
+
 static void day_end(const struct nudge_host *h, struct nudge_state *s, const struct day_window *w)
 {
     s->has_day = 1;
     s->cur_day = w->day;
+    check_reengaged(s, w->end);
     trim_decs(s, w->end);
     /* nudge.sent: decisions to send on day D; nudge.opened_rate_7d: of the nudges sent to
      * the participant in the 7 days ending D, the fraction opened by the end of D */
@@ -780,6 +834,8 @@ static void process(const struct nudge_host *h, struct nudge_state *s, const str
     switch (it->kind) {
     case IT_OBS:
         apply_obs(s, it);
+        if (it->u.obs.window == WIN_EVENT)
+            check_reengaged(s, it->t);
         if (it->u.obs.window == WIN_EVENT)
             for (size_t r = 0; r < c->n_rules; r++) {
                 const struct nudge_rule_conf *rc = &c->rules[r];
@@ -828,7 +884,8 @@ static void process(const struct nudge_host *h, struct nudge_state *s, const str
     }
     case IT_ESCALATE: {
         const struct dec *d = find_dec(s, it->u.ref.id);
-        int reengaged = d && (d->cleared || d->first_use <= it->t);
+        int reengaged = d && (d->cleared || (!c->rules[it->u.ref.rule].n_out_nodes &&
+                                             d->first_use <= it->t));
         int to = c->rules[it->u.ref.rule].escalate_to;
         if (!reengaged && to >= 0) {
             struct point pt = {.t = it->t, .due = it->t, .from = INT64_MIN,

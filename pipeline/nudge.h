@@ -49,6 +49,11 @@ struct nudge_rule_conf {
     size_t n_nodes;
     int root;
     const struct nudge_node *nodes;   /* borrowed */
+    /* optional `reengaged_when`: re-engagement (which stops an escalation) is this condition
+     * turning true; without it, intervention use or `when` turning false */
+    size_t n_out_nodes;               /* 0 = none */
+    int out_root;
+    const struct nudge_node *out_nodes;
 };
 
 struct nudge_conf {

@@ -282,6 +282,44 @@ static void test_no_decisions_after_study_end(void **state)
     out_free(o);
 }
 
+/* reengaged_when: rule "a" (always true) escalates to "b" 24 h after each nudge unless
+ * `yield.phone > 0.02` turns true first. Hourly heartbeats give 24/1440 = 0.0167; 03-03 has
+ * one every 30 min, 0.033. "a" sends at each day close, 03-02 .. 03-06 00:00. The nudge of
+ * 03-03 00:00 is followed: 03-03's yield, judged at the close at 03-04 00:00 (the same instant
+ * as its escalation, and data comes before timers), is above 0.02. The others are not: "b" at
+ * 03-03, 03-05 and 03-06 00:00; the escalation of 03-06's nudge is after the input. */
+static void test_reengaged_when_stops_escalation(void **state)
+{
+    (void)state;
+    struct nudge_node n[] = {cmp_node("yield.phone", NUDGE_VALUE, 0, NUDGE_GE, 0)};
+    struct nudge_node out[] = {cmp_node("yield.phone", NUDGE_VALUE, 0, NUDGE_GT, 0.02)};
+    struct nudge_rule_conf r[2] = {rule("a", n, 1), rule("b", n, 1)};
+    r[0].escalate_to = 1;
+    r[0].n_out_nodes = 1;
+    r[0].out_nodes = out;
+    r[0].out_root = 0;
+    struct out *o = out_new();
+    struct pipeline *pl = new_pl(o, r, 2);
+    int64_t seq = 1;
+    for (int64_t t = T0; t < T0 + 5 * DAY; t += HOUR / 2) {
+        if ((t - T0) / DAY != 2 && (t - T0) % HOUR != 0)
+            continue;
+        struct event e = battery(seq++, t);
+        pipeline_push(pl, &e);
+    }
+    pipeline_finish(pl);
+    assert_int_equal(count(o, "\"rule\":\"a\""), 5);
+    assert_int_equal(count(o, "\"rule\":\"b\""), 3);
+    assert_int_equal(count(o, "\"escalated_from\":\"a\""), 3);
+    int at_0304 = 0; /* 03-04 00:00 UTC */
+    for (size_t i = 0; i < o->n; i++)
+        at_0304 += strstr(o->lines[i], "\"rule\":\"b\"") &&
+                   strstr(o->lines[i], "\"ts\":1772582400000,");
+    assert_int_equal(at_0304, 0);
+    pipeline_free(pl);
+    out_free(o);
+}
+
 static void test_draw_is_a_pure_function(void **state)
 {
     (void)state;
@@ -335,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_baseline_needs_half_the_days),
         cmocka_unit_test(test_decisions_do_not_depend_on_batching),
         cmocka_unit_test(test_no_decisions_after_study_end),
+        cmocka_unit_test(test_reengaged_when_stops_escalation),
         cmocka_unit_test(test_draw_is_a_pure_function),
         cmocka_unit_test(test_rule_set_checks),
     };
