@@ -12,6 +12,8 @@ extern const struct reader_ops reader_awd; /* Actiwatch .AWD (drivers/file_awd.c
 static const struct reader_ops *const readers[] = {
     &reader_store,
     &reader_agd,
+    &reader_cwa,  /* "MD" header with packet length 1020 */
+    &reader_gt3x, /* ZIP named .gt3x or holding info.txt */
     &reader_awd,
     &reader_aware_csv,
     &reader_agcsv,
