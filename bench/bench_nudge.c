@@ -87,7 +87,8 @@ int main(int argc, char **argv)
         return 64;
     }
     /* the five rules (docs/nudges.md syntax in the comments) */
-    static const struct nudge_node r0[] = { /* engage.days_since_last_use >= 3 and yield.phone >= 0.5 */
+    /* engage.days_since_last_use >= 3 and yield.phone >= 0.5 */
+    static const struct nudge_node r0[] = {
         {.kind = NUDGE_CMP, .feature = "engage.days_since_last_use", .cmp = NUDGE_GE, .value = 3},
         {.kind = NUDGE_CMP, .feature = "yield.phone", .cmp = NUDGE_GE, .value = 0.5},
         {.kind = NUDGE_AND, .a = 0, .b = 1}};
@@ -114,7 +115,8 @@ int main(int argc, char **argv)
             .escalate_to = -1, .escalate_after_ms = 48 * 3600000LL, .min_coverage = 0.5,
             .repeat_unanswered = i == 1, .n_nodes = n_nodes[i], .root = (int)n_nodes[i] - 1,
             .nodes = nodes[i]};
-    struct nudge_conf nc = {.seed = 1, .late_after_ms = 6 * 3600000LL, .n_rules = 5, .rules = rules};
+    struct nudge_conf nc = {.seed = 1, .late_after_ms = 6 * 3600000LL, .n_rules = 5,
+                            .rules = rules};
     int err = 0;
     struct nudge_plan *plan = nudge_plan_new(&nc, &err);
     struct tz_db *db = tz_db_new(NULL);
@@ -188,7 +190,10 @@ int main(int argc, char **argv)
             fired += v[0] >= 3 && v[1] >= 0.5;
             fired += v[2] < 0.5;
             fired += v[3] < 0.6;
-            fired += k >= 7 && fabs(v[4] - (k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2)) > 120;
+            if (k >= 7) {
+                double med = k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
+                fired += fabs(v[4] - med) > 120;
+            }
             fired += v[1] < 0.3 && v[5] > 0.5;
             memmove(hist + 1, hist, 13 * sizeof *hist);
             hist[0] = v[4];

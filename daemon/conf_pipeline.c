@@ -13,7 +13,8 @@
 _Static_assert((int)NUDGE_CMP == (int)CONF_EXPR_CMP && (int)NUDGE_AND == (int)CONF_EXPR_AND &&
                (int)NUDGE_OR == (int)CONF_EXPR_OR && (int)NUDGE_NOT == (int)CONF_EXPR_NOT,
                "node kinds");
-_Static_assert((int)NUDGE_VALUE == (int)CONF_REL_VALUE && (int)NUDGE_SHIFTS == (int)CONF_REL_SHIFTS &&
+_Static_assert((int)NUDGE_VALUE == (int)CONF_REL_VALUE &&
+               (int)NUDGE_SHIFTS == (int)CONF_REL_SHIFTS &&
                (int)NUDGE_RISES == (int)CONF_REL_RISES && (int)NUDGE_FALLS == (int)CONF_REL_FALLS,
                "relations");
 _Static_assert((int)NUDGE_LT == (int)CONF_CMP_LT && (int)NUDGE_LE == (int)CONF_CMP_LE &&
@@ -23,7 +24,8 @@ _Static_assert((int)NUDGE_LT == (int)CONF_CMP_LT && (int)NUDGE_LE == (int)CONF_C
 _Static_assert((int)NUDGE_TO_PARTICIPANT == (int)CONF_TO_PARTICIPANT &&
                (int)NUDGE_TO_SUPPORTER == (int)CONF_TO_SUPPORTER &&
                (int)NUDGE_TO_CLINICIAN == (int)CONF_TO_CLINICIAN, "recipients");
-_Static_assert((int)NUDGE_PRIO_LOW == (int)CONF_PRIO_LOW && (int)NUDGE_PRIO_NORMAL == (int)CONF_PRIO_NORMAL &&
+_Static_assert((int)NUDGE_PRIO_LOW == (int)CONF_PRIO_LOW &&
+               (int)NUDGE_PRIO_NORMAL == (int)CONF_PRIO_NORMAL &&
                (int)NUDGE_PRIO_HIGH == (int)CONF_PRIO_HIGH, "priorities");
 
 /* The condition's nodes into out[]; returns the next free node. */

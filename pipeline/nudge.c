@@ -614,7 +614,8 @@ static void trim_decs(struct nudge_state *s, int64_t now)
     }
 }
 
-static void emit_decision(const struct nudge_host *h, struct nudge_state *s, int ri, const struct point *pt,
+static void emit_decision(const struct nudge_host *h, struct nudge_state *s, int ri,
+                          const struct point *pt,
                           const char *decision, const char *reason, int available,
                           const struct nudge_evidence *ev, size_t n_ev, uint64_t id)
 {
@@ -656,7 +657,8 @@ static void emit_decision(const struct nudge_host *h, struct nudge_state *s, int
     h->emit(h->ud, &r);
 }
 
-static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, const struct point *pt)
+static void decide(const struct nudge_host *h, struct nudge_state *s, int ri,
+                   const struct point *pt)
 {
     const struct nudge_conf *c = s->plan->c;
     const struct nudge_rule_conf *rc = &c->rules[ri];
@@ -684,7 +686,9 @@ static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, co
         struct eval_ctx raw = {.plan = s->plan, .nodes = rc->nodes, .fi = pr->fi, .s = s,
                                .min_cov = 0};
         int loose = eval(&raw, rc->root);
-        const char *why = loose == 1 ? "low_coverage" : pt->from != INT64_MIN ? "condition_cleared" : NULL;
+        const char *why = loose == 1                ? "low_coverage"
+                          : pt->from != INT64_MIN ? "condition_cleared"
+                                                  : NULL;
         if (why) {
             rs->n_decisions++;
             emit_decision(h, s, ri, pt, "suppressed", why, 0, ev, x.n_ev, id);
@@ -730,7 +734,9 @@ static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, co
     if (rc->probability < 1)
         send = nudge_draw(c->seed, h->participant, rc->name, pt->t) < rc->probability;
     emit_decision(h, s, ri, pt, send ? "send" : "withhold",
-                  send ? (rc->probability < 1 ? "randomised_send" : "condition") : "randomised_withhold",
+                  !send                 ? "randomised_withhold"
+                  : rc->probability < 1 ? "randomised_send"
+                                        : "condition",
                   1, ev, x.n_ev, id);
     struct dec d = {.id = id, .rule = ri, .sent = send, .recipient = rc->recipient, .t = pt->t,
                     .day = day, .opened = INT64_MAX, .first_use = INT64_MAX};
@@ -761,7 +767,8 @@ static void decide(const struct nudge_host *h, struct nudge_state *s, int ri, co
 
 /* ---- the items ------------------------------------------------------------------------- */
 
-static void emit_feature(const struct nudge_host *h, enum window_kind kind, int64_t start, int64_t end,
+static void emit_feature(const struct nudge_host *h, enum window_kind kind, int64_t start,
+                         int64_t end,
                          const struct day_window *w, const char *feature, int has, double v,
                          const char *unit, double cov, const char *nudge_id)
 {

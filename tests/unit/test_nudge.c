@@ -171,7 +171,8 @@ static void test_three_valued_conditions(void **state)
     hourly_then_finish(pl, T0, T0 + 3 * DAY);
     assert_int_equal(count(o, "\"rule\":\"or-true\""), 3);
     assert_int_equal(count(o, "\"rule\":\"and-unknown\""), 0);
-    assert_non_null(strstr(o->lines[0], "{\"feature\":\"nosuch.feature\",\"value\":null,\"result\":null}"));
+    assert_non_null(strstr(o->lines[0],
+                           "{\"feature\":\"nosuch.feature\",\"value\":null,\"result\":null}"));
     pipeline_free(pl);
     out_free(o);
 }
