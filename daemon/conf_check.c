@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/conf_internal.h"
+#include "pipeline/record.h"
 
 static struct conf_loc key_at(struct conf_loader *L, enum conf_sect s, size_t i, const char *key)
 {
@@ -102,12 +103,32 @@ static void check_source(struct conf_loader *L, size_t i)
     }
 }
 
+/* Every comparison of a condition names a feature of the catalogue (docs/features.md). */
+static void check_features(struct conf_loader *L, size_t i, const char *key,
+                           const struct conf_when *w)
+{
+    for (size_t k = 0; k < w->n; k++) {
+        const char *f = w->nodes[k].feature;
+        if (w->nodes[k].kind != CONF_EXPR_CMP || feature_known(f))
+            continue;
+        struct conf_loc at = key_at(L, CS_NUDGE, i, key);
+        const char *near = feature_closest(f);
+        char hint[96] = "";
+        if (near)
+            snprintf(hint, sizeof hint, " (did you mean %s?)", near);
+        conf_error(L, at.file, at.line, "[nudge %s] %s: unknown feature \"%s\"%s; the features "
+                   "are listed in docs/features.md", L->c->nudges[i].name, key, f, hint);
+    }
+}
+
 static void check_nudges(struct conf_loader *L)
 {
     struct conf *c = L->c;
     for (size_t i = 0; i < c->n_nudges; i++) {
         struct conf_nudge *n = &c->nudges[i];
         check_required(L, CS_NUDGE, i, n->name, n->loc);
+        check_features(L, i, "when", &n->when);
+        check_features(L, i, "reengaged_when", &n->reengaged_when);
         if (n->max_per_week < n->max_per_day)
             conf_error(L, n->loc.file, n->loc.line, "[nudge %s]: max_per_week (%lld) is less "
                        "than max_per_day (%lld)", n->name, (long long)n->max_per_week,

@@ -39,6 +39,13 @@ struct feature_record {
 
 const char *window_kind_name(enum window_kind w);
 
+/* The feature catalogue (pipeline/catalogue.c, docs/features.md): 1 if the pipeline emits a
+ * feature of that name; the closest known name to a misspelling (NULL if none is close);
+ * the whole list, sorted. */
+int feature_known(const char *name);
+const char *feature_closest(const char *name);
+size_t feature_catalogue(const char *const **names);
+
 /* Appends the canonical JSON form (fixed key order, shortest round-trip numbers, no
  * trailing newline) to buf. Returns the length written, or -ENOSPC if cap is too small. */
 int record_to_json(const struct feature_record *r, char *buf, size_t cap);

@@ -252,7 +252,7 @@ static void test_out_of_range_values_are_errors(void **state)
     (void)state;
     expect_errors("[store]\nbatch_max = 0\nbatch_delay = 11s\n[publish]\nsndhwm = 99999999999\n"
                   "[ingest]\nmax_message = 512\nmax_lines = 12x\n[participant p]\n"
-                  "prescribed_days_per_week = 8\n[nudge n]\nwhen = a.b > 1\nmessage = m\n"
+                  "prescribed_days_per_week = 8\n[nudge n]\nwhen = ema.answered > 1\nmessage = m\n"
                   "probability = 1.5\nmin_coverage = nan\n[publish]\nevent_topics = maybe\n",
                   "t.conf:2: [store] batch_max: 0 is out of range (1..100000)\n"
                   "t.conf:3: [store] batch_delay: 11s is out of range (0..10s)\n"
@@ -326,7 +326,8 @@ static void test_other_value_types(void **state)
     (void)state;
     struct conf *c = expect_ok(
         "[participant p01]\nintervention_apps = org.a.b , com.x-y,z\nstudy_end = 2028-02-29\n"
-        "supporter = s-1\n[study]\nseed = 18446744073709551615\n[nudge n]\nwhen = a.b > 1\n"
+        "supporter = s-1\n[study]\nseed = 18446744073709551615\n[nudge n]\n"
+        "when = ema.answered > 1\n"
         "message = m\nquiet_hours = 22:30-07:15\n[ingest]\nmax_message = 64KiB\n");
     const struct conf_participant *p = conf_participant(c, "p01");
     assert_non_null(p);
@@ -345,7 +346,7 @@ static void test_other_value_types(void **state)
     conf_free(c);
 
     expect_errors("[participant p01]\nintervention_apps = a, a\nstudy_end = 2027-02-29\n"
-                  "supporter = x y\n[nudge n]\nwhen = a.b > 1\nmessage = m\nquiet_hours = "
+                  "supporter = x y\n[nudge n]\nwhen = ema.answered > 1\nmessage = m\nquiet_hours = "
                   "25:00-01:00\n"
                   "[participant p02]\nintervention_apps = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,"
                   "q,r,s,t,u,v,"
@@ -367,12 +368,12 @@ static void test_other_value_types(void **state)
 static void test_quiet_hours_edges(void **state)
 {
     (void)state;
-    struct conf *c = expect_ok("[nudge n]\nwhen = a.b > 1\nmessage = m\n"
+    struct conf *c = expect_ok("[nudge n]\nwhen = ema.answered > 1\nmessage = m\n"
                                "quiet_hours = 22:00-24:00\n");
     assert_int_equal(c->nudges[0].quiet_hours.end_min, 1440);
     conf_free(c);
-    expect_errors("[nudge n]\nwhen = a.b > 1\nmessage = m\nquiet_hours = 10:00-10:00\n"
-                  "[nudge o]\nwhen = a.b > 1\nmessage = m\nquiet_hours = 00:00-24:00\n",
+    expect_errors("[nudge n]\nwhen = ema.answered > 1\nmessage = m\nquiet_hours = 10:00-10:00\n"
+                  "[nudge o]\nwhen = ema.answered > 1\nmessage = m\nquiet_hours = 00:00-24:00\n",
                   "t.conf:4: [nudge n] quiet_hours: time range \"10:00-10:00\" is empty or the "
                   "whole day\n"
                   "t.conf:8: [nudge o] quiet_hours: time range \"00:00-24:00\" is empty or the "
@@ -404,7 +405,7 @@ static void test_duplicate_participant_is_an_error(void **state)
 {
     (void)state;
     expect_errors("[participant p01]\ntz = UTC\n\n[participant p01]\ntz = Europe/London\n"
-                  "[nudge a]\nwhen = a.b > 1\nmessage = m\n[nudge a]\n",
+                  "[nudge a]\nwhen = ema.answered > 1\nmessage = m\n[nudge a]\n",
                   "t.conf:4: duplicate section [participant p01] (first at line 1)\n"
                   "t.conf:9: duplicate section [nudge a] (first at line 6)\n");
 }
@@ -490,18 +491,19 @@ static void test_endpoint_forms(void **state)
 static void test_nudge_escalation_is_checked(void **state)
 {
     (void)state;
-    expect_errors("[nudge a]\nwhen = x.y > 1\nmessage = m\nescalate_to = b\n"
-                  "[nudge b]\nwhen = x.y > 1\nmessage = m\nescalate_to = a\n"
-                  "[nudge c]\nwhen = x.y > 1\nmessage = m\nescalate_to = c\n"
-                  "[nudge d]\nwhen = x.y > 1\nmessage = m\nescalate_to = zz\n"
+    expect_errors("[nudge a]\nwhen = ema.expired > 1\nmessage = m\nescalate_to = b\n"
+                  "[nudge b]\nwhen = ema.expired > 1\nmessage = m\nescalate_to = a\n"
+                  "[nudge c]\nwhen = ema.expired > 1\nmessage = m\nescalate_to = c\n"
+                  "[nudge d]\nwhen = ema.expired > 1\nmessage = m\nescalate_to = zz\n"
                   "[nudge e]\nmessage = m\nmax_per_day = 3\nmax_per_week = 2\n",
                   "t.conf:12: [nudge c] escalate_to: a rule cannot escalate to itself\n"
                   "t.conf:16: [nudge d] escalate_to: no [nudge zz] is defined\n"
                   "t.conf:17: [nudge e]: required key \"when\" is missing\n"
                   "t.conf:17: [nudge e]: max_per_week (2) is less than max_per_day (3)\n"
                   "t.conf:4: [nudge a] escalate_to: escalation loop a -> b -> a\n");
-    struct conf *c = expect_ok("[nudge a]\nwhen = x.y > 1\nmessage = m\nescalate_to = b\n"
-                               "[nudge b]\nwhen = x.y > 1\nmessage = m\nrecipient = supporter\n");
+    struct conf *c = expect_ok("[nudge a]\nwhen = ema.expired > 1\nmessage = m\nescalate_to = b\n"
+                               "[nudge b]\nwhen = ema.expired > 1\nmessage = m\n"
+                               "recipient = supporter\n");
     assert_int_equal(c->nudges[0].escalate_index, 1);
     assert_int_equal(c->nudges[1].escalate_index, -1);
     assert_int_equal(c->nudges[1].recipient, CONF_TO_SUPPORTER);
@@ -572,31 +574,48 @@ static void test_when_syntax_errors_report_the_column(void **state)
     assert_int_equal(col, (int)strlen(text));
 }
 
+/* Conditions name features of the catalogue: a misspelling is an error, with the nearest name. */
+static void test_unknown_feature_is_an_error(void **state)
+{
+    (void)state;
+    expect_errors("[nudge n]\nmessage = m\nwhen = engage.minute < 5 or yield.phone > 0\n"
+                  "[nudge o]\nmessage = m\nwhen = foo.bar > 1\nescalate_to = n\n"
+                  "reengaged_when = engage.sesions >= 1\n",
+                  "t.conf:3: [nudge n] when: unknown feature \"engage.minute\" (did you mean "
+                  "engage.minutes?); the features are listed in docs/features.md\n"
+                  "t.conf:6: [nudge o] when: unknown feature \"foo.bar\"; the features are "
+                  "listed in docs/features.md\n"
+                  "t.conf:8: [nudge o] reengaged_when: unknown feature \"engage.sesions\" (did you "
+                  "mean engage.sessions?); the features are listed in docs/features.md\n");
+}
+
 static void test_when_parses_into_an_ast(void **state)
 {
     (void)state;
     struct conf *c = expect_ok(
-        "[nudge n]\nmessage = m\nwhen = not (a.b > 1 or c.d rises >= -2.5 from median 7d) and "
-        "e.f != 0\n[nudge s]\nmessage = m\nwhen = act.sleep_midpoint shifts > 90 from median "
+        "[nudge n]\nmessage = m\nwhen = not (ema.answered > 1 or ema.delivered rises >= -2.5 "
+        "from median 7d) and engage.minutes != 0\n[nudge s]\nmessage = m\n"
+        "when = act.sleep_midpoint shifts > 90 from median "
         "14d\n");
     const struct conf_when *w = &c->nudges[0].when;
-    assert_string_equal(w->text, "not (a.b > 1 or c.d rises >= -2.5 from median 7d) and e.f != 0");
+    assert_string_equal(w->text, "not (ema.answered > 1 or ema.delivered rises >= -2.5 from "
+                                 "median 7d) and engage.minutes != 0");
     const struct conf_expr *root = &w->nodes[w->root];
     assert_int_equal(root->kind, CONF_EXPR_AND);
     const struct conf_expr *neg = &w->nodes[root->a], *cmp = &w->nodes[root->b];
     assert_int_equal(neg->kind, CONF_EXPR_NOT);
     assert_int_equal(cmp->kind, CONF_EXPR_CMP);
-    assert_string_equal(cmp->feature, "e.f");
+    assert_string_equal(cmp->feature, "engage.minutes");
     assert_int_equal(cmp->cmp, CONF_CMP_NE);
     assert_true(cmp->value == 0.0);
     const struct conf_expr *or = &w->nodes[neg->a];
     assert_int_equal(or->kind, CONF_EXPR_OR);
     const struct conf_expr *a = &w->nodes[or->a], *rise = &w->nodes[or->b];
-    assert_string_equal(a->feature, "a.b");
+    assert_string_equal(a->feature, "ema.answered");
     assert_int_equal(a->rel, CONF_REL_VALUE);
     assert_int_equal(a->cmp, CONF_CMP_GT);
     assert_true(a->value == 1.0);
-    assert_string_equal(rise->feature, "c.d");
+    assert_string_equal(rise->feature, "ema.delivered");
     assert_int_equal(rise->rel, CONF_REL_RISES);
     assert_int_equal(rise->median_days, 7);
     assert_int_equal(rise->cmp, CONF_CMP_GE);
@@ -611,7 +630,8 @@ static void test_when_parses_into_an_ast(void **state)
     conf_free(c);
 
     /* "and" binds tighter than "or" */
-    c = expect_ok("[nudge n]\nmessage = m\nwhen = a.b < 1 or c.d <= 2 and e.f == 3\n");
+    c = expect_ok("[nudge n]\nmessage = m\n"
+                  "when = ema.answered < 1 or ema.delivered <= 2 and engage.minutes == 3\n");
     w = &c->nudges[0].when;
     assert_int_equal(w->nodes[w->root].kind, CONF_EXPR_OR);
     assert_int_equal(w->nodes[w->nodes[w->root].b].kind, CONF_EXPR_AND);
@@ -884,7 +904,7 @@ static void test_built_in_defaults_match_the_spec(void **state)
     conf_free(c);
     conf_free(NULL);
 
-    c = expect_ok("[participant p]\n[nudge n]\nwhen = a.b > 1\nmessage = m\n");
+    c = expect_ok("[participant p]\n[nudge n]\nwhen = ema.answered > 1\nmessage = m\n");
     assert_string_equal(c->participants[0].tz, "UTC");
     assert_int_equal(c->participants[0].prescribed_days_per_week, 7);
     assert_false(c->participants[0].study_end.set);
@@ -966,6 +986,7 @@ int main(void)
         T(test_endpoint_forms),
         T(test_nudge_escalation_is_checked),
         T(test_when_syntax_errors_report_the_column),
+        T(test_unknown_feature_is_an_error),
         T(test_when_parses_into_an_ast),
         T(test_dropins_override_in_byte_order),
         T(test_too_many_dropins_is_an_error),
