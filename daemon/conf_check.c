@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/ble.h"
 #include "daemon/conf_internal.h"
 #include "pipeline/record.h"
 
@@ -90,6 +91,15 @@ static void check_source(struct conf_loader *L, size_t i)
         struct conf_loc at = key_at(L, CS_SOURCE, i, "address");
         conf_error(L, at.file, at.line, "[source %s] address: invalid Bluetooth address \"%s\" "
                    "(expected XX:XX:XX:XX:XX:XX)", s->name, s->address);
+    }
+    if (s->driver == CONF_DRIVER_BLE && s->transport[0]) {
+        char why[128];
+        struct ble_transport t;
+        if (ble_transport_parse(s->transport, &t, why, sizeof why) < 0) {
+            struct conf_loc at = key_at(L, CS_SOURCE, i, "transport");
+            conf_error(L, at.file, at.line, "[source %s] transport: invalid \"%s\": %s", s->name,
+                       s->transport, why);
+        }
     }
     if (s->driver == CONF_DRIVER_USB && !s->vid_pid[0] && !s->serial[0])
         conf_error(L, loc.file, loc.line, "[source %s]: driver usb needs \"vid_pid\" or \"serial\"",

@@ -13,6 +13,7 @@ struct store_writer;
 struct publisher;
 struct control;
 struct ingest;
+struct ble;
 struct pipeline;
 struct pipeline_participant_conf;
 
@@ -31,6 +32,7 @@ struct daemon {
     struct publisher *pub;
     struct control *ctl;
     struct ingest *ing;
+    struct ble *ble;     /* [source] driver = ble (daemon/ble.h); NULL when none */
     struct pipeline *pl;
     struct pipeline_participant_conf *parts;
     struct daemon_curve curve_pub, curve_ctl, curve_ing;

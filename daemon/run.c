@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "daemon/ble.h"
 #include "daemon/checkconf.h"
 #include "daemon/conf.h"
 #include "daemon/control.h"
@@ -336,6 +337,9 @@ static void drain_store_replies(struct daemon *d)
     size_t n;
     static uint8_t per_event[STORE_BATCH_MAX_LIMIT];
     while (store_read_reply(d->sw, &token, &status_all, per_event, sizeof per_event, &n) == 0) {
+        /* BLE: events of the BLE sources (tokens with BLE_TOKEN_FLAG) */
+        if (ble_on_store_reply(d->ble, token, status_all, per_event, n))
+            continue;
         if (!d->ing || !ingest_on_store_reply(d->ing, token, status_all, per_event, n,
                                               push_event, d))
             log_warn("store: reply for unknown request %" PRIu64, token);
@@ -344,7 +348,7 @@ static void drain_store_replies(struct daemon *d)
 
 static int loop(struct daemon *d)
 {
-    enum { I_SIG, I_WD, I_ST, I_STORE, I_ZAP, I_PUB, I_CTL, I_ING, I_N };
+    enum { I_SIG, I_WD, I_ST, I_STORE, I_ZAP, I_PUB, I_CTL, I_ING, I_BLE, I_N };
     while (!d->stopping) {
         zmq_pollitem_t it[I_N];
         memset(it, 0, sizeof it);
@@ -360,6 +364,9 @@ static int loop(struct daemon *d)
                                      d->ctl ? ZMQ_POLLIN : 0, 0};
         it[I_ING] = (zmq_pollitem_t){d->ing ? ingest_socket(d->ing) : NULL, -1,
                                      d->ing && ingest_can_read(d->ing) ? ZMQ_POLLIN : 0, 0};
+        /* BLE: one fd (epoll) for every device's socket and the BLE timers */
+        it[I_BLE] = (zmq_pollitem_t){NULL, d->ble ? ble_fd(d->ble) : -1,
+                                     d->ble ? ZMQ_POLLIN : 0, 0};
         /* zmq_poll ignores entries with no events only if they have a valid fd/socket */
         for (int i = 0; i < I_N; i++)
             if (!it[i].events) {
@@ -392,6 +399,9 @@ static int loop(struct daemon *d)
             control_on_readable(d->ctl, daemon_control, d);
         if (it[I_ING].events && (it[I_ING].revents & ZMQ_POLLIN))
             ingest_on_readable(d->ing, d->sw, daemon_now_ms());
+        /* BLE */
+        if (it[I_BLE].events && (it[I_BLE].revents & ZMQ_POLLIN))
+            ble_dispatch(d->ble);
     }
     return 0;
 }
@@ -458,6 +468,7 @@ static int open_sockets(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
+    ble_stop(d->ble); /* BLE: close the links, submit the last events */
     ingest_free(d->ing);
     control_free(d->ctl);
     publisher_free(d->pub);
@@ -468,6 +479,7 @@ static void teardown(struct daemon *d)
         drain_store_replies(d);
         store_writer_stop(d->sw);
     }
+    d->ble = ble_free(d->ble); /* BLE */
     zap_free(d->zap);
     if (d->zctx)
         zmq_ctx_term(d->zctx);
@@ -508,10 +520,9 @@ int run_main(int argc, char **argv)
         if (s->driver == CONF_DRIVER_FILE)
             log_notice("source %s: file sources are read by `engaged replay`, not the daemon",
                        s->name);
-        else if (s->driver == CONF_DRIVER_BLE || s->driver == CONF_DRIVER_USB)
-            log_warn("source %s: the %s driver is not in this version; its data can come in "
-                     "through the ingest socket", s->name,
-                     s->driver == CONF_DRIVER_BLE ? "ble" : "usb");
+        else if (s->driver == CONF_DRIVER_USB)
+            log_warn("source %s: the usb driver is not in this version; its data can come in "
+                     "through the ingest socket", s->name);
     }
 
     /* Before any thread exists (libzmq's I/O threads, the store writer): block the signals
@@ -562,6 +573,12 @@ int run_main(int argc, char **argv)
     }
     if (recover(d) < 0) {
         rc = EX_IOERR;
+        goto out;
+    }
+    /* BLE: after recovery, so stored events reach the pipeline in store order */
+    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_event, .ud = d};
+    if (ble_new(d->cf, &bh, &d->ble) < 0) {
+        rc = EX_OSERR;
         goto out;
     }
     uint64_t wd_usec = 0;

@@ -1,0 +1,613 @@
+/* The BLE source manager (daemon/ble.h): the devices' shared epoll set and timerfd, the
+ * batches of events on their way to the store and then the pipeline, and status/<source>.
+ *
+ * Durability: events are appended to an open batch as they are decoded. The batch is
+ * submitted to the store writer at the end of the loop iteration that produced it unless
+ * BLE_MAX_INFLIGHT batches are already waiting for their reply; meanwhile events keep joining
+ * the open batch, so batches grow with the load and the store sees few, large transactions,
+ * while a quiet hub stores each notification at once. Only the writer's reply (after COMMIT)
+ * sends the stored events to the pipeline, in submit order, which is the store's id order:
+ * replaying the store reproduces the live run. A batch the writer could not store is sent
+ * again (BLE_MAX_TRIES times) with the same seqs; the store's (source, seq) uniqueness keeps
+ * a retry from storing anything twice.
+ *
+ * Wake-ups: the daemon's loop polls one fd, an epoll set holding the devices' epoll set and
+ * the timerfd. When device input comes less than BLE_IO_HOLD_MS after the previous input, the
+ * devices' set leaves the outer one for BLE_IO_HOLD_MS and the timer then reads whatever
+ * arrived meanwhile, in one go, for as long as input keeps coming: a busy hub (100 devices at
+ * 50 Hz) wakes and commits a few hundred times a second instead of once per notification, at
+ * a cost of at most BLE_IO_HOLD_MS of latency; a quiet one handles every notification as it
+ * arrives.
+ *
+ * Bounds: BLE_OPEN_MAX events wait in the open batch (more are dropped and counted as `lost`,
+ * which only happens when the store stalls for a long time). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon/ble_int.h"
+#include "daemon/log.h"
+#include "daemon/publish.h"
+#include "daemon/store.h"
+#include "pipeline/tz.h"
+
+#define BLE_MAX_INFLIGHT 2
+#define BLE_OPEN_MAX 50000          /* events waiting for submission */
+#define BLE_MAX_TRIES 3             /* submissions of one event before it is given up */
+#define BLE_RETRY_MS 10             /* the writer's queue was full: try again this much later */
+#define BLE_EPOLL_BURST 64
+#define BLE_IO_HOLD_MS 2            /* input coalescing under load, see above */
+#define BLE_IO_ROUNDS 8             /* epoll bursts per dispatch, at most */
+#define NS_PER_MS INT64_C(1000000)
+
+struct ble_ev {
+    struct event ev;
+    int64_t received;
+    struct ble_dev *dev;
+    float (*g)[3];                  /* owned accel samples */
+    unsigned tries;
+};
+
+struct ble_batch {
+    uint64_t token;
+    size_t n, cap;
+    struct ble_ev *ev;
+    struct ble_batch *next;
+};
+
+struct ble {
+    struct ble_host h;
+    int outer;                       /* what the loop polls: epfd (unless held) and tfd */
+    int epfd, tfd;                   /* the devices' sockets; the timers */
+    int holding;                     /* epfd is out of outer until hold_ns */
+    int64_t hold_ns;
+    int64_t last_io_ns;              /* the last dispatch that read device input */
+    struct ble_dev *dev;
+    size_t n_dev;
+    struct gatt_cache *cache;
+    struct tz_db *tz;
+    struct ble_clocks now;
+    int64_t status_period_ns, next_status_ns;
+    int64_t armed_ns;                /* the timerfd's expiry (INT64_MAX: disarmed) */
+    int64_t retry_ns;                /* submit again then (INT64_MAX: no need) */
+    struct ble_batch *open;          /* events waiting to be submitted */
+    struct ble_batch *head, *tail;   /* submitted, in submit order */
+    size_t inflight;
+    uint64_t next_token;
+    int stopping;
+    int64_t lost_log_ms;
+    struct ble_stats st;
+};
+
+static void tick(struct ble *b)
+{
+    struct timespec m, r;
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    clock_gettime(CLOCK_REALTIME, &r);
+    b->now.mono_ns = (int64_t)m.tv_sec * 1000000000 + m.tv_nsec;
+    b->now.utc_ms = (int64_t)r.tv_sec * 1000 + r.tv_nsec / 1000000;
+}
+
+const struct ble_clocks *ble_now(const struct ble *b) { return &b->now; }
+struct gatt_cache *ble_cache(struct ble *b) { return b->cache; }
+int ble_fd(const struct ble *b) { return b->outer; }
+
+int ble_watch(struct ble *b, struct ble_dev *d, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = d};
+    int op = events == 0 ? EPOLL_CTL_DEL : d->ep_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (op == EPOLL_CTL_DEL && !d->ep_events)
+        return 0;
+    if (epoll_ctl(b->epfd, op, d->fd, &ev) < 0)
+        return -errno;
+    d->ep_events = events;
+    return 0;
+}
+
+int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms)
+{
+    int err;
+    if (!d->tz[0])
+        return 0;
+    if (!b->tz && !(b->tz = tz_db_new(NULL)))
+        return 0;
+    const struct tz_zone *z = tz_db_get(b->tz, d->tz, &err);
+    return z ? (int64_t)tz_offset(z, utc_ms) * 1000 : 0;
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+void ble_publish_status(struct ble *b, struct ble_dev *d)
+{
+    char topic[PUBLISH_TOPIC_MAX + 1];
+    struct ble_status st;
+    if (b->stopping || !b->h.pub || publish_topic_status(topic, sizeof topic, d->name) < 0)
+        return;
+    ble_dev_status(d, &st);
+    st.now_ms = b->now.utc_ms;
+    char *json = ble_status_json(&st);
+    if (json) {
+        publisher_send(b->h.pub, topic, json, strlen(json));
+        free(json);
+    }
+}
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+static void batch_free(struct ble_batch *bt)
+{
+    if (!bt)
+        return;
+    for (size_t i = 0; i < bt->n; i++)
+        free(bt->ev[i].g);
+    free(bt->ev);
+    free(bt);
+}
+
+static void count_lost(struct ble *b, struct ble_dev *d, const char *why)
+{
+    d->lost++;
+    b->st.lost++;
+    if (b->now.utc_ms - b->lost_log_ms >= 1000) {
+        b->lost_log_ms = b->now.utc_ms;
+        log_error("ble %s: event lost: %s (%" PRIu64 " lost in all)", d->name, why, b->st.lost);
+    }
+}
+
+/* Room for one more event in the open batch (NULL: none). */
+static struct ble_ev *open_slot(struct ble *b)
+{
+    if (!b->open && !(b->open = calloc(1, sizeof *b->open)))
+        return NULL;
+    struct ble_batch *o = b->open;
+    if (o->n >= BLE_OPEN_MAX)
+        return NULL;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 64;
+        struct ble_ev *ev = realloc(o->ev, cap * sizeof *ev);
+        if (!ev)
+            return NULL;
+        o->ev = ev;
+        o->cap = cap;
+    }
+    return &o->ev[o->n];
+}
+
+void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms)
+{
+    struct ble_ev *e = open_slot(b);
+    if (!e) {
+        count_lost(b, d, b->open && b->open->n >= BLE_OPEN_MAX ? "the store is not keeping up"
+                                                                 : "out of memory");
+        return;
+    }
+    memset(e, 0, sizeof *e);
+    e->ev = *ev;
+    if (ev->type == EV_ACCEL && ev->u.accel.n) {
+        if (!(e->g = malloc(ev->u.accel.n * sizeof *e->g))) {
+            count_lost(b, d, "out of memory");
+            return;
+        }
+        memcpy(e->g, ev->u.accel.g, ev->u.accel.n * sizeof *e->g);
+        e->ev.u.accel.g = (const float(*)[3])e->g;
+    }
+    e->ev.has_seq = 1;
+    e->ev.seq = ++d->seq;
+    e->received = received_ms;
+    e->dev = d;
+    b->open->n++;
+    d->events++;
+    b->st.events++;
+}
+
+/* Submits the open batch. 0 (submitted or nothing to do), -EAGAIN (writer busy: kept) or
+ * another -errno (the batch is dropped, its events counted lost). */
+static int submit(struct ble *b)
+{
+    struct ble_batch *o = b->open;
+    if (!o || o->n == 0)
+        return 0;
+    struct store_event *se = calloc(o->n, sizeof *se);
+    char **bodies = calloc(o->n, sizeof *bodies);
+    int e = se && bodies ? 0 : -ENOMEM;
+    for (size_t i = 0; e == 0 && i < o->n; i++) {
+        const struct event *ev = &o->ev[i].ev;
+        if (!(bodies[i] = ev_to_json(ev))) {
+            e = -ENOMEM;
+            break;
+        }
+        se[i] = (struct store_event){
+            .source = ev->source, .seq = ev->seq, .has_seq = 1, .ts = ev->ts,
+            .participant = ev->participant, .type = ev_type_name(ev->type), .body = bodies[i],
+            .body_len = strlen(bodies[i]), .received = o->ev[i].received,
+        };
+    }
+    uint64_t token = BLE_TOKEN_FLAG | b->next_token;
+    if (e == 0)
+        e = store_submit_events(b->h.sw, token, se, o->n);
+    if (bodies)
+        for (size_t i = 0; i < o->n; i++)
+            free(bodies[i]);
+    free(bodies);
+    free(se);
+    if (e == -EAGAIN)
+        return e;
+    if (e < 0) {
+        log_error("ble: %zu events not stored: %s", o->n, strerror(-e));
+        for (size_t i = 0; i < o->n; i++)
+            count_lost(b, o->ev[i].dev, "the store refused them");
+        batch_free(o);
+        b->open = NULL;
+        return e;
+    }
+    b->next_token++;
+    b->st.batches++;
+    o->token = token;
+    o->next = NULL;
+    if (b->tail)
+        b->tail->next = o;
+    else
+        b->head = o;
+    b->tail = o;
+    b->inflight++;
+    b->open = NULL;
+    return 0;
+}
+
+static void flush(struct ble *b)
+{
+    if (b->open && b->open->n && b->inflight < BLE_MAX_INFLIGHT) {
+        if (submit(b) == -EAGAIN) {
+            if (b->retry_ns == INT64_MAX)
+                b->retry_ns = b->now.mono_ns + BLE_RETRY_MS * NS_PER_MS;
+            return;
+        }
+    }
+    b->retry_ns = INT64_MAX;
+}
+
+/* Puts events of a failed batch back in front of the open batch (same seqs). */
+static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
+{
+    size_t have = b->open ? b->open->n : 0;
+    struct ble_ev *nev = malloc((have + n) * sizeof *nev);
+    if (!nev || (!b->open && !(b->open = calloc(1, sizeof *b->open)))) {
+        free(nev);
+        for (size_t i = 0; i < n; i++) {
+            count_lost(b, ev[i].dev, "out of memory");
+            free(ev[i].g);
+        }
+        return;
+    }
+    memcpy(nev, ev, n * sizeof *nev);
+    if (have)
+        memcpy(nev + n, b->open->ev, have * sizeof *nev);
+    free(b->open->ev);
+    b->open->ev = nev;
+    b->open->n = b->open->cap = have + n;
+}
+
+int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint8_t *per_event,
+                       size_t n)
+{
+    if (!b || !(token & BLE_TOKEN_FLAG))
+        return 0;
+    struct ble_batch *bt = b->head, *prev = NULL;
+    while (bt && bt->token != token) {
+        prev = bt;
+        bt = bt->next;
+    }
+    if (!bt)
+        return 0;
+    if (prev)
+        prev->next = bt->next;
+    else
+        b->head = bt->next;
+    if (b->tail == bt)
+        b->tail = prev;
+    b->inflight--;
+    tick(b);
+    /* events to send again are compacted to the front of bt->ev */
+    size_t again = 0;
+    for (size_t i = 0; i < bt->n; i++) {
+        struct ble_ev *e = &bt->ev[i];
+        int s = status_all < 0 || i >= n ? STORE_ERROR : per_event[i];
+        if (s == STORE_INSERTED) {
+            b->st.stored++;
+            if (!b->stopping && b->h.push)
+                b->h.push(b->h.ud, &e->ev, e->received);
+        } else if (s == STORE_DUPLICATE) {
+            b->st.duplicate++;
+        } else if (++e->tries < BLE_MAX_TRIES) {
+            b->st.retries++;
+            if (again != i) {
+                bt->ev[again] = *e; /* the samples move with it */
+                e->g = NULL;
+            }
+            again++;
+            continue;
+        } else {
+            count_lost(b, e->dev, "the store failed to write it");
+        }
+        free(e->g);
+        e->g = NULL;
+    }
+    if (again) {
+        log_warn("ble: the store could not write %zu events (%s); sending them again", again,
+                 status_all < 0 ? store_strerror(status_all) : "row errors");
+        requeue(b, bt->ev, again);
+    }
+    bt->n = 0;
+    batch_free(bt);
+    if (!b->stopping)
+        flush(b);
+    return 1;
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+static void arm(struct ble *b)
+{
+    int64_t t = b->next_status_ns < b->retry_ns ? b->next_status_ns : b->retry_ns;
+    if (b->holding && b->hold_ns < t)
+        t = b->hold_ns;
+    for (size_t i = 0; i < b->n_dev; i++) {
+        int64_t d = ble_dev_deadline(&b->dev[i]);
+        if (d < t)
+            t = d;
+    }
+    if (t == b->armed_ns)
+        return;
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (t != INT64_MAX) {
+        if (t <= 0)
+            t = 1;
+        its.it_value.tv_sec = (time_t)(t / 1000000000);
+        its.it_value.tv_nsec = (long)(t % 1000000000);
+    }
+    if (timerfd_settime(b->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+        b->armed_ns = t;
+}
+
+/* The end of every entry point: submit what the dispatch produced, re-arm the timer. */
+static void after(struct ble *b)
+{
+    if (!b->stopping)
+        flush(b);
+    arm(b);
+}
+
+/* Reads device input: returns how many fds had events. */
+static int device_io(struct ble *b)
+{
+    struct epoll_event evs[BLE_EPOLL_BURST];
+    int total = 0;
+    for (int round = 0; round < BLE_IO_ROUNDS; round++) {
+        int n = epoll_wait(b->epfd, evs, BLE_EPOLL_BURST, 0);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++)
+            ble_dev_on_io(evs[i].data.ptr, evs[i].events);
+        total += n;
+        if (n < BLE_EPOLL_BURST)
+            break;
+    }
+    return total;
+}
+
+/* Takes the devices' set out of the loop's poll set until the hold ends (hold), or puts it
+ * back (release). */
+static void hold(struct ble *b, int on)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = b->epfd};
+    if (on) {
+        b->hold_ns = b->now.mono_ns + BLE_IO_HOLD_MS * NS_PER_MS;
+        if (!b->holding && epoll_ctl(b->outer, EPOLL_CTL_DEL, b->epfd, NULL) == 0)
+            b->holding = 1;
+    } else if (b->holding) {
+        if (epoll_ctl(b->outer, EPOLL_CTL_ADD, b->epfd, &ev) == 0 || errno == EEXIST)
+            b->holding = 0;
+    }
+}
+
+static void timers(struct ble *b)
+{
+    uint64_t x;
+    while (read(b->tfd, &x, sizeof x) == (ssize_t)sizeof x)
+        ;
+    b->armed_ns = INT64_MAX; /* expired: arm() sets it again */
+    if (b->holding && b->now.mono_ns >= b->hold_ns)
+        hold(b, device_io(b) > 0); /* still busy: hold on; quiet: back to waking at once */
+    for (size_t i = 0; i < b->n_dev; i++)
+        if (ble_dev_deadline(&b->dev[i]) <= b->now.mono_ns)
+            ble_dev_on_timer(&b->dev[i]);
+    if (b->now.mono_ns >= b->next_status_ns) {
+        for (size_t i = 0; i < b->n_dev; i++)
+            ble_publish_status(b, &b->dev[i]);
+        b->next_status_ns = b->now.mono_ns + b->status_period_ns;
+    }
+}
+
+void ble_dispatch(struct ble *b)
+{
+    struct epoll_event evs[2];
+    int n = epoll_wait(b->outer, evs, 2, 0);
+    if (n <= 0)
+        return;
+    tick(b);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == b->epfd) {
+            if (device_io(b) > 0) {
+                if (b->now.mono_ns - b->last_io_ns < BLE_IO_HOLD_MS * NS_PER_MS)
+                    hold(b, 1);
+                b->last_io_ns = b->now.mono_ns;
+            }
+        } else if (evs[i].data.fd == b->tfd) {
+            timers(b);
+        }
+    }
+    after(b);
+}
+
+/* ---- set-up and shutdown ------------------------------------------------------------- */
+
+static int take_position(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
+                         int64_t updated)
+{
+    struct ble *b = ud;
+    for (size_t i = 0; i < b->n_dev; i++)
+        if (has_seq && strcmp(b->dev[i].name, source) == 0 && seq > b->dev[i].seq)
+            b->dev[i].seq = seq;
+    return 0;
+}
+
+static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
+                     const struct conf_source *s)
+{
+    char why[BLE_TEXT_MAX];
+    d->mgr = b;
+    d->fd = -1;
+    snprintf(d->name, sizeof d->name, "%s", s->name);
+    snprintf(d->participant, sizeof d->participant, "%s", s->participant);
+    snprintf(d->address, sizeof d->address, "%s", s->address);
+    snprintf(d->transport_text, sizeof d->transport_text, "%s", s->transport);
+    const struct conf_participant *p = conf_participant(cf, s->participant);
+    if (p)
+        snprintf(d->tz, sizeof d->tz, "%s", p->tz);
+    if (ble_transport_parse(s->transport, &d->tr, why, sizeof why) < 0) {
+        log_error("%s:%d: [source %s] transport: %s", s->loc.file ? s->loc.file : "?",
+                  s->loc.line, s->name, why);
+        return -EINVAL;
+    }
+    snprintf(d->cache_key, sizeof d->cache_key, "%s/%s", d->address,
+             d->tr.kind == BLE_LINK_SIM ? "sim"
+             : d->tr.addr_type == BLE_ADDR_RANDOM ? "random" : "public");
+    ble_backoff_init(&d->bo, ble_backoff_seed(cf->study.seed, d->name));
+    ble_clock_reset(&d->clock);
+    return 0;
+}
+
+int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
+{
+    size_t n = 0;
+    *ret = NULL;
+    for (size_t i = 0; i < cf->n_sources; i++)
+        n += cf->sources[i].driver == CONF_DRIVER_BLE;
+    if (n == 0)
+        return 0;
+    struct ble *b = calloc(1, sizeof *b);
+    int e = -ENOMEM;
+    if (!b || !(b->dev = calloc(n, sizeof *b->dev)) || !(b->cache = gatt_cache_new(n)))
+        goto fail;
+    b->h = *h;
+    b->outer = b->epfd = b->tfd = -1;
+    b->armed_ns = b->retry_ns = INT64_MAX;
+    b->next_token = 1;
+    for (size_t i = 0; i < cf->n_sources; i++) {
+        if (cf->sources[i].driver != CONF_DRIVER_BLE)
+            continue;
+        if ((e = setup_dev(b, &b->dev[b->n_dev], cf, &cf->sources[i])) < 0)
+            goto fail;
+        b->n_dev++;
+    }
+    /* seq goes on from what the store holds for each source */
+    struct store_reader *rd;
+    if ((e = store_open_readonly(cf->store.path, &rd)) < 0) {
+        log_error("ble: store %s: %s", cf->store.path, store_strerror(e));
+        goto fail;
+    }
+    e = store_reader_positions(rd, take_position, b);
+    store_reader_close(rd);
+    if (e < 0) {
+        log_error("ble: reading source positions from %s: %s", cf->store.path,
+                  store_strerror(e));
+        goto fail;
+    }
+    b->outer = epoll_create1(EPOLL_CLOEXEC);
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    b->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev1 = {.events = EPOLLIN, .data.fd = b->epfd};
+    struct epoll_event ev2 = {.events = EPOLLIN, .data.fd = b->tfd};
+    if (b->outer < 0 || b->epfd < 0 || b->tfd < 0 ||
+        epoll_ctl(b->outer, EPOLL_CTL_ADD, b->epfd, &ev1) < 0 ||
+        epoll_ctl(b->outer, EPOLL_CTL_ADD, b->tfd, &ev2) < 0) {
+        e = -errno;
+        log_error("ble: %s", strerror(-e));
+        goto fail;
+    }
+    tick(b);
+    b->status_period_ns = (cf->daemon.status_interval_ms > 0 ? cf->daemon.status_interval_ms
+                                                             : 60000) * NS_PER_MS;
+    b->next_status_ns = b->now.mono_ns + b->status_period_ns;
+    log_info("ble: %zu source%s", b->n_dev, b->n_dev == 1 ? "" : "s");
+    for (size_t i = 0; i < b->n_dev; i++)
+        ble_dev_start(&b->dev[i]);
+    after(b);
+    *ret = b;
+    return 0;
+fail:
+    if (e == -ENOMEM)
+        log_error("ble: out of memory");
+    ble_free(b);
+    return e;
+}
+
+void ble_stop(struct ble *b)
+{
+    if (!b)
+        return;
+    tick(b);
+    for (size_t i = 0; i < b->n_dev; i++)
+        ble_dev_close(&b->dev[i]);
+    b->stopping = 1;
+    /* the writer drains its queue during shutdown: wait (bounded) for room */
+    for (int tries = 0; b->open && b->open->n && tries < 10; tries++) {
+        if (submit(b) != -EAGAIN)
+            break;
+        zmq_pollitem_t it = {store_writer_socket(b->h.sw), 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, 100);
+    }
+    if (b->open && b->open->n)
+        log_error("ble: %zu events not stored at shutdown", b->open->n);
+}
+
+struct ble *ble_free(struct ble *b)
+{
+    if (!b)
+        return NULL;
+    for (size_t i = 0; i < b->n_dev; i++)
+        ble_dev_close(&b->dev[i]);
+    while (b->head) {
+        struct ble_batch *bt = b->head;
+        b->head = bt->next;
+        batch_free(bt);
+    }
+    batch_free(b->open);
+    if (b->outer >= 0)
+        close(b->outer);
+    if (b->epfd >= 0)
+        close(b->epfd);
+    if (b->tfd >= 0)
+        close(b->tfd);
+    gatt_cache_free(b->cache);
+    tz_db_free(b->tz);
+    free(b->dev);
+    free(b);
+    return NULL;
+}
+
+void ble_get_stats(const struct ble *b, struct ble_stats *ret)
+{
+    *ret = b->st;
+    ret->devices = b->n_dev;
+    ret->streaming = 0;
+    for (size_t i = 0; i < b->n_dev; i++)
+        ret->streaming += b->dev[i].state == BLE_ST_STREAMING;
+}

@@ -1,0 +1,196 @@
+/* The daemon's BLE sources: every `[source NAME] driver = ble` section becomes one device that
+ * the daemon connects to, discovers (drivers/ble_gatt.h, with the attribute cache), subscribes
+ * to and turns into events (drivers/decode.h), reconnecting with exponential backoff when the
+ * link fails. docs/ble.md ("The daemon's BLE source") is the user reference.
+ *
+ * Events take the same durable path as ingested ones: they are batched, submitted to the store
+ * writer, and handed to the pipeline (through the host's push function) only after the
+ * writer's reply says they are committed, in commit order. Each source numbers its events with
+ * `seq` continuing from the store's position for the source, so seq only ever grows, across
+ * restarts too.
+ *
+ * All devices share one epoll set and one timerfd, both inside the one fd the daemon's loop
+ * polls, however many devices there are. Single-threaded: everything runs on the daemon's
+ * loop thread. Files: ble.c (the manager: loop glue, batches, status), ble_dev.c (one
+ * device's connection), ble_prof.c (its profiles: setup, values to events), ble_link.c
+ * (transports), ble_util.c (backoff, clock estimate, status JSON)
+ * and conf_ble.c (the transport syntax, shared with check-config): the last two are pure and
+ * unit-tested in tests/unit/test_ble_source.c. */
+#ifndef ENGAGED_DAEMON_BLE_H
+#define ENGAGED_DAEMON_BLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline/event.h"
+
+struct conf;
+struct store_writer;
+struct publisher;
+
+/* ---- transport (`[source] transport`) ---------------------------------------------- */
+
+enum ble_link_kind { BLE_LINK_L2CAP = 0, BLE_LINK_SIM };
+enum ble_addr_type { BLE_ADDR_PUBLIC = 0, BLE_ADDR_RANDOM };
+/* BT_SECURITY levels (the kernel's numbering) */
+enum ble_security { BLE_SEC_LOW = 1, BLE_SEC_MEDIUM = 2, BLE_SEC_HIGH = 3, BLE_SEC_FIPS = 4 };
+
+#define BLE_SIM_PATH_MAX 107 /* sun_path without its NUL */
+
+struct ble_transport {
+    enum ble_link_kind kind;
+    enum ble_addr_type addr_type;   /* l2cap */
+    enum ble_security security;     /* l2cap */
+    char path[BLE_SIM_PATH_MAX + 1]; /* sim */
+};
+
+/* Parses a transport value: "" and "l2cap" (public address, security low), "l2cap:OPT[,OPT]"
+ * with OPT one of public, random, low, medium, high, fips (one address type and one level at
+ * most), or "sim:/ABSOLUTE/PATH" (a tools/blesim socket). Returns 0, or -EINVAL with a reason
+ * in why (cap bytes, may be NULL). */
+int ble_transport_parse(const char *s, struct ble_transport *ret, char *why, size_t cap);
+
+/* ---- reconnect backoff -------------------------------------------------------------- */
+
+#define BLE_BACKOFF_MIN_MS 1000      /* first delay */
+#define BLE_BACKOFF_MAX_MS 300000    /* the doubling stops at 5 min */
+#define BLE_BACKOFF_JITTER_PCT 20    /* each delay is scaled by a factor in [0.8, 1.2) */
+#define BLE_BACKOFF_RESET_MS 60000   /* streaming this long starts the schedule again */
+
+/* Delays 1 s, 2 s, 4 s, ... 300 s, 300 s, ... each scaled by its own jitter factor from a
+ * PRNG (splitmix64) seeded per source, so a run is reproducible and many devices that dropped
+ * at the same moment do not retry in step. */
+struct ble_backoff {
+    uint64_t rng;
+    unsigned failures;   /* delays handed out since the last reset */
+};
+/* The seed of a source: the study seed mixed with the source name. */
+uint64_t ble_backoff_seed(uint64_t study_seed, const char *source);
+void ble_backoff_init(struct ble_backoff *b, uint64_t seed);
+/* The next delay in ms (and counts it). */
+int64_t ble_backoff_next(struct ble_backoff *b);
+/* Back to 1 s for the next failure (the jitter sequence goes on). */
+void ble_backoff_reset(struct ble_backoff *b);
+
+/* ---- device clock (Current Time Service) ------------------------------------------- */
+
+#define BLE_CLOCK_SAMPLES 32
+#define BLE_CLOCK_DRIFT_SPAN_MS 60000 /* drift is reported once the samples span this */
+
+/* Samples of (hub time, device time) from Current Time reads, for the device clock's offset
+ * and its drift against the hub clock (a least-squares slope). */
+struct ble_clock {
+    size_t n, next;
+    int64_t hub_ms[BLE_CLOCK_SAMPLES];
+    int64_t dev_ms[BLE_CLOCK_SAMPLES];
+    int64_t last_offset_ms;
+};
+void ble_clock_reset(struct ble_clock *c);
+/* A device clock reading dev_ms (UTC) taken at hub time hub_ms (UTC). A reading more than 2 s
+ * off the current line (the clock was set) restarts the estimate. */
+void ble_clock_add(struct ble_clock *c, int64_t hub_ms, int64_t dev_ms);
+/* Device minus hub, of the latest sample: 0, or -ENODATA without samples. */
+int ble_clock_offset(const struct ble_clock *c, int64_t *ret_ms);
+/* Device clock rate error in parts per million (positive: the device runs fast): 0, or
+ * -ENODATA until the samples span BLE_CLOCK_DRIFT_SPAN_MS. */
+int ble_clock_drift(const struct ble_clock *c, double *ret_ppm);
+
+/* ---- status/<source> ---------------------------------------------------------------- */
+
+enum ble_state {
+    BLE_ST_CONNECTING = 0, /* opening the link */
+    BLE_ST_DISCOVERING,    /* linked: MTU, discovery, reads and subscriptions */
+    BLE_ST_STREAMING,      /* subscribed; values arrive */
+    BLE_ST_BACKOFF,        /* waiting to reconnect after a failed attempt or a lost link */
+    BLE_ST_ERROR,          /* waiting too, after a failure on the hub's side or a device
+                            * without a supported profile: not expected to clear by itself */
+    _BLE_ST_MAX
+};
+const char *ble_state_name(enum ble_state s);
+
+/* Profiles a device was found to have (bits of ble_status.profiles). */
+enum {
+    BLE_PROF_HR = 1 << 0,
+    BLE_PROF_BATTERY = 1 << 1,
+    BLE_PROF_CTS = 1 << 2,
+    BLE_PROF_DIS = 1 << 3,
+    BLE_PROF_MOTION = 1 << 4,
+    BLE_PROF_RELAY = 1 << 5,   /* present, not read yet (docs/ble.md) */
+};
+
+#define BLE_TEXT_MAX 128
+
+/* One source's status as published. Strings are borrowed for the call; *_set say whether an
+ * optional value is known (else it is published as null). */
+struct ble_status {
+    const char *source, *participant, *address, *transport;
+    enum ble_state state;
+    int64_t since_ms;            /* UTC ms of the last state change */
+    int64_t now_ms;              /* when this status was made */
+    const char *error;           /* NULL: none; the last failure otherwise */
+    int64_t next_attempt_ms;     /* backoff/error: UTC ms of the next attempt */
+    uint64_t attempts, connects, reconnects, failures;
+    uint64_t events, no_contact, malformed, lost;
+    int64_t last_notification_ms; /* 0: none yet */
+    int battery_set;
+    unsigned battery;
+    unsigned mtu;                /* 0: no link */
+    int cached;                  /* the database came from the attribute cache */
+    unsigned profiles;           /* BLE_PROF_* */
+    int offset_set;
+    int64_t clock_offset_ms;
+    int drift_set;
+    double clock_drift_ppm;
+    size_t clock_samples;
+    const char *manufacturer, *model, *serial, *firmware; /* NULL: not read */
+};
+
+/* The status as one JSON object (fixed key order, compact), malloc'd; NULL on allocation
+ * failure. docs/ble.md lists the fields. */
+char *ble_status_json(const struct ble_status *st);
+
+/* ---- the manager -------------------------------------------------------------------- */
+
+/* Called once per newly stored event, in commit order (ev borrowed; received: hub UTC ms at
+ * receipt, as stored with it). */
+typedef void (*ble_push_fn)(void *ud, const struct event *ev, int64_t received_ms);
+
+struct ble_host {
+    struct store_writer *sw;     /* borrowed; must outlive the manager */
+    struct publisher *pub;       /* borrowed, may be NULL; not used after ble_stop() */
+    ble_push_fn push;
+    void *ud;
+};
+
+/* Store request tokens of the BLE sources have this bit set (ingest's never do). */
+#define BLE_TOKEN_FLAG (UINT64_C(1) << 62)
+
+struct ble;
+
+/* Sets up every ble source of cf (copied: cf may go after the call) and starts connecting.
+ * Reads the sources' positions from the store (cf->store.path). *ret is NULL when cf has no
+ * ble source. 0 or -errno (logged). */
+int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret);
+/* Accepts NULL; returns NULL. Events not yet stored are lost (call ble_stop first). */
+struct ble *ble_free(struct ble *b);
+
+/* The one fd the loop polls for input (POLLIN): an epoll set of the devices' sockets and the
+ * BLE timerfd. When it is readable, call ble_dispatch. */
+int ble_fd(const struct ble *b);
+void ble_dispatch(struct ble *b);
+/* A store reply: 1 if the token was ours (the stored events went to the push function), 0 if
+ * not. */
+int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint8_t *per_event,
+                       size_t n);
+/* Shutdown: closes every link, submits the events still waiting (waiting up to 1 s for room
+ * in the writer's queue) and stops publishing and pushing: what is stored from here on is
+ * applied by the next start's recovery. Accepts NULL. */
+void ble_stop(struct ble *b);
+
+struct ble_stats {
+    uint64_t events, stored, duplicate, lost, batches, retries;
+    size_t devices, streaming;
+};
+void ble_get_stats(const struct ble *b, struct ble_stats *ret);
+
+#endif

@@ -1,0 +1,320 @@
+/* One BLE device of the daemon (daemon/ble_int.h): its connection state machine. What happens
+ * on the link once discovery is done (reads, subscriptions, values to events) is in
+ * ble_prof.c.
+ *
+ *   connecting --link up--> discovering --reads and CCCD writes answered--> streaming
+ *        |                        |                                            |
+ *        +--------failure---------+---------------link lost--------------------+
+ *                                 v
+ *                        backoff (or error) --delay--> connecting
+ *
+ * On the link: MTU exchange and discovery (the GATT client, with the attribute cache keyed by
+ * the device's address, so a reconnect to an unchanged device skips discovery), then the
+ * profiles' setup; streaming once it is answered. Every failure closes the link and schedules
+ * the next attempt on the source's backoff schedule.
+ *
+ * Failures inside bearer callbacks only mark the device (dead); the entry points (I/O, timer)
+ * handle them once the bearer has returned, so nothing is freed under a running callback. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "daemon/ble_int.h"
+#include "daemon/log.h"
+
+#define NS_PER_MS INT64_C(1000000)
+
+static int64_t mono(const struct ble_dev *d) { return ble_now(d->mgr)->mono_ns; }
+static int64_t utc(const struct ble_dev *d) { return ble_now(d->mgr)->utc_ms; }
+
+static void set_state(struct ble_dev *d, enum ble_state s)
+{
+    if (d->state == s)
+        return;
+    d->state = s;
+    d->since_ms = utc(d);
+    if (s == BLE_ST_STREAMING)
+        d->streaming_ns = mono(d);
+    ble_publish_status(d->mgr, d);
+}
+
+/* Failures on the hub's side, or settings that cannot work: they will not go away by trying
+ * again soon (still retried, on the same schedule, in case the hub changes). */
+static int local_error(int err)
+{
+    switch (-err) {
+    case EAFNOSUPPORT: case EPROTONOSUPPORT: case EACCES: case EPERM: case EMFILE:
+    case ENFILE: case ENOMEM: case ENAMETOOLONG: case EINVAL: case ENOTSOCK:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void drop_link(struct ble_dev *d)
+{
+    ble_prof_flush(d);
+    if (d->fd >= 0 && d->ep_events)
+        ble_watch(d->mgr, d, 0);
+    d->ep_events = 0;
+    d->gatt = gatt_free(d->gatt);
+    d->att = att_free(d->att);
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+    d->connecting = 0;
+    d->dead = 0;
+    d->dead_why = NULL;
+    d->dead_local = 0;
+    d->deadline_ns = INT64_MAX;
+    d->next_cts_ns = INT64_MAX;
+}
+
+static void fail(struct ble_dev *d, int err, const char *why, int local)
+{
+    enum ble_state from = d->state;
+    drop_link(d);
+    if (from == BLE_ST_STREAMING && mono(d) - d->streaming_ns >= BLE_BACKOFF_RESET_MS * NS_PER_MS)
+        ble_backoff_reset(&d->bo);
+    d->failures++;
+    int64_t delay = ble_backoff_next(&d->bo);
+    d->deadline_ns = mono(d) + delay * NS_PER_MS;
+    d->next_attempt_ms = utc(d) + delay;
+    int repeated = err == d->last_err && strcmp(d->error, why) == 0;
+    snprintf(d->error, sizeof d->error, "%s", why);
+    d->last_err = err;
+    /* a device that keeps failing the same way is logged once, then quietly (status shows it) */
+    log_msg(repeated ? LOG_LVL_INFO : LOG_LVL_WARNING, "ble %s (%s): %s; next attempt in %.1f s",
+            d->name, d->address, why, (double)delay / 1000.0);
+    set_state(d, local ? BLE_ST_ERROR : BLE_ST_BACKOFF);
+}
+
+void ble_dev_mark_dead(struct ble_dev *d, int err, const char *why, int local)
+{
+    if (!d->dead) {
+        d->dead = err < 0 ? err : -EIO;
+        d->dead_why = why;
+        d->dead_local = local;
+    }
+}
+
+static void update_watch(struct ble_dev *d)
+{
+    if (d->fd < 0)
+        return;
+    uint32_t want = d->connecting ? EPOLLOUT
+                                  : EPOLLIN | (d->att && att_want_write(d->att) ? EPOLLOUT : 0);
+    if (want != d->ep_events) {
+        int e = ble_watch(d->mgr, d, want);
+        if (e < 0)
+            ble_dev_mark_dead(d, e, "cannot watch the socket (epoll)", 1);
+    }
+}
+
+/* After any call into the bearer: a failure seen inside a callback is handled here. */
+static void after_att(struct ble_dev *d)
+{
+    if (d->dead) {
+        char why[BLE_TEXT_MAX];
+        int err = d->dead;
+        snprintf(why, sizeof why, "%s", d->dead_why ? d->dead_why : strerror(-err));
+        fail(d, err, why, d->dead_local);
+        return;
+    }
+    update_watch(d);
+}
+
+static void on_changed(struct gatt *g, uint16_t start, uint16_t end, void *ud)
+{
+    ble_dev_mark_dead(ud, -ESTALE, "the device's services changed; reconnecting to discover them",
+                      0);
+}
+
+static void on_close(struct att *att, int err, void *ud)
+{
+    ble_dev_mark_dead(ud, err, err == -ETIMEDOUT ? "ATT request not answered in 30 s"
+                       : err == -ECONNRESET || err == 0 ? "link closed by the device"
+                                                        : NULL, 0);
+}
+
+void ble_dev_streaming(struct ble_dev *d)
+{
+    d->deadline_ns = INT64_MAX;
+    if (d->h_cts)
+        d->next_cts_ns = mono(d) + BLE_CTS_PERIOD_MS * NS_PER_MS;
+    d->error[0] = '\0';
+    d->last_err = 0;
+    log_info("ble %s (%s): streaming (%s, MTU %u)", d->name, d->address,
+             d->cached ? "cached database" : "discovered", att_mtu(d->att));
+    set_state(d, BLE_ST_STREAMING);
+}
+
+/* ---- the link ------------------------------------------------------------------------ */
+
+static void linked(struct ble_dev *d)
+{
+    d->connecting = 0;
+    d->att = att_new(d->fd, mono(d));
+    if (!d->att) {
+        fail(d, -errno, "cannot start the ATT bearer", 1);
+        return;
+    }
+    int e = att_register_close(d->att, on_close, d, NULL);
+    struct gatt_opts o = {
+        .mtu = 0, .cache = ble_cache(d->mgr), .device = d->cache_key, .ready = ble_prof_ready,
+        .changed = on_changed, .user_data = d,
+    };
+    d->connects++;
+    d->pending = d->subscribed = 0;
+    d->profiles = 0;
+    d->cached = 0;
+    d->cts_sent_ns = 0;
+    if (e < 0 || !(d->gatt = gatt_new(d->att, &o))) {
+        fail(d, e < 0 ? e : -errno, "cannot start the GATT client", 1);
+        return;
+    }
+    d->deadline_ns = mono(d) + BLE_SETUP_TIMEOUT_MS * NS_PER_MS;
+    set_state(d, BLE_ST_DISCOVERING);
+    after_att(d);
+}
+
+static void attempt(struct ble_dev *d)
+{
+    int fd = -1;
+    d->attempts++;
+    set_state(d, BLE_ST_CONNECTING);
+    int r = ble_link_open(&d->tr, d->address, &fd);
+    if (r < 0) {
+        fail(d, r, ble_link_strerror(&d->tr, r), local_error(r));
+        return;
+    }
+    d->fd = fd;
+    if (r == 0) {
+        linked(d);
+        return;
+    }
+    d->connecting = 1;
+    d->deadline_ns = mono(d) + BLE_CONNECT_TIMEOUT_MS * NS_PER_MS;
+    update_watch(d);
+    if (d->dead)
+        after_att(d);
+}
+
+void ble_dev_start(struct ble_dev *d)
+{
+    d->fd = -1;
+    d->deadline_ns = d->next_cts_ns = INT64_MAX;
+    d->state = _BLE_ST_MAX; /* so that the first state is published */
+    attempt(d);
+}
+
+void ble_dev_on_io(struct ble_dev *d, uint32_t events)
+{
+    if (d->fd < 0)
+        return;
+    if (d->connecting) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int r = ble_link_finish(d->fd);
+        if (r < 0)
+            fail(d, r, ble_link_strerror(&d->tr, r), local_error(r));
+        else
+            linked(d);
+        return;
+    }
+    if (!d->att)
+        return;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        att_on_readable(d->att, mono(d));
+    if (!d->dead && (events & EPOLLOUT))
+        att_on_writable(d->att, mono(d));
+    after_att(d);
+}
+
+int64_t ble_dev_deadline(const struct ble_dev *d)
+{
+    int64_t t = d->deadline_ns < d->next_cts_ns ? d->deadline_ns : d->next_cts_ns;
+    if (d->att) {
+        int64_t a = att_next_timeout(d->att);
+        if (a < t)
+            t = a;
+    }
+    return t;
+}
+
+void ble_dev_on_timer(struct ble_dev *d)
+{
+    int64_t now = mono(d);
+    if (d->att && att_next_timeout(d->att) <= now) {
+        att_on_timer(d->att, now);
+        after_att(d);
+    }
+    if (now < d->deadline_ns && now < d->next_cts_ns)
+        return;
+    switch (d->state) {
+    case BLE_ST_CONNECTING:
+    case BLE_ST_DISCOVERING:
+        if (now >= d->deadline_ns)
+            fail(d, -ETIMEDOUT, d->state == BLE_ST_CONNECTING ? "connection attempt timed out"
+                                                              : "setup timed out", 0);
+        break;
+    case BLE_ST_BACKOFF:
+    case BLE_ST_ERROR:
+        if (now >= d->deadline_ns)
+            attempt(d);
+        break;
+    case BLE_ST_STREAMING:
+        if (now >= d->next_cts_ns && d->h_cts && d->gatt) {
+            d->next_cts_ns = now + BLE_CTS_PERIOD_MS * NS_PER_MS;
+            ble_prof_read_clock(d);
+            after_att(d);
+        }
+        break;
+    case _BLE_ST_MAX:
+        break;
+    }
+}
+
+void ble_dev_close(struct ble_dev *d)
+{
+    drop_link(d);
+    free(d->accel);
+    d->accel = NULL;
+}
+
+void ble_dev_status(const struct ble_dev *d, struct ble_status *st)
+{
+    memset(st, 0, sizeof *st);
+    st->source = d->name;
+    st->participant = d->participant;
+    st->address = d->address;
+    st->transport = d->transport_text[0] ? d->transport_text : "l2cap";
+    st->state = d->state;
+    st->since_ms = d->since_ms;
+    st->error = d->error[0] ? d->error : NULL;
+    st->next_attempt_ms = d->next_attempt_ms;
+    st->attempts = d->attempts;
+    st->connects = d->connects;
+    st->reconnects = d->connects > 1 ? d->connects - 1 : 0;
+    st->failures = d->failures;
+    st->events = d->events;
+    st->no_contact = d->no_contact;
+    st->malformed = d->malformed;
+    st->lost = d->lost;
+    st->last_notification_ms = d->last_note_ms;
+    st->battery_set = d->battery_set;
+    st->battery = d->battery;
+    st->mtu = d->att ? att_mtu(d->att) : 0;
+    st->cached = d->cached;
+    st->profiles = d->profiles;
+    st->offset_set = ble_clock_offset(&d->clock, &st->clock_offset_ms) == 0;
+    st->drift_set = ble_clock_drift(&d->clock, &st->clock_drift_ppm) == 0;
+    st->clock_samples = d->clock.n;
+    const char **dis[4] = {&st->manufacturer, &st->model, &st->serial, &st->firmware};
+    for (int i = 0; i < 4; i++)
+        *dis[i] = d->dis[i][0] ? d->dis[i] : NULL;
+}

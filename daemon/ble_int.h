@@ -1,0 +1,141 @@
+/* Internal to the daemon's BLE source (daemon/ble.c, ble_dev.c, ble_prof.c, ble_link.c). */
+#ifndef ENGAGED_DAEMON_BLE_INT_H
+#define ENGAGED_DAEMON_BLE_INT_H
+
+#include <stdint.h>
+
+#include "daemon/ble.h"
+#include "daemon/conf.h"
+#include "drivers/ble_gatt.h"
+#include "drivers/decode.h"
+
+#define BLE_CONNECT_TIMEOUT_MS 10000  /* link setup (an L2CAP connect waits for the device) */
+#define BLE_SETUP_TIMEOUT_MS 60000    /* link up to streaming: discovery, reads, CCCD writes */
+#define BLE_CTS_PERIOD_MS 60000       /* Current Time re-read while streaming (drift) */
+#define BLE_ACCEL_HZ 10.0             /* InfiniTime raw motion: one sample per ~100 ms */
+#define BLE_ACCEL_BLOCK 100           /* samples per accel event */
+#define BLE_ACCEL_TOLERANCE_MS 500
+
+/* ---- links (ble_link.c) ---- */
+
+/* Opens a link to the device: 0 connected, 1 connecting (wait for POLLOUT, then
+ * ble_link_finish), or -errno. *ret_fd is non-blocking and close-on-exec. */
+int ble_link_open(const struct ble_transport *t, const char *address, int *ret_fd);
+/* The outcome of a background connect: 0 or -errno. */
+int ble_link_finish(int fd);
+/* A failure worded for the log and the status topic (static string or strerror). */
+const char *ble_link_strerror(const struct ble_transport *t, int err);
+
+/* ---- one device (ble_dev.c) ---- */
+
+struct ble;
+struct ble_dev;
+
+/* user_data of a Device Information read: which of ble_dev.dis[] it fills */
+struct ble_dis_ctx {
+    struct ble_dev *d;
+    int field;
+};
+
+struct ble_dev {
+    struct ble *mgr;
+    char name[CONF_ID_SIZE];
+    char participant[CONF_ID_SIZE];
+    char tz[CONF_TZ_SIZE];        /* the participant's zone ("" = none configured) */
+    char address[32];             /* as configured: XX:XX:XX:XX:XX:XX */
+    char transport_text[CONF_STR_SIZE];
+    char cache_key[GATT_DEVICE_MAX + 1];
+    struct ble_transport tr;
+
+    enum ble_state state;
+    int64_t since_ms;             /* UTC of the last state change */
+    int fd;
+    int connecting;               /* waiting for the background connect */
+    uint32_t ep_events;           /* what epoll watches for fd (0: not registered) */
+    struct att *att;
+    struct gatt *gatt;
+    int dead;                     /* the link failed inside a callback: -errno, handled after */
+    const char *dead_why;
+    int dead_local;               /* ... for a reason that makes the state error */
+    int64_t deadline_ns;          /* connect/setup timeout, backoff end (INT64_MAX: none) */
+    int64_t next_cts_ns;          /* streaming: next Current Time read (INT64_MAX: none) */
+    int64_t next_attempt_ms;
+    int64_t streaming_ns;         /* mono time streaming began (backoff reset) */
+    struct ble_backoff bo;
+    char error[BLE_TEXT_MAX];     /* last failure, "" = none */
+    int last_err;                 /* its -errno, to log a repeated error once */
+
+    int64_t seq;                  /* last seq given to an event of this source */
+
+    /* setup */
+    int pending;                  /* reads and subscriptions not yet answered */
+    int subscribed;               /* subscriptions that succeeded */
+    unsigned profiles;
+    uint16_t h_cts, h_lti;
+    int64_t cts_sent_ns;          /* a Current Time read is out since then (0: none) */
+    int lti_known;
+    struct dec_lti lti;           /* the device's Local Time Information */
+    struct ble_dis_ctx dis_ctx[4];
+
+    /* decoder state, kept across reconnections */
+    struct dec_steps_state steps;
+    struct dec_accel_block *accel; /* allocated for devices with raw motion */
+    struct ble_clock clock;
+
+    /* status */
+    uint64_t attempts, connects, failures, events, no_contact, malformed, lost;
+    int64_t last_note_ms;
+    int64_t malformed_log_ms;
+    int battery_set;
+    unsigned battery;
+    int cached;
+    char dis[4][DEC_DIS_MAX + 1]; /* manufacturer, model, serial, firmware ("" = not read) */
+};
+
+/* Starts the first connection attempt. */
+void ble_dev_start(struct ble_dev *d);
+/* epoll reported events for the device's fd. */
+void ble_dev_on_io(struct ble_dev *d, uint32_t events);
+/* The device's deadline (or its bearer's) has passed. */
+void ble_dev_on_timer(struct ble_dev *d);
+/* When the device next needs ble_dev_on_timer (INT64_MAX: never). */
+int64_t ble_dev_deadline(const struct ble_dev *d);
+/* Closes the link without scheduling a reconnect (shutdown). */
+void ble_dev_close(struct ble_dev *d);
+/* Fills st from the device (strings borrowed from d). */
+void ble_dev_status(const struct ble_dev *d, struct ble_status *st);
+/* From inside a bearer callback: the link must go, for err (why: static text, NULL for
+ * strerror). local: the device cannot be used as it is (state error, not backoff). The first
+ * call counts; the device acts on it when the bearer returns. */
+void ble_dev_mark_dead(struct ble_dev *d, int err, const char *why, int local);
+/* The setup is answered: streaming from now. */
+void ble_dev_streaming(struct ble_dev *d);
+
+/* ---- its profiles (ble_prof.c) ---- */
+
+/* The GATT client's ready callback (user_data: the device): starts the setup. */
+void ble_prof_ready(struct gatt *g, int err, void *ud);
+/* Reads Current Time again (drift), unless a read is out. */
+void ble_prof_read_clock(struct ble_dev *d);
+/* Stores the accel block being filled (the link goes). */
+void ble_prof_flush(struct ble_dev *d);
+
+/* ---- the manager, as devices see it (ble.c) ---- */
+
+struct ble_clocks {
+    int64_t mono_ns;  /* CLOCK_MONOTONIC at the start of this dispatch */
+    int64_t utc_ms;   /* CLOCK_REALTIME at the same moment */
+};
+const struct ble_clocks *ble_now(const struct ble *b);
+struct gatt_cache *ble_cache(struct ble *b);
+/* Adds or changes (events != 0) or removes (events == 0) the device's fd in the epoll set. */
+int ble_watch(struct ble *b, struct ble_dev *d, uint32_t events);
+/* Queues an event of the device for the store (copies it, accel samples included; gives it
+ * the source's next seq). received_ms: hub UTC at receipt. */
+void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms);
+/* The device's state or status changed: publish status/<source> now. */
+void ble_publish_status(struct ble *b, struct ble_dev *d);
+/* The zone offset (ms, local minus UTC) of the device's participant at utc_ms; 0 if unknown. */
+int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms);
+
+#endif

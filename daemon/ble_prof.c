@@ -1,0 +1,376 @@
+/* A BLE device's profiles (daemon/ble_int.h), from the end of discovery on: the reads and
+ * CCCD writes of the setup, and the values that arrive afterwards turned into events.
+ *
+ * For the profiles the device offers: Local Time Information and Current Time reads (the
+ * device clock's offset; Current Time again every BLE_CTS_PERIOD_MS for its drift), Heart Rate
+ * notifications -> hr events, Battery Level read and notifications -> battery events,
+ * InfiniTime step count (read for the baseline, then notifications) -> steps events and raw
+ * motion notifications -> accel events in blocks, Device Information strings for the status.
+ * CCCDs are written on every connection (servers keep them only for bonded clients). The
+ * device streams once every setup request is answered and one subscription at least worked.
+ *
+ * Runs inside the bearer's callbacks: a failure only marks the device (ble_dev_mark_dead) and
+ * ble_dev.c acts on it once the bearer has returned. Events carry the hub's receive time: none
+ * of these profiles timestamps its samples. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ble_int.h"
+#include "daemon/log.h"
+#include "drivers/relay.h"
+
+#define NS_PER_MS INT64_C(1000000)
+#define MALFORMED_LOG_MS 60000 /* one malformed-value warning per device per minute */
+
+static const uint16_t dis_uuid[4] = {DEC_UUID_MANUFACTURER, DEC_UUID_MODEL, DEC_UUID_SERIAL,
+                                     DEC_UUID_FIRMWARE_REV};
+
+static int64_t mono(const struct ble_dev *d) { return ble_now(d->mgr)->mono_ns; }
+static int64_t utc(const struct ble_dev *d) { return ble_now(d->mgr)->utc_ms; }
+
+static struct dec_meta meta(const struct ble_dev *d)
+{
+    return (struct dec_meta){.ts = utc(d), .participant = d->participant, .source = d->name};
+}
+
+static void emit(struct ble_dev *d, struct event *ev)
+{
+    ble_emit(d->mgr, d, ev, utc(d));
+}
+
+
+static void malformed(struct ble_dev *d, const char *what, const char *why)
+{
+    d->malformed++;
+    if (utc(d) - d->malformed_log_ms >= MALFORMED_LOG_MS) {
+        d->malformed_log_ms = utc(d);
+        log_warn("ble %s: %s: %s (%" PRIu64 " malformed values so far)", d->name, what, why,
+                 d->malformed);
+    }
+}
+
+static void noted(struct ble_dev *d)
+{
+    d->last_note_ms = utc(d);
+}
+
+/* ---- notifications ------------------------------------------------------------------ */
+
+static void on_hr(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at, void *ud)
+{
+    struct ble_dev *d = ud;
+    struct dec_hr hr;
+    struct event ev;
+    struct dec_meta m = meta(d);
+    char why[DEC_WHY_MAX];
+    noted(d);
+    int r = decode_hr_measurement(v, len, &hr, why);
+    if (r == 0)
+        r = decode_hr_event(&hr, &m, &ev, why);
+    if (r == -ENODATA)
+        d->no_contact++;
+    else if (r < 0)
+        malformed(d, "heart rate", why);
+    else
+        emit(d, &ev);
+}
+
+static void battery_value(struct ble_dev *d, const uint8_t *v, size_t len)
+{
+    struct event ev;
+    struct dec_meta m = meta(d);
+    char why[DEC_WHY_MAX];
+    if (decode_battery_event(v, len, &m, &ev, why) < 0) {
+        malformed(d, "battery level", why);
+        return;
+    }
+    d->battery_set = 1;
+    d->battery = (unsigned)ev.u.battery.pct;
+    emit(d, &ev);
+}
+
+static void on_battery(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
+                       void *ud)
+{
+    noted(ud);
+    battery_value(ud, v, len);
+}
+
+static void steps_value(struct ble_dev *d, const uint8_t *v, size_t len)
+{
+    uint32_t total;
+    struct event ev;
+    struct dec_meta m = meta(d);
+    char why[DEC_WHY_MAX];
+    if (decode_pinetime_steps(v, len, &total, why) < 0)
+        malformed(d, "step count", why);
+    else if (decode_steps_event(&d->steps, total, &m, &ev) == 1)
+        emit(d, &ev);
+}
+
+static void on_steps(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
+                     void *ud)
+{
+    noted(ud);
+    steps_value(ud, v, len);
+}
+
+static void on_motion(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
+                      void *ud)
+{
+    struct ble_dev *d = ud;
+    float xyz[3];
+    struct event ev;
+    struct dec_meta m = meta(d);
+    char why[DEC_WHY_MAX];
+    noted(d);
+    if (decode_pinetime_motion(v, len, DEC_PINETIME_LSB_PER_G, xyz, why) < 0) {
+        malformed(d, "raw motion", why);
+        return;
+    }
+    int r = dec_accel_block_add(d->accel, xyz, &m, &ev);
+    if (r == 1)
+        emit(d, &ev);
+    else if (r < 0)
+        malformed(d, "raw motion", "sample beyond 1000 g");
+}
+
+/* A Current Time value read (or notified) now; the request went out at cts_sent_ns (0 for a
+ * notification). The device time is taken to be that of the middle of the round trip. */
+static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len)
+{
+    struct dec_cts c;
+    char why[DEC_WHY_MAX];
+    if (decode_current_time(v, len, &c, why) < 0) {
+        malformed(d, "current time", why);
+        return;
+    }
+    int64_t half_rtt_ms = d->cts_sent_ns ? (mono(d) - d->cts_sent_ns) / 2 / NS_PER_MS : 0;
+    int64_t hub = utc(d) - half_rtt_ms, dev;
+    d->cts_sent_ns = 0;
+    if (!d->lti_known || dec_cts_utc(&c, &d->lti, &dev) < 0)
+        dev = c.local_ms - ble_participant_zone_ms(d->mgr, d, hub);
+    ble_clock_add(&d->clock, hub, dev);
+}
+
+static void on_cts(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
+                   void *ud)
+{
+    cts_value(ud, v, len);
+}
+
+/* ---- setup: reads and subscriptions after discovery ----------------------------------- */
+
+static void check_setup(struct ble_dev *d)
+{
+    if (d->dead || d->state != BLE_ST_DISCOVERING || d->pending > 0)
+        return;
+    if (d->subscribed == 0)
+        ble_dev_mark_dead(d, -ENOENT, "no subscription succeeded", 1);
+    else
+        ble_dev_streaming(d);
+}
+
+static void op_done(struct ble_dev *d)
+{
+    d->pending--;
+    check_setup(d);
+}
+
+static void on_sub_done(struct gatt *g, int err, uint8_t ecode, void *ud)
+{
+    struct ble_dev *d = ud;
+    if (err == 0)
+        d->subscribed++;
+    else if (!d->dead)
+        log_warn("ble %s: enabling notifications failed: %s%s%s", d->name, strerror(-err),
+                 ecode ? ", " : "", ecode ? att_ecode_str(ecode) : "");
+    op_done(d);
+}
+
+static void on_battery_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v, size_t len,
+                            void *ud)
+{
+    if (err == 0)
+        battery_value(ud, v, len);
+    op_done(ud);
+}
+
+static void on_steps_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v, size_t len,
+                          void *ud)
+{
+    if (err == 0)
+        steps_value(ud, v, len);
+    op_done(ud);
+}
+
+static void on_cts_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v, size_t len,
+                        void *ud)
+{
+    struct ble_dev *d = ud;
+    if (err == 0)
+        cts_value(d, v, len);
+    d->cts_sent_ns = 0;
+}
+
+static void on_cts_setup_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v,
+                              size_t len, void *ud)
+{
+    on_cts_read(g, err, ecode, v, len, ud);
+    op_done(ud);
+}
+
+static void on_dis_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v, size_t len,
+                        void *ud)
+{
+    struct ble_dis_ctx *c = ud;
+    char why[DEC_WHY_MAX];
+    if (err == 0 && decode_dis_string(v, len, c->d->dis[c->field], why) < 0)
+        c->d->dis[c->field][0] = '\0';
+    op_done(c->d);
+}
+
+static const struct gatt_chrc *find16(const struct gatt_db *db, uint16_t svc, uint16_t chrc)
+{
+    struct att_uuid s = att_uuid16(svc), c = att_uuid16(chrc);
+    const struct gatt_service *sv = gatt_db_service(db, &s);
+    return sv ? gatt_db_chrc(db, sv, &c) : NULL;
+}
+
+static const struct gatt_chrc *find128(const struct gatt_db *db, const char *svc,
+                                       const char *chrc)
+{
+    struct att_uuid s, c;
+    if (att_uuid_parse(&s, svc) < 0 || att_uuid_parse(&c, chrc) < 0)
+        return NULL;
+    const struct gatt_service *sv = gatt_db_service(db, &s);
+    return sv ? gatt_db_chrc(db, sv, &c) : NULL;
+}
+
+static void track(struct ble_dev *d, int id)
+{
+    if (id > 0)
+        d->pending++;
+    else if (!d->dead)
+        log_warn("ble %s: request refused: %s", d->name, strerror(-id));
+}
+
+static void subscribe(struct ble_dev *d, const struct gatt_chrc *c, gatt_notify_fn fn)
+{
+    if (c && (c->props & (GATT_PROP_NOTIFY | GATT_PROP_INDICATE)) && c->cccd)
+        track(d, gatt_subscribe(d->gatt, c->value, fn, on_sub_done, d, NULL));
+}
+
+/* After Local Time Information (if any): Current Time first, while the bearer's queue is
+ * empty, so its round trip is short; then everything else. */
+static void setup_rest(struct ble_dev *d)
+{
+    const struct gatt_db *db = gatt_get_db(d->gatt);
+    const struct gatt_chrc *c;
+    if (d->h_cts) {
+        d->cts_sent_ns = mono(d);
+        track(d, gatt_read(d->gatt, d->h_cts, on_cts_setup_read, d, NULL));
+        subscribe(d, find16(db, 0x1805, DEC_UUID_CURRENT_TIME), on_cts);
+    }
+    if ((c = find16(db, 0x180D, DEC_UUID_HR_MEASUREMENT))) {
+        d->profiles |= BLE_PROF_HR;
+        subscribe(d, c, on_hr);
+    }
+    if ((c = find16(db, 0x180F, DEC_UUID_BATTERY_LEVEL))) {
+        d->profiles |= BLE_PROF_BATTERY;
+        if (c->props & GATT_PROP_READ)
+            track(d, gatt_read(d->gatt, c->value, on_battery_read, d, NULL));
+        subscribe(d, c, on_battery);
+    }
+    if ((c = find128(db, DEC_UUID_PINETIME_MOTION, DEC_UUID_PINETIME_STEPS))) {
+        d->profiles |= BLE_PROF_MOTION;
+        if (c->props & GATT_PROP_READ)
+            track(d, gatt_read(d->gatt, c->value, on_steps_read, d, NULL));
+        subscribe(d, c, on_steps);
+    }
+    if ((c = find128(db, DEC_UUID_PINETIME_MOTION, DEC_UUID_PINETIME_RAW_MOTION))) {
+        d->profiles |= BLE_PROF_MOTION;
+        if (!d->accel && (d->accel = malloc(sizeof *d->accel)) &&
+            dec_accel_block_init(d->accel, BLE_ACCEL_HZ, BLE_ACCEL_BLOCK,
+                                 BLE_ACCEL_TOLERANCE_MS) < 0) {
+            free(d->accel);
+            d->accel = NULL;
+        }
+        if (d->accel)
+            subscribe(d, c, on_motion);
+    }
+    for (int i = 0; i < 4; i++)
+        if ((c = find16(db, 0x180A, dis_uuid[i])) && (c->props & GATT_PROP_READ)) {
+            d->profiles |= BLE_PROF_DIS;
+            d->dis_ctx[i] = (struct ble_dis_ctx){d, i};
+            track(d, gatt_read(d->gatt, c->value, on_dis_read, &d->dis_ctx[i], NULL));
+        }
+    struct att_uuid relay;
+    if (att_uuid_parse(&relay, RELAY_UUID_SERVICE) == 0 && gatt_db_service(db, &relay)) {
+        if (!(d->profiles & BLE_PROF_RELAY))
+            log_notice("ble %s: the engaged relay service is not read by this version", d->name);
+        d->profiles |= BLE_PROF_RELAY;
+    }
+    if (!(d->profiles & (BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_MOTION)))
+        ble_dev_mark_dead(d, -ENOENT,
+                          "no supported profile (Heart Rate, Battery, InfiniTime Motion)", 1);
+    check_setup(d);
+}
+
+static void on_lti_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v, size_t len,
+                        void *ud)
+{
+    struct ble_dev *d = ud;
+    char why[DEC_WHY_MAX];
+    d->pending--;
+    if (err == 0 && decode_local_time_info(v, len, &d->lti, why) == 0)
+        d->lti_known = 1;
+    if (!d->dead && d->gatt)
+        setup_rest(d);
+}
+
+void ble_prof_ready(struct gatt *g, int err, void *ud)
+{
+    struct ble_dev *d = ud;
+    if (err < 0 && err != -ENOENT) {
+        ble_dev_mark_dead(d, err, err == -ETIMEDOUT ? "discovery timed out" : "discovery failed",
+                          0);
+        return;
+    }
+    const struct gatt_db *db = gatt_get_db(g);
+    const struct gatt_chrc *c;
+    d->cached = gatt_from_cache(g);
+    d->h_cts = d->h_lti = 0;
+    d->lti_known = 0;
+    if ((c = find16(db, 0x1805, DEC_UUID_CURRENT_TIME)) && (c->props & GATT_PROP_READ)) {
+        d->profiles |= BLE_PROF_CTS;
+        d->h_cts = c->value;
+        if ((c = find16(db, 0x1805, DEC_UUID_LOCAL_TIME_INFO)) && (c->props & GATT_PROP_READ))
+            d->h_lti = c->value;
+    }
+    if (d->h_lti) {
+        int id = gatt_read(g, d->h_lti, on_lti_read, d, NULL);
+        if (id > 0) {
+            d->pending++;
+            return;
+        }
+    }
+    setup_rest(d);
+}
+
+void ble_prof_read_clock(struct ble_dev *d)
+{
+    if (!d->cts_sent_ns && gatt_read(d->gatt, d->h_cts, on_cts_read, d, NULL) > 0)
+        d->cts_sent_ns = mono(d);
+}
+
+void ble_prof_flush(struct ble_dev *d)
+{
+    struct event ev;
+    struct dec_meta m = meta(d);
+    if (d->accel && d->accel->n && dec_accel_block_flush(d->accel, &m, &ev) == 1)
+        emit(d, &ev);
+}
