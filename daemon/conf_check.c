@@ -54,7 +54,7 @@ struct driver_opt {
 };
 #define D(x) (1u << CONF_DRIVER_##x)
 static const struct driver_opt driver_opts[] = {
-    {"path", D(FILE)},
+    {"path", D(FILE) | D(USB)},
     {"address", D(BLE)},
     {"transport", D(BLE) | D(USB)},
     {"vid_pid", D(USB)},
@@ -100,6 +100,12 @@ static void check_source(struct conf_loader *L, size_t i)
             conf_error(L, at.file, at.line, "[source %s] transport: invalid \"%s\": %s", s->name,
                        s->transport, why);
         }
+    }
+    if (s->driver == CONF_DRIVER_USB && s->transport[0] && strcmp(s->transport, "auto") != 0 &&
+        strcmp(s->transport, "ax3") != 0 && strcmp(s->transport, "aoa") != 0) {
+        struct conf_loc at = key_at(L, CS_SOURCE, i, "transport");
+        conf_error(L, at.file, at.line, "[source %s] transport: invalid \"%s\" for a usb source "
+                   "(expected auto, ax3 or aoa)", s->name, s->transport);
     }
     if (s->driver == CONF_DRIVER_USB && !s->vid_pid[0] && !s->serial[0])
         conf_error(L, loc.file, loc.line, "[source %s]: driver usb needs \"vid_pid\" or \"serial\"",

@@ -14,6 +14,7 @@ struct publisher;
 struct control;
 struct ingest;
 struct ble;
+struct usb;
 struct pipeline;
 struct pipeline_participant_conf;
 
@@ -33,6 +34,7 @@ struct daemon {
     struct control *ctl;
     struct ingest *ing;
     struct ble *ble;     /* [source] driver = ble (daemon/ble.h); NULL when none */
+    struct usb *usb;     /* [source] driver = usb (daemon/usb.h); NULL when none */
     struct pipeline *pl;
     struct pipeline_participant_conf *parts;
     struct daemon_curve curve_pub, curve_ctl, curve_ing;

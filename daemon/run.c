@@ -31,6 +31,7 @@
 #include "daemon/log.h"
 #include "daemon/publish.h"
 #include "daemon/store.h"
+#include "daemon/usb.h"
 #include "daemon/zap.h"
 #include "pipeline/pipeline.h"
 
@@ -340,6 +341,9 @@ static void drain_store_replies(struct daemon *d)
         /* BLE: events of the BLE sources (tokens with BLE_TOKEN_FLAG) */
         if (ble_on_store_reply(d->ble, token, status_all, per_event, n))
             continue;
+        /* USB: events of the USB sources (tokens with USB_TOKEN_FLAG) */
+        if (usb_on_store_reply(d->usb, token, status_all, per_event, n))
+            continue;
         if (!d->ing || !ingest_on_store_reply(d->ing, token, status_all, per_event, n,
                                               push_event, d))
             log_warn("store: reply for unknown request %" PRIu64, token);
@@ -348,7 +352,8 @@ static void drain_store_replies(struct daemon *d)
 
 static int loop(struct daemon *d)
 {
-    enum { I_SIG, I_WD, I_ST, I_STORE, I_ZAP, I_PUB, I_CTL, I_ING, I_BLE, I_N };
+    enum { I_SIG, I_WD, I_ST, I_STORE, I_ZAP, I_PUB, I_CTL, I_ING, I_BLE,
+           I_USB, I_N = I_USB + USB_POLL_MAX /* USB */ };
     while (!d->stopping) {
         zmq_pollitem_t it[I_N];
         memset(it, 0, sizeof it);
@@ -367,6 +372,8 @@ static int loop(struct daemon *d)
         /* BLE: one fd (epoll) for every device's socket and the BLE timers */
         it[I_BLE] = (zmq_pollitem_t){NULL, d->ble ? ble_fd(d->ble) : -1,
                                      d->ble ? ZMQ_POLLIN : 0, 0};
+        /* USB: libusb's fds, the AX3 ttys and the USB timer, behind one epoll fd */
+        size_t n_usb = usb_fill_pollitems(d->usb, it + I_USB, USB_POLL_MAX);
         /* zmq_poll ignores entries with no events only if they have a valid fd/socket */
         for (int i = 0; i < I_N; i++)
             if (!it[i].events) {
@@ -402,6 +409,8 @@ static int loop(struct daemon *d)
         /* BLE */
         if (it[I_BLE].events && (it[I_BLE].revents & ZMQ_POLLIN))
             ble_dispatch(d->ble);
+        /* USB */
+        usb_on_poll(d->usb, it + I_USB, n_usb);
     }
     return 0;
 }
@@ -469,6 +478,7 @@ static int open_sockets(struct daemon *d)
 static void teardown(struct daemon *d)
 {
     ble_stop(d->ble); /* BLE: close the links, submit the last events */
+    usb_stop(d->usb); /* USB: close the devices; what is in flight still commits */
     ingest_free(d->ing);
     control_free(d->ctl);
     publisher_free(d->pub);
@@ -480,6 +490,7 @@ static void teardown(struct daemon *d)
         store_writer_stop(d->sw);
     }
     d->ble = ble_free(d->ble); /* BLE */
+    d->usb = usb_free(d->usb); /* USB */
     zap_free(d->zap);
     if (d->zctx)
         zmq_ctx_term(d->zctx);
@@ -520,9 +531,6 @@ int run_main(int argc, char **argv)
         if (s->driver == CONF_DRIVER_FILE)
             log_notice("source %s: file sources are read by `engaged replay`, not the daemon",
                        s->name);
-        else if (s->driver == CONF_DRIVER_USB)
-            log_warn("source %s: the usb driver is not in this version; its data can come in "
-                     "through the ingest socket", s->name);
     }
 
     /* Before any thread exists (libzmq's I/O threads, the store writer): block the signals
@@ -581,6 +589,11 @@ int run_main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
+    /* USB: after recovery too; libusb starts its hotplug thread here (signals are blocked).
+     * Not fatal: the other sources go on without it. */
+    struct usb_host uh = {.sw = d->sw, .pub = d->pub, .push = push_event, .ud = d};
+    if (usb_new(d->cf, &uh, &d->usb) < 0)
+        log_error("usb: the usb sources are not served (see above)");
     uint64_t wd_usec = 0;
     int64_t wd_ms = d->cf->daemon.watchdog_ms;
     if (wd_ms < 0 && sd_watchdog_enabled(0, &wd_usec) > 0)
