@@ -36,6 +36,7 @@
 #include "daemon/log.h"
 #include "daemon/publish.h"
 #include "daemon/store.h"
+#include "pipeline/nudge.h"
 #include "pipeline/tz.h"
 
 #define BLE_MAX_INFLIGHT 2
@@ -85,6 +86,8 @@ struct ble {
     int64_t lost_log_ms;
     struct ble_stats st;
 };
+
+static void arm(struct ble *b);
 
 static void tick(struct ble *b)
 {
@@ -180,31 +183,50 @@ static struct ble_ev *open_slot(struct ble *b)
     return &o->ev[o->n];
 }
 
-void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms)
+/* A relayed record's event is done with (stored, a duplicate, or lost). */
+static void relay_done(struct ble_ev *e, int processed)
+{
+    if (e->dev && e->dev->relay)
+        ble_relay_stored(e->dev, e->ev.seq, processed);
+}
+
+static int emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms, int own)
 {
     struct ble_ev *e = open_slot(b);
     if (!e) {
         count_lost(b, d, b->open && b->open->n >= BLE_OPEN_MAX ? "the store is not keeping up"
                                                                  : "out of memory");
-        return;
+        return -ENOBUFS;
     }
     memset(e, 0, sizeof *e);
     e->ev = *ev;
     if (ev->type == EV_ACCEL && ev->u.accel.n) {
         if (!(e->g = malloc(ev->u.accel.n * sizeof *e->g))) {
             count_lost(b, d, "out of memory");
-            return;
+            return -ENOBUFS;
         }
         memcpy(e->g, ev->u.accel.g, ev->u.accel.n * sizeof *e->g);
         e->ev.u.accel.g = (const float(*)[3])e->g;
     }
     e->ev.has_seq = 1;
-    e->ev.seq = ++d->seq;
+    if (!own)
+        e->ev.seq = ++d->seq;
     e->received = received_ms;
     e->dev = d;
     b->open->n++;
     d->events++;
     b->st.events++;
+    return 0;
+}
+
+void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms)
+{
+    (void)emit(b, d, ev, received_ms, 0);
+}
+
+int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms)
+{
+    return emit(b, d, ev, received_ms, 1);
 }
 
 /* Submits the open batch. 0 (submitted or nothing to do), -EAGAIN (writer busy: kept) or
@@ -241,8 +263,10 @@ static int submit(struct ble *b)
         return e;
     if (e < 0) {
         log_error("ble: %zu events not stored: %s", o->n, strerror(-e));
-        for (size_t i = 0; i < o->n; i++)
+        for (size_t i = 0; i < o->n; i++) {
             count_lost(b, o->ev[i].dev, "the store refused them");
+            relay_done(&o->ev[i], 0);
+        }
         batch_free(o);
         b->open = NULL;
         return e;
@@ -282,6 +306,7 @@ static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
         free(nev);
         for (size_t i = 0; i < n; i++) {
             count_lost(b, ev[i].dev, "out of memory");
+            relay_done(&ev[i], 0);
             free(ev[i].g);
         }
         return;
@@ -321,10 +346,12 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
         int s = status_all < 0 || i >= n ? STORE_ERROR : per_event[i];
         if (s == STORE_INSERTED) {
             b->st.stored++;
+            relay_done(e, 1);
             if (!b->stopping && b->h.push)
                 b->h.push(b->h.ud, &e->ev, e->received);
         } else if (s == STORE_DUPLICATE) {
             b->st.duplicate++;
+            relay_done(e, 1);
         } else if (++e->tries < BLE_MAX_TRIES) {
             b->st.retries++;
             if (again != i) {
@@ -335,6 +362,7 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
             continue;
         } else {
             count_lost(b, e->dev, "the store failed to write it");
+            relay_done(e, 0);
         }
         free(e->g);
         e->g = NULL;
@@ -346,8 +374,12 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
     }
     bt->n = 0;
     batch_free(bt);
-    if (!b->stopping)
+    if (!b->stopping) {
+        for (size_t i = 0; i < b->n_dev; i++)
+            ble_relay_after_reply(&b->dev[i]);
         flush(b);
+        arm(b);
+    }
     return 1;
 }
 
@@ -463,8 +495,11 @@ static int take_position(void *ud, const char *source, int64_t seq, int has_seq,
 {
     struct ble *b = ud;
     for (size_t i = 0; i < b->n_dev; i++)
-        if (has_seq && strcmp(b->dev[i].name, source) == 0 && seq > b->dev[i].seq)
+        if (has_seq && strcmp(b->dev[i].name, source) == 0 &&
+            (!b->dev[i].have_pos || seq > b->dev[i].seq)) {
             b->dev[i].seq = seq;
+            b->dev[i].have_pos = 1;
+        }
     return 0;
 }
 
@@ -601,6 +636,20 @@ struct ble *ble_free(struct ble *b)
     free(b->dev);
     free(b);
     return NULL;
+}
+
+void ble_on_nudge(struct ble *b, const char *participant, const struct nudge_decision *n)
+{
+    if (!b || b->stopping || !n || !participant || n->recipient != NUDGE_TO_PARTICIPANT ||
+        !n->decision || strcmp(n->decision, "send") != 0)
+        return;
+    tick(b);
+    for (size_t i = 0; i < b->n_dev; i++)
+        if (b->dev[i].relay && strcmp(b->dev[i].participant, participant) == 0) {
+            ble_relay_nudge(&b->dev[i], n, participant);
+            ble_dev_after(&b->dev[i]);
+        }
+    arm(b);
 }
 
 void ble_get_stats(const struct ble *b, struct ble_stats *ret)

@@ -12,7 +12,8 @@
  * All devices share one epoll set and one timerfd, both inside the one fd the daemon's loop
  * polls, however many devices there are. Single-threaded: everything runs on the daemon's
  * loop thread. Files: ble.c (the manager: loop glue, batches, status), ble_dev.c (one
- * device's connection), ble_prof.c (its profiles: setup, values to events), ble_link.c
+ * device's connection), ble_prof.c (its profiles: setup, values to events), ble_relay.c (the
+ * engaged relay service: a phone's own records, RESUME/ACK, nudges back), ble_link.c
  * (transports), ble_util.c (backoff, clock estimate, status JSON)
  * and conf_ble.c (the transport syntax, shared with check-config): the last two are pure and
  * unit-tested in tests/unit/test_ble_source.c. */
@@ -115,7 +116,7 @@ enum {
     BLE_PROF_CTS = 1 << 2,
     BLE_PROF_DIS = 1 << 3,
     BLE_PROF_MOTION = 1 << 4,
-    BLE_PROF_RELAY = 1 << 5,   /* present, not read yet (docs/ble.md) */
+    BLE_PROF_RELAY = 1 << 5,   /* the engaged relay service (docs/relay-profile.md) */
 };
 
 #define BLE_TEXT_MAX 128
@@ -186,6 +187,12 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
  * in the writer's queue) and stops publishing and pushing: what is stored from here on is
  * applied by the next start's recovery. Accepts NULL. */
 void ble_stop(struct ble *b);
+
+/* A nudge decision of the pipeline (run.c's record sink): a `send` to the participant goes to
+ * the phones (relay sources) of that participant over the relay service's Nudges
+ * characteristic. Accepts NULL b. */
+struct nudge_decision;
+void ble_on_nudge(struct ble *b, const char *participant, const struct nudge_decision *n);
 
 struct ble_stats {
     uint64_t events, stored, duplicate, lost, batches, retries;

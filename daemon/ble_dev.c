@@ -128,6 +128,11 @@ static void after_att(struct ble_dev *d)
     update_watch(d);
 }
 
+void ble_dev_after(struct ble_dev *d)
+{
+    after_att(d);
+}
+
 static void on_changed(struct gatt *g, uint16_t start, uint16_t end, void *ud)
 {
     ble_dev_mark_dead(ud, -ESTALE, "the device's services changed; reconnecting to discover them",
@@ -151,6 +156,8 @@ void ble_dev_streaming(struct ble_dev *d)
     log_info("ble %s (%s): streaming (%s, MTU %u)", d->name, d->address,
              d->cached ? "cached database" : "discovered", att_mtu(d->att));
     set_state(d, BLE_ST_STREAMING);
+    if (d->profiles & BLE_PROF_RELAY)
+        ble_relay_streaming(d);
 }
 
 /* ---- the link ------------------------------------------------------------------------ */
@@ -238,6 +245,9 @@ void ble_dev_on_io(struct ble_dev *d, uint32_t events)
 int64_t ble_dev_deadline(const struct ble_dev *d)
 {
     int64_t t = d->deadline_ns < d->next_cts_ns ? d->deadline_ns : d->next_cts_ns;
+    int64_t r = ble_relay_deadline(d);
+    if (r < t)
+        t = r;
     if (d->att) {
         int64_t a = att_next_timeout(d->att);
         if (a < t)
@@ -251,6 +261,10 @@ void ble_dev_on_timer(struct ble_dev *d)
     int64_t now = mono(d);
     if (d->att && att_next_timeout(d->att) <= now) {
         att_on_timer(d->att, now);
+        after_att(d);
+    }
+    if (d->state == BLE_ST_STREAMING && ble_relay_deadline(d) <= now) {
+        ble_relay_on_timer(d);
         after_att(d);
     }
     if (now < d->deadline_ns && now < d->next_cts_ns)
@@ -284,6 +298,7 @@ void ble_dev_close(struct ble_dev *d)
     drop_link(d);
     free(d->accel);
     d->accel = NULL;
+    ble_relay_free(d);
 }
 
 void ble_dev_status(const struct ble_dev *d, struct ble_status *st)

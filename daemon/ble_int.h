@@ -65,7 +65,10 @@ struct ble_dev {
     char error[BLE_TEXT_MAX];     /* last failure, "" = none */
     int last_err;                 /* its -errno, to log a repeated error once */
 
-    int64_t seq;                  /* last seq given to an event of this source */
+    int64_t seq;                  /* last seq given to an event of this source (the store's
+                                   * position at start) */
+    int have_pos;                 /* the store had a seq for this source at start */
+    struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
 
     /* setup */
     int pending;                  /* reads and subscriptions not yet answered */
@@ -120,6 +123,31 @@ void ble_prof_read_clock(struct ble_dev *d);
 /* Stores the accel block being filled (the link goes). */
 void ble_prof_flush(struct ble_dev *d);
 
+/* Subscribes to c's notifications (or indications) with fn, as part of the setup. */
+void ble_prof_subscribe(struct ble_dev *d, const struct gatt_chrc *c, gatt_notify_fn fn);
+/* Outside bearer callbacks, after writing on the device's link: acts on a failure, watches
+ * for POLLOUT. */
+void ble_dev_after(struct ble_dev *d);
+
+/* ---- the engaged relay service (ble_relay.c) ---- */
+
+struct ble_relay;
+struct nudge_decision;
+/* During setup: 1 if db has the relay service (Records and Status subscribed), else 0. */
+int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db);
+/* Streaming began: writes the RESUME, then the nudges waiting. */
+void ble_relay_streaming(struct ble_dev *d);
+/* The store's outcome for one of the source's events (processed: stored or a duplicate). */
+void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed);
+/* After a store reply: writes the ACK if the resume point moved. */
+void ble_relay_after_reply(struct ble_dev *d);
+/* Queues a nudge decision for the phone (sent at once if it is streaming). */
+void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *n, const char *participant);
+/* Idle timeout: a RESUME when a partial record makes no progress. */
+int64_t ble_relay_deadline(const struct ble_dev *d);
+void ble_relay_on_timer(struct ble_dev *d);
+void ble_relay_free(struct ble_dev *d);
+
 /* ---- the manager, as devices see it (ble.c) ---- */
 
 struct ble_clocks {
@@ -133,6 +161,9 @@ int ble_watch(struct ble *b, struct ble_dev *d, uint32_t events);
 /* Queues an event of the device for the store (copies it, accel samples included; gives it
  * the source's next seq). received_ms: hub UTC at receipt. */
 void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms);
+/* The same for an event that has its own seq (a relayed record): 0, or -ENOBUFS when it was
+ * not queued (counted lost). */
+int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms);
 /* The device's state or status changed: publish status/<source> now. */
 void ble_publish_status(struct ble *b, struct ble_dev *d);
 /* The zone offset (ms, local minus UTC) of the device's participant at utc_ms; 0 if unknown. */

@@ -264,12 +264,24 @@ static void subscribe(struct ble_dev *d, const struct gatt_chrc *c, gatt_notify_
         track(d, gatt_subscribe(d->gatt, c->value, fn, on_sub_done, d, NULL));
 }
 
+void ble_prof_subscribe(struct ble_dev *d, const struct gatt_chrc *c, gatt_notify_fn fn)
+{
+    subscribe(d, c, fn);
+}
+
 /* After Local Time Information (if any): Current Time first, while the bearer's queue is
  * empty, so its round trip is short; then everything else. */
 static void setup_rest(struct ble_dev *d)
 {
     const struct gatt_db *db = gatt_get_db(d->gatt);
     const struct gatt_chrc *c;
+    /* a phone with the relay service: its records carry their own seqs, so nothing else of
+     * the device is turned into events (the seqs would collide) */
+    if (ble_relay_setup(d, db)) {
+        d->profiles |= BLE_PROF_RELAY;
+        check_setup(d);
+        return;
+    }
     if (d->h_cts) {
         d->cts_sent_ns = mono(d);
         track(d, gatt_read(d->gatt, d->h_cts, on_cts_setup_read, d, NULL));
@@ -308,12 +320,6 @@ static void setup_rest(struct ble_dev *d)
             d->dis_ctx[i] = (struct ble_dis_ctx){d, i};
             track(d, gatt_read(d->gatt, c->value, on_dis_read, &d->dis_ctx[i], NULL));
         }
-    struct att_uuid relay;
-    if (att_uuid_parse(&relay, RELAY_UUID_SERVICE) == 0 && gatt_db_service(db, &relay)) {
-        if (!(d->profiles & BLE_PROF_RELAY))
-            log_notice("ble %s: the engaged relay service is not read by this version", d->name);
-        d->profiles |= BLE_PROF_RELAY;
-    }
     if (!(d->profiles & (BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_MOTION)))
         ble_dev_mark_dead(d, -ENOENT,
                           "no supported profile (Heart Rate, Battery, InfiniTime Motion)", 1);

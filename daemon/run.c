@@ -71,6 +71,8 @@ static int emit_record(void *ud, const struct feature_record *r)
             publisher_prime(d->pub, topic, d->buf, (size_t)n);
         return 0;
     }
+    if (r->nudge) /* BLE */
+        ble_on_nudge(d->ble, r->participant, r->nudge); /* BLE */
     struct store_record sr = {
         .participant = r->participant, .feature = r->feature,
         .window = window_kind_name(r->window), .start = r->start, .end = r->end,

@@ -163,4 +163,21 @@ int64_t blesim_cts_now(const struct blesim *s, int64_t now_ns);
 /* Indicates Service Changed for [start, end] when the client enabled it: as blesim_indicate. */
 int blesim_service_changed(struct blesim *s, uint16_t start, uint16_t end);
 
+/* ---- the engaged relay service, phone side (ble_sim_relay.c) ---- */
+
+/* A phone whose outbox is the records of a JSON Lines file (one record a line, each with a
+ * "seq", consecutive), shared by every connection that serves it; nudges the hub writes are
+ * appended to nudges (may be NULL) as JSON lines. NULL with a reason in why. */
+struct blesim_relay;
+struct blesim_relay *blesim_relay_load(const char *path, FILE *nudges, char *why, size_t cap);
+void blesim_relay_free(struct blesim_relay *r);
+/* Fault: every Nth fragment sent has a bit flipped in its data (0: off), so the hub's CRC
+ * check fails and it must write a new RESUME. */
+void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every);
+/* One line of counters (acknowledged up to, records sent, RESUMEs, ACKs, nudges). */
+void blesim_relay_report(const struct blesim_relay *r, FILE *out);
+/* Adds the relay service to s, serving r: after the hub's RESUME, one fragment every
+ * period_us. 0 or -errno. */
+int blesim_add_relay(struct blesim *s, struct blesim_relay *r, uint32_t period_us);
+
 #endif

@@ -39,6 +39,10 @@ struct cfg {
     struct blesim_faults faults;
     unsigned max_conn;
     int once, dump, quiet;
+    const char *relay, *relay_nudges;  /* --relay FILE.jsonl, --relay-nudges FILE */
+    uint32_t relay_period_us;
+    unsigned relay_corrupt;
+    struct blesim_relay *phone;        /* loaded from relay */
 };
 
 static volatile sig_atomic_t stop;
@@ -76,6 +80,11 @@ static void usage(FILE *f)
         "  --steps-rate HZ        step count notifications per second (default 1)\n"
         "  --motion-rate HZ       raw motion notifications per second (default 10)\n"
         "  --serial S, --model S, --manufacturer S, --firmware S   device information\n"
+        "  --relay FILE.jsonl     also serve the engaged relay service: a phone streaming the\n"
+        "                         records of FILE (consecutive \"seq\"), from the hub's RESUME\n"
+        "  --relay-nudges FILE    append the nudges the hub writes to FILE (JSON lines)\n"
+        "  --relay-rate HZ        relay fragments per second (default 1000)\n"
+        "  --relay-corrupt N      flip a bit in every Nth relay fragment (a CRC error)\n"
         "  --max-conn N           simultaneous connections (default 64)\n"
         "  --once                 exit when the first connection ends\n"
         "  --quiet                no per-connection lines on stderr\n"
@@ -143,6 +152,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_BAT_PERIOD, O_BAT_LEVEL, O_CTS_PERIOD, O_TIME, O_STEPS, O_MOTION, O_SERIAL,
            O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
+           O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -157,6 +167,8 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"silent-opcode", 1, 0, O_SILENT_OP}, {"malformed-opcode", 1, 0, O_MALFORMED_OP},
         {"error-handle", 1, 0, O_ERR_HANDLE}, {"error-code", 1, 0, O_ERR_CODE},
         {"disconnect-after", 1, 0, O_DISCONNECT}, {"dump", 0, 0, O_DUMP},
+        {"relay", 1, 0, O_RELAY}, {"relay-nudges", 1, 0, O_RELAY_NUDGES},
+        {"relay-rate", 1, 0, O_RELAY_RATE}, {"relay-corrupt", 1, 0, O_RELAY_CORRUPT},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -164,6 +176,7 @@ static int parse(int argc, char **argv, struct cfg *c)
     memset(c, 0, sizeof *c);
     c->profiles = BLESIM_PROFILE_ALL;
     c->max_conn = 64;
+    c->relay_period_us = 1000;
     blesim_profile_defaults(&c->po);
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
@@ -203,6 +216,12 @@ static int parse(int argc, char **argv, struct cfg *c)
         case O_DISCONNECT: bad = num(optarg, 0, 1LL << 30, &v);
             c->faults.disconnect_after = (uint32_t)v; break;
         case O_DUMP: c->dump = 1; break;
+        case O_RELAY: c->relay = optarg; break;
+        case O_RELAY_NUDGES: c->relay_nudges = optarg; break;
+        case O_RELAY_RATE: bad = num(optarg, 1, 100000, &v);
+            c->relay_period_us = (uint32_t)(1000000 / v); break;
+        case O_RELAY_CORRUPT: bad = num(optarg, 0, 1LL << 30, &v);
+            c->relay_corrupt = (unsigned)v; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -232,6 +251,8 @@ static struct blesim *make_sim(const struct cfg *c, int fd, int64_t now)
     if (!s)
         return NULL;
     if (blesim_add_profiles(s, c->profiles, &c->po) < 0)
+        return blesim_free(s);
+    if (c->phone && blesim_add_relay(s, c->phone, c->relay_period_us) < 0)
         return blesim_free(s);
     blesim_set_faults(s, &c->faults);
     return s;
@@ -350,6 +371,19 @@ int main(int argc, char **argv)
     struct cfg c;
     if (parse(argc, argv, &c) < 0)
         return 2;
+    FILE *nudges = NULL;
+    if (c.relay_nudges && !(nudges = fopen(c.relay_nudges, "a"))) {
+        fprintf(stderr, "blesim: %s: %s\n", c.relay_nudges, strerror(errno));
+        return 1;
+    }
+    if (c.relay) {
+        char why[512];
+        if (!(c.phone = blesim_relay_load(c.relay, nudges, why, sizeof why))) {
+            fprintf(stderr, "blesim: --relay: %s\n", why);
+            return 1;
+        }
+        blesim_relay_set_corrupt(c.phone, c.relay_corrupt);
+    }
     if (c.dump) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -363,6 +397,7 @@ int main(int argc, char **argv)
         }
         blesim_dump(s, stdout);
         blesim_free(s);
+        blesim_relay_free(c.phone);
         close(sv[0]);
         close(sv[1]);
         return 0;
@@ -382,5 +417,11 @@ int main(int argc, char **argv)
     int rc = serve(&c, lfd);
     close(lfd);
     unlink(c.path);
+    if (c.phone) {
+        blesim_relay_report(c.phone, stderr);
+        blesim_relay_free(c.phone);
+    }
+    if (nudges)
+        fclose(nudges);
     return rc;
 }

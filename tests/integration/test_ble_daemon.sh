@@ -124,6 +124,7 @@ for _ in $(seq 1 100); do [ -S "$S/b.s" ] && break; sleep 0.05; done
   > /dev/null 2> "$T/simc.err" &
 SIMC=$!
 for _ in $(seq 1 100); do [ -S "$S/c.s" ] && break; sleep 0.05; done
+: > "$T/status.out" # exists before the checks read it (the subscriber truncates it)
 $PY "$TOOL" sub "ipc://$T/feed" status/ "$T/status.out" --min 1000000 --seconds 300 > /dev/null &
 $PY "$TOOL" sub "ipc://$T/feed" event/p01/ "$T/events.out" --min 1000000 --seconds 300 > /dev/null &
 $PY "$TOOL" sub "ipc://$T/feed" feature/p01/ "$T/features.out" --min 1000000 --seconds 300 > /dev/null &

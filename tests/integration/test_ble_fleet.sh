@@ -43,6 +43,7 @@ EOC
   --max-conn 64 > /dev/null 2> "$T/sim.err" &
 SIM=$!
 for _ in $(seq 1 100); do [ -S "$S/f.s" ] && break; sleep 0.05; done
+: > "$T/status.out" # exists before the checks read it (the subscriber truncates it)
 $PY "$TOOL" sub "ipc://$T/feed" status/ "$T/status.out" --min 1000000 --seconds 300 > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 

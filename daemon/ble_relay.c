@@ -1,0 +1,405 @@
+/* The engaged relay service on a BLE source (docs/relay-profile.md; docs/ble.md, "The daemon's
+ * BLE source"): the hub's side of a phone streaming its own records.
+ *
+ * On every connection, once the Records (and Status) notifications are enabled, the hub writes
+ * a RESUME with the source's resume point: the highest seq processed, i.e. stored (the store's
+ * position at start, then every commit of this source) or refused for its content. Fragments
+ * are reassembled by relay_rx; each complete record becomes an event with the phone's own seq
+ * and goes into the manager's batches like any other event; after the store's reply the hub
+ * writes an ACK. Any stream error drops the partial record and writes a new RESUME, so the
+ * phone sends again from what is stored; the (source, seq) dedupe drops what arrives twice.
+ *
+ * A refused record (invalid, oversized, unknown type) counts as processed, but only once every
+ * record before it that was accepted is committed: while some are in flight it is held
+ * (`hold`) and released by the reply that commits the last of them. Refusals live in memory
+ * only: after a hub restart the phone sends a refused record at the tail again, once.
+ *
+ * Nudges for the source's participant are queued (BLE_RELAY_NUDGES at most) and written to
+ * the Nudges characteristic, fragment by fragment with Write Requests, one nudge at a time; a
+ * nudge leaves the queue once its last fragment's write is answered, and one cut off by a lost
+ * link is written again after the next connection. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ble_int.h"
+#include "daemon/log.h"
+#include "drivers/relay.h"
+#include "pipeline/nudge.h"
+
+#define BLE_RELAY_WINDOW 64
+#define BLE_RELAY_NUDGES 16
+#define BLE_RELAY_IDLE_MS 10000  /* a partial record or backlog without progress: RESUME */
+#define NS_PER_MS INT64_C(1000000)
+
+struct relay_nq {
+    uint8_t buf[RELAY_NUDGE_MAX];
+    size_t len;
+    int64_t seq;
+};
+
+struct ble_relay {
+    struct relay_rx rx;
+    uint16_t h_records, h_resume, h_status, h_nudges;
+    int have_done;
+    int64_t done;            /* processed: stored or refused, up to here */
+    int have_acked;
+    int64_t acked;           /* the last resume point written (RESUME or ACK) */
+    size_t uncommitted;      /* this source's events queued or waiting for the store */
+    int have_hold;
+    int64_t hold;            /* a refused seq waiting for the records before it */
+    int ack_due;
+    uint64_t frags_at_progress;
+    int64_t progress_ns;     /* last record (or RESUME): for the idle timeout */
+    uint64_t records, refused, skipped;
+    /* nudges */
+    struct relay_nq nq[BLE_RELAY_NUDGES];
+    size_t nq_head, nq_n;
+    int n_busy;              /* a nudge is being written */
+    struct relay_tx ntx;
+    int64_t next_delivery;
+    uint64_t nudges_sent, nudges_dropped;
+};
+
+static int64_t utc(const struct ble_dev *d) { return ble_now(d->mgr)->utc_ms; }
+static int64_t mono(const struct ble_dev *d) { return ble_now(d->mgr)->mono_ns; }
+
+static int live(const struct ble_dev *d)
+{
+    return d->gatt && !d->dead && d->state == BLE_ST_STREAMING && d->relay && d->relay->h_resume;
+}
+
+static void on_written(struct gatt *g, int err, uint8_t ecode, void *ud)
+{
+    struct ble_dev *d = ud;
+    if (err < 0 && !d->dead && err != -ECONNRESET && err != -ENOTCONN && err != -ECANCELED)
+        log_warn("ble %s: relay: write refused: %s%s%s", d->name, strerror(-err),
+                 ecode ? ", " : "", ecode ? att_ecode_str(ecode) : "");
+}
+
+/* The largest fragment on this link: a notification or write value, ATT_MTU - 3 bytes, and
+ * never more than an attribute value (512). */
+static size_t frag_max(const struct ble_dev *d)
+{
+    unsigned mtu = att_mtu(d->att);
+    size_t mf = mtu > 3 + RELAY_FRAG_MIN ? mtu - 3 : RELAY_FRAG_MIN;
+    return mf < ATT_MAX_VALUE_LEN ? mf : ATT_MAX_VALUE_LEN;
+}
+
+static void write_resume(struct ble_dev *d)
+{
+    struct ble_relay *r = d->relay;
+    uint8_t m[RELAY_RESUME_LEN];
+    uint16_t max_frag = (uint16_t)frag_max(d);
+    r->rx.max_frag = max_frag;
+    int n = relay_rx_resume(&r->rx, r->have_done, r->have_done ? r->done : 0, max_frag,
+                            BLE_RELAY_WINDOW, m, sizeof m);
+    r->frags_at_progress = r->rx.st.fragments;
+    r->progress_ns = mono(d);
+    if (n < 0)
+        return;
+    r->have_acked = r->have_done;
+    r->acked = r->done;
+    r->ack_due = 0;
+    int id = gatt_write(d->gatt, r->h_resume, m, (size_t)n, on_written, d, NULL);
+    if (id < 0)
+        ble_dev_mark_dead(d, id, "relay: cannot write RESUME", 0);
+}
+
+static void write_ack(struct ble_dev *d)
+{
+    struct ble_relay *r = d->relay;
+    uint8_t m[RELAY_ACK_LEN];
+    r->ack_due = 0;
+    if (!r->have_done || (r->have_acked && r->done <= r->acked))
+        return;
+    int n = relay_ack_encode(r->rx.gen ? r->rx.gen : 1, r->done, m, sizeof m);
+    if (n < 0)
+        return;
+    r->have_acked = 1;
+    r->acked = r->done;
+    if (gatt_write(d->gatt, r->h_resume, m, (size_t)n, on_written, d, NULL) < 0)
+        log_warn("ble %s: relay: cannot write ACK", d->name);
+}
+
+/* ---- nudges ------------------------------------------------------------------------- */
+
+static void send_nudge(struct ble_dev *d);
+
+static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
+{
+    struct ble_dev *d = ud;
+    struct ble_relay *r = d->relay;
+    if (err < 0) {
+        r->n_busy = 0; /* written again after the next connection */
+        if (!d->dead && err != -ECONNRESET && err != -ENOTCONN && err != -ECANCELED)
+            log_warn("ble %s: relay: nudge write refused: %s%s%s", d->name, strerror(-err),
+                     ecode ? ", " : "", ecode ? att_ecode_str(ecode) : "");
+        return;
+    }
+    send_nudge(d);
+}
+
+/* The next fragment of the nudge being written, or the first of the next one. */
+static void send_nudge(struct ble_dev *d)
+{
+    struct ble_relay *r = d->relay;
+    uint8_t frag[ATT_MAX_VALUE_LEN];
+    if (!live(d) || !r->h_nudges)
+        return;
+    if (r->n_busy && r->ntx.index > 0 && r->ntx.off == r->ntx.len) {
+        /* the last fragment was answered: the phone has it */
+        r->nudges_sent++;
+        r->nq_head = (r->nq_head + 1) % BLE_RELAY_NUDGES;
+        r->nq_n--;
+        r->n_busy = 0;
+    }
+    if (!r->n_busy) {
+        if (!r->nq_n)
+            return;
+        struct relay_nq *q = &r->nq[r->nq_head];
+        if (relay_tx_start(&r->ntx, 0, 0, q->seq, q->buf, q->len, frag_max(d)) < 0) {
+            r->nudges_dropped++;
+            r->nq_head = (r->nq_head + 1) % BLE_RELAY_NUDGES;
+            r->nq_n--;
+            return;
+        }
+        r->n_busy = 1;
+    }
+    int n = relay_tx_next(&r->ntx, frag, sizeof frag);
+    if (n <= 0 || gatt_write(d->gatt, r->h_nudges, frag, (size_t)n, on_nudge_written, d, NULL) < 0)
+        r->n_busy = 0;
+}
+
+void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const char *participant)
+{
+    struct ble_relay *r = d->relay;
+    struct relay_nudge n;
+    memset(&n, 0, sizeof n);
+    n.priority = nd->priority >= RELAY_PRIO_LOW && nd->priority <= RELAY_PRIO_HIGH
+                 ? (unsigned)nd->priority : RELAY_PRIO_NORMAL;
+    n.ts = nd->ts;
+    n.expires = 0;
+    snprintf(n.participant, sizeof n.participant, "%s", participant);
+    snprintf(n.id, sizeof n.id, "%s", nd->id);
+    snprintf(n.tmpl, sizeof n.tmpl, "%s", nd->message && nd->message[0] ? nd->message
+                                          : nd->rule ? nd->rule : "nudge");
+    if (r->nq_n == BLE_RELAY_NUDGES) {
+        r->nudges_dropped++;
+        log_warn("ble %s: relay: nudge %s dropped: %d nudges wait for the phone already",
+                 d->name, nd->id, BLE_RELAY_NUDGES);
+        return;
+    }
+    struct relay_nq *q = &r->nq[(r->nq_head + r->nq_n) % BLE_RELAY_NUDGES];
+    int len = relay_nudge_encode(&n, q->buf, sizeof q->buf);
+    if (len < 0) {
+        r->nudges_dropped++;
+        log_warn("ble %s: relay: nudge %s cannot be encoded: %s", d->name, nd->id,
+                 strerror(-len));
+        return;
+    }
+    q->len = (size_t)len;
+    q->seq = r->next_delivery++;
+    r->nq_n++;
+    if (!r->n_busy)
+        send_nudge(d);
+}
+
+/* ---- records ------------------------------------------------------------------------ */
+
+/* seq is processed without an event (refused or skipped). */
+static void refused(struct ble_dev *d, int64_t seq)
+{
+    struct ble_relay *r = d->relay;
+    if (r->uncommitted == 0) {
+        if (!r->have_done || seq > r->done) {
+            r->done = seq;
+            r->have_done = 1;
+        }
+        r->ack_due = 1;
+    } else if (!r->have_hold || seq > r->hold) {
+        r->hold = seq;
+        r->have_hold = 1;
+    }
+}
+
+static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversized)
+{
+    struct ble_relay *r = d->relay;
+    char why[DEC_WHY_MAX];
+    struct event ev;
+    r->records++;
+    r->frags_at_progress = r->rx.st.fragments;
+    r->progress_ns = mono(d);
+    if (oversized) {
+        r->refused++;
+        d->malformed++;
+        log_warn("ble %s: relay: record %" PRId64 " of %zu bytes refused (more than %d)",
+                 d->name, f->seq, f->len, RELAY_RECORD_MAX);
+        refused(d, f->seq);
+        return;
+    }
+    int e = relay_record_event(f, d->participant, d->name, &ev, why);
+    if (e == -ENOENT) {
+        r->skipped++;
+        refused(d, f->seq);
+        return;
+    }
+    if (e < 0) {
+        r->refused++;
+        d->malformed++;
+        log_warn("ble %s: relay: record %" PRId64 " refused: %s", d->name, f->seq, why);
+        refused(d, f->seq);
+        return;
+    }
+    if (ev.type == EV_BATTERY) {
+        d->battery_set = 1;
+        d->battery = (unsigned)ev.u.battery.pct;
+    }
+    if (ble_emit_own(d->mgr, d, &ev, utc(d)) == 0)
+        r->uncommitted++;
+    /* not queued (the store is not keeping up): not processed; a later RESUME sends it again */
+}
+
+static void on_records(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
+                       void *ud)
+{
+    struct ble_dev *d = ud;
+    struct ble_relay *r = d->relay;
+    struct relay_frame f;
+    d->last_note_ms = utc(d);
+    int res = relay_rx_feed(&r->rx, v, len, &f);
+    if (res == RELAY_RECORD || res == RELAY_OVERSIZED)
+        on_record(d, &f, res == RELAY_OVERSIZED);
+    else if (res < 0)
+        log_warn("ble %s: relay stream: %s; asking the phone to resume", d->name, r->rx.why);
+    if (!live(d))
+        return;
+    if (relay_rx_need_resume(&r->rx))
+        write_resume(d);
+    else if (r->ack_due)
+        write_ack(d);
+}
+
+static void on_status(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
+                      void *ud)
+{
+    struct ble_dev *d = ud;
+    struct relay_status st;
+    char why[DEC_WHY_MAX];
+    if (relay_status_decode(v, len, &st, why) < 0)
+        log_warn("ble %s: relay: phone status refused: %s", d->name, why);
+}
+
+/* ---- the device's hooks ------------------------------------------------------------- */
+
+static const struct gatt_chrc *chrc(const struct gatt_db *db, const struct gatt_service *sv,
+                                    const char *uuid)
+{
+    struct att_uuid c;
+    return att_uuid_parse(&c, uuid) == 0 ? gatt_db_chrc(db, sv, &c) : NULL;
+}
+
+int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
+{
+    struct att_uuid u;
+    const struct gatt_service *sv;
+    if (att_uuid_parse(&u, RELAY_UUID_SERVICE) < 0 || !(sv = gatt_db_service(db, &u)))
+        return 0;
+    const struct gatt_chrc *rec = chrc(db, sv, RELAY_UUID_RECORDS);
+    const struct gatt_chrc *res = chrc(db, sv, RELAY_UUID_RESUME);
+    if (!rec || !res || !(res->props & GATT_PROP_WRITE)) {
+        log_warn("ble %s: relay service without Records or a writable Resume: not read",
+                 d->name);
+        return 0;
+    }
+    if (!d->relay) {
+        if (!(d->relay = calloc(1, sizeof *d->relay))) {
+            ble_dev_mark_dead(d, -ENOMEM, "out of memory", 1);
+            return 0;
+        }
+        /* the resume point starts at the store's position for the source */
+        d->relay->have_done = d->have_pos;
+        d->relay->done = d->seq;
+        /* delivery numbers only grow, across restarts too */
+        d->relay->next_delivery = utc(d);
+    }
+    struct ble_relay *r = d->relay;
+    relay_rx_init(&r->rx, RELAY_RX_RECORDS, ATT_MAX_VALUE_LEN);
+    r->h_records = rec->value;
+    r->h_resume = res->value;
+    const struct gatt_chrc *c = chrc(db, sv, RELAY_UUID_NUDGES);
+    r->h_nudges = c && (c->props & GATT_PROP_WRITE) ? c->value : 0;
+    r->h_status = 0;
+    r->n_busy = 0;
+    r->have_hold = 0;
+    ble_prof_subscribe(d, rec, on_records);
+    if ((c = chrc(db, sv, RELAY_UUID_STATUS))) {
+        r->h_status = c->value;
+        ble_prof_subscribe(d, c, on_status);
+    }
+    return 1;
+}
+
+void ble_relay_streaming(struct ble_dev *d)
+{
+    if (!live(d))
+        return;
+    write_resume(d);
+    send_nudge(d);
+}
+
+void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed)
+{
+    struct ble_relay *r = d->relay;
+    if (!r)
+        return;
+    if (r->uncommitted)
+        r->uncommitted--;
+    if (processed && (!r->have_done || seq > r->done)) {
+        r->done = seq;
+        r->have_done = 1;
+    }
+    if (r->uncommitted == 0 && r->have_hold) {
+        if (!r->have_done || r->hold > r->done) {
+            r->done = r->hold;
+            r->have_done = 1;
+        }
+        r->have_hold = 0;
+    }
+    r->ack_due = 1;
+}
+
+void ble_relay_after_reply(struct ble_dev *d)
+{
+    if (d->relay && d->relay->ack_due && live(d)) {
+        write_ack(d);
+        ble_dev_after(d);
+    }
+}
+
+int64_t ble_relay_deadline(const struct ble_dev *d)
+{
+    const struct ble_relay *r = d->relay;
+    if (!r || d->state != BLE_ST_STREAMING || !r->h_resume ||
+        r->rx.st.fragments == r->frags_at_progress)
+        return INT64_MAX;
+    return r->progress_ns + BLE_RELAY_IDLE_MS * NS_PER_MS;
+}
+
+void ble_relay_on_timer(struct ble_dev *d)
+{
+    if (!live(d) || mono(d) < ble_relay_deadline(d))
+        return;
+    log_warn("ble %s: relay: a record stayed incomplete for %d s; asking the phone to resume",
+             d->name, BLE_RELAY_IDLE_MS / 1000);
+    write_resume(d);
+}
+
+void ble_relay_free(struct ble_dev *d)
+{
+    free(d->relay);
+    d->relay = NULL;
+}

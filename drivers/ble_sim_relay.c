@@ -1,0 +1,295 @@
+/* The phone side of the engaged relay service (docs/relay-profile.md) in the BLE simulator
+ * (drivers/ble_sim.h): a phone whose outbox is the records of a JSON Lines file.
+ *
+ * Each connection gets the relay service (Records notify, Resume write/read, Status read,
+ * Nudges write). Nothing is sent before the hub's RESUME; then the records from the planned
+ * first seq (relay_plan_resume) are notified one fragment per stream tick, the first with
+ * START, at most `window` beyond the last ACK. A new RESUME abandons the record half sent and
+ * starts over from where it says. An ACK frees records (the outbox, shared by every
+ * connection of the process, only shrinks). Nudges written by the hub are reassembled and
+ * written as JSON lines to the nudge file. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/ble_gatt.h"
+#include "drivers/ble_sim.h"
+#include "drivers/relay.h"
+
+struct blesim_relay {
+    char **rec;           /* the lines, without newline */
+    size_t *len;
+    int64_t *seq;         /* consecutive: seq[i] = seq[0] + i */
+    size_t n;
+    int have_freed;
+    int64_t freed;        /* acknowledged up to (the outbox starts after it) */
+    FILE *nudges;         /* borrowed, may be NULL */
+    unsigned corrupt_every; /* fault: flip a bit of every Nth fragment (0: off) */
+    uint64_t fragments;
+    uint64_t acks, resumes, records_sent, nudges_got;
+};
+
+struct relay_conn {
+    struct blesim_relay *r;
+    uint16_t h_records, h_resume, h_status, h_nudges;
+    uint32_t max_frag;
+    uint16_t window;
+    uint8_t gen;              /* 0: no RESUME yet */
+    int start;                /* the next record is the first after the RESUME */
+    int64_t next;             /* next seq to send */
+    int64_t acked;            /* the hub has everything up to it (RESUME or ACK) */
+    int have_acked;
+    int tx_active;
+    struct relay_tx tx;
+    struct relay_rx nrx;      /* nudges */
+};
+
+static int64_t seq_of(const char *line)
+{
+    const char *p = strstr(line, "\"seq\":");
+    if (!p)
+        return -1;
+    char *end;
+    long long v = strtoll(p + 6, &end, 10);
+    return end == p + 6 || v < 0 ? -1 : (int64_t)v;
+}
+
+struct blesim_relay *blesim_relay_load(const char *path, FILE *nudges, char *why, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(why, cap, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct blesim_relay *r = calloc(1, sizeof *r);
+    char *line = NULL;
+    size_t lcap = 0, alloc = 0;
+    ssize_t got;
+    int bad = !r;
+    while (!bad && (got = getline(&line, &lcap, f)) >= 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
+        if (got == 0)
+            continue;
+        if (r->n == alloc) {
+            alloc = alloc ? 2 * alloc : 256;
+            char **a = realloc(r->rec, alloc * sizeof *a);
+            size_t *b = a ? realloc(r->len, alloc * sizeof *b) : NULL;
+            int64_t *c = b ? realloc(r->seq, alloc * sizeof *c) : NULL;
+            if (a)
+                r->rec = a;
+            if (b)
+                r->len = b;
+            if (!c) {
+                snprintf(why, cap, "out of memory");
+                bad = 1;
+                break;
+            }
+            r->seq = c;
+        }
+        int64_t s = seq_of(line);
+        if (s < 0 || (r->n && s != r->seq[r->n - 1] + 1)) {
+            snprintf(why, cap, "%s: line %zu: records need consecutive \"seq\" values", path,
+                     r->n + 1);
+            bad = 1;
+            break;
+        }
+        if (!(r->rec[r->n] = strdup(line))) {
+            snprintf(why, cap, "out of memory");
+            bad = 1;
+            break;
+        }
+        r->len[r->n] = (size_t)got;
+        r->seq[r->n] = s;
+        r->n++;
+    }
+    free(line);
+    fclose(f);
+    if (!bad && r->n == 0) {
+        snprintf(why, cap, "%s: no records", path);
+        bad = 1;
+    }
+    if (bad) {
+        blesim_relay_free(r);
+        return NULL;
+    }
+    r->nudges = nudges;
+    return r;
+}
+
+void blesim_relay_free(struct blesim_relay *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->rec[i]);
+    free(r->rec);
+    free(r->len);
+    free(r->seq);
+    free(r);
+}
+
+void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every)
+{
+    r->corrupt_every = every;
+}
+
+void blesim_relay_report(const struct blesim_relay *r, FILE *out)
+{
+    fprintf(out, "blesim: relay: %zu records (seq %" PRId64 "..%" PRId64 "), acknowledged up "
+            "to %" PRId64 "%s, %" PRIu64 " sent, %" PRIu64 " resumes, %" PRIu64 " acks, %"
+            PRIu64 " nudges\n", r->n, r->seq[0], r->seq[r->n - 1],
+            r->have_freed ? r->freed : (int64_t)-1, r->have_freed ? "" : " (none)",
+            r->records_sent, r->resumes, r->acks, r->nudges_got);
+}
+
+static void free_upto(struct blesim_relay *r, int64_t s)
+{
+    if (!r->have_freed || s > r->freed) {
+        r->freed = s;
+        r->have_freed = 1;
+    }
+}
+
+static void on_resume_write(struct blesim *s, uint16_t h, const uint8_t *v, size_t len, void *ud)
+{
+    struct relay_conn *c = ud;
+    struct blesim_relay *r = c->r;
+    struct relay_resume m;
+    char why[DEC_WHY_MAX];
+    if (relay_resume_decode(v, len, &m, why) < 0)
+        return;
+    if (m.op == RELAY_OP_ACK) {
+        r->acks++;
+        free_upto(r, m.seq);
+        if (!c->have_acked || m.seq > c->acked)
+            c->acked = m.seq;
+        c->have_acked = 1;
+        return;
+    }
+    r->resumes++;
+    int64_t oldest = r->have_freed && r->freed + 1 > r->seq[0] ? r->freed + 1 : r->seq[0];
+    int64_t newest = r->seq[r->n - 1];
+    struct relay_plan p;
+    if (relay_plan_resume(&m, oldest <= newest, oldest, newest, 1, newest, &p) < 0)
+        return;
+    if (p.have_free)
+        free_upto(r, p.free_upto);
+    c->gen = m.gen;
+    c->max_frag = m.max_frag;
+    c->window = m.window;
+    c->tx_active = 0; /* the hub ignores the rest of a record half sent */
+    c->start = 1;
+    c->next = p.send ? p.first : newest + 1;
+    c->have_acked = m.have_seq;
+    c->acked = m.have_seq ? m.seq : 0;
+}
+
+static void on_nudge_write(struct blesim *s, uint16_t h, const uint8_t *v, size_t len, void *ud)
+{
+    struct relay_conn *c = ud;
+    struct relay_frame f;
+    struct relay_nudge n;
+    char why[DEC_WHY_MAX];
+    if (relay_rx_feed(&c->nrx, v, len, &f) != RELAY_RECORD)
+        return;
+    c->r->nudges_got++;
+    if (relay_nudge_decode(f.data, f.len, &n, why) < 0) {
+        fprintf(stderr, "blesim: relay: nudge %" PRId64 " refused: %s\n", f.seq, why);
+        return;
+    }
+    if (c->r->nudges) {
+        fprintf(c->r->nudges, "{\"delivery\":%" PRId64 ",\"participant\":\"%s\",\"id\":\"%s\","
+                "\"template\":\"%s\",\"priority\":%u,\"ts\":%" PRId64 ",\"expires\":%" PRId64
+                "}\n", f.seq, n.participant, n.id, n.tmpl, n.priority, n.ts, n.expires);
+        fflush(c->r->nudges);
+    }
+}
+
+/* One fragment per tick: the next of the record being sent, or the first of the next one. */
+static int gen_fragment(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns,
+                        uint8_t *buf, size_t cap, void *ud)
+{
+    struct relay_conn *c = ud;
+    struct blesim_relay *r = c->r;
+    if (!c->gen)
+        return -EAGAIN;
+    if (!c->tx_active) {
+        int64_t newest = r->seq[r->n - 1];
+        if (c->next > newest || c->next < r->seq[0])
+            return -EAGAIN;
+        if (c->have_acked ? c->next > c->acked + c->window
+                          : c->next - r->seq[0] >= (int64_t)c->window)
+            return -EAGAIN;
+        size_t mf = blesim_mtu(s) - 3u;
+        if (c->max_frag < mf)
+            mf = c->max_frag;
+        if (mf > cap)
+            mf = cap; /* a value is at most ATT_MAX_VALUE_LEN */
+        size_t i = (size_t)(c->next - r->seq[0]);
+        if (relay_tx_start(&c->tx, c->gen, c->start, c->next, r->rec[i], r->len[i], mf) < 0) {
+            c->next++; /* cannot be sent: skipped */
+            return -EAGAIN;
+        }
+        c->tx_active = 1;
+    }
+    int n = relay_tx_next(&c->tx, buf, cap);
+    if (n <= 0) {
+        c->tx_active = 0;
+        return -EAGAIN;
+    }
+    if (r->corrupt_every && ++r->fragments % r->corrupt_every == 0)
+        buf[n - 1] ^= 0x01; /* the record's last byte here: the CRC check fails */
+    if (c->tx.off == c->tx.len) {
+        c->tx_active = 0;
+        c->start = 0;
+        c->next++;
+        r->records_sent++;
+    }
+    return n;
+}
+
+int blesim_add_relay(struct blesim *s, struct blesim_relay *r, uint32_t period_us)
+{
+    struct att_uuid u;
+    struct relay_conn *c = calloc(1, sizeof *c);
+    int h, e;
+    if (!c)
+        return -ENOMEM;
+    if ((e = blesim_own(s, c)) < 0) {
+        free(c);
+        return e;
+    }
+    c->r = r;
+    relay_rx_init(&c->nrx, RELAY_RX_PLAIN, ATT_MAX_VALUE_LEN);
+    if (att_uuid_parse(&u, RELAY_UUID_SERVICE) < 0 || (h = blesim_add_service(s, &u, 1)) < 0)
+        return -EINVAL;
+    if (att_uuid_parse(&u, RELAY_UUID_RECORDS) < 0 ||
+        (h = blesim_add_chrc(s, &u, GATT_PROP_NOTIFY, NULL, 0)) < 0)
+        return h < 0 ? h : -EINVAL;
+    c->h_records = (uint16_t)h;
+    if (att_uuid_parse(&u, RELAY_UUID_RESUME) < 0 ||
+        (h = blesim_add_chrc(s, &u, GATT_PROP_READ | GATT_PROP_WRITE, NULL, 0)) < 0)
+        return h < 0 ? h : -EINVAL;
+    c->h_resume = (uint16_t)h;
+    uint8_t st[RELAY_STATUS_LEN];
+    struct relay_status rs = {.version = RELAY_VERSION, .flags = RELAY_STATUS_HAVE_NEWEST,
+                              .newest = r->seq[r->n - 1]};
+    relay_status_encode(&rs, st, sizeof st);
+    if (att_uuid_parse(&u, RELAY_UUID_STATUS) < 0 ||
+        (h = blesim_add_chrc(s, &u, GATT_PROP_READ | GATT_PROP_WRITE | GATT_PROP_NOTIFY, st,
+                             sizeof st)) < 0)
+        return h < 0 ? h : -EINVAL;
+    c->h_status = (uint16_t)h;
+    if (att_uuid_parse(&u, RELAY_UUID_NUDGES) < 0 ||
+        (h = blesim_add_chrc(s, &u, GATT_PROP_WRITE, NULL, 0)) < 0)
+        return h < 0 ? h : -EINVAL;
+    c->h_nudges = (uint16_t)h;
+    if ((e = blesim_set_attr_hooks(s, c->h_resume, NULL, on_resume_write, c)) < 0 ||
+        (e = blesim_set_attr_hooks(s, c->h_nudges, NULL, on_nudge_write, c)) < 0)
+        return e;
+    return blesim_add_stream(s, c->h_records, (int64_t)(period_us ? period_us : 1) * 1000,
+                             gen_fragment, c);
+}
