@@ -62,5 +62,6 @@ extern const struct reader_ops reader_agd;   /* ActiGraph .agd (SQLite) */
 extern const struct reader_ops reader_agcsv; /* ActiGraph/ActiLife epoch CSV */
 extern const struct reader_ops reader_cwa;   /* Axivity AX3/AX6 .cwa (drivers/file_cwa.c) */
 extern const struct reader_ops reader_gt3x;  /* ActiGraph .gt3x (drivers/file_gt3x.c) */
+extern const struct reader_ops reader_btsnoop; /* btsnoop BLE captures (drivers/file_btsnoop.c) */
 
 #endif

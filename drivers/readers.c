@@ -14,6 +14,7 @@ static const struct reader_ops *const readers[] = {
     &reader_agd,
     &reader_cwa,  /* "MD" header with packet length 1020 */
     &reader_gt3x, /* ZIP named .gt3x or holding info.txt */
+    &reader_btsnoop, /* "btsnoop\0" */
     &reader_awd,
     &reader_aware_csv,
     &reader_agcsv,
