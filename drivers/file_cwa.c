@@ -56,21 +56,6 @@ struct cwa_file {
     struct cwa_stream st;
 };
 
-/* Open errors cannot live in priv (reader_open closes the reader before its caller reads
- * r->why): a per-thread buffer, read right after the failed open. */
-static _Thread_local char open_why[256];
-
-static int fail_open(struct reader *r, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_open(struct reader *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(open_why, sizeof open_why, fmt, ap);
-    va_end(ap);
-    r->why = open_why;
-    return err;
-}
 
 static int report(struct reader *r, struct cwa_file *c, int result, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -110,41 +95,41 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 static int cwa_open(struct reader *r, const char *path, const struct reader_opts *o)
 {
     if (!o->participant)
-        return fail_open(r, -EINVAL, "CWA files name no study participant: give --participant");
+        return reader_fail_open(r, -EINVAL, "CWA files name no study participant: give --participant");
     if (!ev_valid_id(o->participant))
-        return fail_open(r, -EINVAL, "--participant must match [A-Za-z0-9_-]{1,64}");
+        return reader_fail_open(r, -EINVAL, "--participant must match [A-Za-z0-9_-]{1,64}");
     if (o->source && !ev_valid_id(o->source))
-        return fail_open(r, -EINVAL, "source must match [A-Za-z0-9_-]{1,64}");
+        return reader_fail_open(r, -EINVAL, "source must match [A-Za-z0-9_-]{1,64}");
     struct cwa_file *c = calloc(1, sizeof *c);
     if (!c)
-        return fail_open(r, -ENOMEM, "out of memory");
+        return reader_fail_open(r, -ENOMEM, "out of memory");
     r->priv = c;
     c->fd = -1;
     c->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (c->fd < 0) {
         int e = errno;
-        return fail_open(r, -e, "%s", strerror(e));
+        return reader_fail_open(r, -e, "%s", strerror(e));
     }
     struct stat st;
     if (fstat(c->fd, &st) < 0) {
         int e = errno;
-        return fail_open(r, -e, "%s", strerror(e));
+        return reader_fail_open(r, -e, "%s", strerror(e));
     }
     if (!S_ISREG(st.st_mode))
-        return fail_open(r, -EINVAL, "not a regular file");
+        return reader_fail_open(r, -EINVAL, "not a regular file");
     c->size = (uint64_t)st.st_size;
     if (c->size > CWA_FILE_MAX)
-        return fail_open(r, -EFBIG, "file of %llu bytes: larger than any AX3/AX6 recording "
+        return reader_fail_open(r, -EFBIG, "file of %llu bytes: larger than any AX3/AX6 recording "
                          "(4 GiB)", (unsigned long long)c->size);
     ssize_t k = read_full(c->fd, c->buf, CWA_HEADER_SIZE);
     if (k < 0)
-        return fail_open(r, (int)k, "read error in the header: %s", strerror((int)-k));
+        return reader_fail_open(r, (int)k, "read error in the header: %s", strerror((int)-k));
     const char *why;
     if ((size_t)k < CWA_HEADER_SIZE)
-        return fail_open(r, -EINVAL, "file of %zd bytes: too short for a CWA header (1024 bytes)",
+        return reader_fail_open(r, -EINVAL, "file of %zd bytes: too short for a CWA header (1024 bytes)",
                          k);
     if (cwa_header_parse(c->buf, (size_t)k, &c->hdr, &why) < 0)
-        return fail_open(r, -EINVAL, "not a CWA file: %s", why);
+        return reader_fail_open(r, -EINVAL, "not a CWA file: %s", why);
     c->buf_off = CWA_HEADER_SIZE;
     cwa_stream_reset(&c->st);
     return 0;

@@ -17,7 +17,6 @@
  * a read error of the ZIP entry (bad compressed data, CRC) is returned after the samples
  * decoded before it. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,21 +54,6 @@ struct gt3x_file {
     struct gt3x_log log;
 };
 
-/* Open errors cannot live in priv (reader_open closes the reader before its caller reads
- * r->why): a per-thread buffer, read right after the failed open. */
-static _Thread_local char open_why[320];
-
-static int fail_open(struct reader *r, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_open(struct reader *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(open_why, sizeof open_why, fmt, ap);
-    va_end(ap);
-    r->why = open_why;
-    return err;
-}
 
 static int has_suffix(const char *path, const char *suffix)
 {
@@ -128,60 +112,60 @@ static long read_entry(struct reader *r, unzFile z, const char *name, char *buf,
 {
     uint64_t size = entry_size(z);
     if (size != UINT64_MAX && size > cap)
-        return fail_open(r, -EFBIG, "%s is %llu bytes: more than the %zu this reader accepts",
+        return reader_fail_open(r, -EFBIG, "%s is %llu bytes: more than the %zu this reader accepts",
                          name, (unsigned long long)size, cap);
     int e = unzOpenCurrentFile(z);
     if (e != UNZ_OK)
-        return fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(e));
+        return reader_fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(e));
     size_t got = 0;
     for (;;) {
         int k = unzReadCurrentFile(z, buf + got, (unsigned)(cap + 1 - got));
         if (k < 0) {
             unzCloseCurrentFile(z);
-            return fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(k));
+            return reader_fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(k));
         }
         if (k == 0)
             break;
         got += (size_t)k;
         if (got > cap) {
             unzCloseCurrentFile(z);
-            return fail_open(r, -EFBIG, "%s is more than the %zu bytes this reader accepts",
+            return reader_fail_open(r, -EFBIG, "%s is more than the %zu bytes this reader accepts",
                              name, cap);
         }
     }
     if ((e = unzCloseCurrentFile(z)) != UNZ_OK) /* the CRC is checked here */
-        return fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(e));
+        return reader_fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(e));
     if (size != UINT64_MAX && got != size) /* damaged data that just ended early */
-        return fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(Z_BUF_ERROR));
+        return reader_fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(Z_BUF_ERROR));
     return (long)got;
 }
 
 static int gt3x_open(struct reader *r, const char *path, const struct reader_opts *o)
 {
     if (!o->participant)
-        return fail_open(r, -EINVAL, "gt3x files name no study participant: give --participant");
+        return reader_fail_open(r, -EINVAL, "gt3x files name no study participant: give --participant");
     if (!ev_valid_id(o->participant))
-        return fail_open(r, -EINVAL, "--participant must match [A-Za-z0-9_-]{1,64}");
+        return reader_fail_open(r, -EINVAL, "--participant must match [A-Za-z0-9_-]{1,64}");
     if (o->source && !ev_valid_id(o->source))
-        return fail_open(r, -EINVAL, "source must match [A-Za-z0-9_-]{1,64}");
+        return reader_fail_open(r, -EINVAL, "source must match [A-Za-z0-9_-]{1,64}");
     struct gt3x_file *g = calloc(1, sizeof *g);
     if (!g)
-        return fail_open(r, -ENOMEM, "out of memory");
+        return reader_fail_open(r, -ENOMEM, "out of memory");
     r->priv = g;
     struct stat sb;
     if (stat(path, &sb) < 0) {
         int e = errno;
-        return fail_open(r, -e, "%s", strerror(e));
+        return reader_fail_open(r, -e, "%s", strerror(e));
     }
     g->zip = unzOpen64(path);
     if (!g->zip)
-        return fail_open(r, -EINVAL, "not a readable ZIP archive (gt3x files are ZIP "
+        return reader_fail_open(r, -EINVAL, "not a readable ZIP archive (gt3x files are ZIP "
                          "archives; a truncated file loses the ZIP directory at its end)");
     if (locate(g->zip, "info.txt") < 0)
-        return fail_open(r, -EINVAL, "not a gt3x file: the ZIP archive has no info.txt");
+        return reader_fail_open(r, -EINVAL, "not a gt3x file: the ZIP archive has no info.txt");
     char *text = malloc(GT3X_INFO_MAX + 1);
     if (!text)
-        return fail_open(r, -ENOMEM, "out of memory");
+        return reader_fail_open(r, -ENOMEM, "out of memory");
     long n = read_entry(r, g->zip, "info.txt", text, GT3X_INFO_MAX);
     char why[200];
     int e = n < 0 ? -1 : gt3x_info_parse(text, (size_t)n, &g->info, why, sizeof why);
@@ -189,9 +173,9 @@ static int gt3x_open(struct reader *r, const char *path, const struct reader_opt
     if (n < 0)
         return (int)n;
     if (e < 0)
-        return fail_open(r, -EINVAL, "%s", why);
+        return reader_fail_open(r, -EINVAL, "%s", why);
     if (g->info.sample_rate == 0)
-        return fail_open(r, -EINVAL, "info.txt has no Sample Rate");
+        return reader_fail_open(r, -EINVAL, "info.txt has no Sample Rate");
     int idx = locate(g->zip, "log.bin");
     g->entry = "log.bin";
     if (idx < 0) {
@@ -200,11 +184,11 @@ static int gt3x_open(struct reader *r, const char *path, const struct reader_opt
         g->neo = 1;
     }
     if (idx < 0)
-        return fail_open(r, -EINVAL, "not a gt3x file: the ZIP archive holds neither log.bin "
+        return reader_fail_open(r, -EINVAL, "not a gt3x file: the ZIP archive holds neither log.bin "
                          "(current format) nor activity.bin (older NEO/MRA format)");
     g->size = entry_size(g->zip);
     if (g->size != UINT64_MAX && g->size > GT3X_ENTRY_MAX)
-        return fail_open(r, -EFBIG, "%s is %llu bytes: more than any ActiGraph device records "
+        return reader_fail_open(r, -EFBIG, "%s is %llu bytes: more than any ActiGraph device records "
                          "(4 GiB)", g->entry, (unsigned long long)g->size);
     double scale = g->info.accel_scale > 0 ? g->info.accel_scale
                                            : gt3x_serial_scale(g->info.serial);
@@ -212,21 +196,21 @@ static int gt3x_open(struct reader *r, const char *path, const struct reader_opt
     if (g->neo) {
         int64_t t = g->info.start_ticks;
         if (t == 0)
-            return fail_open(r, -EINVAL, "info.txt has no Start Date (the NEO format's samples "
+            return reader_fail_open(r, -EINVAL, "info.txt has no Start Date (the NEO format's samples "
                              "count from it)");
         if ((t - GT3X_TICKS_UNIX) % 10000000)
-            return fail_open(r, -EINVAL, "info.txt: Start Date is not a whole second");
+            return reader_fail_open(r, -EINVAL, "info.txt: Start Date is not a whole second");
         start_s = (t - GT3X_TICKS_UNIX) / 10000000;
         if (start_s < 0)
-            return fail_open(r, -EINVAL, "info.txt: Start Date is before 1970");
+            return reader_fail_open(r, -EINVAL, "info.txt: Start Date is before 1970");
         if (scale == 0)
-            return fail_open(r, -EINVAL, "no acceleration scale: info.txt has no Acceleration "
+            return reader_fail_open(r, -EINVAL, "no acceleration scale: info.txt has no Acceleration "
                              "Scale and the serial number \"%s\" names no known device",
                              g->info.serial);
     }
     int ze = unzOpenCurrentFile(g->zip);
     if (ze != UNZ_OK)
-        return fail_open(r, -EIO, "cannot read %s: %s", g->entry, unz_str(ze));
+        return reader_fail_open(r, -EIO, "cannot read %s: %s", g->entry, unz_str(ze));
     g->entry_open = 1;
     gt3x_log_init(&g->log, g->neo, g->info.sample_rate, scale, gt3x_rotated(&g->info), start_s);
     return 0;

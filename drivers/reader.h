@@ -54,6 +54,10 @@ const struct reader_ops *reader_find(const char *format); /* by --format name */
 int reader_open(struct reader *r, const char *path, const char *format,
                 const struct reader_opts *o);
 void reader_close(struct reader *r);
+/* For a reader's open: sets r->why to the formatted reason (a per-thread buffer, valid until
+ * the next call on the thread) and returns err. */
+int reader_fail_open(struct reader *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 extern const struct reader_ops reader_jsonl;
 extern const struct reader_ops reader_aware_csv;

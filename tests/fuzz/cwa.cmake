@@ -8,6 +8,7 @@
 add_executable(fuzz_cwa fuzz_cwa.c
   ${CMAKE_SOURCE_DIR}/drivers/cwa.c
   ${CMAKE_SOURCE_DIR}/drivers/file_cwa.c
+  ${CMAKE_SOURCE_DIR}/drivers/reader_util.c
   ${CMAKE_SOURCE_DIR}/pipeline/tz.c)
 target_include_directories(fuzz_cwa PRIVATE ${CMAKE_SOURCE_DIR})
 target_compile_options(fuzz_cwa PRIVATE ${FUZZ_FLAGS})

@@ -9,6 +9,7 @@
 add_executable(fuzz_gt3x fuzz_gt3x.c
   ${CMAKE_SOURCE_DIR}/drivers/gt3x.c
   ${CMAKE_SOURCE_DIR}/drivers/file_gt3x.c
+  ${CMAKE_SOURCE_DIR}/drivers/reader_util.c
   ${CMAKE_SOURCE_DIR}/pipeline/tz.c)
 target_include_directories(fuzz_gt3x PRIVATE ${CMAKE_SOURCE_DIR})
 target_compile_options(fuzz_gt3x PRIVATE ${FUZZ_FLAGS})
