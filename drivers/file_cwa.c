@@ -95,7 +95,8 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 static int cwa_open(struct reader *r, const char *path, const struct reader_opts *o)
 {
     if (!o->participant)
-        return reader_fail_open(r, -EINVAL, "CWA files name no study participant: give --participant");
+        return reader_fail_open(r, -EINVAL,
+                                "CWA files name no study participant: give --participant");
     if (!ev_valid_id(o->participant))
         return reader_fail_open(r, -EINVAL, "--participant must match [A-Za-z0-9_-]{1,64}");
     if (o->source && !ev_valid_id(o->source))
@@ -126,8 +127,9 @@ static int cwa_open(struct reader *r, const char *path, const struct reader_opts
         return reader_fail_open(r, (int)k, "read error in the header: %s", strerror((int)-k));
     const char *why;
     if ((size_t)k < CWA_HEADER_SIZE)
-        return reader_fail_open(r, -EINVAL, "file of %zd bytes: too short for a CWA header (1024 bytes)",
-                         k);
+        return reader_fail_open(r, -EINVAL,
+                                "file of %zd bytes: too short for a CWA header (1024 bytes)",
+                                k);
     if (cwa_header_parse(c->buf, (size_t)k, &c->hdr, &why) < 0)
         return reader_fail_open(r, -EINVAL, "not a CWA file: %s", why);
     c->buf_off = CWA_HEADER_SIZE;

@@ -1,8 +1,8 @@
 /* ActiGraph .gt3x files (reference ../shared/reference/ble.md §8.3 and actigraphy.md §8.5):
  * a ZIP archive, read with zlib's minizip (libminizip: zlib only, where libzip would bring
- * OpenSSL's libcrypto into every engaged process and 1.6 MiB into the daemon's idle RSS). info.txt gives the sample rate, the time zone and the
- * start date; the samples come from log.bin (current format) or, without it, activity.bin
- * (the older NEO/MRA format). The entry is decompressed as a stream into the decoder of
+ * OpenSSL's libcrypto into every engaged process and 1.6 MiB into the daemon's idle RSS).
+ * info.txt gives the sample rate, the time zone and the start date; the samples come from
+ * log.bin (current format) or, without it, activity.bin (the older NEO/MRA format). The entry is decompressed as a stream into the decoder of
  * drivers/gt3x.c, so memory is fixed (about 270 KiB) whatever the recording's length; the
  * samples go out as `accel` events of up to EV_ACCEL_MAX samples of the --participant
  * (source "gt3x"), an event ending early where the samples stop being consecutive (a gap).
@@ -112,8 +112,9 @@ static long read_entry(struct reader *r, unzFile z, const char *name, char *buf,
 {
     uint64_t size = entry_size(z);
     if (size != UINT64_MAX && size > cap)
-        return reader_fail_open(r, -EFBIG, "%s is %llu bytes: more than the %zu this reader accepts",
-                         name, (unsigned long long)size, cap);
+        return reader_fail_open(r, -EFBIG,
+                                "%s is %llu bytes: more than the %zu this reader accepts",
+                                name, (unsigned long long)size, cap);
     int e = unzOpenCurrentFile(z);
     if (e != UNZ_OK)
         return reader_fail_open(r, -EIO, "cannot read %s: %s", name, unz_str(e));
@@ -143,7 +144,8 @@ static long read_entry(struct reader *r, unzFile z, const char *name, char *buf,
 static int gt3x_open(struct reader *r, const char *path, const struct reader_opts *o)
 {
     if (!o->participant)
-        return reader_fail_open(r, -EINVAL, "gt3x files name no study participant: give --participant");
+        return reader_fail_open(r, -EINVAL,
+                                "gt3x files name no study participant: give --participant");
     if (!ev_valid_id(o->participant))
         return reader_fail_open(r, -EINVAL, "--participant must match [A-Za-z0-9_-]{1,64}");
     if (o->source && !ev_valid_id(o->source))
@@ -184,29 +186,33 @@ static int gt3x_open(struct reader *r, const char *path, const struct reader_opt
         g->neo = 1;
     }
     if (idx < 0)
-        return reader_fail_open(r, -EINVAL, "not a gt3x file: the ZIP archive holds neither log.bin "
-                         "(current format) nor activity.bin (older NEO/MRA format)");
+        return reader_fail_open(r, -EINVAL,
+                                "not a gt3x file: the ZIP archive holds neither log.bin "
+                                "(current format) nor activity.bin (older NEO/MRA format)");
     g->size = entry_size(g->zip);
     if (g->size != UINT64_MAX && g->size > GT3X_ENTRY_MAX)
-        return reader_fail_open(r, -EFBIG, "%s is %llu bytes: more than any ActiGraph device records "
-                         "(4 GiB)", g->entry, (unsigned long long)g->size);
+        return reader_fail_open(r, -EFBIG,
+                                "%s is %llu bytes: more than any ActiGraph device records "
+                                "(4 GiB)", g->entry, (unsigned long long)g->size);
     double scale = g->info.accel_scale > 0 ? g->info.accel_scale
                                            : gt3x_serial_scale(g->info.serial);
     int64_t start_s = 0;
     if (g->neo) {
         int64_t t = g->info.start_ticks;
         if (t == 0)
-            return reader_fail_open(r, -EINVAL, "info.txt has no Start Date (the NEO format's samples "
-                             "count from it)");
+            return reader_fail_open(r, -EINVAL,
+                                    "info.txt has no Start Date (the NEO format's samples "
+                                    "count from it)");
         if ((t - GT3X_TICKS_UNIX) % 10000000)
             return reader_fail_open(r, -EINVAL, "info.txt: Start Date is not a whole second");
         start_s = (t - GT3X_TICKS_UNIX) / 10000000;
         if (start_s < 0)
             return reader_fail_open(r, -EINVAL, "info.txt: Start Date is before 1970");
         if (scale == 0)
-            return reader_fail_open(r, -EINVAL, "no acceleration scale: info.txt has no Acceleration "
-                             "Scale and the serial number \"%s\" names no known device",
-                             g->info.serial);
+            return reader_fail_open(r, -EINVAL,
+                                    "no acceleration scale: info.txt has no Acceleration "
+                                    "Scale and the serial number \"%s\" names no known device",
+                                    g->info.serial);
     }
     int ze = unzOpenCurrentFile(g->zip);
     if (ze != UNZ_OK)
