@@ -2,8 +2,8 @@
  * a ZIP archive, read with zlib's minizip (libminizip: zlib only, where libzip would bring
  * OpenSSL's libcrypto into every engaged process and 1.6 MiB into the daemon's idle RSS).
  * info.txt gives the sample rate, the time zone and the start date; the samples come from
- * log.bin (current format) or, without it, activity.bin (the older NEO/MRA format). The entry is decompressed as a stream into the decoder of
- * drivers/gt3x.c, so memory is fixed (about 270 KiB) whatever the recording's length; the
+ * log.bin (current format) or, without it, activity.bin (the older NEO/MRA format). The entry
+ * is decompressed as a stream into the decoder of drivers/gt3x.c, so memory is fixed (about 270 KiB) whatever the recording's length; the
  * samples go out as `accel` events of up to EV_ACCEL_MAX samples of the --participant
  * (source "gt3x"), an event ending early where the samples stop being consecutive (a gap).
  *
