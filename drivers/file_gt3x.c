@@ -1,10 +1,10 @@
-/* ActiGraph .gt3x files (reference ../shared/reference/ble.md §8.3 and actigraphy.md §8.5):
- * a ZIP archive, read with zlib's minizip (libminizip: zlib only, where libzip would bring
- * OpenSSL's libcrypto into every engaged process and 1.6 MiB into the daemon's idle RSS).
- * info.txt gives the sample rate, the time zone and the start date; the samples come from
- * log.bin (current format) or, without it, activity.bin (the older NEO/MRA format). The entry
- * is decompressed as a stream into the decoder of drivers/gt3x.c, so memory is fixed (about 270 KiB) whatever the recording's length; the
- * samples go out as `accel` events of up to EV_ACCEL_MAX samples of the --participant
+/* ActiGraph .gt3x files (reference ../shared/reference/ble.md §8.3 and actigraphy.md §8.5): a ZIP
+ * archive, read with zlib's minizip (libminizip: zlib only, where libzip would bring OpenSSL's
+ * libcrypto into every engaged process and 1.6 MiB into the daemon's idle RSS). info.txt gives the
+ * sample rate, the time zone and the start date; the samples come from log.bin (current format)
+ * or, without it, activity.bin (the older NEO/MRA format). The entry is decompressed as a stream
+ * into the decoder of drivers/gt3x.c, so memory is fixed (about 270 KiB) whatever the recording's
+ * length; the samples go out as `accel` events of up to EV_ACCEL_MAX samples of the --participant
  * (source "gt3x"), an event ending early where the samples stop being consecutive (a gap).
  *
  * Times: the device clock is local wall time. With info.txt's TimeZone (the device's offset
