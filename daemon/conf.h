@@ -186,7 +186,7 @@ struct conf_source {
     char participant[CONF_ID_SIZE];   /* "" = events name their participant */
     char path[CONF_STR_SIZE];         /* driver options; "" = unset */
     char address[32];
-    char transport[32];
+    char transport[CONF_STR_SIZE];
     char vid_pid[16];
     char serial[128];
 };
