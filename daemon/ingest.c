@@ -173,6 +173,15 @@ static int parse_payload(struct ingest *in, struct pending *p, const char *data,
         }
         const struct conf_source *cs =
             in->o.conf ? conf_source(in->o.conf, ev.source[0] ? ev.source : "replay") : NULL;
+        if (cs && (cs->driver == CONF_DRIVER_BLE || cs->driver == CONF_DRIVER_USB)) {
+            /* the hub numbers those sources' events itself: a client's seqs would collide */
+            char msg[CONF_ID_SIZE + 80];
+            snprintf(msg, sizeof msg, "source \"%s\" is read by the hub itself (driver %s), not "
+                     "through the ingest socket", cs->name,
+                     cs->driver == CONF_DRIVER_BLE ? "ble" : "usb");
+            reject(p, index, msg);
+            continue;
+        }
         if (cs && cs->participant[0] && strcmp(cs->participant, ev.participant) != 0) {
             char msg[3 * CONF_ID_SIZE + 64];
             snprintf(msg, sizeof msg, "source \"%s\" belongs to participant \"%s\", not \"%s\"",

@@ -4,7 +4,9 @@
 # clients, engagectl against the control socket, SIGHUP reload (a broken file is refused),
 # and a clean SIGTERM exit with the sockets' modes as documented.
 source "$(dirname "$0")/lib.sh"
-write_conf "$T/engaged.conf" "[source phone-p01]" "driver = ingest" "participant = p01"
+write_conf "$T/engaged.conf" "[source phone-p01]" "driver = ingest" "participant = p01" \
+  "[source band-p01]" "driver = ble" "participant = p01" "address = C4:7C:8D:6A:2F:01" \
+  "transport = sim:$T/no-such-simulator"
 # write_conf has a [daemon] section already: merge by rewriting it
 $PY - "$T/engaged.conf" <<'EOP'
 import sys
@@ -84,6 +86,10 @@ assert not any(b"secret" in p or b"mindapp" in p for t, p in got)
 req.send(b'{"ts":1583481030385,"participant":"p02","source":"phone-p01","seq":1,"type":"screen","state":"on"}')
 ack = json.loads(req.recv()); print("ack", ack)
 assert ack["rejected"] == 1 and "belongs to participant" in ack["errors"][0]["reason"], ack
+# a source the hub reads itself (ble, usb) cannot be written through the ingest socket
+req.send(b'{"ts":1583481030385,"participant":"p01","source":"band-p01","seq":1,"type":"hr","bpm":60}')
+ack = json.loads(req.recv()); print("ack", ack)
+assert ack["rejected"] == 1 and "read by the hub itself" in ack["errors"][0]["reason"], ack
 # a DEALER client (no envelope) resending: duplicates
 dealer = ctx.socket(zmq.DEALER); dealer.setsockopt(zmq.LINGER, 0); dealer.setsockopt(zmq.RCVTIMEO, 5000)
 dealer.connect(sys.argv[1])
