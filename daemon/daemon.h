@@ -47,7 +47,9 @@ struct daemon {
     char buf[16384];
 };
 
+/* daemon/clock.c: UTC and monotonic milliseconds */
 int64_t daemon_now_ms(void);
+int64_t daemon_mono_ms(void);
 /* Reads a socket's CURVE key files (if configured) into c, logging FILE:LINE errors. */
 int daemon_curve_setup(struct zap *zap, struct daemon_curve *c, const char *domain,
                        const char *secret_file, const char *clients_file);

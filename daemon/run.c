@@ -39,13 +39,6 @@
 #define ENGAGED_SYSCONFDIR "/etc"
 #endif
 
-int64_t daemon_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void conf_error(void *ud, const char *file, int line, const char *msg)
 {
     (void)ud;

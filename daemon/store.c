@@ -36,20 +36,6 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
-int64_t store__now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-int64_t store__mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* SQLite result codes to the project's negative errno convention. */
 int store__sqlite_err(sqlite3 *db, int rc)
 {
@@ -183,7 +169,7 @@ static int migrate(sqlite3 *db)
     snprintf(sql, sizeof sql,
              "PRAGMA user_version=%d;"
              "INSERT OR IGNORE INTO meta(key, value) VALUES('created', %lld);",
-             STORE_SCHEMA_VERSION, (long long)store__now_ms());
+             STORE_SCHEMA_VERSION, (long long)daemon_now_ms());
     if ((r = exec(db, sql)) < 0)
         goto fail;
     return exec(db, "COMMIT");

@@ -310,11 +310,11 @@ static int hold(struct store_writer *w, zmq_msg_t *m)
 static int control(struct store_writer *w, const uint8_t *msg, size_t len, uint8_t want,
                    int timeout_ms, int keep)
 {
-    int64_t deadline = timeout_ms >= 0 ? store__mono_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms >= 0 ? daemon_mono_ms() + timeout_ms : 0;
     int sent = 0;
     for (;;) {
         long left = -1;
-        if (timeout_ms >= 0 && (left = (long)(deadline - store__mono_ms())) <= 0)
+        if (timeout_ms >= 0 && (left = (long)(deadline - daemon_mono_ms())) <= 0)
             return -ETIMEDOUT;
         zmq_pollitem_t it = { w->sock, 0, (short)(ZMQ_POLLIN | (sent ? 0 : ZMQ_POLLOUT)), 0 };
         if (zmq_poll(&it, 1, left) < 0) {

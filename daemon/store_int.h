@@ -4,6 +4,7 @@
 #ifndef ENGAGED_STORE_INT_H
 #define ENGAGED_STORE_INT_H
 
+#include "daemon/daemon.h"
 #include "daemon/store.h"
 
 #include <pthread.h>
@@ -16,8 +17,6 @@ int store__norm_opts(const struct store_opts *in, struct store_opts *out);
 /* Creates (0600) or opens, migrates and configures a write connection. */
 int store__open_rw(const char *path, const struct store_opts *o, struct sqlite3 **db);
 int store__sqlite_err(struct sqlite3 *db, int rc);
-int64_t store__now_ms(void);
-int64_t store__mono_ms(void);
 
 /* Wire format of the inproc PAIR: one frame per message, a type byte, then a fixed header
  * copied in and out with memcpy (both ends are one process: native layout and byte order),

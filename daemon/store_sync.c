@@ -102,7 +102,7 @@ static int begin_tx(struct store_sync *s)
 static int pos_write(struct store_sync *s)
 {
     sqlite3_stmt *st = s->st[ST_POSITION];
-    int64_t now = store__now_ms();
+    int64_t now = daemon_now_ms();
     for (size_t i = 0; i < s->npos; i++) {
         struct pos_acc *p = &s->pos[i];
         sqlite3_bind_text(st, 1, p->source, -1, SQLITE_STATIC);
@@ -188,7 +188,7 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
     if (r < 0)
         return r;
     sqlite3_stmt *st = s->st[ST_EVENT];
-    int64_t now = store__now_ms();
+    int64_t now = daemon_now_ms();
     for (size_t i = 0; i < n; i++) {
         const struct store_event *e = &ev[i];
         if (!valid_str(e->source) || !valid_str(e->participant) || !valid_str(e->type) ||

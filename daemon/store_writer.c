@@ -198,7 +198,7 @@ static void open_tx(struct wctx *c)
     if (c->in_tx)
         return;
     c->in_tx = 1;
-    c->t0 = store__mono_ms();
+    c->t0 = daemon_mono_ms();
     struct klist todo = c->retry;
     if (!todo.head)
         return;
@@ -216,7 +216,7 @@ static void open_tx(struct wctx *c)
     /* The message that opened this transaction is written next, whatever happened. */
     if (!c->in_tx) {
         c->in_tx = 1;
-        c->t0 = store__mono_ms();
+        c->t0 = daemon_mono_ms();
     }
 }
 
@@ -408,7 +408,7 @@ void *store__writer_main(void *arg)
         }
         zmq_msg_close(&m);
         if (c.in_tx && (store_sync_pending(w->db) >= w->o.batch_max ||
-                        store__mono_ms() - c.t0 >= (int64_t)w->o.batch_delay_ms))
+                        daemon_mono_ms() - c.t0 >= (int64_t)w->o.batch_delay_ms))
             finish_tx(&c, 0);
     }
     finish_tx(&c, 0);

@@ -38,19 +38,6 @@
 #define TAG_FD 3u
 #define UNPOLLABLE_TICK_MS 10
 
-int64_t usb_mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-int64_t usb_now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 libusb_context *usb_ctx(struct usb *u) { return u->ctx; }
 const char *usb_version(void) { return ENGAGED_VERSION; }
@@ -59,7 +46,7 @@ void usb_set_state(struct usb_src *s, const char *state)
 {
     if (s->state != state) {
         s->state = state;
-        s->since_ms = usb_now_ms();
+        s->since_ms = daemon_now_ms();
     }
     s->dirty = 1;
 }
@@ -143,7 +130,7 @@ void usb_dev_due(struct usb_dev *d, int64_t mono_ms)
 
 static void arm_timer(struct usb *u)
 {
-    int64_t now = usb_mono_ms(), due = u->next_status_mono_ms;
+    int64_t now = daemon_mono_ms(), due = u->next_status_mono_ms;
 #define EARLIER(t) do { if ((t) > 0 && (due <= 0 || (t) < due)) due = (t); } while (0)
     for (struct usb_dev *d = u->devs; d; d = d->next)
         EARLIER(d->due_mono_ms);
@@ -228,7 +215,7 @@ static struct usb_src *match(struct usb *u, uint16_t vid, uint16_t pid, const ch
     if (accessory) {
         /* the phone came back in accessory mode: the one switched on this port (or with this
          * serial), or a source naming its serial */
-        int64_t now = usb_mono_ms();
+        int64_t now = daemon_mono_ms();
         for (size_t i = 0; i < USB_SWITCH_MAX && !hit; i++) {
             struct usb_switch *w = &u->sw[i];
             if (w->src && w->until_mono_ms > now &&
@@ -375,7 +362,7 @@ static void left(struct usb *u, libusb_device *ldev)
 int usb_add_switch(struct usb *u, struct usb_src *s, const char *serial, const char *port)
 {
     struct usb_switch *w = NULL;
-    int64_t now = usb_mono_ms();
+    int64_t now = daemon_mono_ms();
     for (size_t i = 0; i < USB_SWITCH_MAX && !w; i++)
         if (!u->sw[i].src || u->sw[i].until_mono_ms <= now || u->sw[i].src == s)
             w = &u->sw[i];
@@ -427,7 +414,7 @@ static void handle_libusb(struct usb *u)
 
 static void run_timers(struct usb *u)
 {
-    int64_t now = usb_mono_ms();
+    int64_t now = daemon_mono_ms();
     for (size_t i = 0; i < u->n_src; i++) {
         struct usb_src *s = &u->src[i];
         if (s->retry_mono_ms && s->retry_mono_ms <= now) {
@@ -451,7 +438,7 @@ static void run_timers(struct usb *u)
     /* a timer may start work that sets another due time: at most a few rounds per turn */
     for (int round = 0; round < 4; round++) {
         int ran = 0;
-        now = usb_mono_ms();
+        now = daemon_mono_ms();
         for (struct usb_dev *d = u->devs; d; d = d->next) {
             if (d->gone || !d->due_mono_ms || d->due_mono_ms > now)
                 continue;
@@ -572,7 +559,7 @@ static int setup_source(struct usb *u, struct usb_src *s, const struct conf *cf,
         return e ? e : -EINVAL;
     }
     s->state = "absent";
-    s->since_ms = usb_now_ms();
+    s->since_ms = daemon_now_ms();
     s->dirty = 1;
     return 0;
 }
@@ -655,7 +642,7 @@ int usb_new(const struct conf *cf, const struct usb_host *h, struct usb **ret)
              u->n_src == 1 ? "" : "s", libusb_get_version()->major, libusb_get_version()->minor,
              libusb_get_version()->micro);
     run_hotplug_queue(u); /* the devices already plugged in (ENUMERATE) */
-    u->next_status_mono_ms = usb_mono_ms() + u->status_period_ms;
+    u->next_status_mono_ms = daemon_mono_ms() + u->status_period_ms;
     for (size_t i = 0; i < u->n_src; i++)
         if (u->src[i].dirty)
             usb_publish_status(u, &u->src[i]);
@@ -682,8 +669,8 @@ void usb_stop(struct usb *u)
             dev_release(d, 0);
     }
     /* cancelled transfers call back from handle_events: give them up to a second */
-    int64_t until = usb_mono_ms() + 1000;
-    while (u->devs && u->ctx && usb_mono_ms() < until) {
+    int64_t until = daemon_mono_ms() + 1000;
+    while (u->devs && u->ctx && daemon_mono_ms() < until) {
         struct timeval tv = {0, 50000};
         (void)libusb_handle_events_timeout_completed(u->ctx, &tv, NULL);
         for (struct usb_dev *d = u->devs, *nx; d; d = nx) {

@@ -251,7 +251,7 @@ static void send_resume(struct usb_dev *d)
         return;
     s->aoa.resumes++;
     a->frags_at_record = a->rx.st.fragments;
-    a->last_record_mono_ms = usb_mono_ms();
+    a->last_record_mono_ms = daemon_mono_ms();
     enqueue(d, AOAENV_RESUME, m, (size_t)n, 1);
 }
 
@@ -332,7 +332,7 @@ static int on_record(struct usb_dev *d, const struct relay_frame *f, int oversiz
     struct aoa_dev *a = priv(d);
     struct usb_src *s = d->src;
     char why[DEC_WHY_MAX];
-    a->last_record_mono_ms = usb_mono_ms();
+    a->last_record_mono_ms = daemon_mono_ms();
     a->frags_at_record = a->rx.st.fragments;
     s->aoa.records++;
     if (oversized) {
@@ -541,7 +541,7 @@ static int start_stream(struct usb_dev *d)
              s->have_pos ? s->pos : 0);
     send_resume(d);
     submit_in(d);
-    usb_dev_due(d, usb_mono_ms() + AOA_IDLE_MS);
+    usb_dev_due(d, daemon_mono_ms() + AOA_IDLE_MS);
     return a->failed ? -EIO : 0;
 }
 
@@ -588,7 +588,7 @@ void aoa_on_reply(struct usb_dev *d, int ok, int64_t acked)
         send_ack(d, acked);
     }
     if (a->have_held || a->in_off < a->in_len)
-        usb_dev_due(d, usb_mono_ms()); /* go on with the bytes waiting */
+        usb_dev_due(d, daemon_mono_ms()); /* go on with the bytes waiting */
 }
 
 void aoa_on_timer(struct usb_dev *d)
@@ -598,7 +598,7 @@ void aoa_on_timer(struct usb_dev *d)
         return;
     if (a->have_held || a->in_off < a->in_len)
         process_in(d);
-    int64_t now = usb_mono_ms();
+    int64_t now = daemon_mono_ms();
     if (a->rx.st.fragments != a->frags_at_record && now - a->last_record_mono_ms >= AOA_IDLE_MS) {
         log_warn("usb %s: source %s: a record stayed incomplete for %d s; asking the phone to "
                  "resume", d->port, d->src->name, AOA_IDLE_MS / 1000);

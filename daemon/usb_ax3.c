@@ -121,7 +121,7 @@ int ax3_start(struct usb_dev *d)
         return -ENOMEM;
     }
     a->tty = a->fd = -1;
-    a->started_mono_ms = usb_mono_ms();
+    a->started_mono_ms = daemon_mono_ms();
     d->priv = a;
     struct usb_src *s = d->src;
     memset(&s->ax3, 0, sizeof s->ax3);
@@ -173,7 +173,7 @@ static void send_step(struct usb_dev *d)
         char cmd[64];
         const char *c = steps[a->step].cmd;
         if (!c) { /* set the clock: the participant's local time now */
-            int64_t now = usb_now_ms();
+            int64_t now = daemon_now_ms();
             a->hub_local_s = (now + (int64_t)tz_offset(s->zone, now) * 1000) / 1000;
             if (ax3cmd_format_set_time(a->hub_local_s, cmd, sizeof cmd) < 0) {
                 a->step++;
@@ -181,7 +181,7 @@ static void send_step(struct usb_dev *d)
             }
             c = cmd;
         } else if (strncmp(c, "TIME", 4) == 0) {
-            int64_t now = usb_now_ms();
+            int64_t now = daemon_now_ms();
             a->hub_local_s = (now + (int64_t)tz_offset(s->zone, now) * 1000) / 1000;
         }
         size_t len = strlen(c);
@@ -194,7 +194,7 @@ static void send_step(struct usb_dev *d)
             log_warn("usb %s: source %s: %s; downloading without it", d->port, s->name, s->error);
             break;
         }
-        usb_dev_due(d, usb_mono_ms() + AX3_REPLY_MS);
+        usb_dev_due(d, daemon_mono_ms() + AX3_REPLY_MS);
         return;
     }
     close_tty(d);
@@ -298,7 +298,7 @@ static void begin_volume(struct usb_dev *d)
     struct ax3_dev *a = priv(d);
     a->st = AX3_VOLUME;
     usb_set_state(d->src, "locating");
-    usb_dev_due(d, usb_mono_ms());
+    usb_dev_due(d, daemon_mono_ms());
 }
 
 static int find_file(struct usb_dev *d, char *ret, size_t cap, char *why, size_t why_cap)
@@ -339,12 +339,12 @@ static void try_volume(struct usb_dev *d)
         return;
     }
     s->ax3.file[0] = 0;
-    if (usb_mono_ms() - a->started_mono_ms > AX3_VOLUME_MS) {
+    if (daemon_mono_ms() - a->started_mono_ms > AX3_VOLUME_MS) {
         usb_set_error(s, "%s", why);
         fail(d, why);
         return;
     }
-    usb_dev_due(d, usb_mono_ms() + AX3_VOLUME_POLL_MS);
+    usb_dev_due(d, daemon_mono_ms() + AX3_VOLUME_POLL_MS);
 }
 
 /* ---- download -------------------------------------------------------------------------- */
@@ -405,7 +405,7 @@ static void begin_download(struct usb_dev *d)
     struct ax3_dev *a = priv(d);
     a->st = AX3_WAIT_STORE;
     usb_set_state(d->src, "downloading");
-    usb_dev_due(d, usb_mono_ms());
+    usb_dev_due(d, daemon_mono_ms());
 }
 
 static int open_download(struct usb_dev *d)
@@ -514,7 +514,7 @@ static void finish(struct usb_dev *d)
         return; /* the last batch is on its way */
     const struct cwain_stats *c = &a->ci->st;
     s->ax3.cwa = *c;
-    s->ax3.last_download_ms = usb_now_ms();
+    s->ax3.last_download_ms = daemon_now_ms();
     log_info("usb %s: source %s: download complete: %" PRIu64 " samples in %" PRIu64
              " events, %" PRIu64 " blocks read (%" PRIu64 " damaged, %" PRIu64 " of other "
              "types), %" PRIu64 " samples already stored before", d->port, s->name, c->samples,
@@ -587,7 +587,7 @@ static void copy_some(struct usb_dev *d)
     }
     s->ax3.cwa = a->ci->st;
     s->dirty = 1;
-    usb_dev_due(d, usb_mono_ms()); /* more next turn: the loop serves everything else first */
+    usb_dev_due(d, daemon_mono_ms()); /* more next turn: the loop serves everything else first */
 }
 
 void ax3_on_reply(struct usb_dev *d, int ok)
@@ -602,16 +602,16 @@ void ax3_on_reply(struct usb_dev *d, int ok)
             close_file(a);
             a->st = AX3_WAIT_STORE;
             usb_set_state(d->src, "downloading");
-            usb_dev_due(d, usb_mono_ms() + AX3_RETRY_MS);
+            usb_dev_due(d, daemon_mono_ms() + AX3_RETRY_MS);
         }
         return;
     }
     if (a->st == AX3_COPY)
-        usb_dev_due(d, usb_mono_ms());
+        usb_dev_due(d, daemon_mono_ms());
     else if (a->st == AX3_END)
         finish(d);
     else if (a->st == AX3_WAIT_STORE)
-        usb_dev_due(d, usb_mono_ms());
+        usb_dev_due(d, daemon_mono_ms());
 }
 
 void ax3_on_timer(struct usb_dev *d)
@@ -641,14 +641,14 @@ void ax3_on_timer(struct usb_dev *d)
             return;
         }
         s->ax3.tty[0] = 0;
-        if (usb_mono_ms() - a->started_mono_ms > AX3_TTY_WAIT_MS) {
+        if (daemon_mono_ms() - a->started_mono_ms > AX3_TTY_WAIT_MS) {
             usb_set_error(s, "no serial interface (ttyACM) found under %s: battery and clock "
                           "not read", d->sysdir);
             log_warn("usb %s: source %s: %s", d->port, s->name, s->error);
             begin_volume(d);
             return;
         }
-        usb_dev_due(d, usb_mono_ms() + 500);
+        usb_dev_due(d, daemon_mono_ms() + 500);
         return;
     }
     case AX3_CDC: /* a reply did not come */

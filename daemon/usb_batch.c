@@ -69,7 +69,7 @@ int usb_src_flush(struct usb_src *s)
         e = -ENOMEM;
         goto out;
     }
-    int64_t now = usb_now_ms();
+    int64_t now = daemon_now_ms();
     for (size_t i = 0; i < b->n; i++) {
         const struct event *ev = &b->ev[i];
         if (!(bodies[i] = ev_to_json(ev))) {
@@ -93,7 +93,7 @@ out:
     free(se);
     if (e == -EAGAIN) {
         u->st.retries++;
-        s->retry_mono_ms = usb_mono_ms() + USB_RETRY_MS;
+        s->retry_mono_ms = daemon_mono_ms() + USB_RETRY_MS;
         return -EAGAIN;
     }
     if (e < 0) {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "daemon/conf.h"
+#include "daemon/daemon.h"
 #include "daemon/usb.h"
 #include "drivers/relay.h"
 #include "drivers/usb_proto.h"
@@ -154,8 +155,6 @@ struct usb {
 };
 
 /* ---- manager services ---- */
-int64_t usb_mono_ms(void);
-int64_t usb_now_ms(void);            /* UTC ms */
 void usb_set_state(struct usb_src *s, const char *state);
 void usb_set_error(struct usb_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void usb_clear_error(struct usb_src *s);
