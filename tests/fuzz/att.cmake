@@ -12,9 +12,6 @@ set(ATT_SRC
   ${CMAKE_SOURCE_DIR}/drivers/ble_sim.c
   ${CMAKE_SOURCE_DIR}/drivers/ble_sim_profiles.c
   ${CMAKE_SOURCE_DIR}/drivers/ble_sim_server.c)
-add_executable(fuzz_att fuzz_att.c ${ATT_SRC})
-target_include_directories(fuzz_att PRIVATE ${CMAKE_SOURCE_DIR})
-target_compile_options(fuzz_att PRIVATE ${FUZZ_FLAGS})
-target_link_options(fuzz_att PRIVATE ${FUZZ_FLAGS})
-add_test(NAME fuzz.att_corpus
-         COMMAND fuzz_att -runs=0 ${CMAKE_CURRENT_SOURCE_DIR}/corpus_att)
+fuzz_harness(fuzz_att
+  SOURCES
+    ${ATT_SRC})

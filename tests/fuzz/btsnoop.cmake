@@ -6,18 +6,14 @@
 #   cmake --build build/fuzz --target fuzz_btsnoop
 #   mkdir -p /tmp/fuzz-snoop && build/fuzz/tests/fuzz/fuzz_btsnoop -max_total_time=300 \
 #       /tmp/fuzz-snoop tests/fuzz/corpus_btsnoop
-add_executable(fuzz_btsnoop fuzz_btsnoop.c
-  ${CMAKE_SOURCE_DIR}/drivers/btsnoop.c
-  ${CMAKE_SOURCE_DIR}/drivers/file_btsnoop.c
-  ${CMAKE_SOURCE_DIR}/drivers/ble_att_pdu.c
-  ${CMAKE_SOURCE_DIR}/drivers/decode_battery.c
-  ${CMAKE_SOURCE_DIR}/drivers/decode_hr.c
-  ${CMAKE_SOURCE_DIR}/drivers/decode_pinetime.c
-  ${CMAKE_SOURCE_DIR}/drivers/decode_util.c
-  ${EVENT_SRC})
-target_include_directories(fuzz_btsnoop PRIVATE ${CMAKE_SOURCE_DIR})
-target_compile_options(fuzz_btsnoop PRIVATE ${FUZZ_FLAGS})
-target_link_options(fuzz_btsnoop PRIVATE ${FUZZ_FLAGS})
-target_link_libraries(fuzz_btsnoop PRIVATE engaged_pipeline PkgConfig::JANSSON m)
-add_test(NAME fuzz.btsnoop_corpus
-         COMMAND fuzz_btsnoop -runs=0 ${CMAKE_CURRENT_SOURCE_DIR}/corpus_btsnoop)
+fuzz_harness(fuzz_btsnoop
+  SOURCES
+    ${CMAKE_SOURCE_DIR}/drivers/btsnoop.c
+    ${CMAKE_SOURCE_DIR}/drivers/file_btsnoop.c
+    ${CMAKE_SOURCE_DIR}/drivers/ble_att_pdu.c
+    ${CMAKE_SOURCE_DIR}/drivers/decode_battery.c
+    ${CMAKE_SOURCE_DIR}/drivers/decode_hr.c
+    ${CMAKE_SOURCE_DIR}/drivers/decode_pinetime.c
+    ${CMAKE_SOURCE_DIR}/drivers/decode_util.c
+    ${EVENT_SRC}
+  LIBS engaged_pipeline PkgConfig::JANSSON m)

@@ -5,14 +5,10 @@
 # a foreign block type, a truncated block, a short header; regress-* reproduce crashes the
 # fuzzer found), not copies of reference data.
 #   build/fuzz-usb/tests/fuzz/fuzz_cwa -max_total_time=300 /tmp/fuzz-cwa tests/fuzz/corpus_cwa
-add_executable(fuzz_cwa fuzz_cwa.c
-  ${CMAKE_SOURCE_DIR}/drivers/cwa.c
-  ${CMAKE_SOURCE_DIR}/drivers/file_cwa.c
-  ${CMAKE_SOURCE_DIR}/drivers/reader_util.c
-  ${CMAKE_SOURCE_DIR}/pipeline/tz.c)
-target_include_directories(fuzz_cwa PRIVATE ${CMAKE_SOURCE_DIR})
-target_compile_options(fuzz_cwa PRIVATE ${FUZZ_FLAGS})
-target_link_options(fuzz_cwa PRIVATE ${FUZZ_FLAGS})
-target_link_libraries(fuzz_cwa PRIVATE m)
-add_test(NAME fuzz.cwa_corpus
-         COMMAND fuzz_cwa -runs=0 ${CMAKE_CURRENT_SOURCE_DIR}/corpus_cwa)
+fuzz_harness(fuzz_cwa
+  SOURCES
+    ${CMAKE_SOURCE_DIR}/drivers/cwa.c
+    ${CMAKE_SOURCE_DIR}/drivers/file_cwa.c
+    ${CMAKE_SOURCE_DIR}/drivers/reader_util.c
+    ${CMAKE_SOURCE_DIR}/pipeline/tz.c
+  LIBS m)
