@@ -160,30 +160,13 @@ static int agd_probe(const char *path, const unsigned char *head, size_t n)
     return ok;
 }
 
-/* Open errors cannot live in priv: reader_open() closes the reader before its caller reads
- * r->why. They go to a per-thread buffer, read right after the failed open. */
-static _Thread_local char open_why[256];
-
-static int fail_open(struct reader *r, struct agd *a, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_open(struct reader *r, struct agd *a, int err, const char *fmt, ...)
-{
-    (void)a;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(open_why, sizeof open_why, fmt, ap);
-    va_end(ap);
-    r->why = open_why;
-    return err;
-}
-
 /* The epoch length from the settings table: an integer number of seconds dividing 86400. */
 static int read_settings(struct reader *r, struct agd *a)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(a->db, "SELECT settingName, settingValue FROM settings", -1, &st,
                            NULL) != SQLITE_OK)
-        return fail_open(r, a, -EINVAL, "settings table: %s", sqlite3_errmsg(a->db));
+        return reader_fail_open(r, -EINVAL, "settings table: %s", sqlite3_errmsg(a->db));
     int rc;
     long epoch = -1;
     char bad[40] = "";
@@ -205,13 +188,13 @@ static int read_settings(struct reader *r, struct agd *a)
     int err = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : rc;
     sqlite3_finalize(st);
     if (err)
-        return fail_open(r, a, -EINVAL, "settings table: %s", sqlite3_errstr(err));
+        return reader_fail_open(r, -EINVAL, "settings table: %s", sqlite3_errstr(err));
     if (bad[0])
-        return fail_open(r, a, -EINVAL,
-                         "settings: epochlength \"%s\" is not a whole number of seconds "
-                         "dividing 86400 (or is given twice)", bad);
+        return reader_fail_open(r, -EINVAL,
+                                "settings: epochlength \"%s\" is not a whole number of seconds "
+                                "dividing 86400 (or is given twice)", bad);
     if (epoch < 0)
-        return fail_open(r, a, -EINVAL, "settings table has no epochlength");
+        return reader_fail_open(r, -EINVAL, "settings table has no epochlength");
     a->epoch_s = (int)epoch;
     return 0;
 }
@@ -222,9 +205,9 @@ static int prepare_rows(struct reader *r, struct agd *a)
 {
     int present[COL__N];
     if (data_columns(a->db, present) < 0)
-        return fail_open(r, a, -EINVAL, "data table: %s", sqlite3_errmsg(a->db));
+        return reader_fail_open(r, -EINVAL, "data table: %s", sqlite3_errmsg(a->db));
     if (!present[COL_TS] || !present[COL_AXIS1])
-        return fail_open(r, a, -EINVAL, "data table lacks the dataTimestamp or axis1 column");
+        return reader_fail_open(r, -EINVAL, "data table lacks the dataTimestamp or axis1 column");
     if (present[COL_AXIS2] != present[COL_AXIS3])
         present[COL_AXIS2] = present[COL_AXIS3] = 0; /* a lone second axis is not triaxial */
     char sql[128] = "SELECT ";
@@ -238,7 +221,7 @@ static int prepare_rows(struct reader *r, struct agd *a)
     }
     strcat(sql, " FROM data");
     if (sqlite3_prepare_v2(a->db, sql, -1, &a->rows, NULL) != SQLITE_OK)
-        return fail_open(r, a, -EINVAL, "data table: %s", sqlite3_errmsg(a->db));
+        return reader_fail_open(r, -EINVAL, "data table: %s", sqlite3_errmsg(a->db));
     return 0;
 }
 
@@ -264,9 +247,10 @@ static int agd_open(struct reader *r, const char *path, const struct reader_opts
         return e;
     int t1 = has_table(a->db, "settings"), t2 = t1 < 0 ? -1 : has_table(a->db, "data");
     if (t1 < 0 || t2 < 0)
-        return fail_open(r, a, -EINVAL, "not a readable agd file: %s", sqlite3_errmsg(a->db));
+        return reader_fail_open(r, -EINVAL, "not a readable agd file: %s", sqlite3_errmsg(a->db));
     if (!t1 || !t2)
-        return fail_open(r, a, -EINVAL, "not an agd file: no %s table", t1 ? "data" : "settings");
+        return reader_fail_open(r, -EINVAL, "not an agd file: no %s table",
+                                t1 ? "data" : "settings");
     if ((e = read_settings(r, a)) < 0 || (e = prepare_rows(r, a)) < 0)
         return e;
     return 0;
