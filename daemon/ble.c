@@ -8,8 +8,11 @@
  * while a quiet hub stores each notification at once. Only the writer's reply (after COMMIT)
  * sends the stored events to the pipeline, in submit order, which is the store's id order:
  * replaying the store reproduces the live run. A batch the writer could not store is sent
- * again (BLE_MAX_TRIES times) with the same seqs; the store's (source, seq) uniqueness keeps
- * a retry from storing anything twice.
+ * again (BLE_MAX_TRIES times). A failed event was not stored (the writer's reply says so only
+ * for rows it did not write), so its retry cannot store anything twice: events the hub
+ * numbered itself are renumbered with everything else waiting (seqs stay in store order) and
+ * go to the store as hub_seq, outside its dedupe index; relayed records keep the phone's seq
+ * and its (source, seq) uniqueness.
  *
  * Wake-ups: the daemon's loop polls one fd, an epoll set holding the devices' epoll set and
  * the timerfd. When device input comes less than BLE_IO_HOLD_MS after the previous input, the
@@ -54,6 +57,7 @@ struct ble_ev {
     struct ble_dev *dev;
     float (*g)[3];                  /* owned accel samples */
     unsigned tries;
+    int own;                        /* seq is the device's (a relayed record), not the hub's */
 };
 
 struct ble_batch {
@@ -209,6 +213,7 @@ static int emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t rece
         e->ev.u.accel.g = (const float(*)[3])e->g;
     }
     e->ev.has_seq = 1;
+    e->own = own;
     if (!own)
         e->ev.seq = ++d->seq;
     e->received = received_ms;
@@ -246,7 +251,8 @@ static int submit(struct ble *b)
             break;
         }
         se[i] = (struct store_event){
-            .source = ev->source, .seq = ev->seq, .has_seq = 1, .ts = ev->ts,
+            .source = ev->source, .seq = ev->seq, .has_seq = 1, .hub_seq = !o->ev[i].own,
+            .ts = ev->ts,
             .participant = ev->participant, .type = ev_type_name(ev->type), .body = bodies[i],
             .body_len = strlen(bodies[i]), .received = o->ev[i].received,
         };
@@ -297,7 +303,9 @@ static void flush(struct ble *b)
     b->retry_ns = INT64_MAX;
 }
 
-/* Puts events of a failed batch back in front of the open batch (same seqs). */
+/* Puts events of a failed batch back in front of the open batch. The hub's own numbers of
+ * everything now waiting are handed out again in that order: none of them is stored, and a
+ * seq is never given to two stored events (the store does not check hub_seq events). */
 static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
 {
     size_t have = b->open ? b->open->n : 0;
@@ -317,6 +325,9 @@ static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
     free(b->open->ev);
     b->open->ev = nev;
     b->open->n = b->open->cap = have + n;
+    for (size_t i = 0; i < b->open->n; i++)
+        if (!nev[i].own)
+            nev[i].ev.seq = ++nev[i].dev->seq;
 }
 
 int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint8_t *per_event,

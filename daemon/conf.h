@@ -104,6 +104,7 @@ struct conf_store {
     int64_t batch_max;                /* events per transaction */
     int64_t batch_delay_ms;
     int synchronous;                  /* enum conf_sync */
+    int64_t cache_size;               /* bytes of SQLite page cache for the writer */
 };
 
 struct conf_publish {

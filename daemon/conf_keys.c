@@ -62,6 +62,8 @@ const struct conf_key conf_keys[] = {
      FLD(conf_store, batch_delay_ms), .min = 0, .max = 10 * SEC, .def = "50ms"},
     {.sect = CS_STORE, .name = "synchronous", .type = CT_ENUM, FLD(conf_store, synchronous),
      .def = "normal", .names = n_sync},
+    {.sect = CS_STORE, .name = "cache_size", .type = CT_SIZE, FLD(conf_store, cache_size),
+     .min = 64 << 10, .max = 1LL << 30, .def = "512KiB"},
 
     {.sect = CS_PUBLISH, .name = "endpoint", .type = CT_ENDPOINT,
      .off = offsetof(struct conf_publish, endpoints), .size = CONF_STR_SIZE,

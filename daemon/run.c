@@ -562,6 +562,7 @@ int run_main(int argc, char **argv)
     so.batch_max = (unsigned)d->cf->store.batch_max;
     so.batch_delay_ms = (unsigned)d->cf->store.batch_delay_ms;
     so.sync_full = d->cf->store.synchronous == CONF_SYNC_FULL;
+    so.cache_kib = (int)(d->cf->store.cache_size >> 10);
     so.queue_hwm = 100000;
     d->sw = store_writer_start(d->zctx, d->cf->store.path, &so, &e);
     if (!d->sw) {

@@ -32,6 +32,13 @@ static const char *const migrations[] = {
     "CREATE INDEX nudges_participant_ts ON nudges(participant, ts);"
     "CREATE TABLE positions(source TEXT PRIMARY KEY, seq INTEGER, ts INTEGER, updated INTEGER);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value);",
+    /* v2: events this hub numbered itself (devices it reads: BLE sensors) are unique by
+     * construction, so they stay out of the dedupe index. With one index leaf per source, a
+     * commit of a few events from many devices dirtied one index page per event, which was
+     * most of the cost of storing 100 devices at 50 Hz (docs/store.md). */
+    "ALTER TABLE events ADD COLUMN hub_seq INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX events_source_seq;"
+    "CREATE UNIQUE INDEX events_source_seq ON events(source, seq) WHERE hub_seq = 0;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -238,6 +245,11 @@ int store__open_rw(const char *path, const struct store_opts *o, sqlite3 **out)
              o->sync_full ? "FULL" : "NORMAL");
     if ((r = exec(db, sql)) < 0)
         goto fail;
+    if (o->cache_kib > 0) {
+        snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", o->cache_kib);
+        if ((r = exec(db, sql)) < 0)
+            goto fail;
+    }
     if (o->max_page_count > 0) {
         snprintf(sql, sizeof sql, "PRAGMA max_page_count=%d", o->max_page_count);
         if ((r = exec(db, sql)) < 0)

@@ -23,7 +23,7 @@
 /* PRAGMA application_id of an engaged store ('e','n','g','d'). */
 #define STORE_APPLICATION_ID 0x656e6764
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #define STORE_BODY_MAX (1u << 20)     /* longest event/record/nudge body, bytes */
 #define STORE_STR_MAX 1024u           /* longest source/participant/type/feature/... */
@@ -47,6 +47,9 @@ struct store_event {
     const char *source;
     int64_t seq;        /* valid only if has_seq; events without seq are never deduplicated */
     int has_seq;
+    int hub_seq;        /* seq was numbered by this hub, never reused (a retry of an event that
+                           was not stored gets a new one): kept out of the (source, seq) dedupe
+                           index, so never reported STORE_DUPLICATE */
     int64_t ts;         /* event time, ms UTC */
     const char *participant;
     const char *type;   /* event type name ("screen", "app", ...) */
@@ -83,6 +86,7 @@ struct store_opts {
                               * loss); 0: NORMAL (survives a daemon crash, not power loss).
                               * store_opts_default() sets 1. */
     int busy_timeout_ms;     /* 0 = 5000 */
+    int cache_kib;           /* page cache of the write connection; 0 = SQLite's (2 MiB) */
     /* Testing only. */
     int max_page_count;      /* > 0: PRAGMA max_page_count, to simulate a full disk */
     unsigned fail_after_steps; /* > 0: the Nth write statement fails with an I/O error */

@@ -157,6 +157,7 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
         struct wire_event we;
         memset(&we, 0, sizeof we);
         we.has_seq = e->has_seq != 0;
+        we.hub_seq = e->has_seq && e->hub_seq;
         we.seq = e->has_seq ? e->seq : 0;
         we.ts = e->ts;
         we.received = e->received;

@@ -43,7 +43,7 @@ struct wire_event {
     int64_t seq, ts, received;
     uint32_t body_len;
     uint16_t source_len, participant_len, type_len;
-    uint8_t has_seq;
+    uint8_t has_seq, hub_seq;
 };
 
 struct wire_record {

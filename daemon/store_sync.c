@@ -13,8 +13,8 @@ static const char *const stmt_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_EVENT] = "INSERT OR IGNORE INTO events(source, seq, ts, participant, type, body, received)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_EVENT] = "INSERT OR IGNORE INTO events(source, seq, ts, participant, type, body, received,"
+                 " hub_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_FEATURE] = "INSERT INTO features(participant, feature, \"window\", start, \"end\","
                    " revision, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_NUDGE] = "INSERT INTO nudges(participant, ts, rule, body) VALUES(?1, ?2, ?3, ?4)",
@@ -206,6 +206,7 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
         sqlite3_bind_text(st, 5, e->type, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, e->body, (int)e->body_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, e->received ? e->received : now);
+        sqlite3_bind_int(st, 8, e->has_seq && e->hub_seq);
         int rc = step(s, st);
         if (rc != SQLITE_DONE) {
             if (!row_level(rc))

@@ -329,7 +329,8 @@ static void on_events(struct wctx *c, const uint8_t *p, size_t len)
         struct store_event *e = &c->evs[i];
         struct wire_event we;
         get(&cu, &we, sizeof we);
-        *e = (struct store_event){ .seq = we.seq, .has_seq = we.has_seq, .ts = we.ts,
+        *e = (struct store_event){ .seq = we.seq, .has_seq = we.has_seq,
+                                   .hub_seq = we.hub_seq, .ts = we.ts,
                                    .received = we.received, .body_len = we.body_len };
         e->source = get_str(&cu, we.source_len);
         e->participant = get_str(&cu, we.participant_len);

@@ -252,6 +252,43 @@ static void test_duplicates_detected_in_batch_across_batches_and_reopen(void **s
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE seq IS NULL"), 2);
 }
 
+/* A store written by schema v1 (every event in the (source, seq) index) is upgraded in place:
+ * its rows keep deduplicating; events the hub numbers itself are stored outside the index. */
+static void test_v1_store_upgrades_and_hub_numbered_events_skip_the_index(void **state)
+{
+    struct fx *f = *state;
+    /* a v1 file: a fresh store taken back to what version 1 created */
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    const char *sql =
+        "DROP INDEX events_source_seq; ALTER TABLE events DROP COLUMN hub_seq;"
+        "CREATE UNIQUE INDEX events_source_seq ON events(source, seq); PRAGMA user_version=1;"
+        "INSERT INTO events(source, seq, ts, participant, type, body, received)"
+        " VALUES('phone', 1, 1600000001000, 'p01', 'screen', '{}', 1600000001000);";
+    sql_exec(f->db, sql);
+    struct store_writer *w = start(f, NULL);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE hub_seq = 0"), 1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE"
+                                    " name = 'events_source_seq' AND sql LIKE '%WHERE hub_seq = 0'"),
+                     1);
+
+    w = start(f, NULL);
+    char b[6][64];
+    struct store_event ev[] = { mk("phone", 1, 1, b[0]), mk("hr", 7, 1, b[1]),
+                                mk("hr", 8, 1, b[2]), mk("relay", 7, 1, b[3]),
+                                mk("relay", 7, 1, b[4]), mk("hr", 8, 1, b[5]) };
+    ev[1].hub_seq = ev[2].hub_seq = ev[5].hub_seq = 1;
+    /* the last one shows that the index does not hold them: the hub must never reuse a seq */
+    submit_and_check(w, 20, ev, 6,
+                     (const uint8_t[]){ STORE_DUPLICATE, 0, 0, 0, STORE_DUPLICATE, 0 });
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE hub_seq = 1"), 3);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 8);
+}
+
 static void test_reply_comes_only_after_commit(void **state)
 {
     struct fx *f = *state;
@@ -648,6 +685,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_files_are_owner_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_detected_in_batch_across_batches_and_reopen,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_v1_store_upgrades_and_hub_numbered_events_skip_the_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_comes_only_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_nudges_and_positions_are_stored, setup,
                                         teardown),
