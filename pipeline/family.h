@@ -57,7 +57,8 @@ struct family_ops {
     unsigned types; /* on_event sees only these; on_late_event sees every late event */
     void *(*state_new)(struct pstate *ps);
     void (*state_free)(void *st);
-    /* events in event-time order (ties in arrival order) */
+    /* events in event-time order (ties in arrival order); ev->source is empty (the buffer
+     * does not keep it, pipeline.c) and ev->participant is ps's */
     void (*on_event)(void *st, struct pstate *ps, const struct event *ev);
     /* may the day w be closed now that the watermark is wm? (finishing = end of input) */
     int (*day_ready)(void *st, struct pstate *ps, const struct day_window *w, int64_t wm,

@@ -62,7 +62,7 @@ struct pipeline {
     struct pipeline_stats st;
     uint64_t arrival;
     size_t n_buffered;
-    struct event *pool[POOL_CLASSES][POOL_MAX_DECL];
+    void *pool[POOL_CLASSES][POOL_MAX_DECL];
     size_t n_pool[POOL_CLASSES];
     struct pstate **ps;
     size_t n_ps, cap_ps;
@@ -173,77 +173,104 @@ static int link_source(struct pipeline *pl, struct pstate *ps, size_t si)
 /* ---- event buffers ------------------------------------------------------------------ */
 
 /* Buffered events come from free lists: replay holds `lateness` worth of events at any time
- * and recycles them at the event rate, where malloc/free showed up in profiles. A buffered
- * event takes only the bytes it uses, in one of two size classes: most events (a screen
- * change, a heart rate with a few RR intervals, counts) fit the small one, less than half of
- * a whole struct event, which halves the memory of a hub holding seconds of 100 devices at
- * 50 Hz. Nothing may read a buffered event beyond event_used_size() (no struct copies). */
+ * and recycles them at the event rate, where malloc/free showed up in profiles.
+ *
+ * A buffered event is packed: the fixed fields before the ids (ts, seq, has_seq, type), then
+ * only the used bytes of its union member (a heart rate's RR intervals up to n_rr), then an
+ * accel block's samples. The participant and source ids are left out: the buffer is the
+ * participant's, and families never read the source (family.h). Packed events come in two
+ * size classes, and most (a screen change, a heart rate with up to 6 RR intervals, counts,
+ * steps) take the small one, 88 bytes instead of the 432 of a struct event: a hub holding
+ * seconds of 100 devices at 50 Hz keeps 10,000 of them. */
 #define POOL_MAX POOL_MAX_DECL
-#define EVENT_SMALL (offsetof(struct event, u) + 64)
+#define PACK_HDR offsetof(struct event, participant)
+#define PACK_SMALL (PACK_HDR + 64)
+#define PACK_BIG (PACK_HDR + sizeof(((struct event *)0)->u))
+_Static_assert(offsetof(struct event, participant) == 2 * sizeof(int64_t) + 2 * sizeof(int),
+               "the packed header is ts, seq, has_seq and type");
 
-/* Bytes of *ev that carry information: the common fields and the type's union member (of a
- * heart rate, only the RR intervals it has). */
-static size_t event_used_size(const struct event *ev)
+/* Bytes of the union member of an event of type t that carry information; u: the member's
+ * bytes (read for a heart rate, which uses only the RR intervals it has). */
+static size_t union_used_size(enum ev_type t, const void *u)
 {
     static const struct event e;
-    size_t u;
-    switch (ev->type) {
-    case EV_SCREEN: u = sizeof e.u.screen; break;
-    case EV_APP: u = sizeof e.u.app; break;
-    case EV_EMA: u = sizeof e.u.ema; break;
-    case EV_MODULE: u = sizeof e.u.module; break;
-    case EV_DWAI: u = sizeof e.u.dwai; break;
-    case EV_NUDGE_ACK: u = sizeof e.u.nudge_ack; break;
-    case EV_COUNTS: u = sizeof e.u.counts; break;
-    case EV_ACCEL: u = sizeof e.u.accel; break;
-    case EV_STEPS: u = sizeof e.u.steps; break;
+    size_t n_rr;
+    switch (t) {
+    case EV_SCREEN: return sizeof e.u.screen;
+    case EV_APP: return sizeof e.u.app;
+    case EV_EMA: return sizeof e.u.ema;
+    case EV_MODULE: return sizeof e.u.module;
+    case EV_DWAI: return sizeof e.u.dwai;
+    case EV_NUDGE_ACK: return sizeof e.u.nudge_ack;
+    case EV_COUNTS: return sizeof e.u.counts;
+    case EV_ACCEL: return sizeof e.u.accel;
+    case EV_STEPS: return sizeof e.u.steps;
     case EV_HR:
-        u = offsetof(struct event, u.hr.rr_ms) - offsetof(struct event, u) +
-            (ev->u.hr.n_rr < EV_RR_MAX ? ev->u.hr.n_rr : EV_RR_MAX) * sizeof e.u.hr.rr_ms[0];
-        break;
-    case EV_BATTERY: u = sizeof e.u.battery; break;
-    case EV_WEAR: u = sizeof e.u.wear; break;
-    case EV_TZ: u = sizeof e.u.tz; break;
-    default: u = sizeof e.u; break;
+        memcpy(&n_rr, (const uint8_t *)u + offsetof(struct event, u.hr.n_rr) -
+                          offsetof(struct event, u), sizeof n_rr);
+        return offsetof(struct event, u.hr.rr_ms) - offsetof(struct event, u) +
+               (n_rr < EV_RR_MAX ? n_rr : EV_RR_MAX) * sizeof e.u.hr.rr_ms[0];
+    case EV_BATTERY: return sizeof e.u.battery;
+    case EV_WEAR: return sizeof e.u.wear;
+    case EV_TZ: return sizeof e.u.tz;
+    default: return sizeof e.u;
     }
-    return offsetof(struct event, u) + u;
 }
 
-/* The size class of a buffer of n bytes, and its size. */
-static int size_class(size_t n) { return n > EVENT_SMALL; }
-static size_t class_size(int c) { return c ? sizeof(struct event) : EVENT_SMALL; }
-
-static struct event *event_copy(struct pipeline *pl, const struct event *ev)
+static int has_samples(const struct event *ev)
 {
-    if (ev->type != EV_ACCEL || ev->u.accel.n == 0) {
-        size_t used = event_used_size(ev);
-        int k = size_class(used);
-        struct event *c = pl->n_pool[k] ? pl->pool[k][--pl->n_pool[k]] : malloc(class_size(k));
-        if (c)
-            memcpy(c, ev, used);
-        return c;
-    }
-    size_t extra = ev->u.accel.n * sizeof(float[3]);
-    struct event *c = malloc(sizeof *c + extra);
-    if (!c)
-        return NULL;
-    memcpy(c, ev, sizeof *c);
-    float(*g)[3] = (float(*)[3])(c + 1);
-    memcpy(g, ev->u.accel.g, extra);
-    c->u.accel.g = (const float(*)[3])g;
-    return c;
+    return ev->type == EV_ACCEL && ev->u.accel.n;
 }
 
-static void event_recycle(struct pipeline *pl, struct event *ev)
+/* The size class of a packed event of n bytes (without samples). */
+static int size_class(size_t n) { return n > PACK_SMALL; }
+static size_t class_size(int c) { return c ? PACK_BIG : PACK_SMALL; }
+
+static void *event_pack(struct pipeline *pl, const struct event *ev)
 {
-    if (ev->type != EV_ACCEL || ev->u.accel.n == 0) {
-        int k = size_class(event_used_size(ev));
+    size_t used = union_used_size(ev->type, &ev->u);
+    uint8_t *p;
+    if (!has_samples(ev)) {
+        int k = size_class(PACK_HDR + used);
+        if (!(p = pl->n_pool[k] ? pl->pool[k][--pl->n_pool[k]] : malloc(class_size(k))))
+            return NULL;
+    } else {
+        size_t extra = ev->u.accel.n * sizeof(float[3]);
+        if (!(p = malloc(PACK_BIG + extra)))
+            return NULL;
+        memcpy(p + PACK_BIG, ev->u.accel.g, extra);
+    }
+    memcpy(p, ev, PACK_HDR);
+    memcpy(p + PACK_HDR, &ev->u, used);
+    return p;
+}
+
+/* The buffered event p as a struct event for the families, in *out (participant: ps's). */
+static const struct event *event_unpack(const struct pstate *ps, const void *p,
+                                        struct event *out)
+{
+    const uint8_t *b = p;
+    memcpy(out, b, PACK_HDR);
+    memcpy(&out->u, b + PACK_HDR, union_used_size(out->type, b + PACK_HDR));
+    memcpy(out->participant, ps->id, sizeof out->participant);
+    out->source[0] = '\0';
+    if (has_samples(out))
+        out->u.accel.g = (const float(*)[3])(b + PACK_BIG);
+    return out;
+}
+
+static void event_recycle(struct pipeline *pl, void *p)
+{
+    enum ev_type t;
+    memcpy(&t, (const uint8_t *)p + offsetof(struct event, type), sizeof t);
+    if (t != EV_ACCEL) { /* accel events are freed: most carry samples, of any size */
+        int k = size_class(PACK_HDR + union_used_size(t, (const uint8_t *)p + PACK_HDR));
         if (pl->n_pool[k] < POOL_MAX) {
-            pl->pool[k][pl->n_pool[k]++] = ev;
+            pl->pool[k][pl->n_pool[k]++] = p;
             return;
         }
     }
-    free(ev);
+    free(p);
 }
 
 /* ---- coverage ---------------------------------------------------------------------- */
@@ -417,7 +444,8 @@ static void release(struct pstate *ps, int64_t wm, int finishing)
     while (reorder_size(&ps->buf) && reorder_peek(&ps->buf)->ts <= ps->wm) {
         struct held h = reorder_pop(&ps->buf);
         ps->pl->n_buffered--;
-        dispatch(ps, h.ev);
+        struct event ev;
+        dispatch(ps, event_unpack(ps, h.ev, &ev));
         event_recycle(ps->pl, h.ev);
     }
     close_days(ps, finishing);
@@ -518,7 +546,7 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
         pl->st.late++;
         return PIPE_LATE;
     }
-    struct event *copy = event_copy(pl, ev);
+    void *copy = event_pack(pl, ev);
     if (!copy)
         return -ENOMEM;
     if (pl->n_buffered >= pl->conf.max_buffered) {

@@ -7,12 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct event;
-
 struct held {
     int64_t ts;
     uint64_t arrival;
-    struct event *ev; /* owned by the buffer's user */
+    void *ev; /* the event in whatever form the buffer's user keeps it; owned by that user */
 };
 
 struct reorder {
