@@ -97,6 +97,7 @@ struct store_stats {
     uint64_t events_inserted, events_duplicate, events_failed;
     uint64_t records, nudges, records_dropped; /* dropped: lost with a failed transaction */
     uint64_t commits, commit_errors;
+    uint64_t checkpoints, checkpoint_failures; /* of the WAL, by the checkpointer thread */
     uint64_t heartbeat;  /* advances at least once a second while the thread is alive */
     int last_error;      /* negative errno of the last failed transaction, 0 if none */
 };

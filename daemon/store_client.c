@@ -26,6 +26,8 @@ static void writer_free(struct store_writer *w)
         zmq_close(w->sock);
     if (w->tsock)
         zmq_close(w->tsock);
+    if (w->db)
+        store__ckpt_stop(w->ckpt, store__sync_db(w->db));
     store_sync_close(w->db);
     free(w);
 }
@@ -39,6 +41,8 @@ struct store_writer *store_writer_start(void *zctx, const char *path, const stru
         r = store__norm_opts(in, &w->o);
     if (r == 0)
         r = store_sync_open(path, &w->o, &w->db);
+    if (r == 0)
+        r = store__ckpt_start(path, store__sync_db(w->db), &w->ckpt);
     if (r == 0) {
         w->sock = zmq_socket(zctx, ZMQ_PAIR);
         w->tsock = zmq_socket(zctx, ZMQ_PAIR);
@@ -386,6 +390,7 @@ void store_writer_stats(const struct store_writer *w, struct store_stats *s)
     s->commit_errors = atomic_load_explicit(&m->n_cerr, memory_order_relaxed);
     s->heartbeat = atomic_load_explicit(&m->hb, memory_order_relaxed);
     s->last_error = atomic_load_explicit(&m->last_err, memory_order_relaxed);
+    store__ckpt_counts(m->ckpt, &s->checkpoints, &s->checkpoint_failures);
 }
 
 void store_writer_stop(struct store_writer *w)

@@ -17,6 +17,16 @@ int store__norm_opts(const struct store_opts *in, struct store_opts *out);
 /* Creates (0600) or opens, migrates and configures a write connection. */
 int store__open_rw(const char *path, const struct store_opts *o, struct sqlite3 **db);
 int store__sqlite_err(struct sqlite3 *db, int rc);
+/* The connection of a store_sync (the writer's). */
+struct sqlite3 *store__sync_db(struct store_sync *s);
+
+/* The checkpointer (store_ckpt.c): a thread with its own connection to path that checkpoints
+ * the WAL when the writer's commits grew it; the writer's connection stops checkpointing
+ * itself. Stop it (after the writer thread, before closing the writer's connection). */
+struct store_ckpt;
+int store__ckpt_start(const char *path, struct sqlite3 *writer, struct store_ckpt **ret);
+void store__ckpt_stop(struct store_ckpt *c, struct sqlite3 *writer);
+void store__ckpt_counts(struct store_ckpt *c, uint64_t *runs, uint64_t *failures);
 
 /* Wire format of the inproc PAIR: one frame per message, a type byte, then a fixed header
  * copied in and out with memcpy (both ends are one process: native layout and byte order),
@@ -79,6 +89,7 @@ struct store_writer {
     void *tsock; /* the thread's end; the caller touches it only before start and after join */
     pthread_t thr;
     struct store_sync *db; /* the thread's, once started */
+    struct store_ckpt *ckpt;
     struct store_opts o;
     uint64_t flush_seq;
     struct store_held *head, *tail; /* replies that arrived during store_flush */

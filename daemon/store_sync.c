@@ -305,6 +305,8 @@ int store_sync_commit(struct store_sync *s)
     return 0;
 }
 
+struct sqlite3 *store__sync_db(struct store_sync *s) { return s->db; }
+
 int store_sync_close(struct store_sync *s)
 {
     if (!s)

@@ -613,6 +613,47 @@ static void test_stop_commits_everything_queued(void **state)
     assert_int_equal(sql_int(f->db, "SELECT seq FROM positions"), 199);
 }
 
+/* The writer's commits never checkpoint: the checkpointer thread copies the WAL into the
+ * database file once it holds 1000 pages, while the writer goes on. */
+static void test_checkpoints_run_beside_the_writer(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    static char body[2048];
+    memset(body, 'x', sizeof body - 1);
+    struct store_event ev[16];
+    uint64_t token = 1;
+    struct stat st;
+    for (int round = 0; round < 200; round++) { /* 3,200 rows of 2 KiB: 6.4 MB of WAL */
+        for (int i = 0; i < 16; i++)
+            ev[i] = (struct store_event){ .source = "hr", .seq = round * 16 + i, .has_seq = 1,
+                                          .hub_seq = 1, .ts = 1600000000000LL + round,
+                                          .participant = "p01", .type = "hr", .body = body,
+                                          .body_len = sizeof body - 1 };
+        uint64_t t;
+        int all;
+        uint8_t s[16];
+        size_t n;
+        assert_int_equal(store_submit_events(w, token, ev, 16), 0);
+        reply(w, &t, &all, s, sizeof s, &n);
+        assert_int_equal(all, 0);
+        token++;
+    }
+    struct store_stats ss = {0};
+    for (int i = 0; i < 1000 && ss.checkpoints == 0; i++) {
+        store_writer_stats(w, &ss);
+        if (ss.checkpoints == 0)
+            usleep(10000);
+    }
+    assert_true(ss.checkpoints >= 1);
+    assert_int_equal(ss.checkpoint_failures, 0);
+    /* the database file itself holds data while the writer still runs */
+    assert_int_equal(stat(f->db, &st), 0);
+    assert_true(st.st_size > 2 * 1024 * 1024);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 3200);
+}
+
 static void test_full_queue_pushes_back_with_eagain(void **state)
 {
     struct fx *f = *state;
@@ -698,6 +739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_records_of_a_failed_transaction_are_written_again_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_commits_everything_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_run_beside_the_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_pushes_back_with_eagain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_malformed_requests, setup, teardown),
     };
