@@ -36,6 +36,7 @@
 #include <zmq.h>
 
 #include "daemon/ble_int.h"
+#include "daemon/ble_record.h"
 #include "daemon/log.h"
 #include "daemon/publish.h"
 #include "daemon/store.h"
@@ -89,6 +90,7 @@ struct ble {
     int stopping;
     int64_t lost_log_ms;
     struct ble_stats st;
+    struct ble_scan *scan;           /* LE scanners (ble_scan.c); NULL: none */
 };
 
 static void arm(struct ble *b);
@@ -401,7 +403,11 @@ static void arm(struct ble *b)
     int64_t t = b->next_status_ns < b->retry_ns ? b->next_status_ns : b->retry_ns;
     if (b->holding && b->hold_ns < t)
         t = b->hold_ns;
+    if (ble_scan_deadline(b->scan) < t)
+        t = ble_scan_deadline(b->scan);
     for (size_t i = 0; i < b->n_dev; i++) {
+        if (ble_scan_holds(b->scan, &b->dev[i]))
+            continue; /* waits for its advertisement, however overdue */
         int64_t d = ble_dev_deadline(&b->dev[i]);
         if (d < t)
             t = d;
@@ -468,8 +474,10 @@ static void timers(struct ble *b)
     b->armed_ns = INT64_MAX; /* expired: arm() sets it again */
     if (b->holding && b->now.mono_ns >= b->hold_ns)
         hold(b, device_io(b) > 0); /* still busy: hold on; quiet: back to waking at once */
+    ble_scan_on_timer(b->scan);
     for (size_t i = 0; i < b->n_dev; i++)
-        if (ble_dev_deadline(&b->dev[i]) <= b->now.mono_ns)
+        if (ble_dev_deadline(&b->dev[i]) <= b->now.mono_ns &&
+            !ble_scan_holds(b->scan, &b->dev[i]))
             ble_dev_on_timer(&b->dev[i]);
     if (b->now.mono_ns >= b->next_status_ns) {
         for (size_t i = 0; i < b->n_dev; i++)
@@ -480,8 +488,8 @@ static void timers(struct ble *b)
 
 void ble_dispatch(struct ble *b)
 {
-    struct epoll_event evs[2];
-    int n = epoll_wait(b->outer, evs, 2, 0);
+    struct epoll_event evs[8];
+    int n = epoll_wait(b->outer, evs, 8, 0);
     if (n <= 0)
         return;
     tick(b);
@@ -494,6 +502,8 @@ void ble_dispatch(struct ble *b)
             }
         } else if (evs[i].data.fd == b->tfd) {
             timers(b);
+        } else {
+            ble_scan_on_fd(b->scan, evs[i].data.fd);
         }
     }
     after(b);
@@ -594,7 +604,13 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
     b->next_status_ns = b->now.mono_ns + b->status_period_ns;
     log_info("ble: %zu source%s", b->n_dev, b->n_dev == 1 ? "" : "s");
     for (size_t i = 0; i < b->n_dev; i++)
-        ble_dev_start(&b->dev[i]);
+        b->dev[i].rec = ble_record_claim(h->records, b->dev[i].name);
+    /* sources that scan connect once they advertise (docs/ble-scan.md) */
+    if ((b->scan = ble_scan_new(b, cf, b->dev, b->n_dev, b->outer)))
+        ble_scan_start_devices(b->scan);
+    else
+        for (size_t i = 0; i < b->n_dev; i++)
+            ble_dev_start(&b->dev[i]);
     after(b);
     *ret = b;
     return 0;
@@ -610,6 +626,7 @@ void ble_stop(struct ble *b)
     if (!b)
         return;
     tick(b);
+    b->scan = ble_scan_free(b->scan);
     for (size_t i = 0; i < b->n_dev; i++)
         ble_dev_close(&b->dev[i]);
     b->stopping = 1;
@@ -642,6 +659,7 @@ struct ble *ble_free(struct ble *b)
         close(b->epfd);
     if (b->tfd >= 0)
         close(b->tfd);
+    b->scan = ble_scan_free(b->scan);
     gatt_cache_free(b->cache);
     tz_db_free(b->tz);
     free(b->dev);

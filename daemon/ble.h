@@ -161,6 +161,7 @@ struct ble_host {
     struct publisher *pub;       /* borrowed, may be NULL; not used after ble_stop() */
     ble_push_fn push;
     void *ud;
+    struct ble_recset *records;  /* borrowed, may be NULL: each device claims its capture */
 };
 
 /* Store request tokens of the BLE sources have this bit set (ingest's never do). */

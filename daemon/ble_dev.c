@@ -13,6 +13,10 @@
  * profiles' setup; streaming once it is answered. Every failure closes the link and schedules
  * the next attempt on the source's backoff schedule.
  *
+ * With `record` (daemon/ble_record.h) every PDU of the link goes to the source's capture, and
+ * discovery is done in full on every connection, without the cache: a capture must hold the
+ * discovery its values are mapped with to be replayed on its own.
+ *
  * Failures inside bearer callbacks only mark the device (dead); the entry points (I/O, timer)
  * handle them once the bearer has returned, so nothing is freed under a running callback. */
 #include <errno.h>
@@ -21,10 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/ble_int.h"
+#include "daemon/ble_record.h"
 #include "daemon/log.h"
+#include "drivers/btsnoop.h"
 
 #define NS_PER_MS INT64_C(1000000)
 
@@ -55,8 +62,47 @@ static int local_error(int err)
     }
 }
 
-static void drop_link(struct ble_dev *d)
+/* ---- recording ------------------------------------------------------------------------ */
+
+/* Now, for the capture: the dispatch's clocks (the bearer was given the dispatch's monotonic
+ * time, and events take its UTC ms), refined within the ms by the UTC clock. */
+static struct ble_rec_at rec_now(const struct ble_dev *d)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    int64_t real_us = (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+    return (struct ble_rec_at){mono(d), ble_rec_time_us(utc(d), real_us)};
+}
+
+static void on_rx(struct att *att, int64_t ns, const uint8_t *pdu, size_t len, void *ud)
+{
+    struct ble_dev *d = ud;
+    ble_rec_att(d->rec, rec_now(d), BTSNOOP_DIR_RECEIVED, pdu, len);
+}
+
+static void on_tx(struct att *att, int64_t ns, const uint8_t *pdu, size_t len, void *ud)
+{
+    struct ble_dev *d = ud;
+    ble_rec_att(d->rec, rec_now(d), BTSNOOP_DIR_SENT, pdu, len);
+}
+
+/* The link is up: a new connection in the capture, then every PDU both ways. */
+static void record_link(struct ble_dev *d)
+{
+    if (!d->rec)
+        return;
+    ble_rec_connect(d->rec, rec_now(d), d->address, d->tr.addr_type == BLE_ADDR_RANDOM);
+    att_set_rx_hook(d->att, on_rx, d, NULL);
+    att_set_tx_hook(d->att, on_tx, d, NULL);
+}
+
+/* ---- the link ------------------------------------------------------------------------ */
+
+/* err: why the link goes; the capture's Disconnection Complete says whether the device
+ * (0x13, Remote User Terminated) or the hub (0x16, Local Host) ended it. */
+static void drop_link(struct ble_dev *d, int err)
+{
+    ble_rec_disconnect(d->rec, rec_now(d), err == -ECONNRESET ? 0x13 : 0x16);
     ble_prof_flush(d);
     if (d->fd >= 0 && d->ep_events)
         ble_watch(d->mgr, d, 0);
@@ -77,7 +123,7 @@ static void drop_link(struct ble_dev *d)
 static void fail(struct ble_dev *d, int err, const char *why, int local)
 {
     enum ble_state from = d->state;
-    drop_link(d);
+    drop_link(d, err);
     if (from == BLE_ST_STREAMING && mono(d) - d->streaming_ns >= BLE_BACKOFF_RESET_MS * NS_PER_MS)
         ble_backoff_reset(&d->bo);
     d->failures++;
@@ -160,8 +206,6 @@ void ble_dev_streaming(struct ble_dev *d)
         ble_relay_streaming(d);
 }
 
-/* ---- the link ------------------------------------------------------------------------ */
-
 static void linked(struct ble_dev *d)
 {
     d->connecting = 0;
@@ -170,10 +214,11 @@ static void linked(struct ble_dev *d)
         fail(d, -errno, "cannot start the ATT bearer", 1);
         return;
     }
+    record_link(d);
     int e = att_register_close(d->att, on_close, d, NULL);
     struct gatt_opts o = {
-        .mtu = 0, .cache = ble_cache(d->mgr), .device = d->cache_key, .ready = ble_prof_ready,
-        .changed = on_changed, .user_data = d,
+        .mtu = 0, .cache = d->rec ? NULL : ble_cache(d->mgr), .device = d->cache_key,
+        .ready = ble_prof_ready, .changed = on_changed, .user_data = d,
     };
     d->connects++;
     d->pending = d->subscribed = 0;
@@ -248,6 +293,9 @@ int64_t ble_dev_deadline(const struct ble_dev *d)
     int64_t r = ble_relay_deadline(d);
     if (r < t)
         t = r;
+    r = ble_rec_deadline(d->rec);
+    if (r < t)
+        t = r;
     if (d->att) {
         int64_t a = att_next_timeout(d->att);
         if (a < t)
@@ -259,6 +307,7 @@ int64_t ble_dev_deadline(const struct ble_dev *d)
 void ble_dev_on_timer(struct ble_dev *d)
 {
     int64_t now = mono(d);
+    ble_rec_on_timer(d->rec, now);
     if (d->att && att_next_timeout(d->att) <= now) {
         att_on_timer(d->att, now);
         after_att(d);
@@ -295,7 +344,8 @@ void ble_dev_on_timer(struct ble_dev *d)
 
 void ble_dev_close(struct ble_dev *d)
 {
-    drop_link(d);
+    drop_link(d, 0);
+    d->rec = ble_rec_close(d->rec, rec_now(d));
     free(d->accel);
     d->accel = NULL;
     ble_relay_free(d);

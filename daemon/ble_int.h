@@ -69,6 +69,7 @@ struct ble_dev {
                                    * position at start) */
     int have_pos;                 /* the store had a seq for this source at start */
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
+    struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */
 
     /* setup */
     int pending;                  /* reads and subscriptions not yet answered */
@@ -168,5 +169,25 @@ int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t rec
 void ble_publish_status(struct ble *b, struct ble_dev *d);
 /* The zone offset (ms, local minus UTC) of the device's participant at utc_ms; 0 if unknown. */
 int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms);
+
+/* ---- LE scanning (ble_scan.c, docs/ble-scan.md) ---- */
+
+struct ble_scan;
+/* One scanner per HCI device the scanning sources of cf name (`connect`, `hci`), its fd in
+ * the loop's epoll set `outer` (data.fd). A scanner that cannot be opened is logged once and
+ * its sources connect directly. NULL when no source scans (or out of memory: all direct). */
+struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_dev *devs,
+                              size_t n_dev, int outer);
+/* Starts the devices: those waiting for an advertisement are only marked so. */
+void ble_scan_start_devices(struct ble_scan *sc);
+/* 1 while device d waits for its advertisement: the manager neither arms its deadline nor
+ * calls its timer. Accepts NULL sc. */
+int ble_scan_holds(const struct ble_scan *sc, const struct ble_dev *d);
+/* epoll reported fd: 1 if it was a scanner's (handled), else 0. */
+int ble_scan_on_fd(struct ble_scan *sc, int fd);
+int64_t ble_scan_deadline(const struct ble_scan *sc);
+void ble_scan_on_timer(struct ble_scan *sc);
+/* Shutdown: disables the scans (not waiting for the answer) and frees. Accepts NULL. */
+struct ble_scan *ble_scan_free(struct ble_scan *sc);
 
 #endif

@@ -45,6 +45,8 @@ enum conf_sleep_rescore { CONF_RESCORE_AUTO = 0, CONF_RESCORE_WEBSTER, CONF_RESC
 enum conf_nonwear { CONF_NONWEAR_CHOI = 0, CONF_NONWEAR_TROIANO, CONF_NONWEAR_NONE };
 enum conf_count_axis { CONF_AXIS_AXIS1 = 0, CONF_AXIS_VM };
 enum conf_driver { CONF_DRIVER_FILE = 0, CONF_DRIVER_INGEST, CONF_DRIVER_BLE, CONF_DRIVER_USB };
+/* [source] connect of ble sources (docs/ble-scan.md) */
+enum conf_connect { CONF_CONNECT_AUTO = 0, CONF_CONNECT_SCAN, CONF_CONNECT_DIRECT };
 enum conf_recipient { CONF_TO_PARTICIPANT = 0, CONF_TO_SUPPORTER, CONF_TO_CLINICIAN };
 enum conf_priority { CONF_PRIO_LOW = 0, CONF_PRIO_NORMAL, CONF_PRIO_HIGH };
 
@@ -190,6 +192,10 @@ struct conf_source {
     char transport[CONF_STR_SIZE];
     char vid_pid[16];
     char serial[128];
+    char record[CONF_STR_SIZE];       /* ble: btsnoop capture appended to; "" = none */
+    int64_t record_max;               /* ble: bytes the capture may reach */
+    int connect;                      /* ble: enum conf_connect */
+    char hci[CONF_STR_SIZE];          /* ble: the HCI device scanned with; "" = auto */
 };
 
 struct conf_nudge {

@@ -59,6 +59,10 @@ static const struct driver_opt driver_opts[] = {
     {"transport", D(BLE) | D(USB)},
     {"vid_pid", D(USB)},
     {"serial", D(USB)},
+    {"record", D(BLE)},
+    {"record_max", D(BLE)},
+    {"connect", D(BLE)},
+    {"hci", D(BLE)},
 };
 
 static void check_source(struct conf_loader *L, size_t i)

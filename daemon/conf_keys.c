@@ -31,6 +31,7 @@ static const char *const n_rescore[] = {"auto", "webster", "none", NULL};
 static const char *const n_nonwear[] = {"choi", "troiano", "none", NULL};
 static const char *const n_axis[] = {"axis1", "vm", NULL};
 static const char *const n_driver[] = {"file", "ingest", "ble", "usb", NULL};
+static const char *const n_connect[] = {"auto", "scan", "direct", NULL};
 static const char *const n_recipient[] = {"participant", "supporter", "clinician", NULL};
 static const char *const n_priority[] = {"low", "normal", "high", NULL};
 
@@ -168,6 +169,12 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_SOURCE, .name = "transport", .type = CT_STRING, FLD(conf_source, transport)},
     {.sect = CS_SOURCE, .name = "vid_pid", .type = CT_STRING, FLD(conf_source, vid_pid)},
     {.sect = CS_SOURCE, .name = "serial", .type = CT_STRING, FLD(conf_source, serial)},
+    {.sect = CS_SOURCE, .name = "record", .type = CT_PATH, FLD(conf_source, record)},
+    {.sect = CS_SOURCE, .name = "record_max", .type = CT_SIZE, FLD(conf_source, record_max),
+     .min = 4 << 10, .max = 1LL << 40, .def = "1GiB"},
+    {.sect = CS_SOURCE, .name = "connect", .type = CT_ENUM, FLD(conf_source, connect),
+     .names = n_connect, .def = "auto"},
+    {.sect = CS_SOURCE, .name = "hci", .type = CT_STRING, FLD(conf_source, hci)},
 
     {.sect = CS_NUDGE, .name = "when", .type = CT_WHEN, FLD(conf_nudge, when),
      .flags = CK_REQUIRED},

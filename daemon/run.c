@@ -23,6 +23,7 @@
 #include <zmq.h>
 
 #include "daemon/ble.h"
+#include "daemon/ble_record.h"
 #include "daemon/checkconf.h"
 #include "daemon/conf.h"
 #include "daemon/control.h"
@@ -579,9 +580,19 @@ int run_main(int argc, char **argv)
         rc = EX_IOERR;
         goto out;
     }
-    /* BLE: after recovery, so stored events reach the pipeline in store order */
-    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_event, .ud = d};
-    if (ble_new(d->cf, &bh, &d->ble) < 0) {
+    /* BLE: after recovery, so stored events reach the pipeline in store order; the sources'
+     * captures (`record`) first: one that cannot be used stops the start */
+    struct ble_recset *records = NULL;
+    if (ble_record_open_all(d->cf, daemon_mono_ms() * 1000000, daemon_now_ms() * 1000,
+                            &records) < 0) {
+        rc = EX_CANTCREAT;
+        goto out;
+    }
+    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_event, .ud = d,
+                          .records = records};
+    int ble_err = ble_new(d->cf, &bh, &d->ble);
+    ble_recset_free(records);
+    if (ble_err < 0) {
         rc = EX_OSERR;
         goto out;
     }

@@ -72,6 +72,9 @@ struct att {
     att_rx_fn rx;
     void *rx_user_data;
     att_destroy_fn rx_destroy;
+    att_tx_fn tx;
+    void *tx_user_data;
+    att_destroy_fn tx_destroy;
     struct att_stats stats;
     uint8_t buf[ATT_MAX_LE_MTU + 1];
 };
@@ -158,6 +161,7 @@ static void destroy_all(struct att *a)
             h.destroy(h.user_data);
     }
     att_set_rx_hook(a, NULL, NULL, NULL);
+    att_set_tx_hook(a, NULL, NULL, NULL);
     free(a);
 }
 
@@ -228,10 +232,24 @@ static int xmit(struct att *a, const struct pdu *p)
     }
 }
 
+/* The transmit hook sees p, which has left its queue: a hook that sends (and so flushes
+ * again) cannot write p twice, and hooks run in the order PDUs went out. */
+static void sent(struct att *a, const struct pdu *p)
+{
+    if (a->tx)
+        a->tx(a, a->now_ns, p->data, p->len, a->tx_user_data);
+}
+
+/* 1 while flush() may go on writing: a hook may have freed or killed the bearer. */
+static int writing(const struct att *a)
+{
+    return !a->dead && !a->pending_err && !a->free_pending;
+}
+
 /* Writes outq, then the next request if none is outstanding. Errors go to pending_err. */
 static void flush(struct att *a)
 {
-    if (a->dead || a->pending_err || a->free_pending)
+    if (!writing(a))
         return;
     a->want_write = 0;
     while (a->outq.head) {
@@ -243,7 +261,11 @@ static void flush(struct att *a)
                 a->want_write = 1;
             return;
         }
-        pdu_drop(q_pop(&a->outq));
+        struct pdu *p = q_pop(&a->outq);
+        sent(a, p);
+        pdu_drop(p);
+        if (!writing(a))
+            return;
     }
     if (a->cur || !a->reqq.head)
         return;
@@ -257,6 +279,7 @@ static void flush(struct att *a)
     }
     a->cur = q_pop(&a->reqq);
     a->deadline_ns = a->timed ? a->now_ns + ATT_TIMEOUT_NS : DEADLINE_UNSET;
+    sent(a, a->cur);
 }
 
 /* Runs p's callback with rsp, then releases p. */
@@ -470,15 +493,27 @@ int att_unregister(struct att *a, int id)
     return -ENOENT;
 }
 
+/* Installs fn in one of the two hook slots; the old one's destroy runs last, so it may
+ * install another. */
+#define SET_HOOK(a, dir, fn, user_data, destroy)                 \
+    do {                                                         \
+        att_destroy_fn old_ = (a)->dir##_destroy;                \
+        void *old_ud_ = (a)->dir##_user_data;                    \
+        (a)->dir = (fn);                                         \
+        (a)->dir##_user_data = (fn) ? (user_data) : NULL;        \
+        (a)->dir##_destroy = (fn) ? (destroy) : NULL;            \
+        if (old_)                                                \
+            old_(old_ud_);                                       \
+    } while (0)
+
 void att_set_rx_hook(struct att *a, att_rx_fn fn, void *user_data, att_destroy_fn destroy)
 {
-    att_destroy_fn old = a->rx_destroy;
-    void *old_ud = a->rx_user_data;
-    a->rx = fn;
-    a->rx_user_data = fn ? user_data : NULL;
-    a->rx_destroy = fn ? destroy : NULL;
-    if (old)
-        old(old_ud);
+    SET_HOOK(a, rx, fn, user_data, destroy);
+}
+
+void att_set_tx_hook(struct att *a, att_tx_fn fn, void *user_data, att_destroy_fn destroy)
+{
+    SET_HOOK(a, tx, fn, user_data, destroy);
 }
 
 static void deliver(struct att *a, uint8_t op, uint16_t handle, const uint8_t *v, size_t len)

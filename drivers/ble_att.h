@@ -229,6 +229,14 @@ typedef void (*att_close_fn)(struct att *att, int err, void *user_data);
  * parsed: for recording raw traffic. */
 typedef void (*att_rx_fn)(struct att *att, int64_t recv_ns, const uint8_t *pdu, size_t len,
                           void *user_data);
+/* Every PDU written to the socket (requests, commands, confirmations, the bearer's own Error
+ * Responses), whole, in the order written, after the write succeeded: with the receive hook,
+ * a recording holds both directions. sent_ns: the time of the entry point that wrote it; a
+ * PDU written by a bare att_send() (outside the entry points) gets the last time the bearer
+ * was given, as the bearer reads no clock. pdu is borrowed until the hook returns or calls
+ * into the bearer. */
+typedef void (*att_tx_fn)(struct att *att, int64_t sent_ns, const uint8_t *pdu, size_t len,
+                          void *user_data);
 
 struct att_stats {
     uint64_t rx_pdus, rx_bytes, tx_pdus;
@@ -278,6 +286,8 @@ int att_register_close(struct att *att, att_close_fn fn, void *user_data, att_de
 int att_unregister(struct att *att, int id);
 /* Replaces the receive hook (NULL fn removes it); the old one's destroy runs. */
 void att_set_rx_hook(struct att *att, att_rx_fn fn, void *user_data, att_destroy_fn destroy);
+/* The same for the transmit hook. */
+void att_set_tx_hook(struct att *att, att_tx_fn fn, void *user_data, att_destroy_fn destroy);
 
 /* Reads and handles up to ATT_RX_BURST PDUs. Returns how many it read (0: nothing was
  * waiting), or the error the bearer died of (already reported to the close handlers). */

@@ -14,7 +14,12 @@
  * paired by direction, so phone-side and peripheral-side captures read alike.
  *
  * A connection's state ends at the HCI Disconnection Complete event for its handle (handles are
- * reused by later connections). Values on handles the discovery did not map are counted and
+ * reused by later connections); an LE Connection Complete on a handle still in use, or an HCI
+ * Reset (its Command Complete), drops it without making events of what it held (a capture cut
+ * short, a daemon killed: the connection's end was not seen). The step count's baseline
+ * belongs to the device, known by the address its LE Connection Complete names, so it carries
+ * over the device's reconnections until an HCI Reset (as in the daemon, which keeps it for
+ * as long as it runs); a connection whose device is unknown has its own. Values on handles the discovery did not map are counted and
  * skipped, with one READ_BAD for the first (a capture started after discovery would otherwise
  * report every value); so are values of characteristics the decoders do not know (silently).
  * Anything malformed (a record, an ACL or L2CAP header, a value) is one READ_BAD naming the
@@ -43,9 +48,19 @@ struct chr {
     uint8_t from_decl;
 };
 
+/* A peer device, by its LE Connection Complete: address type and address. */
+struct dev {
+    int used;
+    uint16_t index;
+    uint8_t addr[7];
+    uint64_t stamp;
+    struct dec_steps_state steps;
+};
+
 struct conn {
     int used;
     uint16_t index, handle;
+    int dev;               /* index into snoop.dev, -1: not known */
     uint64_t stamp;
     struct chr chr[SNOOP_CHARS];
     size_t n_chr;
@@ -72,6 +87,7 @@ struct snoop {
     uint64_t clock;
     struct btsnoop_l2cap l2;
     struct conn conn[SNOOP_CONNS];
+    struct dev dev[SNOOP_CONNS];
     struct out q[SNOOP_QUEUE];
     size_t qn, qi;
     struct btsnoop_reader_stats st;
@@ -176,9 +192,35 @@ static struct conn *conn_get(struct reader *r, struct snoop *s, uint16_t index,
         c->used = 1;
         c->index = index;
         c->handle = handle;
+        c->dev = -1;
     }
     c->stamp = ++s->clock;
     return c;
+}
+
+/* The device with this address, added (the least recently used one replaced) if new. */
+static int dev_get(struct snoop *s, uint16_t index, const uint8_t addr[7])
+{
+    size_t k = 0;
+    for (size_t i = 0; i < SNOOP_CONNS; i++) {
+        struct dev *v = &s->dev[i];
+        if (v->used && v->index == index && memcmp(v->addr, addr, 7) == 0) {
+            v->stamp = ++s->clock;
+            return (int)i;
+        }
+        if (!v->used || (s->dev[k].used && v->stamp < s->dev[k].stamp))
+            k = i;
+    }
+    struct dev *v = &s->dev[k];
+    memset(v, 0, sizeof *v);
+    v->used = 1;
+    v->index = index;
+    memcpy(v->addr, addr, 7);
+    v->stamp = ++s->clock;
+    for (size_t i = 0; i < SNOOP_CONNS; i++) /* a connection of the replaced device */
+        if (s->conn[i].dev == (int)k)
+            s->conn[i].dev = -1;
+    return (int)k;
 }
 
 static void meta(struct reader *r, int64_t ts, struct dec_meta *m)
@@ -297,7 +339,8 @@ static void value(struct reader *r, struct snoop *s, struct conn *c, uint16_t ha
         struct event ev;
         if ((e = decode_pinetime_steps(v, n, &total, why)) < 0)
             break;
-        if (decode_steps_event(&c->steps, total, &m, &ev) == 1 && (o = push(s, READ_EVENT))) {
+        struct dec_steps_state *st = c->dev >= 0 ? &s->dev[c->dev].steps : &c->steps;
+        if (decode_steps_event(st, total, &m, &ev) == 1 && (o = push(s, READ_EVENT))) {
             o->ev = ev;
             s->st.events++;
         }
@@ -411,20 +454,60 @@ static void att(struct reader *r, struct snoop *s, const struct btsnoop_frame *f
     }
 }
 
-static void hci_event(struct reader *r, struct snoop *s, const struct btsnoop_pkt *pk,
-                      int64_t ts)
+/* The connection on handle h ends: flush (a Disconnection Complete: what it held is
+ * complete) or not (its end was not seen). */
+static void conn_end(struct reader *r, struct snoop *s, uint16_t index, uint16_t h, int flush,
+                     int64_t ts)
 {
-    if (pk->evt != 0x05 || pk->len < 4 || pk->data[0] != 0) /* Disconnection Complete, OK */
-        return;
-    uint16_t h = att_get16(pk->data + 1) & 0x0FFF;
-    btsnoop_l2cap_forget(&s->l2, pk->index, h);
+    btsnoop_l2cap_forget(&s->l2, index, h);
     for (size_t i = 0; i < SNOOP_CONNS; i++) {
         struct conn *c = &s->conn[i];
-        if (c->used && c->index == pk->index && c->handle == h) {
-            flush_conn(r, s, c, ts);
+        if (c->used && c->index == index && c->handle == h) {
+            if (flush)
+                flush_conn(r, s, c, ts);
             c->used = 0; /* the block stays allocated: conn_get re-initialises it */
         }
     }
+}
+
+/* LE Connection Complete (0x01) or Enhanced (0x0A), which begin alike: subevent, status,
+ * handle, role, peer address type, peer address. */
+static void le_connected(struct reader *r, struct snoop *s, const struct btsnoop_pkt *pk,
+                         int64_t ts)
+{
+    const uint8_t *p = pk->data;
+    if (pk->len < 11 || (p[0] != 0x01 && p[0] != 0x0A) || p[1] != 0)
+        return;
+    uint16_t h = att_get16(p + 2) & 0x0FFF;
+    conn_end(r, s, pk->index, h, 0, ts);
+    struct conn *c = conn_get(r, s, pk->index, h, ts);
+    c->dev = dev_get(s, pk->index, p + 5);
+}
+
+/* HCI Reset done: every connection and device of the controller is gone. */
+static void reset(struct snoop *s, uint16_t index)
+{
+    for (size_t i = 0; i < BTSNOOP_L2CAP_SLOTS; i++)
+        if (s->l2.slot[i].index == index)
+            s->l2.slot[i].used = 0;
+    for (size_t i = 0; i < SNOOP_CONNS; i++) {
+        if (s->conn[i].index == index)
+            s->conn[i].used = 0;
+        if (s->dev[i].index == index)
+            s->dev[i].used = 0;
+    }
+}
+
+static void hci_event(struct reader *r, struct snoop *s, const struct btsnoop_pkt *pk,
+                      int64_t ts)
+{
+    const uint8_t *p = pk->data;
+    if (pk->evt == 0x05 && pk->len >= 4 && p[0] == 0) /* Disconnection Complete, OK */
+        conn_end(r, s, pk->index, att_get16(p + 1) & 0x0FFF, 1, ts);
+    else if (pk->evt == 0x3E && pk->len >= 1)         /* LE Meta */
+        le_connected(r, s, pk, ts);
+    else if (pk->evt == 0x0E && pk->len >= 4 && att_get16(p + 1) == 0x0C03 && p[3] == 0)
+        reset(s, pk->index);                           /* Command Complete of HCI Reset */
 }
 
 /* Reads and handles one record, queueing what it yields. 0, or 1 at the end of the records. */

@@ -2,8 +2,8 @@
  * of the BLE reference §5.2 A byte for byte, one request at a time, notifications and
  * indications (confirmed always), error responses and their mapping, malformed, truncated,
  * oversized and unexpected PDUs, requests from the peer, the 30 s timeout on test-controlled
- * time, disconnects, cancellation, freeing from callbacks, the receive hook, output
- * back-pressure, and the pure codec (UUIDs, list parsers). */
+ * time, disconnects, cancellation, freeing from callbacks, the receive and transmit hooks,
+ * output back-pressure, and the pure codec (UUIDs, list parsers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -557,6 +557,113 @@ static void test_rx_hook_sees_every_pdu(void **state)
     peer_close(&p);
 }
 
+/* The transmit hook: every PDU the bearer wrote, in the order written, with the entry
+ * point's time; requests, Write Commands, confirmations and the bearer's Error Responses. */
+struct txlog {
+    int n;
+    uint8_t pdu[16][32];
+    size_t len[16];
+    int64_t at[16];
+    struct att *send_from_hook; /* sends a Write Command from inside the first call */
+    int destroyed;
+};
+
+static void tx_hook(struct att *a, int64_t sent_ns, const uint8_t *pdu, size_t len, void *ud)
+{
+    struct txlog *t = ud;
+    int i = t->n++;
+    if (i >= 16)
+        return;
+    t->len[i] = len;
+    t->at[i] = sent_ns;
+    memcpy(t->pdu[i], pdu, len < 32 ? len : 32);
+    if (i == 0 && t->send_from_hook) {
+        uint8_t w[3] = {0x20, 0x00, 0x07};
+        assert_int_equal(att_send(t->send_from_hook, ATT_OP_WRITE_CMD, w, 3, NULL, NULL, NULL), 0);
+    }
+}
+
+static void txlog_destroy(void *ud)
+{
+    ((struct txlog *)ud)->destroyed++;
+}
+
+static void test_tx_hook_sees_every_pdu(void **state)
+{
+    struct peer p;
+    struct txlog t = {0};
+    struct rec r = {0};
+    peer_open(&p);
+    att_set_tx_hook(p.att, tx_hook, &t, txlog_destroy);
+    assert_true(att_exchange_mtu(p.att, 100, on_rsp, &r, NULL) > 0);   /* bare: last time */
+    expect_pdu(&p, "02 64 00");
+    p.now = 1007 * SEC;
+    peer_send(&p, "03 64 00");
+    assert_true(read_req(&p, 0x0003, &r) > 0);
+    expect_pdu(&p, "0a 03 00");
+    p.now = 1008 * SEC;
+    peer_send(&p, "1d 05 00 aa");            /* indication: confirmed */
+    expect_pdu(&p, "1e");
+    peer_send(&p, "0a 09 00");               /* the peer's request: Request Not Supported */
+    expect_pdu(&p, "01 0a 00 00 06");
+    uint8_t w[3] = {0x10, 0x00, 0x01};
+    assert_int_equal(att_send(p.att, ATT_OP_WRITE_CMD, w, 3, NULL, NULL, NULL), 0);
+    expect_pdu(&p, "52 10 00 01");
+    peer_send(&p, "0b 01");
+    assert_int_equal(t.n, 5);
+    assert_int_equal(t.len[0], 3);
+    assert_memory_equal(t.pdu[0], "\x02\x64\x00", 3);
+    assert_int_equal(t.at[0], 1000 * SEC);   /* the time att_new was given */
+    assert_memory_equal(t.pdu[1], "\x0a\x03\x00", 3);
+    assert_int_equal(t.at[1], 1007 * SEC);
+    assert_int_equal(t.len[2], 1);
+    assert_int_equal(t.pdu[2][0], ATT_OP_CONFIRM);
+    assert_int_equal(t.at[2], 1008 * SEC);
+    assert_memory_equal(t.pdu[3], "\x01\x0a\x00\x00\x06", 5);
+    assert_memory_equal(t.pdu[4], "\x52\x10\x00\x01", 4);
+    assert_int_equal(att_stats(p.att)->tx_pdus, 5);
+    /* a hook that sends: each PDU is written and reported once, in order */
+    t.n = 0;
+    t.send_from_hook = p.att;
+    assert_true(read_req(&p, 0x0004, &r) > 0);
+    expect_pdu(&p, "0a 04 00");
+    expect_pdu(&p, "52 20 00 07");
+    expect_none(&p);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.pdu[1][0], ATT_OP_WRITE_CMD);
+    /* removed: its destroy runs, nothing more is reported */
+    t.send_from_hook = NULL;
+    att_set_tx_hook(p.att, NULL, NULL, NULL);
+    assert_int_equal(t.destroyed, 1);
+    peer_send(&p, "0b 02");
+    assert_true(read_req(&p, 0x0005, &r) > 0);
+    expect_pdu(&p, "0a 05 00");
+    assert_int_equal(t.n, 2);
+    peer_close(&p);
+}
+
+/* A transmit hook may free the bearer: nothing more is written or reported. */
+static void tx_hook_frees(struct att *a, int64_t sent_ns, const uint8_t *pdu, size_t len,
+                          void *ud)
+{
+    (*(int *)ud)++;
+    att_free(a);
+}
+
+static void test_tx_hook_may_free(void **state)
+{
+    struct peer p;
+    int calls = 0;
+    uint8_t w[3] = {0x10, 0x00, 0x01};
+    peer_open(&p);
+    att_set_tx_hook(p.att, tx_hook_frees, &calls, NULL);
+    assert_int_equal(att_send(p.att, ATT_OP_WRITE_CMD, w, 3, NULL, NULL, NULL), 0);
+    assert_int_equal(calls, 1);
+    expect_pdu(&p, "52 10 00 01");
+    p.att = NULL;    /* freed by the hook */
+    peer_close(&p);
+}
+
 static void test_send_limits(void **state)
 {
     struct peer p;
@@ -694,6 +801,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_free_from_callback),
         cmocka_unit_test(test_rx_hook_sees_every_pdu),
+        cmocka_unit_test(test_tx_hook_sees_every_pdu),
+        cmocka_unit_test(test_tx_hook_may_free),
         cmocka_unit_test(test_send_limits),
         cmocka_unit_test(test_output_backpressure),
         cmocka_unit_test(test_uuid_and_codec),
