@@ -137,10 +137,11 @@ static void test_shortest_matches_printf(void **state)
     }
     assert_true(n > 100000);
     /* hand-picked: ties at 15 digits, rounding up to the next power of ten, the edges of
-     * the range done without printf, and the forms of %g */
+     * the range done without printf, and the forms of %g (0x1.4f8b588e368f0p-17 is
+     * nextafter(1e-5, 0), written out so that the initializer stays a constant) */
     static const double picked[] = {
         0.1, 0.2, 0.3, 0.30000000000000004, 1.0 / 3, 2.0 / 3, 0.5, 0.25, 0.125, 1e-5,
-        nextafter(1e-5, 0), 1e-4, 0.0001234, 0.00001234, 999999999999999.9, 99999.99999999999,
+        0x1.4f8b588e368f0p-17, 1e-4, 0.0001234, 0.00001234, 999999999999999.9, 99999.99999999999,
         9.999999999999999e14, 1e15 - 0.5, 1e15 + 0.5, 123456789012.34567, 5e-324, 1e-300,
         1.7976931348623157e308, 9.5367431640625e-07, 1.0000000000000002, 0.9999999999999999,
         4503599627370495.5, 2251799813685247.75, 1.5, 2.5, 0.015, 0.045, 1e14 + 0.25,
