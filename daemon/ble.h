@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/ble_record.h"
+#include "drivers/relay.h"
 #include "pipeline/event.h"
 
 struct conf;
@@ -121,6 +123,18 @@ enum {
 
 #define BLE_TEXT_MAX 128
 
+/* A phone's relay service as seen by the hub (ble_status.relay). */
+struct ble_relay_info {
+    uint64_t records, refused, skipped;   /* complete records; refused; of types not taken */
+    uint64_t acks, resumes;               /* ACKs and RESUMEs written */
+    struct relay_rx_stats rx;             /* the reassembly's counters */
+    uint64_t nudges_sent, nudges_dropped;
+    size_t nudges_waiting;
+    int have_phone;                       /* the phone's Status has been read */
+    struct relay_status phone;
+    int64_t phone_at_ms;                  /* when (UTC ms) */
+};
+
 /* One source's status as published. Strings are borrowed for the call; *_set say whether an
  * optional value is known (else it is published as null). */
 struct ble_status {
@@ -144,6 +158,10 @@ struct ble_status {
     double clock_drift_ppm;
     size_t clock_samples;
     const char *manufacturer, *model, *serial, *firmware; /* NULL: not read */
+    int has_relay;                        /* a relay phone: relay is set */
+    struct ble_relay_info relay;
+    int has_record;                       /* `record`: record is set */
+    struct ble_rec_stats record;
 };
 
 /* The status as one JSON object (fixed key order, compact), malloc'd; NULL on allocation

@@ -74,16 +74,27 @@ static struct ble_rec_at rec_now(const struct ble_dev *d)
     return (struct ble_rec_at){mono(d), ble_rec_time_us(utc(d), real_us)};
 }
 
+/* Recording stopped (record_max, a write error): status/<source> says so at once. */
+static void rec_check(struct ble_dev *d)
+{
+    if (d->rec && !d->rec_stop_told && ble_rec_stopped(d->rec)) {
+        d->rec_stop_told = 1;
+        ble_publish_status(d->mgr, d);
+    }
+}
+
 static void on_rx(struct att *att, int64_t ns, const uint8_t *pdu, size_t len, void *ud)
 {
     struct ble_dev *d = ud;
     ble_rec_att(d->rec, rec_now(d), BTSNOOP_DIR_RECEIVED, pdu, len);
+    rec_check(d);
 }
 
 static void on_tx(struct att *att, int64_t ns, const uint8_t *pdu, size_t len, void *ud)
 {
     struct ble_dev *d = ud;
     ble_rec_att(d->rec, rec_now(d), BTSNOOP_DIR_SENT, pdu, len);
+    rec_check(d);
 }
 
 /* The link is up: a new connection in the capture, then every PDU both ways. */
@@ -307,7 +318,10 @@ int64_t ble_dev_deadline(const struct ble_dev *d)
 void ble_dev_on_timer(struct ble_dev *d)
 {
     int64_t now = mono(d);
-    ble_rec_on_timer(d->rec, now);
+    if (d->rec) {
+        ble_rec_on_timer(d->rec, now);
+        rec_check(d);
+    }
     if (d->att && att_next_timeout(d->att) <= now) {
         att_on_timer(d->att, now);
         after_att(d);
@@ -382,4 +396,8 @@ void ble_dev_status(const struct ble_dev *d, struct ble_status *st)
     const char **dis[4] = {&st->manufacturer, &st->model, &st->serial, &st->firmware};
     for (int i = 0; i < 4; i++)
         *dis[i] = d->dis[i][0] ? d->dis[i] : NULL;
+    if ((st->has_relay = d->relay != NULL))
+        ble_relay_info(d, &st->relay);
+    if ((st->has_record = d->rec != NULL))
+        ble_rec_stats(d->rec, &st->record);
 }

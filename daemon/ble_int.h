@@ -70,6 +70,7 @@ struct ble_dev {
     int have_pos;                 /* the store had a seq for this source at start */
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
     struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */
+    int rec_stop_told;            /* status/<source> has told that recording stopped */
 
     /* setup */
     int pending;                  /* reads and subscriptions not yet answered */
@@ -147,6 +148,8 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *n, const ch
 /* Idle timeout: a RESUME when a partial record makes no progress. */
 int64_t ble_relay_deadline(const struct ble_dev *d);
 void ble_relay_on_timer(struct ble_dev *d);
+/* The relay's counters and the phone's last Status, for the source's status. */
+void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret);
 void ble_relay_free(struct ble_dev *d);
 
 /* ---- the manager, as devices see it (ble.c) ---- */

@@ -196,6 +196,11 @@ void ble_rec_on_timer(struct ble_rec *r, int64_t now_mono_ns)
         flush_buf(r);
 }
 
+int ble_rec_stopped(const struct ble_rec *r)
+{
+    return r->stopped;
+}
+
 void ble_rec_stats(const struct ble_rec *r, struct ble_rec_stats *ret)
 {
     *ret = r->st;

@@ -69,6 +69,8 @@ int64_t ble_rec_deadline(const struct ble_rec *r);
 /* Writes the buffer when its deadline has come. */
 void ble_rec_on_timer(struct ble_rec *r, int64_t now_mono_ns);
 void ble_rec_stats(const struct ble_rec *r, struct ble_rec_stats *ret);
+/* 0 while recording, else why it stopped (as ble_rec_stats' stopped). */
+int ble_rec_stopped(const struct ble_rec *r);
 
 /* The record time of something the daemon handles in a dispatch whose UTC clock read utc_ms:
  * real_us (CLOCK_REALTIME now, µs) kept inside that millisecond, so the capture's times give

@@ -43,6 +43,7 @@ struct relay_nq {
 struct ble_relay {
     struct relay_rx rx;
     uint16_t h_records, h_resume, h_status, h_nudges;
+    int status_writable;     /* the hub may write control bytes to Status */
     int have_done;
     int64_t done;            /* processed: stored or refused, up to here */
     int have_acked;
@@ -53,7 +54,12 @@ struct ble_relay {
     int ack_due;
     uint64_t frags_at_progress;
     int64_t progress_ns;     /* last record (or RESUME): for the idle timeout */
-    uint64_t records, refused, skipped;
+    uint64_t records, refused, skipped, acks;
+    /* the phone's Status (docs/relay-profile.md, "Status and control") */
+    int have_phone;
+    struct relay_status phone;
+    int64_t phone_at_ms;
+    int64_t status_pub_ms;   /* the last status/<source> published for a Status change */
     /* nudges */
     struct relay_nq nq[BLE_RELAY_NUDGES];
     size_t nq_head, nq_n;
@@ -122,6 +128,8 @@ static void write_ack(struct ble_dev *d)
     r->acked = r->done;
     if (gatt_write(d->gatt, r->h_resume, m, (size_t)n, on_written, d, NULL) < 0)
         log_warn("ble %s: relay: cannot write ACK", d->name);
+    else
+        r->acks++;
 }
 
 /* ---- nudges ------------------------------------------------------------------------- */
@@ -283,14 +291,35 @@ static void on_records(struct gatt *g, uint16_t h, const uint8_t *v, size_t len,
         write_ack(d);
 }
 
+/* The phone's Status, notified on change. It goes out with the source's status: at once
+ * when the phone started discarding records (dropped grew, or OUTBOX_FULL came on), at most
+ * once a second, so that staff see losses as they happen; else with the periodic status. */
 static void on_status(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
                       void *ud)
 {
     struct ble_dev *d = ud;
+    struct ble_relay *r = d->relay;
     struct relay_status st;
     char why[DEC_WHY_MAX];
-    if (relay_status_decode(v, len, &st, why) < 0)
+    if (relay_status_decode(v, len, &st, why) < 0) {
+        d->malformed++;
         log_warn("ble %s: relay: phone status refused: %s", d->name, why);
+        return;
+    }
+    int losing = st.dropped > (r->have_phone ? r->phone.dropped : 0) ||
+                 ((st.flags & RELAY_STATUS_OUTBOX_FULL) &&
+                  !(r->have_phone && (r->phone.flags & RELAY_STATUS_OUTBOX_FULL)));
+    if (losing)
+        log_warn("ble %s: relay: the phone has discarded %" PRIu32 " records unsent%s",
+                 d->name, st.dropped,
+                 st.flags & RELAY_STATUS_OUTBOX_FULL ? " (its outbox is full)" : "");
+    r->phone = st;
+    r->have_phone = 1;
+    r->phone_at_ms = utc(d);
+    if (losing && r->phone_at_ms - r->status_pub_ms >= 1000) {
+        r->status_pub_ms = r->phone_at_ms;
+        ble_publish_status(d->mgr, d);
+    }
 }
 
 /* ---- the device's hooks ------------------------------------------------------------- */
@@ -333,11 +362,13 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
     const struct gatt_chrc *c = chrc(db, sv, RELAY_UUID_NUDGES);
     r->h_nudges = c && (c->props & GATT_PROP_WRITE) ? c->value : 0;
     r->h_status = 0;
+    r->status_writable = 0;
     r->n_busy = 0;
     r->have_hold = 0;
     ble_prof_subscribe(d, rec, on_records);
     if ((c = chrc(db, sv, RELAY_UUID_STATUS))) {
         r->h_status = c->value;
+        r->status_writable = (c->props & GATT_PROP_WRITE) != 0;
         ble_prof_subscribe(d, c, on_status);
     }
     return 1;
@@ -349,6 +380,10 @@ void ble_relay_streaming(struct ble_dev *d)
         return;
     write_resume(d);
     send_nudge(d);
+    /* the phone notifies its Status on change only: ask for it now */
+    static const uint8_t now = RELAY_CTL_STATUS;
+    if (d->relay->h_status && d->relay->status_writable)
+        (void)gatt_write(d->gatt, d->relay->h_status, &now, 1, on_written, d, NULL);
 }
 
 void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed)
@@ -396,6 +431,24 @@ void ble_relay_on_timer(struct ble_dev *d)
     log_warn("ble %s: relay: a record stayed incomplete for %d s; asking the phone to resume",
              d->name, BLE_RELAY_IDLE_MS / 1000);
     write_resume(d);
+}
+
+void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
+{
+    const struct ble_relay *r = d->relay;
+    memset(ret, 0, sizeof *ret);
+    ret->records = r->records;
+    ret->refused = r->refused;
+    ret->skipped = r->skipped;
+    ret->acks = r->acks;
+    ret->rx = r->rx.st;
+    ret->resumes = r->rx.st.resumes;
+    ret->nudges_sent = r->nudges_sent;
+    ret->nudges_dropped = r->nudges_dropped;
+    ret->nudges_waiting = r->nq_n;
+    ret->have_phone = r->have_phone;
+    ret->phone = r->phone;
+    ret->phone_at_ms = r->phone_at_ms;
 }
 
 void ble_relay_free(struct ble_dev *d)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon/ble.h"
+#include "daemon/relay_json.h"
 
 /* ---- backoff ------------------------------------------------------------------------ */
 
@@ -149,6 +150,41 @@ static json_t *u64(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+static json_t *relay_json(const struct ble_relay_info *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "records", u64(r->records));
+    json_object_set_new(o, "refused", u64(r->refused));
+    json_object_set_new(o, "skipped", u64(r->skipped));
+    relay_json_rx(o, &r->rx, 0);
+    json_object_set_new(o, "resumes", u64(r->resumes));
+    json_object_set_new(o, "acks", u64(r->acks));
+    json_object_set_new(o, "nudges_sent", u64(r->nudges_sent));
+    json_object_set_new(o, "nudges_dropped", u64(r->nudges_dropped));
+    json_object_set_new(o, "nudges_waiting", u64(r->nudges_waiting));
+    json_object_set_new(o, "phone_status", r->have_phone ? json_integer(r->phone_at_ms)
+                                                          : json_null());
+    if (r->have_phone)
+        relay_json_phone(o, &r->phone);
+    return o;
+}
+
+static json_t *record_json(const struct ble_rec_stats *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "records", u64(r->records));
+    json_object_set_new(o, "bytes", json_integer(r->size));
+    json_object_set_new(o, "not_recorded", u64(r->dropped));
+    json_object_set_new(o, "stopped", !r->stopped ? json_null()
+                                      : json_string(r->stopped == -EDQUOT ? "record_max"
+                                                                          : strerror(-r->stopped)));
+    return o;
+}
+
 char *ble_status_json(const struct ble_status *st)
 {
     static const struct { unsigned bit; const char *name; } profs[] = {
@@ -205,6 +241,8 @@ char *ble_status_json(const struct ble_status *st)
     json_object_set_new(dev, "serial", opt_str(st->serial));
     json_object_set_new(dev, "firmware", opt_str(st->firmware));
     json_object_set_new(o, "device", dev);
+    json_object_set_new(o, "relay", st->has_relay ? relay_json(&st->relay) : json_null());
+    json_object_set_new(o, "record", st->has_record ? record_json(&st->record) : json_null());
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     return s;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon/publish.h"
+#include "daemon/relay_json.h"
 #include "daemon/usb_int.h"
 
 static json_t *jstr(const char *s) { return s && *s ? json_string(s) : json_null(); }
@@ -46,21 +47,13 @@ static json_t *aoa_json(const struct usb_aoa_info *a)
     json_object_set_new(o, "records", jint((int64_t)a->records));
     json_object_set_new(o, "refused", jint((int64_t)a->refused));
     json_object_set_new(o, "skipped", jint((int64_t)a->skipped));
-    json_object_set_new(o, "errors", jint((int64_t)(a->rx.errors + a->env_errors)));
-    json_object_set_new(o, "stale", jint((int64_t)a->rx.stale));
-    json_object_set_new(o, "duplicates", jint((int64_t)a->rx.duplicates));
-    json_object_set_new(o, "gaps", jint((int64_t)a->rx.gaps));
-    json_object_set_new(o, "gap_records", jint((int64_t)a->rx.gap_records));
+    relay_json_rx(o, &a->rx, a->env_errors);
     json_object_set_new(o, "resumes", jint((int64_t)a->resumes));
     json_object_set_new(o, "acks", jint((int64_t)a->acks));
     json_object_set_new(o, "stalls", jint((int64_t)a->stalls));
     json_object_set_new(o, "truncated", jint((int64_t)a->truncated));
-    if (a->have_phone) {
-        json_object_set_new(o, "phone_newest", a->phone.flags & RELAY_STATUS_HAVE_NEWEST
-                                                   ? jint(a->phone.newest) : json_null());
-        json_object_set_new(o, "phone_pending", jint(a->phone.pending));
-        json_object_set_new(o, "phone_dropped", jint(a->phone.dropped));
-    }
+    if (a->have_phone)
+        relay_json_phone(o, &a->phone);
     return o;
 }
 

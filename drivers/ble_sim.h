@@ -174,7 +174,10 @@ void blesim_relay_free(struct blesim_relay *r);
 /* Fault: every Nth fragment sent has a bit flipped in its data (0: off), so the hub's CRC
  * check fails and it must write a new RESUME. */
 void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every);
-/* One line of counters (acknowledged up to, records sent, RESUMEs, ACKs, nudges). */
+/* What the phone's Status reports as records it discarded unsent (a phone losing data). */
+void blesim_relay_set_dropped(struct blesim_relay *r, uint32_t dropped);
+/* One line of counters (acknowledged up to, records sent, RESUMEs, ACKs, nudges, PAUSEs,
+ * status requests). */
 void blesim_relay_report(const struct blesim_relay *r, FILE *out);
 /* Adds the relay service to s, serving r: after the hub's RESUME, one fragment every
  * period_us. 0 or -errno. */

@@ -27,8 +27,9 @@ struct blesim_relay {
     int64_t freed;        /* acknowledged up to (the outbox starts after it) */
     FILE *nudges;         /* borrowed, may be NULL */
     unsigned corrupt_every; /* fault: flip a bit of every Nth fragment (0: off) */
+    uint32_t dropped;     /* what the Status reports as discarded unsent */
     uint64_t fragments;
-    uint64_t acks, resumes, records_sent, nudges_got;
+    uint64_t acks, resumes, records_sent, nudges_got, pauses, statuses;
 };
 
 struct relay_conn {
@@ -42,6 +43,9 @@ struct relay_conn {
     int64_t acked;            /* the hub has everything up to it (RESUME or ACK) */
     int have_acked;
     int tx_active;
+    int paused;               /* the hub's PAUSE, until CONTINUE or the next RESUME */
+    int status_dirty;         /* the Status changed since it was last notified */
+    int64_t now_ns, status_ns; /* the last stream tick; the last Status notification */
     struct relay_tx tx;
     struct relay_rx nrx;      /* nudges */
 };
@@ -136,13 +140,61 @@ void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every)
     r->corrupt_every = every;
 }
 
+void blesim_relay_set_dropped(struct blesim_relay *r, uint32_t dropped)
+{
+    r->dropped = dropped;
+}
+
 void blesim_relay_report(const struct blesim_relay *r, FILE *out)
 {
     fprintf(out, "blesim: relay: %zu records (seq %" PRId64 "..%" PRId64 "), acknowledged up "
             "to %" PRId64 "%s, %" PRIu64 " sent, %" PRIu64 " resumes, %" PRIu64 " acks, %"
-            PRIu64 " nudges\n", r->n, r->seq[0], r->seq[r->n - 1],
-            r->have_freed ? r->freed : (int64_t)-1, r->have_freed ? "" : " (none)",
-            r->records_sent, r->resumes, r->acks, r->nudges_got);
+            PRIu64 " nudges, %" PRIu64 " pauses, %" PRIu64 " status requests\n", r->n,
+            r->seq[0], r->seq[r->n - 1], r->have_freed ? r->freed : (int64_t)-1,
+            r->have_freed ? "" : " (none)", r->records_sent, r->resumes, r->acks, r->nudges_got,
+            r->pauses, r->statuses);
+}
+
+/* The Status value of this connection's phone, stored for reads; notified when asked (now),
+ * else marked for the next stream tick a second after the last notification. */
+static void put_status(struct blesim *s, struct relay_conn *c, int now)
+{
+    struct blesim_relay *r = c->r;
+    int64_t newest = r->seq[r->n - 1];
+    int64_t freed = r->have_freed ? r->freed : r->seq[0] - 1;
+    struct relay_status rs = {
+        .version = RELAY_VERSION,
+        .flags = RELAY_STATUS_HAVE_NEWEST | (c->paused ? RELAY_STATUS_PAUSED : 0),
+        .newest = newest,
+        .pending = (uint32_t)(newest > freed ? newest - freed : 0),
+        .dropped = r->dropped,
+    };
+    uint8_t st[RELAY_STATUS_LEN];
+    if (relay_status_encode(&rs, st, sizeof st) < 0 ||
+        blesim_set_value(s, c->h_status, st, sizeof st) < 0)
+        return;
+    c->status_dirty = 1;
+    if (now || c->now_ns - c->status_ns >= INT64_C(1000000000)) {
+        c->status_ns = c->now_ns;
+        c->status_dirty = 0;
+        (void)blesim_notify(s, c->h_status); /* nothing without a subscription */
+    }
+}
+
+static void on_status_write(struct blesim *s, uint16_t h, const uint8_t *v, size_t len, void *ud)
+{
+    struct relay_conn *c = ud;
+    char why[DEC_WHY_MAX];
+    int op;
+    if (relay_control_decode(v, len, &op, why) < 0)
+        return;
+    if (op == RELAY_CTL_STATUS)
+        c->r->statuses++;
+    else if (op == RELAY_CTL_PAUSE && !c->paused)
+        c->r->pauses++;
+    if (op == RELAY_CTL_PAUSE || op == RELAY_CTL_CONTINUE)
+        c->paused = op == RELAY_CTL_PAUSE;
+    put_status(s, c, 1);
 }
 
 static void free_upto(struct blesim_relay *r, int64_t s)
@@ -167,9 +219,11 @@ static void on_resume_write(struct blesim *s, uint16_t h, const uint8_t *v, size
         if (!c->have_acked || m.seq > c->acked)
             c->acked = m.seq;
         c->have_acked = 1;
+        put_status(s, c, 0);
         return;
     }
     r->resumes++;
+    c->paused = 0;
     int64_t oldest = r->have_freed && r->freed + 1 > r->seq[0] ? r->freed + 1 : r->seq[0];
     int64_t newest = r->seq[r->n - 1];
     struct relay_plan p;
@@ -185,6 +239,7 @@ static void on_resume_write(struct blesim *s, uint16_t h, const uint8_t *v, size
     c->next = p.send ? p.first : newest + 1;
     c->have_acked = m.have_seq;
     c->acked = m.have_seq ? m.seq : 0;
+    put_status(s, c, 0);
 }
 
 static void on_nudge_write(struct blesim *s, uint16_t h, const uint8_t *v, size_t len, void *ud)
@@ -214,7 +269,10 @@ static int gen_fragment(struct blesim *s, uint16_t h, uint64_t count, int64_t no
 {
     struct relay_conn *c = ud;
     struct blesim_relay *r = c->r;
-    if (!c->gen)
+    c->now_ns = now_ns;
+    if (c->status_dirty)
+        put_status(s, c, 0);
+    if (!c->gen || c->paused)
         return -EAGAIN;
     if (!c->tx_active) {
         int64_t newest = r->seq[r->n - 1];
@@ -274,20 +332,18 @@ int blesim_add_relay(struct blesim *s, struct blesim_relay *r, uint32_t period_u
         (h = blesim_add_chrc(s, &u, GATT_PROP_READ | GATT_PROP_WRITE, NULL, 0)) < 0)
         return h < 0 ? h : -EINVAL;
     c->h_resume = (uint16_t)h;
-    uint8_t st[RELAY_STATUS_LEN];
-    struct relay_status rs = {.version = RELAY_VERSION, .flags = RELAY_STATUS_HAVE_NEWEST,
-                              .newest = r->seq[r->n - 1]};
-    relay_status_encode(&rs, st, sizeof st);
     if (att_uuid_parse(&u, RELAY_UUID_STATUS) < 0 ||
-        (h = blesim_add_chrc(s, &u, GATT_PROP_READ | GATT_PROP_WRITE | GATT_PROP_NOTIFY, st,
-                             sizeof st)) < 0)
+        (h = blesim_add_chrc(s, &u, GATT_PROP_READ | GATT_PROP_WRITE | GATT_PROP_NOTIFY, NULL,
+                             0)) < 0)
         return h < 0 ? h : -EINVAL;
     c->h_status = (uint16_t)h;
+    put_status(s, c, 0);
     if (att_uuid_parse(&u, RELAY_UUID_NUDGES) < 0 ||
         (h = blesim_add_chrc(s, &u, GATT_PROP_WRITE, NULL, 0)) < 0)
         return h < 0 ? h : -EINVAL;
     c->h_nudges = (uint16_t)h;
     if ((e = blesim_set_attr_hooks(s, c->h_resume, NULL, on_resume_write, c)) < 0 ||
+        (e = blesim_set_attr_hooks(s, c->h_status, NULL, on_status_write, c)) < 0 ||
         (e = blesim_set_attr_hooks(s, c->h_nudges, NULL, on_nudge_write, c)) < 0)
         return e;
     return blesim_add_stream(s, c->h_records, (int64_t)(period_us ? period_us : 1) * 1000,

@@ -42,6 +42,7 @@ struct cfg {
     const char *relay, *relay_nudges;  /* --relay FILE.jsonl, --relay-nudges FILE */
     uint32_t relay_period_us;
     unsigned relay_corrupt;
+    uint32_t relay_dropped;
     struct blesim_relay *phone;        /* loaded from relay */
 };
 
@@ -85,6 +86,7 @@ static void usage(FILE *f)
         "  --relay-nudges FILE    append the nudges the hub writes to FILE (JSON lines)\n"
         "  --relay-rate HZ        relay fragments per second (default 1000)\n"
         "  --relay-corrupt N      flip a bit in every Nth relay fragment (a CRC error)\n"
+        "  --relay-dropped N      the phone's Status reports N records discarded unsent\n"
         "  --max-conn N           simultaneous connections (default 64)\n"
         "  --once                 exit when the first connection ends\n"
         "  --quiet                no per-connection lines on stderr\n"
@@ -152,7 +154,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_BAT_PERIOD, O_BAT_LEVEL, O_CTS_PERIOD, O_TIME, O_STEPS, O_MOTION, O_SERIAL,
            O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
-           O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT,
+           O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -169,6 +171,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"disconnect-after", 1, 0, O_DISCONNECT}, {"dump", 0, 0, O_DUMP},
         {"relay", 1, 0, O_RELAY}, {"relay-nudges", 1, 0, O_RELAY_NUDGES},
         {"relay-rate", 1, 0, O_RELAY_RATE}, {"relay-corrupt", 1, 0, O_RELAY_CORRUPT},
+        {"relay-dropped", 1, 0, O_RELAY_DROPPED},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -222,6 +225,8 @@ static int parse(int argc, char **argv, struct cfg *c)
             c->relay_period_us = (uint32_t)(1000000 / v); break;
         case O_RELAY_CORRUPT: bad = num(optarg, 0, 1LL << 30, &v);
             c->relay_corrupt = (unsigned)v; break;
+        case O_RELAY_DROPPED: bad = num(optarg, 0, UINT32_MAX, &v);
+            c->relay_dropped = (uint32_t)v; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -383,6 +388,7 @@ int main(int argc, char **argv)
             return 1;
         }
         blesim_relay_set_corrupt(c.phone, c.relay_corrupt);
+        blesim_relay_set_dropped(c.phone, c.relay_dropped);
     }
     if (c.dump) {
         int sv[2];

@@ -8,7 +8,7 @@
 # replays through `engaged replay` to exactly the events (type, ts, values) the daemon stored
 # for its source. A third source (lim3, 50 Hz) reaches its record_max: recording stops with
 # one log line per run, the capture stays within the limit and replays cleanly, and the source
-# goes on storing events.
+# goes on storing events. status/<source> shows each capture's counters and lim3's stop.
 source "$(dirname "$0")/lib.sh"
 BLESIM="$ENGAGED_BIN/tools/blesim"
 S=$(mktemp -d /tmp/erecXXXXXX) # socket paths are short
@@ -85,6 +85,8 @@ wait_events() {
 "$BLESIM" --listen "$S/3.s" --profiles gatt,hr --hr-rate 50 > /dev/null 2> "$T/simd.err" &
 SIMD=$!
 start_sims
+: > "$T/status.out"
+$PY "$TOOL" sub "ipc://$T/feed" status/ "$T/status.out" --min 1000000 --seconds 300 > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 wait_events hr1 15
 wait_events pt2 3 "AND type = 'steps'"
@@ -92,6 +94,18 @@ for _ in $(seq 1 100); do
   grep -q "ble lim3: record $T/lim3.btsnoop: the capture reached record_max" "$T/daemon.log" && break
   sleep 0.2
 done
+# the captures in status/<source>: growing, and lim3's stopped at record_max
+for _ in $(seq 1 100); do grep -q '"stopped":"record_max"' "$T/status.out" && break; sleep 0.1; done
+$PY - "$T/status.out" <<'EOP' || fail "record in status/<source>"
+import json, sys
+last = {}
+for l in open(sys.argv[1]):
+    topic, m = json.loads(l)[:2]
+    last[topic] = m["record"]
+hr, lim = last["status/hr1"], last["status/lim3"]
+assert hr["records"] > 0 and hr["bytes"] > 16 and hr["stopped"] is None, hr
+assert lim["stopped"] == "record_max" and lim["bytes"] <= 8192 and lim["not_recorded"] > 0, lim
+EOP
 # both links lost, then back: every connection discovers in full
 stop_sims
 N1=$(count hr1); P1=$(count pt2)

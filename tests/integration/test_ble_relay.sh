@@ -112,6 +112,7 @@ start_sim() {
   echo "simulator at MTU $mtu, corrupting every fragment number $corrupt (0: none)" >> "$T/sim.err"
   "$BLESIM" --listen "$S/p.s" --profiles gatt,dis --mtu "$mtu" --relay "$T/phone.jsonl" \
     --relay-nudges "$T/nudges.jsonl" --relay-rate 500 --relay-corrupt "$corrupt" \
+    --relay-dropped 3 \
     > /dev/null 2>> "$T/sim.err" &
   SIM_PID=$!
   for _ in $(seq 1 100); do [ -S "$S/p.s" ] && return 0; sleep 0.05; done
@@ -122,6 +123,9 @@ stored() {
 }
 
 start_sim
+: > "$T/status.out"
+$PY "$TOOL" sub "ipc://$T/feed" status/phone-p01 "$T/status.out" --min 1000000 --seconds 300 \
+  > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 SIM_KILLS=0
 STREAMS=0
@@ -156,9 +160,28 @@ for _ in $(seq 1 300); do
   [ "$(grep -c "streaming (" "$T/daemon.log" || true)" -gt "$STREAMS" ] && break; sleep 0.1
 done
 sleep 1
+# the phone's Status, asked for at each connection, is in status/<source> (the simulated phone
+# reports 3 records discarded unsent), with the relay's counters
+for _ in $(seq 1 50); do grep -q '"phone_dropped":3' "$T/status.out" && break; sleep 0.1; done
+$PY - "$T/status.out" "$N" <<'EOP' || fail "status/phone-p01"
+import json, sys
+msgs = [json.loads(l)[1] for l in open(sys.argv[1]) if l.startswith('["status/phone-p01"')]
+r = [m["relay"] for m in msgs if m.get("relay") and m["relay"].get("phone_status")]
+assert r, "no status/phone-p01 message with the phone's Status (%d messages)" % len(msgs)
+last = r[-1]
+assert last["phone_dropped"] == 3 and last["phone_newest"] == int(sys.argv[2]), last
+assert not last["phone_paused"] and not last["phone_outbox_full"], last
+assert isinstance(last["phone_pending"], int) and last["records"] > 0 and last["acks"] > 0, last
+assert last["resumes"] >= 1 and msgs[-1]["record"] is None, msgs[-1]
+print("status/phone-p01:", json.dumps(last))
+EOP
 kill -TERM "$SIM_PID"; wait "$SIM_PID" || fail "blesim exit"; SIM_PID=""
 stop_daemon || fail "daemon exit"
 grep -q "acknowledged up to $N," <(tail -n 1 "$T/sim.err") || { tail -n 3 "$T/sim.err"; fail "the phone's outbox is not empty at the end"; }
+grep -Eq ", [1-9][0-9]* status requests" <(tail -n 1 "$T/sim.err") ||
+  fail "the hub did not ask the phone for its Status"
+grep -q "relay: the phone has discarded 3 records unsent" "$T/daemon.log" ||
+  fail "the phone's losses are not logged"
 
 # each valid record exactly once, seq 1..N without the refused ones
 $PY - "$T/engaged.db" "$BAD1" "$N" <<'EOP' || fail "stored seqs"

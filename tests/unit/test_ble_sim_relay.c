@@ -2,7 +2,8 @@
  * raw ATT PDUs over a socketpair and read back with relay_rx: nothing before the hub's RESUME;
  * records from the planned seq, fragmented at ATT_MTU 23, START on the first, at most `window`
  * beyond the resume point; an ACK moves the window; a new RESUME re-sends from its seq with
- * the new generation; nudges written in fragments land in the nudge file. */
+ * the new generation; nudges written in fragments land in the nudge file; the Status answers
+ * the hub's control bytes (send status, PAUSE, CONTINUE). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +29,9 @@ struct t {
     FILE *nudges;
     char path[64], npath[64];
     char lines[COUNT][256];
-    uint16_t h_rec, h_resume, h_nudges;
+    uint16_t h_rec, h_resume, h_nudges, h_status;
+    uint8_t status[RELAY_STATUS_LEN];   /* the last Status notified */
+    int n_status;
     int64_t now;
     struct relay_rx rx;
     int64_t got[64];
@@ -74,7 +77,8 @@ static int setup(void **state)
     t->h_rec = find(t->sim, RELAY_UUID_RECORDS);
     t->h_resume = find(t->sim, RELAY_UUID_RESUME);
     t->h_nudges = find(t->sim, RELAY_UUID_NUDGES);
-    assert_true(t->h_rec && t->h_resume && t->h_nudges);
+    t->h_status = find(t->sim, RELAY_UUID_STATUS);
+    assert_true(t->h_rec && t->h_resume && t->h_nudges && t->h_status);
     relay_rx_init(&t->rx, RELAY_RX_RECORDS, 20);
     *state = t;
     return 0;
@@ -107,6 +111,17 @@ static void write_req(struct t *t, uint16_t h, const uint8_t *v, size_t n)
     assert_int_equal(rsp[0], 0x13);
 }
 
+/* A Status notification (pdu of n bytes) is kept in t->status. 1 if it was one. */
+static int status_note(struct t *t, const uint8_t *pdu, ssize_t n)
+{
+    if (n < 3 || pdu[0] != 0x1B || (pdu[1] | pdu[2] << 8) != t->h_status)
+        return 0;
+    assert_int_equal(n - 3, RELAY_STATUS_LEN);
+    memcpy(t->status, pdu + 3, RELAY_STATUS_LEN);
+    t->n_status++;
+    return 1;
+}
+
 /* Runs the simulator for ms milliseconds of its time, feeding every notification to rx. */
 static void run(struct t *t, int ms)
 {
@@ -116,6 +131,8 @@ static void run(struct t *t, int ms)
         uint8_t pdu[64];
         ssize_t n;
         while ((n = read(t->fd[1], pdu, sizeof pdu)) > 0) {
+            if (status_note(t, pdu, n))
+                continue;
             assert_int_equal(pdu[0], 0x1B);
             assert_int_equal(pdu[1] | pdu[2] << 8, t->h_rec);
             assert_true(n - 3 <= 20);
@@ -177,6 +194,75 @@ static void test_stream(void **state)
     assert_non_null(strstr(rep, "acknowledged up to 10,"));
 }
 
+/* A Write Request of one control byte to Status: the Write Response, then (for every control)
+ * the Status notified at once. */
+static void control(struct t *t, uint8_t op, struct relay_status *ret)
+{
+    uint8_t pdu[8] = {0x12, (uint8_t)t->h_status, (uint8_t)(t->h_status >> 8), op}, rsp[32];
+    int before = t->n_status;
+    char why[DEC_WHY_MAX];
+    assert_int_equal(write(t->fd[1], pdu, 4), 4);
+    assert_true(blesim_on_readable(t->sim, t->now) >= 1);
+    ssize_t n;
+    int answered = 0;
+    while ((n = read(t->fd[1], rsp, sizeof rsp)) > 0)
+        if (!status_note(t, rsp, n)) {
+            assert_int_equal(n, 1);
+            assert_int_equal(rsp[0], 0x13);
+            answered = 1;
+        }
+    assert_true(answered);
+    assert_int_equal(t->n_status, before + 1);
+    assert_int_equal(relay_status_decode(t->status, RELAY_STATUS_LEN, ret, why), 0);
+}
+
+static void test_status_control(void **state)
+{
+    struct t *t = *state;
+    struct relay_status st;
+    uint8_t on[2] = {1, 0};
+    blesim_relay_set_dropped(t->phone, 7);
+    write_req(t, t->h_rec + 1, on, 2);
+    write_req(t, t->h_status + 1, on, 2);
+    control(t, RELAY_CTL_STATUS, &st);   /* nothing acknowledged: all 10 pending */
+    assert_int_equal(st.flags, RELAY_STATUS_HAVE_NEWEST);
+    assert_int_equal(st.newest, FIRST + COUNT - 1);
+    assert_int_equal(st.pending, COUNT);
+    assert_int_equal(st.dropped, 7);
+
+    resume(t, 6, 64);                    /* 5, 6 are freed */
+    control(t, RELAY_CTL_PAUSE, &st);
+    assert_int_equal(st.flags, RELAY_STATUS_HAVE_NEWEST | RELAY_STATUS_PAUSED);
+    assert_int_equal(st.pending, COUNT - 2);
+    run(t, 300);
+    assert_int_equal(t->n_got, 0);       /* paused: nothing sent */
+    control(t, RELAY_CTL_CONTINUE, &st);
+    assert_int_equal(st.flags, RELAY_STATUS_HAVE_NEWEST);
+    run(t, 300);
+    assert_int_equal(t->n_got, COUNT - 2);
+    assert_int_equal(t->got[0], 7);
+
+    control(t, RELAY_CTL_PAUSE, &st);    /* a RESUME ends a PAUSE too */
+    resume(t, 8, 64);
+    uint8_t ack[RELAY_ACK_LEN];          /* an ACK changes pending: notified within a second */
+    assert_int_equal(relay_ack_encode(t->rx.gen, FIRST + COUNT - 1, ack, sizeof ack),
+                     RELAY_ACK_LEN);
+    write_req(t, t->h_resume, ack, sizeof ack);
+    int before = t->n_status;
+    run(t, 1100);
+    assert_true(t->n_status > before);
+    char why[DEC_WHY_MAX];
+    assert_int_equal(relay_status_decode(t->status, RELAY_STATUS_LEN, &st, why), 0);
+    assert_int_equal(st.flags, RELAY_STATUS_HAVE_NEWEST);
+    assert_int_equal(st.pending, 0);
+
+    char rep[512];
+    FILE *m = fmemopen(rep, sizeof rep, "w");
+    blesim_relay_report(t->phone, m);
+    fclose(m);
+    assert_non_null(strstr(rep, "2 pauses, 1 status requests"));
+}
+
 static void test_nudge(void **state)
 {
     struct t *t = *state;
@@ -224,6 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nudge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_control, setup, teardown),
         cmocka_unit_test(test_load_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -246,8 +246,48 @@ static void test_status_json_streaming(void **state)
         "\"profiles\":[\"hr\",\"battery\",\"cts\"],\"clock_offset_ms\":-1520,"
         "\"clock_drift_ppm\":12.35,\"clock_samples\":5,\"no_contact\":2,\"malformed\":1,"
         "\"lost\":0,\"device\":{\"manufacturer\":\"Pine64\",\"model\":\"PineTime\","
-        "\"serial\":null,\"firmware\":null}}";
+        "\"serial\":null,\"firmware\":null},\"relay\":null,\"record\":null}";
     assert_string_equal(s, want);
+    free(s);
+}
+
+/* A relay phone's counters and Status, and a capture that reached record_max. */
+static void test_status_json_relay_and_record(void **state)
+{
+    (void)state;
+    struct ble_status st = {
+        .source = "ph1", .participant = "p01", .address = "C4:7C:8D:6A:2F:11",
+        .transport = "sim:/tmp/p.s", .state = BLE_ST_STREAMING, .profiles = BLE_PROF_RELAY,
+        .has_relay = 1,
+        .relay = {.records = 120, .refused = 2, .skipped = 1, .acks = 30, .resumes = 3,
+                  .rx = {.errors = 4, .stale = 5, .duplicates = 6, .gaps = 1, .gap_records = 9},
+                  .nudges_sent = 7, .nudges_dropped = 0, .nudges_waiting = 2, .have_phone = 1,
+                  .phone = {.version = 1, .flags = RELAY_STATUS_PAUSED | RELAY_STATUS_OUTBOX_FULL,
+                            .newest = 0, .pending = 11, .dropped = 12},
+                  .phone_at_ms = 1795700001000},
+        .has_record = 1,
+        .record = {.records = 50, .dropped = 8, .size = 8190, .stopped = -EDQUOT},
+    };
+    char *s = ble_status_json(&st);
+    assert_non_null(s);
+    const char *relay =
+        "\"relay\":{\"records\":120,\"refused\":2,\"skipped\":1,\"errors\":4,\"stale\":5,"
+        "\"duplicates\":6,\"gaps\":1,\"gap_records\":9,\"resumes\":3,\"acks\":30,"
+        "\"nudges_sent\":7,\"nudges_dropped\":0,\"nudges_waiting\":2,"
+        "\"phone_status\":1795700001000,\"phone_newest\":null,\"phone_pending\":11,"
+        "\"phone_dropped\":12,\"phone_paused\":true,\"phone_outbox_full\":true},"
+        "\"record\":{\"records\":50,\"bytes\":8190,\"not_recorded\":8,"
+        "\"stopped\":\"record_max\"}}";
+    assert_non_null(strstr(s, relay));
+    free(s);
+    /* before the phone's Status arrives: no phone_* fields; a write error by name */
+    st.relay.have_phone = 0;
+    st.record.stopped = -ENOSPC;
+    s = ble_status_json(&st);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"phone_status\":null}"));
+    assert_null(strstr(s, "phone_pending"));
+    assert_non_null(strstr(s, "\"stopped\":\"No space left on device\"}"));
     free(s);
 }
 
@@ -287,7 +327,8 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
         "source", "driver", "participant", "address", "transport", "state", "since", "time",
         "error", "next_attempt", "attempts", "connects", "reconnects", "failures", "events",
         "last_notification", "battery", "mtu", "cached", "profiles", "clock_offset_ms",
-        "clock_drift_ppm", "clock_samples", "no_contact", "malformed", "lost", "device"};
+        "clock_drift_ppm", "clock_samples", "no_contact", "malformed", "lost", "device",
+        "relay", "record"};
     assert_int_equal(json_object_size(j), sizeof keys / sizeof keys[0]);
     const char *at = s;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -324,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_status_json_streaming),
         cmocka_unit_test(test_status_json_backoff_nulls_and_escaping),
+        cmocka_unit_test(test_status_json_relay_and_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
