@@ -128,8 +128,13 @@ struct ble_relay_info {
     uint64_t records, refused, skipped;   /* complete records; refused; of types not taken */
     uint64_t acks, resumes;               /* ACKs and RESUMEs written */
     struct relay_rx_stats rx;             /* the reassembly's counters */
-    uint64_t nudges_sent, nudges_dropped;
-    size_t nudges_waiting;
+    uint64_t nudges_sent;                 /* nudges written to the phone (first time) */
+    uint64_t nudges_resent;               /* writes again without nudge_ack */
+    uint64_t nudges_confirmed;            /* named by a nudge_ack: not written again */
+    uint64_t nudges_dropped;              /* never written: no room, cannot be encoded */
+    uint64_t nudges_expired;              /* not confirmed within a day: given up */
+    uint64_t nudges_unconfirmed;          /* given up unconfirmed to make room */
+    size_t nudges_waiting;                /* not yet written or not yet confirmed */
     int have_phone;                       /* the phone's Status has been read */
     struct relay_status phone;
     int64_t phone_at_ms;                  /* when (UTC ms) */

@@ -32,12 +32,18 @@
 #define BLE_RELAY_WINDOW 64
 #define BLE_RELAY_NUDGES 16
 #define BLE_RELAY_IDLE_MS 10000  /* a partial record or backlog without progress: RESUME */
+#define BLE_RELAY_RESEND_MS 60000 /* a nudge written without nudge_ack: written again */
+#define BLE_RELAY_NUDGE_TTL_MS (24 * INT64_C(3600000)) /* then given up */
 #define NS_PER_MS INT64_C(1000000)
 
 struct relay_nq {
     uint8_t buf[RELAY_NUDGE_MAX];
     size_t len;
-    int64_t seq;
+    char id[EV_NAME_MAX + 1];
+    int64_t queued_ms;       /* hub UTC when queued: BLE_RELAY_NUDGE_TTL_MS counts from it */
+    unsigned writes;         /* whole writes answered so far */
+    int64_t written_ns;      /* the last one's end (mono) */
+    int doomed;              /* leaves the list when its write in progress ends */
 };
 
 struct ble_relay {
@@ -61,12 +67,14 @@ struct ble_relay {
     int64_t phone_at_ms;
     int64_t status_pub_ms;   /* the last status/<source> published for a Status change */
     /* nudges */
-    struct relay_nq nq[BLE_RELAY_NUDGES];
-    size_t nq_head, nq_n;
-    int n_busy;              /* a nudge is being written */
+    struct relay_nq nq[BLE_RELAY_NUDGES]; /* in the order queued */
+    size_t nq_n;
+    int n_busy;              /* nq[n_cur] is being written */
+    size_t n_cur;
     struct relay_tx ntx;
     int64_t next_delivery;
-    uint64_t nudges_sent, nudges_dropped;
+    uint64_t nudges_sent, nudges_resent, nudges_confirmed, nudges_dropped, nudges_expired,
+        nudges_unconfirmed;
 };
 
 static int64_t utc(const struct ble_dev *d) { return ble_now(d->mgr)->utc_ms; }
@@ -134,6 +142,47 @@ static void write_ack(struct ble_dev *d)
 
 /* ---- nudges ------------------------------------------------------------------------- */
 
+/* Removes nudge i from the list. A nudge being written is not removed: its write goes on and
+ * it leaves when the write ends (doomed). */
+static void nudge_remove(struct ble_relay *r, size_t i)
+{
+    if (r->n_busy && r->n_cur == i) {
+        r->nq[i].doomed = 1;
+        return;
+    }
+    memmove(&r->nq[i], &r->nq[i + 1], (r->nq_n - i - 1) * sizeof r->nq[0]);
+    r->nq_n--;
+    if (r->n_busy && r->n_cur > i)
+        r->n_cur--;
+}
+
+/* Nudges past BLE_RELAY_NUDGE_TTL_MS since the hub queued them are given up. */
+static void nudge_expire(struct ble_dev *d)
+{
+    struct ble_relay *r = d->relay;
+    for (size_t i = r->nq_n; i-- > 0;) {
+        struct relay_nq *q = &r->nq[i];
+        if (!q->doomed && utc(d) - q->queued_ms >= BLE_RELAY_NUDGE_TTL_MS) {
+            r->nudges_expired++;
+            log_warn("ble %s: relay: nudge %s not confirmed by the phone within %d h: given up",
+                     d->name, q->id, (int)(BLE_RELAY_NUDGE_TTL_MS / 3600000));
+            nudge_remove(r, i);
+        }
+    }
+}
+
+/* The next nudge to write: the first never written, or written without `nudge_ack` for
+ * BLE_RELAY_RESEND_MS. -1 if none is due. */
+static long nudge_due(const struct ble_dev *d)
+{
+    const struct ble_relay *r = d->relay;
+    for (size_t i = 0; i < r->nq_n; i++)
+        if (!r->nq[i].doomed && (!r->nq[i].writes ||
+                                 mono(d) - r->nq[i].written_ns >= BLE_RELAY_RESEND_MS * NS_PER_MS))
+            return (long)i;
+    return -1;
+}
+
 static void send_nudge(struct ble_dev *d);
 
 static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
@@ -142,6 +191,8 @@ static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
     struct ble_relay *r = d->relay;
     if (err < 0) {
         r->n_busy = 0; /* written again after the next connection */
+        if (r->nq[r->n_cur].doomed)
+            nudge_remove(r, r->n_cur);
         if (!d->dead && err != -ECONNRESET && err != -ENOTCONN && err != -ECANCELED)
             log_warn("ble %s: relay: nudge write refused: %s%s%s", d->name, strerror(-err),
                      ecode ? ", " : "", ecode ? att_ecode_str(ecode) : "");
@@ -150,7 +201,10 @@ static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
     send_nudge(d);
 }
 
-/* The next fragment of the nudge being written, or the first of the next one. */
+/* The next fragment of the nudge being written, or the first of the next one due. A nudge
+ * whose last fragment was answered stays in the list until the phone's `nudge_ack` names it
+ * (docs/relay-profile.md, "Nudges"): it is written again after each reconnection and after
+ * BLE_RELAY_RESEND_MS, each time with a new delivery number. */
 static void send_nudge(struct ble_dev *d)
 {
     struct ble_relay *r = d->relay;
@@ -159,26 +213,52 @@ static void send_nudge(struct ble_dev *d)
         return;
     if (r->n_busy && r->ntx.index > 0 && r->ntx.off == r->ntx.len) {
         /* the last fragment was answered: the phone has it */
-        r->nudges_sent++;
-        r->nq_head = (r->nq_head + 1) % BLE_RELAY_NUDGES;
-        r->nq_n--;
+        struct relay_nq *q = &r->nq[r->n_cur];
+        if (q->writes++ == 0)
+            r->nudges_sent++;
+        else
+            r->nudges_resent++;
+        q->written_ns = mono(d);
         r->n_busy = 0;
+        if (q->doomed)
+            nudge_remove(r, r->n_cur);
     }
     if (!r->n_busy) {
-        if (!r->nq_n)
+        nudge_expire(d);
+        long i = nudge_due(d);
+        if (i < 0)
             return;
-        struct relay_nq *q = &r->nq[r->nq_head];
-        if (relay_tx_start(&r->ntx, 0, 0, q->seq, q->buf, q->len, frag_max(d)) < 0) {
+        struct relay_nq *q = &r->nq[i];
+        if (relay_tx_start(&r->ntx, 0, 0, r->next_delivery++, q->buf, q->len, frag_max(d)) < 0) {
             r->nudges_dropped++;
-            r->nq_head = (r->nq_head + 1) % BLE_RELAY_NUDGES;
-            r->nq_n--;
+            nudge_remove(r, (size_t)i);
             return;
         }
+        r->n_cur = (size_t)i;
         r->n_busy = 1;
     }
     int n = relay_tx_next(&r->ntx, frag, sizeof frag);
     if (n <= 0 || gatt_write(d->gatt, r->h_nudges, frag, (size_t)n, on_nudge_written, d, NULL) < 0)
         r->n_busy = 0;
+}
+
+/* Room for one more nudge: when every place is taken, the oldest nudge the phone has been
+ * given at least once makes way (counted unconfirmed); 0, or -1 when all wait for a first
+ * write. */
+static int nudge_room(struct ble_dev *d)
+{
+    struct ble_relay *r = d->relay;
+    if (r->nq_n < BLE_RELAY_NUDGES)
+        return 0;
+    for (size_t i = 0; i < r->nq_n; i++)
+        if (r->nq[i].writes && !(r->n_busy && r->n_cur == i)) {
+            r->nudges_unconfirmed++;
+            log_warn("ble %s: relay: nudge %s given up unconfirmed to make room", d->name,
+                     r->nq[i].id);
+            nudge_remove(r, i);
+            return 0;
+        }
+    return -1;
 }
 
 void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const char *participant)
@@ -194,13 +274,14 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const c
     snprintf(n.id, sizeof n.id, "%s", nd->id);
     snprintf(n.tmpl, sizeof n.tmpl, "%s", nd->message && nd->message[0] ? nd->message
                                           : nd->rule ? nd->rule : "nudge");
-    if (r->nq_n == BLE_RELAY_NUDGES) {
+    if (nudge_room(d) < 0) {
         r->nudges_dropped++;
         log_warn("ble %s: relay: nudge %s dropped: %d nudges wait for the phone already",
                  d->name, nd->id, BLE_RELAY_NUDGES);
         return;
     }
-    struct relay_nq *q = &r->nq[(r->nq_head + r->nq_n) % BLE_RELAY_NUDGES];
+    struct relay_nq *q = &r->nq[r->nq_n];
+    memset(q, 0, sizeof *q);
     int len = relay_nudge_encode(&n, q->buf, sizeof q->buf);
     if (len < 0) {
         r->nudges_dropped++;
@@ -209,10 +290,23 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const c
         return;
     }
     q->len = (size_t)len;
-    q->seq = r->next_delivery++;
+    snprintf(q->id, sizeof q->id, "%s", nd->id);
+    q->queued_ms = utc(d);
     r->nq_n++;
     if (!r->n_busy)
         send_nudge(d);
+}
+
+/* The phone's nudge_ack names a nudge: it has it, so it is not written again. */
+static void nudge_acked(struct ble_dev *d, const char *id)
+{
+    struct ble_relay *r = d->relay;
+    for (size_t i = 0; i < r->nq_n; i++)
+        if (!r->nq[i].doomed && strcmp(r->nq[i].id, id) == 0) {
+            r->nudges_confirmed++;
+            nudge_remove(r, i);
+            return;
+        }
 }
 
 /* ---- records ------------------------------------------------------------------------ */
@@ -266,6 +360,8 @@ static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversi
         d->battery_set = 1;
         d->battery = (unsigned)ev.u.battery.pct;
     }
+    if (ev.type == EV_NUDGE_ACK)
+        nudge_acked(d, ev.u.nudge_ack.nudge);
     if (ble_emit_own(d->mgr, d, &ev, utc(d)) == 0)
         r->uncommitted++;
     /* not queued (the store is not keeping up): not processed; a later RESUME sends it again */
@@ -379,6 +475,10 @@ void ble_relay_streaming(struct ble_dev *d)
     if (!live(d))
         return;
     write_resume(d);
+    /* a new link: every nudge not yet confirmed is written again */
+    for (size_t i = 0; i < d->relay->nq_n; i++)
+        if (d->relay->nq[i].writes)
+            d->relay->nq[i].written_ns = INT64_MIN / 2;
     send_nudge(d);
     /* the phone notifies its Status on change only: ask for it now */
     static const uint8_t now = RELAY_CTL_STATUS;
@@ -415,22 +515,47 @@ void ble_relay_after_reply(struct ble_dev *d)
     }
 }
 
-int64_t ble_relay_deadline(const struct ble_dev *d)
+/* When a partial record or backlog without progress calls for a RESUME (INT64_MAX: none). */
+static int64_t idle_deadline(const struct ble_dev *d)
 {
     const struct ble_relay *r = d->relay;
-    if (!r || d->state != BLE_ST_STREAMING || !r->h_resume ||
-        r->rx.st.fragments == r->frags_at_progress)
+    if (r->rx.st.fragments == r->frags_at_progress)
         return INT64_MAX;
     return r->progress_ns + BLE_RELAY_IDLE_MS * NS_PER_MS;
 }
 
+/* When the next nudge written without nudge_ack is due again (INT64_MAX: none waits). */
+static int64_t resend_deadline(const struct ble_dev *d)
+{
+    const struct ble_relay *r = d->relay;
+    int64_t t = INT64_MAX;
+    if (r->n_busy || !r->h_nudges)
+        return t; /* the write's end schedules the next */
+    for (size_t i = 0; i < r->nq_n; i++)
+        if (r->nq[i].writes && r->nq[i].written_ns + BLE_RELAY_RESEND_MS * NS_PER_MS < t)
+            t = r->nq[i].written_ns + BLE_RELAY_RESEND_MS * NS_PER_MS;
+    return t;
+}
+
+int64_t ble_relay_deadline(const struct ble_dev *d)
+{
+    if (!d->relay || d->state != BLE_ST_STREAMING || !d->relay->h_resume)
+        return INT64_MAX;
+    int64_t a = idle_deadline(d), b = resend_deadline(d);
+    return a < b ? a : b;
+}
+
 void ble_relay_on_timer(struct ble_dev *d)
 {
-    if (!live(d) || mono(d) < ble_relay_deadline(d))
+    if (!live(d))
         return;
-    log_warn("ble %s: relay: a record stayed incomplete for %d s; asking the phone to resume",
-             d->name, BLE_RELAY_IDLE_MS / 1000);
-    write_resume(d);
+    if (mono(d) >= idle_deadline(d)) {
+        log_warn("ble %s: relay: a record stayed incomplete for %d s; asking the phone to "
+                 "resume", d->name, BLE_RELAY_IDLE_MS / 1000);
+        write_resume(d);
+    }
+    if (mono(d) >= resend_deadline(d))
+        send_nudge(d);
 }
 
 void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
@@ -444,7 +569,11 @@ void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
     ret->rx = r->rx.st;
     ret->resumes = r->rx.st.resumes;
     ret->nudges_sent = r->nudges_sent;
+    ret->nudges_resent = r->nudges_resent;
+    ret->nudges_confirmed = r->nudges_confirmed;
     ret->nudges_dropped = r->nudges_dropped;
+    ret->nudges_expired = r->nudges_expired;
+    ret->nudges_unconfirmed = r->nudges_unconfirmed;
     ret->nudges_waiting = r->nq_n;
     ret->have_phone = r->have_phone;
     ret->phone = r->phone;

@@ -176,6 +176,9 @@ void blesim_relay_free(struct blesim_relay *r);
 void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every);
 /* What the phone's Status reports as records it discarded unsent (a phone losing data). */
 void blesim_relay_set_dropped(struct blesim_relay *r, uint32_t dropped);
+/* on: the phone answers each nudge it gets for the first time with a nudge_ack `delivered`
+ * record appended to its outbox (the next seq), as a phone app does. */
+void blesim_relay_set_ack(struct blesim_relay *r, int on);
 /* One line of counters (acknowledged up to, records sent, RESUMEs, ACKs, nudges, PAUSEs,
  * status requests). */
 void blesim_relay_report(const struct blesim_relay *r, FILE *out);

@@ -5,9 +5,10 @@
  * Nudges write). Nothing is sent before the hub's RESUME; then the records from the planned
  * first seq (relay_plan_resume) are notified one fragment per stream tick, the first with
  * START, at most `window` beyond the last ACK. A new RESUME abandons the record half sent and
- * starts over from where it says. An ACK frees records (the outbox, shared by every
- * connection of the process, only shrinks). Nudges written by the hub are reassembled and
- * written as JSON lines to the nudge file. */
+ * starts over from where it says. An ACK frees records (the outbox is shared by every
+ * connection of the process). Nudges written by the hub are reassembled and written as JSON
+ * lines to the nudge file; with blesim_relay_set_ack each new one is answered with a
+ * nudge_ack record at the end of the outbox. The Status answers the hub's control bytes. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,12 +23,15 @@ struct blesim_relay {
     char **rec;           /* the lines, without newline */
     size_t *len;
     int64_t *seq;         /* consecutive: seq[i] = seq[0] + i */
-    size_t n;
+    size_t n, alloc;
     int have_freed;
     int64_t freed;        /* acknowledged up to (the outbox starts after it) */
     FILE *nudges;         /* borrowed, may be NULL */
     unsigned corrupt_every; /* fault: flip a bit of every Nth fragment (0: off) */
     uint32_t dropped;     /* what the Status reports as discarded unsent */
+    int ack_nudges;       /* answer each new nudge with a nudge_ack `delivered` record */
+    char **acked_ids;     /* the nudges so answered */
+    size_t n_acked_ids;
     uint64_t fragments;
     uint64_t acks, resumes, records_sent, nudges_got, pauses, statuses;
 };
@@ -60,6 +64,31 @@ static int64_t seq_of(const char *line)
     return end == p + 6 || v < 0 ? -1 : (int64_t)v;
 }
 
+/* Appends a record (copied) with seq s: 0 or -ENOMEM. */
+static int append(struct blesim_relay *r, const char *line, size_t len, int64_t s)
+{
+    if (r->n == r->alloc) {
+        size_t alloc = r->alloc ? 2 * r->alloc : 256;
+        char **a = realloc(r->rec, alloc * sizeof *a);
+        if (a)
+            r->rec = a;
+        size_t *b = a ? realloc(r->len, alloc * sizeof *b) : NULL;
+        if (b)
+            r->len = b;
+        int64_t *c = b ? realloc(r->seq, alloc * sizeof *c) : NULL;
+        if (!c)
+            return -ENOMEM;
+        r->seq = c;
+        r->alloc = alloc;
+    }
+    if (!(r->rec[r->n] = strndup(line, len)))
+        return -ENOMEM;
+    r->len[r->n] = len;
+    r->seq[r->n] = s;
+    r->n++;
+    return 0;
+}
+
 struct blesim_relay *blesim_relay_load(const char *path, FILE *nudges, char *why, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -69,7 +98,7 @@ struct blesim_relay *blesim_relay_load(const char *path, FILE *nudges, char *why
     }
     struct blesim_relay *r = calloc(1, sizeof *r);
     char *line = NULL;
-    size_t lcap = 0, alloc = 0;
+    size_t lcap = 0;
     ssize_t got;
     int bad = !r;
     while (!bad && (got = getline(&line, &lcap, f)) >= 0) {
@@ -77,22 +106,6 @@ struct blesim_relay *blesim_relay_load(const char *path, FILE *nudges, char *why
             line[--got] = '\0';
         if (got == 0)
             continue;
-        if (r->n == alloc) {
-            alloc = alloc ? 2 * alloc : 256;
-            char **a = realloc(r->rec, alloc * sizeof *a);
-            size_t *b = a ? realloc(r->len, alloc * sizeof *b) : NULL;
-            int64_t *c = b ? realloc(r->seq, alloc * sizeof *c) : NULL;
-            if (a)
-                r->rec = a;
-            if (b)
-                r->len = b;
-            if (!c) {
-                snprintf(why, cap, "out of memory");
-                bad = 1;
-                break;
-            }
-            r->seq = c;
-        }
         int64_t s = seq_of(line);
         if (s < 0 || (r->n && s != r->seq[r->n - 1] + 1)) {
             snprintf(why, cap, "%s: line %zu: records need consecutive \"seq\" values", path,
@@ -100,14 +113,11 @@ struct blesim_relay *blesim_relay_load(const char *path, FILE *nudges, char *why
             bad = 1;
             break;
         }
-        if (!(r->rec[r->n] = strdup(line))) {
+        if (append(r, line, (size_t)got, s) < 0) {
             snprintf(why, cap, "out of memory");
             bad = 1;
             break;
         }
-        r->len[r->n] = (size_t)got;
-        r->seq[r->n] = s;
-        r->n++;
     }
     free(line);
     fclose(f);
@@ -129,6 +139,9 @@ void blesim_relay_free(struct blesim_relay *r)
         return;
     for (size_t i = 0; i < r->n; i++)
         free(r->rec[i]);
+    for (size_t i = 0; i < r->n_acked_ids; i++)
+        free(r->acked_ids[i]);
+    free(r->acked_ids);
     free(r->rec);
     free(r->len);
     free(r->seq);
@@ -143,6 +156,38 @@ void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every)
 void blesim_relay_set_dropped(struct blesim_relay *r, uint32_t dropped)
 {
     r->dropped = dropped;
+}
+
+void blesim_relay_set_ack(struct blesim_relay *r, int on)
+{
+    r->ack_nudges = on;
+}
+
+/* The phone has nudge n for the first time: a nudge_ack `delivered` record joins the outbox,
+ * with the source of the outbox's first record and the nudge's time (so that a replayed
+ * recording's clock does not jump). Each id is answered once, as a phone shows a nudge once. */
+static void ack_nudge(struct blesim_relay *r, const struct relay_nudge *n)
+{
+    for (size_t i = 0; i < r->n_acked_ids; i++)
+        if (strcmp(r->acked_ids[i], n->id) == 0)
+            return;
+    char src[EV_ID_MAX + 1] = "", line[RELAY_RECORD_MAX];
+    const char *p = strstr(r->rec[0], "\"source\":\"");
+    if (p)
+        sscanf(p + 10, "%64[^\"]", src);
+    int len = snprintf(line, sizeof line, "{\"ts\":%" PRId64 ",\"participant\":\"%s\","
+                       "\"source\":\"%s\",\"seq\":%" PRId64 ",\"type\":\"nudge_ack\","
+                       "\"nudge\":\"%s\",\"state\":\"delivered\"}", n->ts, n->participant, src,
+                       r->seq[r->n - 1] + 1, n->id);
+    char **ids = realloc(r->acked_ids, (r->n_acked_ids + 1) * sizeof *ids);
+    if (len < 0 || (size_t)len >= sizeof line || !ids)
+        return;
+    r->acked_ids = ids;
+    if (!(ids[r->n_acked_ids] = strdup(n->id)))
+        return;
+    r->n_acked_ids++;
+    if (append(r, line, (size_t)len, r->seq[r->n - 1] + 1) < 0)
+        fprintf(stderr, "blesim: relay: nudge %s: out of memory for its nudge_ack\n", n->id);
 }
 
 void blesim_relay_report(const struct blesim_relay *r, FILE *out)
@@ -255,6 +300,8 @@ static void on_nudge_write(struct blesim *s, uint16_t h, const uint8_t *v, size_
         fprintf(stderr, "blesim: relay: nudge %" PRId64 " refused: %s\n", f.seq, why);
         return;
     }
+    if (c->r->ack_nudges)
+        ack_nudge(c->r, &n);
     if (c->r->nudges) {
         fprintf(c->r->nudges, "{\"delivery\":%" PRId64 ",\"participant\":\"%s\",\"id\":\"%s\","
                 "\"template\":\"%s\",\"priority\":%u,\"ts\":%" PRId64 ",\"expires\":%" PRId64

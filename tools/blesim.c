@@ -43,6 +43,7 @@ struct cfg {
     uint32_t relay_period_us;
     unsigned relay_corrupt;
     uint32_t relay_dropped;
+    int relay_ack;
     struct blesim_relay *phone;        /* loaded from relay */
 };
 
@@ -87,6 +88,7 @@ static void usage(FILE *f)
         "  --relay-rate HZ        relay fragments per second (default 1000)\n"
         "  --relay-corrupt N      flip a bit in every Nth relay fragment (a CRC error)\n"
         "  --relay-dropped N      the phone's Status reports N records discarded unsent\n"
+        "  --relay-ack            answer each new nudge with a nudge_ack `delivered` record\n"
         "  --max-conn N           simultaneous connections (default 64)\n"
         "  --once                 exit when the first connection ends\n"
         "  --quiet                no per-connection lines on stderr\n"
@@ -155,6 +157,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
+           O_RELAY_ACK,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -171,7 +174,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"disconnect-after", 1, 0, O_DISCONNECT}, {"dump", 0, 0, O_DUMP},
         {"relay", 1, 0, O_RELAY}, {"relay-nudges", 1, 0, O_RELAY_NUDGES},
         {"relay-rate", 1, 0, O_RELAY_RATE}, {"relay-corrupt", 1, 0, O_RELAY_CORRUPT},
-        {"relay-dropped", 1, 0, O_RELAY_DROPPED},
+        {"relay-dropped", 1, 0, O_RELAY_DROPPED}, {"relay-ack", 0, 0, O_RELAY_ACK},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -227,6 +230,7 @@ static int parse(int argc, char **argv, struct cfg *c)
             c->relay_corrupt = (unsigned)v; break;
         case O_RELAY_DROPPED: bad = num(optarg, 0, UINT32_MAX, &v);
             c->relay_dropped = (uint32_t)v; break;
+        case O_RELAY_ACK: c->relay_ack = 1; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -389,6 +393,7 @@ int main(int argc, char **argv)
         }
         blesim_relay_set_corrupt(c.phone, c.relay_corrupt);
         blesim_relay_set_dropped(c.phone, c.relay_dropped);
+        blesim_relay_set_ack(c.phone, c.relay_ack);
     }
     if (c.dump) {
         int sv[2];

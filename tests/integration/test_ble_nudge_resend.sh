@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Nudges to a relay phone are written until the phone confirms them (docs/relay-profile.md,
+# "Nudges"): a phone (tools/blesim --relay) streams three days of app use of p01, the nudge
+# rule decides `send` as days close and the hub writes each nudge to the phone. A phone that
+# does not answer with nudge_ack gets every nudge again after it reconnects (a new delivery
+# number each time; status/<source> counts nudges_resent). A phone that answers (--relay-ack)
+# sends a nudge_ack `delivered` record, which is stored like any record; from then on the hub
+# no longer writes that nudge, whatever the reconnections (nudges_confirmed, nothing waiting).
+source "$(dirname "$0")/lib.sh"
+BLESIM="$ENGAGED_BIN/tools/blesim"
+S=$(mktemp -d /tmp/enrsXXXXXX)   # [source] transport holds 31 bytes: a short directory
+trap 'cleanup; rm -rf "$S"' EXIT
+SIM_PID=""
+fail() {
+  echo "FAIL: $*"
+  tail -n 30 "$T/daemon.log" 2>/dev/null || true
+  tail -n 5 "$T/sim.err" 2>/dev/null || true
+  exit 1
+}
+
+# 54 records of p01 over three days (2024-03-01 .. 03-03, New York): every 4 hours an unlock,
+# the intervention app in front for 5 minutes, the screen off
+$PY - "$T/phone.jsonl" <<'EOP'
+import json, sys
+t0 = 1709251200000 + 14 * 3600000  # 2024-03-01T14:00Z
+seq = 0
+with open(sys.argv[1], "w") as f:
+    for k in range(18):
+        t = t0 + k * 4 * 3600000
+        for dt, ev in ((0, {"type": "screen", "state": "unlocked"}),
+                       (10000, {"type": "app", "app": "org.example.mindapp",
+                                "state": "foreground"}),
+                       (300000, {"type": "screen", "state": "off"})):
+            seq += 1
+            rec = {"ts": t + dt, "participant": "p01", "source": "phone-p01", "seq": seq}
+            rec.update(ev)
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+EOP
+
+write_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use >= 0" \
+  "message = checkin-1" "[source phone-p01]" "driver = ble" "participant = p01" \
+  "address = C4:7C:8D:6A:2F:21" "transport = sim:$S/p.s"
+sed -i 's/^log_level = info$/log_level = info\nstatus_interval = 1s/' "$T/engaged.conf"
+"$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
+
+start_sim() { # [--relay-ack]
+  "$BLESIM" --listen "$S/p.s" --profiles gatt,dis --relay "$T/phone.jsonl" \
+    --relay-nudges "$T/nudges.jsonl" --relay-rate 500 "$@" > /dev/null 2>> "$T/sim.err" &
+  SIM_PID=$!
+  for _ in $(seq 1 100); do [ -S "$S/p.s" ] && return 0; sleep 0.05; done
+  fail "blesim did not listen"
+}
+stop_sim() {
+  kill -TERM "$SIM_PID"; wait "$SIM_PID" || fail "blesim exit"; SIM_PID=""
+  rm -f "$S/p.s"
+}
+# deliveries ID: how many times the phone got nudge ID
+deliveries() { grep -c "\"id\":\"$1\"" "$T/nudges.jsonl" 2>/dev/null || true; }
+streams() { grep -c "phone-p01 (.*): streaming (" "$T/daemon.log" || true; }
+# the last status/phone-p01 message's relay object, field $1
+relay_field() {
+  $PY - "$T/status.out" "$1" <<'EOP'
+import json, sys
+msgs = [json.loads(l)[1] for l in open(sys.argv[1]) if l.startswith('["status/phone-p01"')]
+r = [m["relay"] for m in msgs if m.get("relay")]
+print(r[-1][sys.argv[2]] if r else -1)
+EOP
+}
+
+: > "$T/status.out"
+$PY "$TOOL" sub "ipc://$T/feed" status/phone-p01 "$T/status.out" --min 1000000 --seconds 300 \
+  > /dev/null &
+start_sim
+start_daemon "$T/engaged.conf" "$T/daemon.log"
+
+# 1. the phone does not confirm: the first nudge arrives once per connection
+for _ in $(seq 1 200); do [ -s "$T/nudges.jsonl" ] && break; sleep 0.1; done
+[ -s "$T/nudges.jsonl" ] || fail "no nudge reached the phone"
+ID=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["id"])' "$T/nudges.jsonl")
+[ "$(deliveries "$ID")" = 1 ] || fail "nudge $ID delivered $(deliveries "$ID") times on one link"
+n=$(streams)
+stop_sim
+start_sim
+for _ in $(seq 1 200); do [ "$(deliveries "$ID")" -ge 2 ] && break; sleep 0.1; done
+[ "$(deliveries "$ID")" -ge 2 ] || fail "nudge $ID not written again after the reconnection"
+[ "$(streams)" -gt "$n" ] || fail "no new link"
+$PY - "$T/nudges.jsonl" "$ID" <<'EOP' || fail "delivery numbers"
+import json, sys
+d = [json.loads(l)["delivery"] for l in open(sys.argv[1]) if json.loads(l)["id"] == sys.argv[2]]
+assert d == sorted(set(d)), "delivery numbers of %s do not grow: %s" % (sys.argv[2], d)
+EOP
+for _ in $(seq 1 50); do [ "$(relay_field nudges_resent)" -ge 1 ] && break; sleep 0.1; done
+[ "$(relay_field nudges_resent)" -ge 1 ] || fail "nudges_resent not counted"
+
+# 2. a phone that confirms: its nudge_ack is stored, the hub counts the nudge confirmed
+stop_sim
+start_sim --relay-ack
+ackq="SELECT COUNT(*) FROM events WHERE source = 'phone-p01' AND type = 'nudge_ack' AND body LIKE '%\"nudge\":\"$ID\"%'"
+for _ in $(seq 1 200); do [ "$(sqlite3 "$T/engaged.db" "$ackq")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sqlite3 "$T/engaged.db" "$ackq")" = 1 ] || fail "the phone's nudge_ack for $ID was not stored once"
+for _ in $(seq 1 50); do
+  [ "$(relay_field nudges_confirmed)" -ge 1 ] && [ "$(relay_field nudges_waiting)" = 0 ] && break
+  sleep 0.1
+done
+[ "$(relay_field nudges_confirmed)" -ge 1 ] || fail "nudges_confirmed not counted"
+[ "$(relay_field nudges_waiting)" = 0 ] || fail "$(relay_field nudges_waiting) nudges still wait"
+
+# 3. confirmed: not written again after further reconnections
+before=$(deliveries "$ID")
+stop_sim
+n=$(streams)
+start_sim
+for _ in $(seq 1 100); do [ "$(streams)" -gt "$n" ] && break; sleep 0.1; done
+[ "$(streams)" -gt "$n" ] || fail "no new link"
+sleep 2
+[ "$(deliveries "$ID")" = "$before" ] || fail "confirmed nudge $ID written again"
+stop_sim
+stop_daemon || fail "daemon exit"
+echo "nudge resend ok: $ID delivered $before times before its nudge_ack, none after;" \
+  "resent $(relay_field nudges_resent), confirmed $(relay_field nudges_confirmed)"
