@@ -580,9 +580,13 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
         goto fail;
     }
     e = store_reader_positions(rd, take_position, b);
+    tick(b);
+    /* and relay phones get again the nudges they had not confirmed before the restart */
+    for (size_t i = 0; e == 0 && i < b->n_dev; i++)
+        e = ble_relay_restore(&b->dev[i], rd, b->now.utc_ms);
     store_reader_close(rd);
     if (e < 0) {
-        log_error("ble: reading source positions from %s: %s", cf->store.path,
+        log_error("ble: reading source positions and nudges from %s: %s", cf->store.path,
                   store_strerror(e));
         goto fail;
     }

@@ -134,6 +134,7 @@ struct ble_relay_info {
     uint64_t nudges_dropped;              /* never written: no room, cannot be encoded */
     uint64_t nudges_expired;              /* not confirmed within a day: given up */
     uint64_t nudges_unconfirmed;          /* given up unconfirmed to make room */
+    uint64_t nudges_restored;             /* read from the store at start (not confirmed) */
     size_t nudges_waiting;                /* not yet written or not yet confirmed */
     int have_phone;                       /* the phone's Status has been read */
     struct relay_status phone;

@@ -71,6 +71,8 @@ struct ble_dev {
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
     struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */
     int rec_stop_told;            /* status/<source> has told that recording stopped */
+    char **nudge_restore;         /* stored nudge decisions to queue once the relay is seen */
+    size_t n_nudge_restore;
 
     /* setup */
     int pending;                  /* reads and subscriptions not yet answered */
@@ -148,6 +150,10 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *n, const ch
 /* Idle timeout: a RESUME when a partial record makes no progress. */
 int64_t ble_relay_deadline(const struct ble_dev *d);
 void ble_relay_on_timer(struct ble_dev *d);
+/* At start: the send decisions of the last 24 h to d's participant that no nudge_ack of d
+ * named are read from the store, to be queued when the phone's relay service is found. */
+struct store_reader;
+int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms);
 /* The relay's counters and the phone's last Status, for the source's status. */
 void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret);
 void ble_relay_free(struct ble_dev *d);

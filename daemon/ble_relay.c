@@ -24,8 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "daemon/ble_int.h"
 #include "daemon/log.h"
+#include "daemon/store.h"
 #include "drivers/relay.h"
 #include "pipeline/nudge.h"
 
@@ -74,7 +77,7 @@ struct ble_relay {
     struct relay_tx ntx;
     int64_t next_delivery;
     uint64_t nudges_sent, nudges_resent, nudges_confirmed, nudges_dropped, nudges_expired,
-        nudges_unconfirmed;
+        nudges_unconfirmed, nudges_restored;
 };
 
 static int64_t utc(const struct ble_dev *d) { return ble_now(d->mgr)->utc_ms; }
@@ -261,7 +264,9 @@ static int nudge_room(struct ble_dev *d)
     return -1;
 }
 
-void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const char *participant)
+/* Queues a nudge; queued_ms: when the hub had it (BLE_RELAY_NUDGE_TTL_MS counts from it). */
+static void enqueue(struct ble_dev *d, const struct nudge_decision *nd, const char *participant,
+                    int64_t queued_ms)
 {
     struct ble_relay *r = d->relay;
     struct relay_nudge n;
@@ -291,10 +296,139 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const c
     }
     q->len = (size_t)len;
     snprintf(q->id, sizeof q->id, "%s", nd->id);
-    q->queued_ms = utc(d);
+    q->queued_ms = queued_ms;
     r->nq_n++;
     if (!r->n_busy)
         send_nudge(d);
+}
+
+void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const char *participant)
+{
+    enqueue(d, nd, participant, utc(d));
+}
+
+/* ---- nudges across a restart -------------------------------------------------------- */
+
+struct restore {
+    char **acked;            /* nudge ids the source's nudge_ack events name */
+    size_t n_acked, cap;
+    char *body[BLE_RELAY_NUDGES]; /* the newest unconfirmed sends, oldest first */
+    size_t n;
+    int failed;
+};
+
+static int take_ack(void *ud, const char *id)
+{
+    struct restore *rs = ud;
+    if (rs->n_acked == rs->cap) {
+        size_t cap = rs->cap ? 2 * rs->cap : 16;
+        char **a = realloc(rs->acked, cap * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        rs->acked = a;
+        rs->cap = cap;
+    }
+    if (!(rs->acked[rs->n_acked] = strdup(id)))
+        return -ENOMEM;
+    rs->n_acked++;
+    return 0;
+}
+
+static int acked(const struct restore *rs, const char *id)
+{
+    for (size_t i = 0; i < rs->n_acked; i++)
+        if (strcmp(rs->acked[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* A stored decision: kept if it is a send to the participant no nudge_ack has named. */
+static int take_decision(void *ud, int64_t row, const struct store_nudge *n)
+{
+    struct restore *rs = ud;
+    json_t *o = n->body ? json_loadb(n->body, n->body_len, 0, NULL) : NULL;
+    const char *dec = jstr(o, "decision"), *to = jstr(o, "recipient"), *id = jstr(o, "id");
+    int keep = dec && to && id && strcmp(dec, "send") == 0 && strcmp(to, "participant") == 0 &&
+               !acked(rs, id);
+    json_decref(o);
+    if (!keep)
+        return 0;
+    char *b = strndup(n->body, n->body_len);
+    if (!b)
+        return -ENOMEM;
+    if (rs->n == BLE_RELAY_NUDGES) { /* the newest count: the oldest makes way */
+        free(rs->body[0]);
+        memmove(rs->body, rs->body + 1, (BLE_RELAY_NUDGES - 1) * sizeof rs->body[0]);
+        rs->n--;
+    }
+    rs->body[rs->n++] = b;
+    return 0;
+}
+
+int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms)
+{
+    struct restore rs = {0};
+    int64_t since = now_ms - BLE_RELAY_NUDGE_TTL_MS;
+    int e = store_reader_nudge_acks(rd, d->name, since, take_ack, &rs);
+    if (e == 0)
+        e = store_reader_nudges(rd, d->participant, since, take_decision, &rs);
+    for (size_t i = 0; i < rs.n_acked; i++)
+        free(rs.acked[i]);
+    free(rs.acked);
+    if (e == 0 && rs.n && !(d->nudge_restore = calloc(rs.n, sizeof *d->nudge_restore)))
+        e = -ENOMEM;
+    if (e < 0) {
+        for (size_t i = 0; i < rs.n; i++)
+            free(rs.body[i]);
+        return e;
+    }
+    if (rs.n)
+        memcpy(d->nudge_restore, rs.body, rs.n * sizeof *rs.body);
+    d->n_nudge_restore = rs.n;
+    return 0;
+}
+
+static void restore_free(struct ble_dev *d)
+{
+    for (size_t i = 0; i < d->n_nudge_restore; i++)
+        free(d->nudge_restore[i]);
+    free(d->nudge_restore);
+    d->nudge_restore = NULL;
+    d->n_nudge_restore = 0;
+}
+
+/* The phone is seen for the first time since the start: the nudges the store holds for it
+ * unconfirmed join its queue, counted from their decision time. */
+static void restore_queue(struct ble_dev *d)
+{
+    for (size_t i = 0; i < d->n_nudge_restore; i++) {
+        json_t *o = json_loads(d->nudge_restore[i], 0, NULL);
+        struct nudge_decision nd;
+        memset(&nd, 0, sizeof nd);
+        const char *id = jstr(o, "id"), *prio = jstr(o, "priority");
+        nd.ts = json_integer_value(json_object_get(o, "ts"));
+        nd.rule = jstr(o, "rule");
+        nd.message = jstr(o, "message");
+        nd.priority = NUDGE_PRIO_NORMAL;
+        for (int p = NUDGE_PRIO_LOW; prio && p <= NUDGE_PRIO_HIGH; p++)
+            if (strcmp(prio, nudge_priority_name(p)) == 0)
+                nd.priority = p;
+        if (id && strlen(id) < sizeof nd.id) {
+            strcpy(nd.id, id);
+            enqueue(d, &nd, d->participant, nd.ts < utc(d) ? nd.ts : utc(d));
+            d->relay->nudges_restored++;
+        }
+        json_decref(o);
+    }
+    if (d->n_nudge_restore)
+        log_info("ble %s: relay: %zu nudges not confirmed before the restart are queued again",
+                 d->name, d->n_nudge_restore);
+    restore_free(d);
 }
 
 /* The phone's nudge_ack names a nudge: it has it, so it is not written again. */
@@ -450,6 +584,7 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
         d->relay->done = d->seq;
         /* delivery numbers only grow, across restarts too */
         d->relay->next_delivery = utc(d);
+        restore_queue(d);
     }
     struct ble_relay *r = d->relay;
     relay_rx_init(&r->rx, RELAY_RX_RECORDS, ATT_MAX_VALUE_LEN);
@@ -574,6 +709,7 @@ void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
     ret->nudges_dropped = r->nudges_dropped;
     ret->nudges_expired = r->nudges_expired;
     ret->nudges_unconfirmed = r->nudges_unconfirmed;
+    ret->nudges_restored = r->nudges_restored;
     ret->nudges_waiting = r->nq_n;
     ret->have_phone = r->have_phone;
     ret->phone = r->phone;
@@ -582,6 +718,7 @@ void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
 
 void ble_relay_free(struct ble_dev *d)
 {
+    restore_free(d);
     free(d->relay);
     d->relay = NULL;
 }

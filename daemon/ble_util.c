@@ -167,6 +167,7 @@ static json_t *relay_json(const struct ble_relay_info *r)
     json_object_set_new(o, "nudges_dropped", u64(r->nudges_dropped));
     json_object_set_new(o, "nudges_expired", u64(r->nudges_expired));
     json_object_set_new(o, "nudges_unconfirmed", u64(r->nudges_unconfirmed));
+    json_object_set_new(o, "nudges_restored", u64(r->nudges_restored));
     json_object_set_new(o, "nudges_waiting", u64(r->nudges_waiting));
     json_object_set_new(o, "phone_status", r->have_phone ? json_integer(r->phone_at_ms)
                                                           : json_null());

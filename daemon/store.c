@@ -434,6 +434,28 @@ int store_reader_latest(struct store_reader *rd, const char *participant, const 
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }
 
+int store_reader_nudge_acks(struct store_reader *rd, const char *source, int64_t since_ts,
+                            store_nudge_ack_fn fn, void *ud)
+{
+    sqlite3_stmt *st;
+    int r = prep(rd,
+                 "SELECT json_extract(body, '$.nudge') FROM events INDEXED BY events_source_seq"
+                 " WHERE source = ?1 AND hub_seq = 0 AND type = 'nudge_ack' AND ts >= ?2"
+                 " ORDER BY seq",
+                 &st);
+    if (r < 0)
+        return r;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, since_ts);
+    int rc = SQLITE_DONE, f = 0;
+    while (!f && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = col_text(st, 0, NULL);
+        if (id)
+            f = fn(ud, id);
+    }
+    return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
+}
+
 int store_reader_nudges(struct store_reader *rd, const char *participant, int64_t since_ts,
                         store_nudge_fn fn, void *ud)
 {

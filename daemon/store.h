@@ -209,6 +209,11 @@ int store_reader_latest(struct store_reader *r, const char *participant, const c
 /* Nudge decisions of a participant with ts >= since_ts, in ts then id order. */
 int store_reader_nudges(struct store_reader *r, const char *participant, int64_t since_ts,
                         store_nudge_fn fn, void *ud);
+/* The nudge ids named by nudge_ack events of a source with ts >= since_ts, in storage order
+ * (a scan of the source's own events: it needs no index beyond (source, seq)). */
+typedef int (*store_nudge_ack_fn)(void *ud, const char *nudge_id);
+int store_reader_nudge_acks(struct store_reader *r, const char *source, int64_t since_ts,
+                            store_nudge_ack_fn fn, void *ud);
 /* Every source's position, ordered by source. */
 int store_reader_positions(struct store_reader *r, store_position_fn fn, void *ud);
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Nudges to a relay phone are written until the phone confirms them (docs/relay-profile.md,
-# "Nudges"): a phone (tools/blesim --relay) streams three days of app use of p01, the nudge
-# rule decides `send` as days close and the hub writes each nudge to the phone. A phone that
-# does not answer with nudge_ack gets every nudge again after it reconnects (a new delivery
-# number each time; status/<source> counts nudges_resent). A phone that answers (--relay-ack)
-# sends a nudge_ack `delivered` record, which is stored like any record; from then on the hub
-# no longer writes that nudge, whatever the reconnections (nudges_confirmed, nothing waiting).
+# "Nudges"): a phone (tools/blesim --relay) streams a day of app use of p01, the nudge rule
+# decides `send` as the day closes and the hub writes the nudge to the phone. A phone that
+# does not answer with nudge_ack gets it again after the daemon restarts (read back from the
+# store: nudges_restored) and after it reconnects (a new delivery number each time:
+# nudges_resent). A phone that answers (--relay-ack) sends a nudge_ack `delivered` record,
+# stored like any record; from then on the hub no longer writes that nudge, whatever the
+# reconnections or restarts (nudges_confirmed, nothing waiting, nothing restored).
 source "$(dirname "$0")/lib.sh"
 BLESIM="$ENGAGED_BIN/tools/blesim"
 S=$(mktemp -d /tmp/enrsXXXXXX)   # [source] transport holds 31 bytes: a short directory
@@ -18,15 +19,23 @@ fail() {
   exit 1
 }
 
-# 54 records of p01 over three days (2024-03-01 .. 03-03, New York): every 4 hours an unlock,
-# the intervention app in front for 5 minutes, the screen off
-$PY - "$T/phone.jsonl" <<'EOP'
-import json, sys
-t0 = 1709251200000 + 14 * 3600000  # 2024-03-01T14:00Z
+# The participant's zone is chosen so that its last local midnight was about 12 hours ago:
+# the phone's records (an unlock, the intervention app in front for 5 minutes, the screen off,
+# every 2 hours from 8 h before that midnight to 6 h after it) close one day, whose `send`
+# decision is recent enough (< 24 h) to be queued again after a daemon restart.
+TZ_P=$($PY -c 'import time; h = time.gmtime().tm_hour; o = (12 - h + 12) % 24 - 12
+print("Etc/GMT%+d" % -o if o else "Etc/GMT")')
+$PY - "$T/phone.jsonl" "$TZ_P" <<'EOP'
+import json, sys, time
+tz = sys.argv[2]
+off = 0 if tz == "Etc/GMT" else -int(tz[7:])      # Etc/GMT-5 is UTC+5
+now = int(time.time())
+local = now + off * 3600
+midnight = (local - local % 86400 - off * 3600) * 1000  # UTC ms of the last local midnight
 seq = 0
 with open(sys.argv[1], "w") as f:
-    for k in range(18):
-        t = t0 + k * 4 * 3600000
+    for k in range(-4, 4):
+        t = midnight + k * 2 * 3600000
         for dt, ev in ((0, {"type": "screen", "state": "unlocked"}),
                        (10000, {"type": "app", "app": "org.example.mindapp",
                                 "state": "foreground"}),
@@ -38,9 +47,11 @@ with open(sys.argv[1], "w") as f:
 EOP
 
 write_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use >= 0" \
-  "message = checkin-1" "[source phone-p01]" "driver = ble" "participant = p01" \
-  "address = C4:7C:8D:6A:2F:21" "transport = sim:$S/p.s"
-sed -i 's/^log_level = info$/log_level = info\nstatus_interval = 1s/' "$T/engaged.conf"
+  "message = checkin-1" "min_coverage = 0" "[source phone-p01]" "driver = ble" \
+  "participant = p01" "address = C4:7C:8D:6A:2F:21" "transport = sim:$S/p.s"
+# p01 lives in that zone; statuses every second
+sed -i -e "0,/^tz = America\/New_York$/s||tz = $TZ_P|" \
+  -e 's/^log_level = info$/log_level = info\nstatus_interval = 1s/' "$T/engaged.conf"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 start_sim() { # [--relay-ack]
@@ -78,11 +89,24 @@ for _ in $(seq 1 200); do [ -s "$T/nudges.jsonl" ] && break; sleep 0.1; done
 [ -s "$T/nudges.jsonl" ] || fail "no nudge reached the phone"
 ID=$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["id"])' "$T/nudges.jsonl")
 [ "$(deliveries "$ID")" = 1 ] || fail "nudge $ID delivered $(deliveries "$ID") times on one link"
+
+# 2. the daemon restarts: the unconfirmed nudge, read back from the store, is written again
+stop_daemon || fail "daemon exit"
+start_daemon "$T/engaged.conf" "$T/daemon.log"
+for _ in $(seq 1 200); do [ "$(deliveries "$ID")" -ge 2 ] && break; sleep 0.1; done
+[ "$(deliveries "$ID")" -ge 2 ] || fail "nudge $ID not written again after the daemon restart"
+grep -q "relay: 1 nudges not confirmed before the restart are queued again" "$T/daemon.log" ||
+  fail "no restored nudge logged"
+for _ in $(seq 1 50); do [ "$(relay_field nudges_restored)" = 1 ] && break; sleep 0.1; done
+[ "$(relay_field nudges_restored)" = 1 ] || fail "nudges_restored is $(relay_field nudges_restored)"
+
+# 3. the phone reconnects, still without confirming: written again
 n=$(streams)
+first=$(deliveries "$ID")
 stop_sim
 start_sim
-for _ in $(seq 1 200); do [ "$(deliveries "$ID")" -ge 2 ] && break; sleep 0.1; done
-[ "$(deliveries "$ID")" -ge 2 ] || fail "nudge $ID not written again after the reconnection"
+for _ in $(seq 1 200); do [ "$(deliveries "$ID")" -gt "$first" ] && break; sleep 0.1; done
+[ "$(deliveries "$ID")" -gt "$first" ] || fail "nudge $ID not written again after the reconnection"
 [ "$(streams)" -gt "$n" ] || fail "no new link"
 $PY - "$T/nudges.jsonl" "$ID" <<'EOP' || fail "delivery numbers"
 import json, sys
@@ -92,7 +116,7 @@ EOP
 for _ in $(seq 1 50); do [ "$(relay_field nudges_resent)" -ge 1 ] && break; sleep 0.1; done
 [ "$(relay_field nudges_resent)" -ge 1 ] || fail "nudges_resent not counted"
 
-# 2. a phone that confirms: its nudge_ack is stored, the hub counts the nudge confirmed
+# 4. a phone that confirms: its nudge_ack is stored, the hub counts the nudge confirmed
 stop_sim
 start_sim --relay-ack
 ackq="SELECT COUNT(*) FROM events WHERE source = 'phone-p01' AND type = 'nudge_ack' AND body LIKE '%\"nudge\":\"$ID\"%'"
@@ -105,7 +129,7 @@ done
 [ "$(relay_field nudges_confirmed)" -ge 1 ] || fail "nudges_confirmed not counted"
 [ "$(relay_field nudges_waiting)" = 0 ] || fail "$(relay_field nudges_waiting) nudges still wait"
 
-# 3. confirmed: not written again after further reconnections
+# 5. confirmed: not written again after further reconnections, nor after a restart
 before=$(deliveries "$ID")
 stop_sim
 n=$(streams)
@@ -114,7 +138,15 @@ for _ in $(seq 1 100); do [ "$(streams)" -gt "$n" ] && break; sleep 0.1; done
 [ "$(streams)" -gt "$n" ] || fail "no new link"
 sleep 2
 [ "$(deliveries "$ID")" = "$before" ] || fail "confirmed nudge $ID written again"
+stop_daemon || fail "daemon exit"
+start_daemon "$T/engaged.conf" "$T/daemon.log"
+n=$(streams)
+for _ in $(seq 1 100); do [ "$(streams)" -gt "$n" ] && break; sleep 0.1; done
+sleep 2
+[ "$(deliveries "$ID")" = "$before" ] || fail "confirmed nudge $ID written again after a restart"
+[ "$(grep -c "nudges not confirmed before the restart" "$T/daemon.log")" = 1 ] ||
+  fail "a confirmed nudge was restored"
 stop_sim
 stop_daemon || fail "daemon exit"
-echo "nudge resend ok: $ID delivered $before times before its nudge_ack, none after;" \
-  "resent $(relay_field nudges_resent), confirmed $(relay_field nudges_confirmed)"
+echo "nudge resend ok: $ID delivered $before times before its nudge_ack (first link, after a" \
+  "restart, after a reconnection, to the confirming phone), none after"

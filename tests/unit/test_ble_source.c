@@ -263,6 +263,7 @@ static void test_status_json_relay_and_record(void **state)
                   .rx = {.errors = 4, .stale = 5, .duplicates = 6, .gaps = 1, .gap_records = 9},
                   .nudges_sent = 7, .nudges_resent = 3, .nudges_confirmed = 5,
                   .nudges_dropped = 0, .nudges_expired = 1, .nudges_unconfirmed = 0,
+                  .nudges_restored = 4,
                   .nudges_waiting = 2, .have_phone = 1,
                   .phone = {.version = 1, .flags = RELAY_STATUS_PAUSED | RELAY_STATUS_OUTBOX_FULL,
                             .newest = 0, .pending = 11, .dropped = 12},
@@ -276,7 +277,8 @@ static void test_status_json_relay_and_record(void **state)
         "\"relay\":{\"records\":120,\"refused\":2,\"skipped\":1,\"errors\":4,\"stale\":5,"
         "\"duplicates\":6,\"gaps\":1,\"gap_records\":9,\"resumes\":3,\"acks\":30,"
         "\"nudges_sent\":7,\"nudges_resent\":3,\"nudges_confirmed\":5,\"nudges_dropped\":0,"
-        "\"nudges_expired\":1,\"nudges_unconfirmed\":0,\"nudges_waiting\":2,"
+        "\"nudges_expired\":1,\"nudges_unconfirmed\":0,\"nudges_restored\":4,"
+        "\"nudges_waiting\":2,"
         "\"phone_status\":1795700001000,\"phone_newest\":null,\"phone_pending\":11,"
         "\"phone_dropped\":12,\"phone_paused\":true,\"phone_outbox_full\":true},"
         "\"record\":{\"records\":50,\"bytes\":8190,\"not_recorded\":8,"
