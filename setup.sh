@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 PKGS=(build-essential cmake pkg-config libzmq3-dev libsqlite3-dev libjansson-dev libinih-dev
       libsystemd-dev libbluetooth-dev libusb-1.0-0-dev libcmocka-dev python3 python3-zmq
       sqlite3 tzdata systemd umockdev libumockdev-dev clang libminizip-dev
-      gir1.2-umockdev-1.0 python3-gi)
+      gir1.2-umockdev-1.0 python3-gi libgcrypt20-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -22,6 +22,10 @@
  * a cost of at most BLE_IO_HOLD_MS of latency; a quiet one handles every notification as it
  * arrives.
  *
+ * Attribute cache: the devices share one cache of discovered databases (drivers/ble_gatt.h),
+ * loaded at start from the store's gatt_cache table (whose rows are checked like a server's
+ * answers); every later change goes back to the store through the writer thread.
+ *
  * Bounds: BLE_OPEN_MAX events wait in the open batch (more are dropped and counted as `lost`,
  * which only happens when the store stalls for a long time). */
 #include <errno.h>
@@ -133,14 +137,31 @@ int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t 
 
 /* ---- status ------------------------------------------------------------------------- */
 
+/* The device's status and its scanner's. */
+static void dev_status(struct ble *b, const struct ble_dev *d, struct ble_status *st)
+{
+    ble_dev_status(d, st);
+    ble_scan_status(b->scan, d, st);
+    st->now_ms = b->now.utc_ms;
+}
+
+int ble_source_status(struct ble *b, const char *source, struct ble_status *ret)
+{
+    for (size_t i = 0; b && i < b->n_dev; i++)
+        if (strcmp(b->dev[i].name, source) == 0) {
+            dev_status(b, &b->dev[i], ret);
+            return 0;
+        }
+    return -ENOENT;
+}
+
 void ble_publish_status(struct ble *b, struct ble_dev *d)
 {
     char topic[PUBLISH_TOPIC_MAX + 1];
     struct ble_status st;
     if (b->stopping || !b->h.pub || publish_topic_status(topic, sizeof topic, d->name) < 0)
         return;
-    ble_dev_status(d, &st);
-    st.now_ms = b->now.utc_ms;
+    dev_status(b, d, &st);
     char *json = ble_status_json(&st);
     if (json) {
         publisher_send(b->h.pub, topic, json, strlen(json));
@@ -524,6 +545,91 @@ static int take_position(void *ud, const char *source, int64_t seq, int has_seq,
     return 0;
 }
 
+/* ---- the attribute cache in the store ------------------------------------------------ */
+
+/* 1 when a source uses the cache under key: one that does not record (a recorded source
+ * discovers in full on every connection, ble_dev.c). */
+static int cache_used(const struct ble *b, const char *key)
+{
+    for (size_t i = 0; i < b->n_dev; i++)
+        if (!b->dev[i].rec && strcmp(b->dev[i].cache_key, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* The store's copy of device's entry goes (never blocks; a failure is logged: the next start
+ * tries again). */
+static void drop_saved(struct ble *b, const char *device)
+{
+    int r = store_submit_gatt_cache(b->h.sw, device, NULL, 0);
+    if (r < 0)
+        log_warn("ble: the saved attribute cache of %s was not dropped: %s", device,
+                 strerror(-r));
+}
+
+struct cache_load {
+    struct ble *b;
+    size_t loaded, unused;
+};
+
+/* A row of the store's gatt_cache table: untrusted input, checked by gatt_cache_import as a
+ * server's answers are. A corrupt row is dropped with a line in the log, and its device is
+ * discovered in full, which saves a good copy again. */
+static int take_cache(void *ud, const char *device, const uint8_t *blob, size_t len,
+                      int64_t updated)
+{
+    struct cache_load *cl = ud;
+    if (!cache_used(cl->b, device)) {
+        cl->unused++;   /* no source (or only a recording one) has this device now */
+        drop_saved(cl->b, device);
+        return 0;
+    }
+    int r = gatt_cache_import(cl->b->cache, device, blob, len);
+    if (r == 0) {
+        cl->loaded++;
+    } else if (r == -ENOMEM) {
+        log_warn("ble: the saved attribute cache of %s not loaded: %s", device, strerror(-r));
+    } else {
+        log_warn("ble: the saved attribute cache of %s is not valid (%s); dropped, the device "
+                 "will be discovered in full", device, strerror(-r));
+        drop_saved(cl->b, device);
+    }
+    return 0;
+}
+
+/* The cache changed (a discovery saved a database, Service Changed dropped one): the store's
+ * copy follows, through the writer thread, so the loop never waits for the disk. A change the
+ * writer's queue cannot take now is logged; the device's next discovery saves it. */
+static void cache_changed(const char *device, const uint8_t *blob, size_t len, void *ud)
+{
+    struct ble *b = ud;
+    int r = store_submit_gatt_cache(b->h.sw, device, blob, len);
+    if (r < 0)
+        log_warn("ble: the attribute cache of %s was not saved (%s); its next discovery will "
+                 "save it", device, strerror(-r));
+}
+
+/* Loads the saved databases of the configured devices, so a restart does not rediscover
+ * every device, then has every later change saved. A store that cannot be read only costs
+ * discoveries. */
+static void load_cache(struct ble *b, const char *path)
+{
+    struct store_reader *rd;
+    struct cache_load cl = {.b = b};
+    int e = store_open_readonly(path, &rd);
+    if (e == 0) {
+        e = store_reader_gatt_cache(rd, take_cache, &cl);
+        store_reader_close(rd);
+    }
+    if (e < 0)
+        log_warn("ble: reading the saved attribute cache from %s: %s; devices will be "
+                 "discovered in full", path, store_strerror(e));
+    if (cl.loaded || cl.unused)
+        log_info("ble: attribute cache: %zu device%s loaded from the store, %zu no longer "
+                 "used dropped", cl.loaded, cl.loaded == 1 ? "" : "s", cl.unused);
+    gatt_cache_set_observer(b->cache, cache_changed, b);
+}
+
 static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
                      const struct conf_source *s)
 {
@@ -533,6 +639,7 @@ static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
     snprintf(d->name, sizeof d->name, "%s", s->name);
     snprintf(d->participant, sizeof d->participant, "%s", s->participant);
     snprintf(d->address, sizeof d->address, "%s", s->address);
+    snprintf(d->link_address, sizeof d->link_address, "%s", s->address);
     snprintf(d->transport_text, sizeof d->transport_text, "%s", s->transport);
     const struct conf_participant *p = conf_participant(cf, s->participant);
     if (p)
@@ -609,6 +716,7 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
     log_info("ble: %zu source%s", b->n_dev, b->n_dev == 1 ? "" : "s");
     for (size_t i = 0; i < b->n_dev; i++)
         b->dev[i].rec = ble_record_claim(h->records, b->dev[i].name);
+    load_cache(b, cf->store.path);
     /* sources that scan connect once they advertise (docs/ble-scan.md) */
     if ((b->scan = ble_scan_new(b, cf, b->dev, b->n_dev, b->outer)))
         ble_scan_start_devices(b->scan);

@@ -53,6 +53,28 @@ struct ble_transport {
  * in why (cap bytes, may be NULL). */
 int ble_transport_parse(const char *s, struct ble_transport *ret, char *why, size_t cap);
 
+/* ---- scanning (`[source] hci`, `irk`; docs/ble-scan.md) ----------------------------- */
+
+enum ble_hci_kind { BLE_HCI_AUTO = 0, BLE_HCI_DEV, BLE_HCI_SIM };
+#define BLE_HCI_DEV_MAX 9999 /* the kernel numbers adapters below HCI_MAX_ID (10000) */
+
+struct ble_hci {
+    enum ble_hci_kind kind;
+    int dev;                          /* BLE_HCI_DEV: N of hciN; else -1 */
+    char path[BLE_SIM_PATH_MAX + 1];  /* BLE_HCI_SIM: a fake controller's socket */
+};
+/* Parses an hci value: "" and "auto" (the default adapter), "hciN" (N 0..9999, as the kernel
+ * names adapters: no sign, no leading zero) or "sim:/ABSOLUTE/PATH" (at most 107 bytes).
+ * Returns 0, or -EINVAL with a reason in why (cap bytes, may be NULL). */
+int ble_hci_parse(const char *s, struct ble_hci *ret, char *why, size_t cap);
+
+#define BLE_IRK_SIZE 16
+/* Parses an irk value: exactly 32 hex digits (either case), least significant octet first as
+ * BlueZ writes `[IdentityResolvingKey] Key=` in /var/lib/bluetooth/ADAPTER/DEVICE/info, not
+ * all zero. ret gets the key most significant octet first (drivers/ble_rpa.h). Returns 0, or
+ * -EINVAL with a reason in why that never quotes the value (a secret). */
+int ble_irk_parse(const char *s, uint8_t ret[BLE_IRK_SIZE], char *why, size_t cap);
+
 /* ---- reconnect backoff -------------------------------------------------------------- */
 
 #define BLE_BACKOFF_MIN_MS 1000      /* first delay */
@@ -74,6 +96,10 @@ void ble_backoff_init(struct ble_backoff *b, uint64_t seed);
 int64_t ble_backoff_next(struct ble_backoff *b);
 /* Back to 1 s for the next failure (the jitter sequence goes on). */
 void ble_backoff_reset(struct ble_backoff *b);
+/* The delay after a failure that ended a time up (streaming, scanning) of up_for_ms (< 0:
+ * it was not up): after BLE_BACKOFF_RESET_MS up the schedule starts again, so a link or
+ * scanner that drops right after coming up is not retried every second. */
+int64_t ble_backoff_failed(struct ble_backoff *b, int64_t up_for_ms);
 
 /* ---- device clock (Current Time Service) ------------------------------------------- */
 
@@ -141,6 +167,25 @@ struct ble_relay_info {
     int64_t phone_at_ms;                  /* when (UTC ms) */
 };
 
+/* The scanner a scanning source waits on (ble_status.scan; docs/ble-scan.md). */
+enum ble_scan_state {
+    BLE_SCAN_STARTING = 0, /* opened: the scan commands are out */
+    BLE_SCAN_UP,           /* scanning: the source waits for its advertisements */
+    BLE_SCAN_RETRYING,     /* failed: the source connects directly until the next attempt works */
+    _BLE_SCAN_MAX
+};
+const char *ble_scan_state_name(enum ble_scan_state s);
+
+struct ble_scan_info {
+    enum ble_scan_state state;
+    int64_t since_ms;            /* UTC ms of its last state change */
+    const char *error;           /* its last failure; NULL once it is up */
+    int64_t next_attempt_ms;     /* retrying: UTC ms of its next attempt */
+    uint64_t failures;           /* since the daemon started */
+    const char *rpa;             /* the resolvable private address the device last advertised
+                                  * with (`irk`), NULL if none */
+};
+
 /* One source's status as published. Strings are borrowed for the call; *_set say whether an
  * optional value is known (else it is published as null). */
 struct ble_status {
@@ -157,6 +202,7 @@ struct ble_status {
     unsigned battery;
     unsigned mtu;                /* 0: no link */
     int cached;                  /* the database came from the attribute cache */
+    uint64_t security_raises;    /* link security raises since the daemon started */
     unsigned profiles;           /* BLE_PROF_* */
     int offset_set;
     int64_t clock_offset_ms;
@@ -168,6 +214,8 @@ struct ble_status {
     struct ble_relay_info relay;
     int has_record;                       /* `record`: record is set */
     struct ble_rec_stats record;
+    int has_scan;                         /* the source scans: scan is set */
+    struct ble_scan_info scan;
 };
 
 /* The status as one JSON object (fixed key order, compact), malloc'd; NULL on allocation
@@ -218,6 +266,11 @@ void ble_stop(struct ble *b);
  * characteristic. Accepts NULL b. */
 struct nudge_decision;
 void ble_on_nudge(struct ble *b, const char *participant, const struct nudge_decision *n);
+
+/* Source `source`'s status as status/<source> publishes it (strings borrowed from b until
+ * its next dispatch; `time` is the last dispatch's): 0, or -ENOENT (not a ble source of b, or
+ * b NULL). */
+int ble_source_status(struct ble *b, const char *source, struct ble_status *ret);
 
 struct ble_stats {
     uint64_t events, stored, duplicate, lost, batches, retries;

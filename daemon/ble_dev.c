@@ -10,7 +10,9 @@
  *
  * On the link: MTU exchange and discovery (the GATT client, with the attribute cache keyed by
  * the device's address, so a reconnect to an unchanged device skips discovery), then the
- * profiles' setup; streaming once it is answered. Every failure closes the link and schedules
+ * profiles' setup; streaming once it is answered. A request the device refuses for want of
+ * encryption or authentication raises the link's security level and is sent again once
+ * (on_security). Every failure closes the link and schedules
  * the next attempt on the source's backoff schedule.
  *
  * With `record` (daemon/ble_record.h) every PDU of the link goes to the source's capture, and
@@ -102,7 +104,7 @@ static void record_link(struct ble_dev *d)
 {
     if (!d->rec)
         return;
-    ble_rec_connect(d->rec, rec_now(d), d->address, d->tr.addr_type == BLE_ADDR_RANDOM);
+    ble_rec_connect(d->rec, rec_now(d), d->link_address, d->tr.addr_type == BLE_ADDR_RANDOM);
     att_set_rx_hook(d->att, on_rx, d, NULL);
     att_set_tx_hook(d->att, on_tx, d, NULL);
 }
@@ -135,10 +137,10 @@ static void fail(struct ble_dev *d, int err, const char *why, int local)
 {
     enum ble_state from = d->state;
     drop_link(d, err);
-    if (from == BLE_ST_STREAMING && mono(d) - d->streaming_ns >= BLE_BACKOFF_RESET_MS * NS_PER_MS)
-        ble_backoff_reset(&d->bo);
     d->failures++;
-    int64_t delay = ble_backoff_next(&d->bo);
+    int64_t delay = ble_backoff_failed(&d->bo, from == BLE_ST_STREAMING
+                                                   ? (mono(d) - d->streaming_ns) / NS_PER_MS
+                                                   : -1);
     d->deadline_ns = mono(d) + delay * NS_PER_MS;
     d->next_attempt_ms = utc(d) + delay;
     int repeated = err == d->last_err && strcmp(d->error, why) == 0;
@@ -217,6 +219,30 @@ void ble_dev_streaming(struct ble_dev *d)
         ble_relay_streaming(d);
 }
 
+static const char *level_name(int level)
+{
+    static const char *const names[] = {"low", "medium", "high", "fips"};
+    return level >= BLE_SEC_LOW && level <= BLE_SEC_FIPS ? names[level - 1] : "?";
+}
+
+/* The device refused a request for want of encryption or authentication: the link's level
+ * goes up (the bearer then sends the request again, once). A wearable that wants pairing shows
+ * here, in the log and the count. */
+static int on_security(struct att *att, int level, uint8_t ecode, void *ud)
+{
+    struct ble_dev *d = ud;
+    int r = ble_link_secure(&d->tr, d->fd, level);
+    if (r < 0) {
+        log_warn("ble %s (%s): %s; cannot raise the link's security to %s: %s", d->name,
+                 d->address, att_ecode_str(ecode), level_name(level), strerror(-r));
+        return r;
+    }
+    d->security_raises++;
+    log_info("ble %s (%s): %s; raising the link's security to %s", d->name, d->address,
+             att_ecode_str(ecode), level_name(level));
+    return 0;
+}
+
 static void linked(struct ble_dev *d)
 {
     d->connecting = 0;
@@ -226,6 +252,7 @@ static void linked(struct ble_dev *d)
         return;
     }
     record_link(d);
+    att_set_security_hook(d->att, ble_link_security(&d->tr), on_security, d, NULL);
     int e = att_register_close(d->att, on_close, d, NULL);
     struct gatt_opts o = {
         .mtu = 0, .cache = d->rec ? NULL : ble_cache(d->mgr), .device = d->cache_key,
@@ -250,7 +277,7 @@ static void attempt(struct ble_dev *d)
     int fd = -1;
     d->attempts++;
     set_state(d, BLE_ST_CONNECTING);
-    int r = ble_link_open(&d->tr, d->address, &fd);
+    int r = ble_link_open(&d->tr, d->link_address, &fd);
     if (r < 0) {
         fail(d, r, ble_link_strerror(&d->tr, r), local_error(r));
         return;
@@ -389,6 +416,7 @@ void ble_dev_status(const struct ble_dev *d, struct ble_status *st)
     st->battery = d->battery;
     st->mtu = d->att ? att_mtu(d->att) : 0;
     st->cached = d->cached;
+    st->security_raises = d->security_raises;
     st->profiles = d->profiles;
     st->offset_set = ble_clock_offset(&d->clock, &st->clock_offset_ms) == 0;
     st->drift_set = ble_clock_drift(&d->clock, &st->clock_drift_ppm) == 0;

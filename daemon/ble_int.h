@@ -25,6 +25,12 @@ int ble_link_open(const struct ble_transport *t, const char *address, int *ret_f
 int ble_link_finish(int fd);
 /* A failure worded for the log and the status topic (static string or strerror). */
 const char *ble_link_strerror(const struct ble_transport *t, int err);
+/* The security level a new link has: the configured one (l2cap), LOW for the simulator. */
+int ble_link_security(const struct ble_transport *t);
+/* Raises the link on fd to level (BLE_SEC_*): BT_SECURITY on an L2CAP socket, which makes the
+ * kernel pair or encrypt (sends wait meanwhile); the simulator's control packet. 0 or
+ * -errno. */
+int ble_link_secure(const struct ble_transport *t, int fd, int level);
 
 /* ---- one device (ble_dev.c) ---- */
 
@@ -42,7 +48,10 @@ struct ble_dev {
     char name[CONF_ID_SIZE];
     char participant[CONF_ID_SIZE];
     char tz[CONF_TZ_SIZE];        /* the participant's zone ("" = none configured) */
-    char address[32];             /* as configured: XX:XX:XX:XX:XX:XX */
+    char address[32];             /* as configured: XX:XX:XX:XX:XX:XX; names the device
+                                   * everywhere (logs, status, attribute cache) */
+    char link_address[32];        /* what a connect names: address, or the resolvable private
+                                   * address it last advertised with (ble_scan.c, `irk`) */
     char transport_text[CONF_STR_SIZE];
     char cache_key[GATT_DEVICE_MAX + 1];
     struct ble_transport tr;
@@ -91,6 +100,7 @@ struct ble_dev {
 
     /* status */
     uint64_t attempts, connects, failures, events, no_contact, malformed, lost;
+    uint64_t security_raises;     /* raises of a link's security level the transport took */
     int64_t last_note_ms;
     int64_t malformed_log_ms;
     int battery_set;
@@ -182,20 +192,26 @@ int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t 
 /* ---- LE scanning (ble_scan.c, docs/ble-scan.md) ---- */
 
 struct ble_scan;
-/* One scanner per HCI device the scanning sources of cf name (`connect`, `hci`), its fd in
- * the loop's epoll set `outer` (data.fd). A scanner that cannot be opened is logged once and
- * its sources connect directly. NULL when no source scans (or out of memory: all direct). */
+/* One scanner per HCI device the scanning sources of cf name (`connect`, `hci`; `irk`s for
+ * their resolvable private addresses), its fd in the loop's epoll set `outer` (data.fd). NULL
+ * when no source scans (or out of memory: all direct). */
 struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_dev *devs,
                               size_t n_dev, int outer);
-/* Starts the devices: those waiting for an advertisement are only marked so. */
+/* Starts the devices (those waiting for an advertisement are only marked so) and opens the
+ * scanners. A scanner that cannot scan is logged once and retried on the backoff schedule;
+ * meanwhile its sources connect directly. */
 void ble_scan_start_devices(struct ble_scan *sc);
 /* 1 while device d waits for its advertisement: the manager neither arms its deadline nor
  * calls its timer. Accepts NULL sc. */
 int ble_scan_holds(const struct ble_scan *sc, const struct ble_dev *d);
 /* epoll reported fd: 1 if it was a scanner's (handled), else 0. */
 int ble_scan_on_fd(struct ble_scan *sc, int fd);
+/* Command timeouts and retries. */
 int64_t ble_scan_deadline(const struct ble_scan *sc);
 void ble_scan_on_timer(struct ble_scan *sc);
+/* Sets st->has_scan and st->scan for device d (strings borrowed from sc and d). Accepts NULL
+ * sc. */
+void ble_scan_status(const struct ble_scan *sc, const struct ble_dev *d, struct ble_status *st);
 /* Shutdown: disables the scans (not waiting for the answer) and frees. Accepts NULL. */
 struct ble_scan *ble_scan_free(struct ble_scan *sc);
 

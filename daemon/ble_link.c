@@ -1,4 +1,4 @@
-/* BLE links: the socket an ATT bearer runs on (daemon/ble_int.h).
+/* BLE links: the socket an ATT bearer runs on (daemon/ble_int.h), and raising its security.
  *
  * - sim: a Unix SEQPACKET connection to tools/blesim. Each packet is one ATT PDU, as on an
  *   L2CAP socket, so everything above the socket is the code that talks to real devices.
@@ -7,7 +7,13 @@
  *   the background (docs/ble.md; ../shared/reference/ble.md §3.1). Built only with libbluetooth
  *   (ENGAGED_HAVE_BLE); a kernel without Bluetooth answers EAFNOSUPPORT, which the caller
  *   reports and retries on its backoff schedule.
- * Opening never blocks: the caller waits for POLLOUT, then asks ble_link_finish. */
+ * Opening never blocks: the caller waits for POLLOUT, then asks ble_link_finish.
+ *
+ * Security: when a device refuses a request for want of encryption or authentication, the
+ * bearer asks for a higher level (drivers/ble_att.h). On L2CAP that is BT_SECURITY on the
+ * connected socket: the kernel starts pairing or encryption and holds our sends until it is
+ * done. The simulator takes the same step as a control packet on its socket
+ * (blesim_ctl_security), so the daemon's path is the same on both. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +28,7 @@
 
 #include "daemon/ble_int.h"
 #include "drivers/ble_att.h"
+#include "drivers/ble_sim.h"
 
 static int open_sim(const struct ble_transport *t, int *ret_fd)
 {
@@ -111,6 +118,25 @@ int ble_link_open(const struct ble_transport *t, const char *address, int *ret_f
     return open_l2cap(t, address, ret_fd);
 #else
     (void)address;
+    return -EPROTONOSUPPORT;
+#endif
+}
+
+int ble_link_security(const struct ble_transport *t)
+{
+    return t->kind == BLE_LINK_SIM ? BLE_SEC_LOW : (int)t->security;
+}
+
+int ble_link_secure(const struct ble_transport *t, int fd, int level)
+{
+    if (t->kind == BLE_LINK_SIM)
+        return blesim_ctl_security(fd, level);
+#ifdef ENGAGED_HAVE_BLE
+    struct bt_security sec = {.level = (uint8_t)level, .key_size = 0};
+    return setsockopt(fd, SOL_BLUETOOTH, BT_SECURITY, &sec, sizeof sec) < 0 ? -errno : 0;
+#else
+    (void)fd;
+    (void)level;
     return -EPROTONOSUPPORT;
 #endif
 }

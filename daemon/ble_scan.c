@@ -6,26 +6,30 @@
  * report also gives the address type, public or random, which an l2cap connect must name and
  * which otherwise has to be configured. Sources are matched by address only: taking "the
  * first device advertising service X" could attach a stranger's device to a participant,
- * which a study cannot detect afterwards.
+ * which a study cannot detect afterwards. A source with an `irk` is also matched by the
+ * resolvable private addresses its device makes with that key (drivers/ble_rpa.h): the
+ * connect then names the address just seen, as random, while everything else (logs, status,
+ * attribute cache, store) keeps naming the configured identity address.
  *
  * One scanner (drivers/ble_hci.h) per HCI device named by the sources' `hci` (normally one:
  * the default adapter), on a raw HCI socket, or for tests on a Unix SEQPACKET socket served by
- * a fake controller (`hci = sim:/PATH`). Whatever goes wrong with a scanner (no Bluetooth in
- * the kernel, no adapter, no permission, a controller refusing legacy scanning, the socket
- * failing) is logged in one line and its sources fall back to direct connects on their usual
- * backoff schedule; scanning is not retried until the daemon restarts.
+ * a fake controller (`hci = sim:/PATH`). A scanner that fails (no Bluetooth in the kernel, no
+ * adapter, no permission, a controller refusing legacy scanning, a command unanswered, the
+ * socket failing or closing) is retried on the reconnect backoff schedule (daemon/ble.h),
+ * with a PRNG seeded from the study seed and the hci value; meanwhile its sources connect
+ * directly on their own schedules. One line is logged per change between scanning and not
+ * (a warning when it stops, info when it is back); attempts in between are debug lines, and
+ * the sources' status shows the scanner's state, last failure and next attempt.
  *
  * Holding a device: the manager asks ble_scan_holds() before arming or running a device's
- * timer. A device is held before its first advertisement, and when its next attempt is due
- * but no advertisement has arrived since it last changed state (failed); an advertisement
- * then starts the attempt at once. */
+ * timer. While its scanner is up, a device is held before its first advertisement, and when
+ * its next attempt is due but no advertisement has arrived since it last changed state
+ * (failed); an advertisement then starts the attempt at once. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon/ble_int.h"
@@ -35,23 +39,36 @@
 #define BLE_SCAN_DEDUPE_MS 1000     /* reports per device and second, at most */
 #define BLE_SCAN_INTERVAL 0x00A0    /* 100 ms (units of 0.625 ms) */
 #define BLE_SCAN_WINDOW 0x0050      /* 50 ms of it listening */
+#define BLE_SCAN_WHY_MAX 256         /* the scanner's own reasons run to 200 bytes */
 #define NS_PER_MS INT64_C(1000000)
 
 struct scanner {
     struct ble_scan *sc;
     char hci[CONF_STR_SIZE];        /* as configured: "" (auto), hciN or sim:/PATH */
+    struct ble_hci where;
     int fd;
-    int sim;
     struct hci_dev_saved saved;
     struct hci_scan *s;
-    int failed;                     /* its sources connect directly */
+    size_t *irk_dev;                /* the device whose key is irks[i] of the running scan */
+    enum ble_scan_state state;
+    int64_t since_ms;               /* UTC of the last state change */
+    int down;                       /* failed, not up since: further failures are quiet */
+    int64_t up_ns;                  /* when it came up (mono) */
+    int64_t retry_ns;               /* retrying: the next attempt (mono) */
+    int64_t next_attempt_ms;        /* ... in UTC, for the status */
+    struct ble_backoff bo;
+    uint64_t failures;
+    char error[BLE_SCAN_WHY_MAX];   /* the last failure, "" once up */
 };
 
 struct scan_dev {
     int scanner;                    /* index in ble_scan.sc, -1: connects directly */
     int started;                    /* ble_dev_start has run */
     int64_t seen_ms;                /* UTC of its last advertisement (0: none) */
-    struct hci_addr addr;
+    struct hci_addr addr;           /* the configured (identity) address */
+    int has_irk;
+    uint8_t irk[BLE_IRK_SIZE];      /* most significant octet first; a secret, never logged */
+    int via_rpa;                    /* the device's link_address is a resolvable private one */
 };
 
 struct ble_scan {
@@ -59,6 +76,7 @@ struct ble_scan {
     struct ble_dev *devs;
     size_t n_dev;
     int outer;
+    uint64_t seed;                  /* the study's: scanners' backoff jitter */
     struct scan_dev *sd;
     struct scanner *sc;
     size_t n_sc;
@@ -71,6 +89,11 @@ static int64_t utc(const struct ble_scan *sc) { return ble_now(sc->b)->utc_ms; }
 static const char *hci_name(const struct scanner *s)
 {
     return s->hci[0] ? s->hci : "the default adapter";
+}
+
+static int of(const struct ble_scan *sc, size_t i, const struct scanner *s)
+{
+    return sc->sd[i].scanner == s - sc->sc;
 }
 
 /* Does source s scan? */
@@ -105,25 +128,27 @@ static void wait_dev(struct ble_scan *sc, size_t i)
     ble_publish_status(sc->b, d);
 }
 
-void ble_scan_start_devices(struct ble_scan *sc)
-{
-    for (size_t i = 0; i < sc->n_dev; i++) {
-        int k = sc->sd[i].scanner;
-        if (k < 0 || sc->sc[k].failed)
-            start_dev(sc, i);
-        else
-            wait_dev(sc, i);
-    }
-}
+/* ---- the scanner's state ---------------------------------------------------------------- */
 
-/* ---- scanner failures ----------------------------------------------------------------- */
+static void set_state(struct scanner *s, enum ble_scan_state st)
+{
+    struct ble_scan *sc = s->sc;
+    s->state = st;
+    s->since_ms = utc(sc);
+    /* its sources' status shows it: publish the change now */
+    for (size_t i = 0; i < sc->n_dev; i++)
+        if (of(sc, i, s))
+            ble_publish_status(sc->b, &sc->devs[i]);
+}
 
 static void close_scanner(struct scanner *s)
 {
     s->s = hci_scan_free(s->s);
+    free(s->irk_dev);
+    s->irk_dev = NULL;
     if (s->fd >= 0) {
         epoll_ctl(s->sc->outer, EPOLL_CTL_DEL, s->fd, NULL);
-        if (s->sim)
+        if (s->where.kind == BLE_HCI_SIM)
             close(s->fd);
         else
             hci_dev_close(s->fd, &s->saved);
@@ -131,23 +156,63 @@ static void close_scanner(struct scanner *s)
     s->fd = -1;
 }
 
-/* Scanning on s is over: one line, then its sources connect directly. */
+/* The next attempt after a failure: its delay (ms). */
+static int64_t schedule_retry(struct scanner *s)
+{
+    struct ble_scan *sc = s->sc;
+    int64_t up_ms = s->state == BLE_SCAN_UP ? (mono(sc) - s->up_ns) / NS_PER_MS : -1;
+    int64_t delay = ble_backoff_failed(&s->bo, up_ms);
+    s->retry_ns = mono(sc) + delay * NS_PER_MS;
+    s->next_attempt_ms = utc(sc) + delay;
+    return delay;
+}
+
+/* One warning when scanning stops; failed attempts after it are debug lines (the status shows
+ * the latest reason). */
+static void say_failed(const struct scanner *s, int64_t delay)
+{
+    const struct ble_scan *sc = s->sc;
+    size_t n = 0;
+    for (size_t i = 0; i < sc->n_dev; i++)
+        n += of(sc, i, s);
+    if (!s->down)
+        log_warn("ble: cannot scan on %s: %s; %zu source%s connect%s without waiting for "
+                 "advertisements; retrying in %.1f s", hci_name(s), s->error, n,
+                 n == 1 ? "" : "s", n == 1 ? "s" : "", (double)delay / 1000.0);
+    else
+        log_debug("ble: scanning on %s failed again: %s; next attempt in %.1f s", hci_name(s),
+                  s->error, (double)delay / 1000.0);
+}
+
+/* Scanning on s stopped or could not start: its sources connect directly until the next
+ * attempt, on the backoff schedule, brings it back. */
 static void scanner_failed(struct scanner *s, const char *why)
 {
     struct ble_scan *sc = s->sc;
-    if (s->failed || sc->closing)
+    if (sc->closing || s->state == BLE_SCAN_RETRYING)
         return;
-    s->failed = 1;
-    size_t n = 0;
-    for (size_t i = 0; i < sc->n_dev; i++)
-        n += sc->sd[i].scanner == s - sc->sc;
-    log_warn("ble: cannot scan on %s: %s; %zu source%s connect%s without waiting for "
-             "advertisements", hci_name(s), why, n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+    snprintf(s->error, sizeof s->error, "%s", why);
     close_scanner(s);
+    s->failures++;
+    say_failed(s, schedule_retry(s));
+    s->down = 1;
+    set_state(s, BLE_SCAN_RETRYING);
     /* devices never started start now; held ones are released (ble_scan_holds) */
     for (size_t i = 0; i < sc->n_dev; i++)
-        if (sc->sd[i].scanner == s - sc->sc)
+        if (of(sc, i, s))
             start_dev(sc, i);
+}
+
+static void scanner_up(struct scanner *s)
+{
+    if (s->down)
+        log_info("ble: scanning on %s again; its sources wait for advertisements", hci_name(s));
+    else
+        log_info("ble: scanning on %s", hci_name(s));
+    s->down = 0;
+    s->error[0] = '\0';
+    s->up_ns = mono(s->sc);
+    set_state(s, BLE_SCAN_UP);
 }
 
 /* ---- advertisements ------------------------------------------------------------------- */
@@ -165,12 +230,44 @@ static void learn_addr_type(struct ble_dev *d, uint8_t addr_type)
              d->address, t == BLE_ADDR_RANDOM ? "random" : "public");
 }
 
+/* A report from the device's resolvable private address: the connect names that address, as
+ * random; the cache key and everything else keep naming the identity. */
+static void learn_rpa(struct ble_dev *d, struct scan_dev *sd, const struct hci_addr *a)
+{
+    char text[18];
+    hci_addr_str(a, text, sizeof text);
+    if (!sd->via_rpa)
+        log_info("ble %s (%s): advertises with resolvable private addresses (now %s, resolved "
+                 "with its irk); connecting to the current one", d->name, d->address, text);
+    else if (strcmp(text, d->link_address) != 0)
+        /* debug: a device makes a new one every ~15 min */
+        log_debug("ble %s (%s): new resolvable private address %s", d->name, d->address, text);
+    snprintf(d->link_address, sizeof d->link_address, "%s", text);
+    sd->via_rpa = 1;
+    if (d->tr.kind == BLE_LINK_L2CAP)
+        d->tr.addr_type = BLE_ADDR_RANDOM;
+}
+
+static void learn_address(struct ble_dev *d, struct scan_dev *sd, const struct hci_scan_result *r)
+{
+    if (memcmp(r->rep.addr.b, sd->addr.b, 6) != 0) {
+        learn_rpa(d, sd, &r->rep.addr);
+        return;
+    }
+    if (sd->via_rpa) {
+        log_info("ble %s (%s): advertises with its identity address again", d->name, d->address);
+        snprintf(d->link_address, sizeof d->link_address, "%s", d->address);
+        sd->via_rpa = 0;
+    }
+    learn_addr_type(d, r->rep.addr_type);
+}
+
 static void seen(struct ble_scan *sc, size_t i, const struct hci_scan_result *r)
 {
     struct ble_dev *d = &sc->devs[i];
     struct scan_dev *sd = &sc->sd[i];
     sd->seen_ms = utc(sc);
-    learn_addr_type(d, r->rep.addr_type);
+    learn_address(d, sd, r);
     if (!sd->started) {
         log_info("ble %s (%s): advertising (RSSI %d dBm); connecting", d->name, d->address,
                  r->rep.rssi);
@@ -183,12 +280,23 @@ static void seen(struct ble_scan *sc, size_t i, const struct hci_scan_result *r)
     }
 }
 
+/* Is the report from device i: its identity address, or an address its key resolves? */
+static int report_is(const struct scanner *sn, size_t i, const struct hci_scan_result *r)
+{
+    const struct scan_dev *sd = &sn->sc->sd[i];
+    if (memcmp(sd->addr.b, r->rep.addr.b, 6) == 0)
+        return 1;
+    /* r->irk names the first source with that key: others may share it */
+    return r->irk >= 0 && sd->has_irk &&
+           memcmp(sd->irk, sn->sc->sd[sn->irk_dev[r->irk]].irk, BLE_IRK_SIZE) == 0;
+}
+
 static void on_report(struct hci_scan *s, const struct hci_scan_result *r, void *ud)
 {
     struct scanner *sn = ud;
     struct ble_scan *sc = sn->sc;
-    for (size_t i = 0; i < sc->n_dev; i++)
-        if (sc->sd[i].scanner == sn - sc->sc && memcmp(sc->sd[i].addr.b, r->rep.addr.b, 6) == 0)
+    for (size_t i = 0; i < sc->n_dev && sn->s == s; i++)
+        if (of(sc, i, sn) && report_is(sn, i, r))
             seen(sc, i, r);
 }
 
@@ -199,95 +307,144 @@ static void on_done(struct hci_scan *s, int starting, int err, uint8_t status, v
         const char *why = hci_scan_strerror(s);
         scanner_failed(sn, why[0] ? why : strerror(-err));
     } else if (starting && err == 0) {
-        log_info("ble: scanning on %s", hci_name(sn));
+        scanner_up(sn);
     }
 }
 
 /* ---- opening ------------------------------------------------------------------------ */
 
+/* A fake controller's socket: the same kind of connection as a simulated device's. */
 static int open_sim(const char *path, char *why, size_t cap)
 {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) {
-        snprintf(why, cap, "socket path too long");
-        return -ENAMETOOLONG;
-    }
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        int e = -errno;
-        if (fd >= 0)
-            close(fd);
-        snprintf(why, cap, "%s: %s", path, strerror(-e));
+    struct ble_transport t = {.kind = BLE_LINK_SIM};
+    int fd = -1;
+    snprintf(t.path, sizeof t.path, "%s", path);
+    int e = ble_link_open(&t, NULL, &fd);
+    if (e < 0) {
+        snprintf(why, cap, "%s: %s", path, ble_link_strerror(&t, e));
         return e;
     }
     return fd;
 }
 
-/* "" or "auto": -1 (the default route); "hciN": N; else -EINVAL. */
-static int parse_dev(const char *s)
+/* The scan's filter: the sources' identity addresses and keys. 0 or -ENOMEM. */
+static int filter(struct scanner *s, struct hci_scan_opts *o)
 {
-    if (!s[0] || strcmp(s, "auto") == 0)
-        return -1;
-    char *end;
-    if (strncmp(s, "hci", 3) != 0 || s[3] < '0' || s[3] > '9')
-        return -EINVAL;
-    long v = strtol(s + 3, &end, 10);
-    return *end || v > 0xFFFF ? -EINVAL : (int)v;
+    struct ble_scan *sc = s->sc;
+    struct hci_addr *addrs = calloc(sc->n_dev, sizeof *addrs);
+    uint8_t (*irks)[BLE_IRK_SIZE] = calloc(sc->n_dev, sizeof *irks);
+    s->irk_dev = calloc(sc->n_dev, sizeof *s->irk_dev);
+    if (!addrs || !irks || !s->irk_dev) {
+        free(addrs);
+        free(irks);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < sc->n_dev; i++) {
+        if (!of(sc, i, s))
+            continue;
+        addrs[o->n_addrs++] = sc->sd[i].addr;
+        if (sc->sd[i].has_irk) {
+            s->irk_dev[o->n_irks] = i;
+            memcpy(irks[o->n_irks++], sc->sd[i].irk, BLE_IRK_SIZE);
+        }
+    }
+    o->addrs = addrs;
+    o->irks = (const uint8_t(*)[16])irks;
+    return 0;
+}
+
+/* The scan's filter is copied by the scanner (keys: their AES schedules): the copies go. */
+static void filter_free(struct hci_scan_opts *o, size_t n)
+{
+    free((void *)o->addrs);
+    if (o->irks)
+        explicit_bzero((void *)o->irks, n * BLE_IRK_SIZE);
+    free((void *)o->irks);
 }
 
 static void open_scanner(struct scanner *s)
 {
-    char why[BLE_TEXT_MAX] = "";
+    char why[BLE_SCAN_WHY_MAX] = "";
     struct ble_scan *sc = s->sc;
-    s->sim = strncmp(s->hci, "sim:", 4) == 0;
-    int dev = s->sim ? 0 : parse_dev(s->hci);
-    if (dev == -EINVAL) {
-        scanner_failed(s, "invalid hci (expected auto, hciN or sim:/PATH)");
-        return;
-    }
-    s->fd = s->sim ? open_sim(s->hci + 4, why, sizeof why)
-                   : hci_dev_open(dev, &s->saved, why, sizeof why);
+    s->fd = s->where.kind == BLE_HCI_SIM ? open_sim(s->where.path, why, sizeof why)
+                                         : hci_dev_open(s->where.dev, &s->saved, why, sizeof why);
     if (s->fd < 0) {
         s->fd = -1;
         scanner_failed(s, why);
         return;
     }
-    struct hci_addr *addrs = calloc(sc->n_dev, sizeof *addrs);
-    size_t n = 0;
-    for (size_t i = 0; addrs && i < sc->n_dev; i++)
-        if (sc->sd[i].scanner == s - sc->sc)
-            addrs[n++] = sc->sd[i].addr;
     struct hci_scan_opts o = {
         .params = {.active = 0, .interval = BLE_SCAN_INTERVAL, .window = BLE_SCAN_WINDOW},
         .dedupe_ns = BLE_SCAN_DEDUPE_MS * NS_PER_MS,
-        .addrs = addrs, .n_addrs = n,
         .on_report = on_report, .on_done = on_done, .user_data = s,
     };
-    s->s = addrs ? hci_scan_new(s->fd, &o) : NULL;
-    free(addrs);
+    int e = filter(s, &o);
+    s->s = e == 0 ? hci_scan_new(s->fd, &o) : NULL;
+    e = s->s ? 0 : e < 0 ? e : -errno;
+    filter_free(&o, sc->n_dev);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->fd};
-    if (!s->s || epoll_ctl(sc->outer, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
-        scanner_failed(s, strerror(errno));
-        return;
-    }
-    int e = hci_scan_start(s->s, mono(sc));
-    if (e < 0 && !s->failed)
-        scanner_failed(s, strerror(-e));
+    if (e == 0 && epoll_ctl(sc->outer, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+        e = -errno;
+    if (e == 0)
+        e = hci_scan_start(s->s, mono(sc));
+    /* a failed start has run on_done already */
+    if (e < 0 && s->state != BLE_SCAN_RETRYING)
+        scanner_failed(s, e == -ENOSYS || e == -EIO ? "cannot set up address resolution "
+                       "(libgcrypt)" : strerror(-e));
 }
 
-/* The scanner of hci value h, added if new: its index, or -1 (out of memory). */
-static int scanner_for(struct ble_scan *sc, const char *h)
+/* An attempt after a failure: starting (not published: its outcome follows at once, or
+ * within the commands' timeouts), then up or retrying again. */
+static void retry_scanner(struct scanner *s)
 {
+    s->state = BLE_SCAN_STARTING;
+    s->since_ms = utc(s->sc);
+    s->retry_ns = INT64_MAX;
+    open_scanner(s);
+}
+
+/* The scanner of hci value h, added if new: its index, or -1 (an invalid value, which
+ * check-config refuses). */
+static int scanner_for(struct ble_scan *sc, const struct conf_source *src)
+{
+    const char *h = strcmp(src->hci, "auto") == 0 ? "" : src->hci;
     for (size_t k = 0; k < sc->n_sc; k++)
         if (strcmp(sc->sc[k].hci, h) == 0)
             return (int)k;
     struct scanner *s = &sc->sc[sc->n_sc];
+    char why[BLE_TEXT_MAX];
     memset(s, 0, sizeof *s);
+    if (ble_hci_parse(h, &s->where, why, sizeof why) < 0) {
+        log_error("%s:%d: [source %s] hci: %s; connecting directly",
+                  src->loc.file ? src->loc.file : "?", src->loc.line, src->name, why);
+        return -1;
+    }
     s->sc = sc;
     s->fd = -1;
+    s->retry_ns = INT64_MAX;
+    s->state = BLE_SCAN_STARTING;
     snprintf(s->hci, sizeof s->hci, "%s", h);
+    ble_backoff_init(&s->bo, ble_backoff_seed(sc->seed, s->hci[0] ? s->hci : "auto"));
     return (int)sc->n_sc++;
+}
+
+/* Device i's addresses: the configured one, and its key. 0, or -EINVAL (check-config refuses
+ * both). */
+static int dev_keys(struct ble_scan *sc, size_t i, const struct conf_source *s)
+{
+    struct scan_dev *sd = &sc->sd[i];
+    char why[BLE_TEXT_MAX];
+    if (hci_addr_parse(sc->devs[i].address, &sd->addr) < 0)
+        return -EINVAL;
+    if (!s->irk[0])
+        return 0;
+    if (ble_irk_parse(s->irk, sd->irk, why, sizeof why) < 0) {
+        log_error("%s:%d: [source %s] irk: %s; matching its address only",
+                  s->loc.file ? s->loc.file : "?", s->loc.line, s->name, why);
+        return 0;
+    }
+    sd->has_irk = 1;
+    return 0;
 }
 
 struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_dev *devs,
@@ -303,6 +460,7 @@ struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_d
     sc->devs = devs;
     sc->n_dev = n_dev;
     sc->outer = outer;
+    sc->seed = cf->study.seed;
     /* devs[] holds the ble sources of cf in order */
     size_t i = 0;
     for (size_t k = 0; k < cf->n_sources && i < n_dev; k++) {
@@ -310,14 +468,12 @@ struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_d
         if (s->driver != CONF_DRIVER_BLE)
             continue;
         sc->sd[i].scanner = -1;
-        if (wants_scan(s, &devs[i]) && hci_addr_parse(devs[i].address, &sc->sd[i].addr) == 0)
-            sc->sd[i].scanner = scanner_for(sc, strcmp(s->hci, "auto") == 0 ? "" : s->hci);
+        if (wants_scan(s, &devs[i]) && dev_keys(sc, i, s) == 0)
+            sc->sd[i].scanner = scanner_for(sc, s);
         i++;
     }
     if (sc->n_sc == 0)
         return ble_scan_free(sc);
-    for (size_t k = 0; k < sc->n_sc; k++)
-        open_scanner(&sc->sc[k]);
     return sc;
 }
 
@@ -333,6 +489,8 @@ struct ble_scan *ble_scan_free(struct ble_scan *sc)
             (void)hci_scan_stop(s->s, mono(sc));
         close_scanner(s);
     }
+    if (sc->sd)
+        explicit_bzero(sc->sd, sc->n_dev * sizeof *sc->sd); /* the keys */
     free(sc->sd);
     free(sc->sc);
     free(sc);
@@ -341,15 +499,32 @@ struct ble_scan *ble_scan_free(struct ble_scan *sc)
 
 /* ---- the manager's hooks --------------------------------------------------------------- */
 
+void ble_scan_start_devices(struct ble_scan *sc)
+{
+    /* waiting first, so that a scanner failing at once finds its devices in a state it can
+     * start them from (and publish) */
+    for (size_t i = 0; i < sc->n_dev; i++) {
+        if (sc->sd[i].scanner < 0)
+            start_dev(sc, i);
+        else
+            wait_dev(sc, i);
+    }
+    for (size_t k = 0; k < sc->n_sc; k++)
+        open_scanner(&sc->sc[k]);
+}
+
 int ble_scan_holds(const struct ble_scan *sc, const struct ble_dev *d)
 {
     if (!sc || d < sc->devs || d >= sc->devs + sc->n_dev)
         return 0;
     const struct scan_dev *sd = &sc->sd[d - sc->devs];
-    if (sd->scanner < 0 || sc->sc[sd->scanner].failed)
+    if (sd->scanner < 0)
         return 0;
+    /* not started: only before the scanner's first failure, which starts every device */
     if (!sd->started)
         return 1;
+    if (sc->sc[sd->scanner].state != BLE_SCAN_UP)
+        return 0;
     /* due, but not seen advertising since it failed */
     return (d->state == BLE_ST_BACKOFF || d->state == BLE_ST_ERROR) &&
            ble_dev_deadline(d) <= mono(sc) && sd->seen_ms < d->since_ms;
@@ -363,9 +538,11 @@ int ble_scan_on_fd(struct ble_scan *sc, int fd)
         struct scanner *s = &sc->sc[k];
         if (s->fd != fd || !s->s)
             continue;
-        int e = hci_scan_on_readable(s->s, mono(sc));
-        if (e < 0 && !s->failed)
-            scanner_failed(s, hci_scan_strerror(s->s));
+        struct hci_scan *h = s->s;
+        int e = hci_scan_on_readable(h, mono(sc));
+        /* a failed start or stop has been handled by on_done, which dropped h */
+        if (e < 0 && s->s == h)
+            scanner_failed(s, hci_scan_strerror(h));
         return 1;
     }
     return 0;
@@ -374,15 +551,37 @@ int ble_scan_on_fd(struct ble_scan *sc, int fd)
 int64_t ble_scan_deadline(const struct ble_scan *sc)
 {
     int64_t t = INT64_MAX;
-    for (size_t k = 0; sc && k < sc->n_sc; k++)
-        if (sc->sc[k].s && hci_scan_next_timeout(sc->sc[k].s) < t)
-            t = hci_scan_next_timeout(sc->sc[k].s);
+    for (size_t k = 0; sc && k < sc->n_sc; k++) {
+        const struct scanner *s = &sc->sc[k];
+        int64_t d = s->s ? hci_scan_next_timeout(s->s) : s->retry_ns;
+        if (d < t)
+            t = d;
+    }
     return t;
 }
 
 void ble_scan_on_timer(struct ble_scan *sc)
 {
-    for (size_t k = 0; sc && k < sc->n_sc; k++)
-        if (sc->sc[k].s && hci_scan_next_timeout(sc->sc[k].s) <= mono(sc))
-            hci_scan_on_timer(sc->sc[k].s, mono(sc));
+    for (size_t k = 0; sc && k < sc->n_sc; k++) {
+        struct scanner *s = &sc->sc[k];
+        if (s->s && hci_scan_next_timeout(s->s) <= mono(sc))
+            hci_scan_on_timer(s->s, mono(sc));
+        else if (s->state == BLE_SCAN_RETRYING && s->retry_ns <= mono(sc))
+            retry_scanner(s);
+    }
+}
+
+void ble_scan_status(const struct ble_scan *sc, const struct ble_dev *d, struct ble_status *st)
+{
+    st->has_scan = 0;
+    if (!sc || d < sc->devs || d >= sc->devs + sc->n_dev || sc->sd[d - sc->devs].scanner < 0)
+        return;
+    const struct scan_dev *sd = &sc->sd[d - sc->devs];
+    const struct scanner *s = &sc->sc[sd->scanner];
+    st->has_scan = 1;
+    st->scan = (struct ble_scan_info){
+        .state = s->state, .since_ms = s->since_ms, .error = s->error[0] ? s->error : NULL,
+        .next_attempt_ms = s->next_attempt_ms, .failures = s->failures,
+        .rpa = sd->via_rpa ? d->link_address : NULL,
+    };
 }

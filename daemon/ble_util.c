@@ -56,6 +56,13 @@ void ble_backoff_reset(struct ble_backoff *b)
     b->failures = 0;
 }
 
+int64_t ble_backoff_failed(struct ble_backoff *b, int64_t up_for_ms)
+{
+    if (up_for_ms >= BLE_BACKOFF_RESET_MS)
+        ble_backoff_reset(b);
+    return ble_backoff_next(b);
+}
+
 /* ---- device clock ------------------------------------------------------------------- */
 
 #define CLOCK_JUMP_MS 2000
@@ -190,6 +197,30 @@ static json_t *record_json(const struct ble_rec_stats *r)
     return o;
 }
 
+const char *ble_scan_state_name(enum ble_scan_state s)
+{
+    static const char *const names[_BLE_SCAN_MAX] = {
+        [BLE_SCAN_STARTING] = "starting", [BLE_SCAN_UP] = "up", [BLE_SCAN_RETRYING] = "retrying",
+    };
+    return (unsigned)s < _BLE_SCAN_MAX ? names[s] : "unknown";
+}
+
+static json_t *scan_json(const struct ble_scan_info *sc)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "state", json_string(ble_scan_state_name(sc->state)));
+    json_object_set_new(o, "since", json_integer(sc->since_ms));
+    json_object_set_new(o, "error", opt_str(sc->error));
+    json_object_set_new(o, "next_attempt", sc->state == BLE_SCAN_RETRYING
+                                               ? json_integer(sc->next_attempt_ms)
+                                               : json_null());
+    json_object_set_new(o, "failures", u64(sc->failures));
+    json_object_set_new(o, "rpa", opt_str(sc->rpa));
+    return o;
+}
+
 char *ble_status_json(const struct ble_status *st)
 {
     static const struct { unsigned bit; const char *name; } profs[] = {
@@ -226,6 +257,7 @@ char *ble_status_json(const struct ble_status *st)
     json_object_set_new(o, "battery", st->battery_set ? json_integer(st->battery) : json_null());
     json_object_set_new(o, "mtu", st->mtu ? json_integer(st->mtu) : json_null());
     json_object_set_new(o, "cached", json_boolean(st->cached));
+    json_object_set_new(o, "security_raises", u64(st->security_raises));
     for (size_t i = 0; i < sizeof profs / sizeof profs[0]; i++)
         if (st->profiles & profs[i].bit)
             json_array_append_new(p, json_string(profs[i].name));
@@ -248,6 +280,7 @@ char *ble_status_json(const struct ble_status *st)
     json_object_set_new(o, "device", dev);
     json_object_set_new(o, "relay", st->has_relay ? relay_json(&st->relay) : json_null());
     json_object_set_new(o, "record", st->has_record ? record_json(&st->record) : json_null());
+    json_object_set_new(o, "scan", st->has_scan ? scan_json(&st->scan) : json_null());
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     return s;

@@ -196,6 +196,8 @@ struct conf_source {
     int64_t record_max;               /* ble: bytes the capture may reach */
     int connect;                      /* ble: enum conf_connect */
     char hci[CONF_STR_SIZE];          /* ble: the HCI device scanned with; "" = auto */
+    char irk[64];                     /* ble: the device's Identity Resolving Key as BlueZ
+                                       * writes it (32 hex digits); "" = none. A secret */
 };
 
 struct conf_nudge {

@@ -1,9 +1,11 @@
-/* The `[source] transport` value of ble sources (daemon/ble.h, docs/config.md): parsed by
- * check-config (daemon/conf_check.c) and by the BLE source when it starts. Kept apart from the
- * rest of the BLE source so the configuration loader links without it (tests/fuzz). */
+/* The `[source] transport`, `hci` and `irk` values of ble sources (daemon/ble.h,
+ * docs/config.md): parsed by check-config (daemon/conf_check.c) and by the BLE source when it
+ * starts. Kept apart from the rest of the BLE source so the configuration loader links without
+ * it (tests/fuzz). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/ble.h"
@@ -20,18 +22,25 @@ static int fail(char *why, size_t cap, const char *fmt, ...)
     return -EINVAL;
 }
 
+/* The PATH of a "sim:PATH" value (transport and hci alike: a Unix socket) into dst. */
+static int sim_path(const char *p, char dst[BLE_SIM_PATH_MAX + 1], char *why, size_t cap)
+{
+    if (p[0] != '/')
+        return fail(why, cap, "sim: needs an absolute socket path (sim:/PATH)");
+    if (strlen(p) > BLE_SIM_PATH_MAX)
+        return fail(why, cap, "socket path longer than %d bytes", BLE_SIM_PATH_MAX);
+    strcpy(dst, p);
+    return 0;
+}
+
 int ble_transport_parse(const char *s, struct ble_transport *ret, char *why, size_t cap)
 {
     struct ble_transport t = {.kind = BLE_LINK_L2CAP, .addr_type = BLE_ADDR_PUBLIC,
                               .security = BLE_SEC_LOW};
     if (strncmp(s, "sim:", 4) == 0) {
-        const char *p = s + 4;
-        if (p[0] != '/')
-            return fail(why, cap, "sim: needs an absolute socket path (sim:/PATH)");
-        if (strlen(p) > BLE_SIM_PATH_MAX)
-            return fail(why, cap, "socket path longer than %d bytes", BLE_SIM_PATH_MAX);
+        if (sim_path(s + 4, t.path, why, cap) < 0)
+            return -EINVAL;
         t.kind = BLE_LINK_SIM;
-        strcpy(t.path, p);
         *ret = t;
         return 0;
     }
@@ -74,3 +83,50 @@ int ble_transport_parse(const char *s, struct ble_transport *ret, char *why, siz
     return 0;
 }
 
+int ble_hci_parse(const char *s, struct ble_hci *ret, char *why, size_t cap)
+{
+    struct ble_hci h = {.kind = BLE_HCI_AUTO, .dev = -1};
+    if (strncmp(s, "sim:", 4) == 0) {
+        if (sim_path(s + 4, h.path, why, cap) < 0)
+            return -EINVAL;
+        h.kind = BLE_HCI_SIM;
+    } else if (strncmp(s, "hci", 3) == 0) {
+        /* the kernel's names: hci%d, without leading zeros, below HCI_MAX_ID */
+        const char *d = s + 3;
+        size_t n = strspn(d, "0123456789");
+        if (n == 0 || d[n] || (n > 1 && d[0] == '0') || n > 4)
+            return fail(why, cap, "invalid adapter \"%.12s%s\" (expected hciN, N 0..%d)", s,
+                        strlen(s) > 12 ? "..." : "", BLE_HCI_DEV_MAX);
+        h.kind = BLE_HCI_DEV;
+        h.dev = (int)strtol(d, NULL, 10);
+    } else if (s[0] && strcmp(s, "auto") != 0) {
+        return fail(why, cap, "unknown controller (expected auto, hciN or sim:/PATH)");
+    }
+    *ret = h;
+    return 0;
+}
+
+int ble_irk_parse(const char *s, uint8_t ret[BLE_IRK_SIZE], char *why, size_t cap)
+{
+    uint8_t k[BLE_IRK_SIZE];
+    size_t n = strlen(s);
+    /* the value is a secret: messages describe it, never quote it */
+    if (n != 2 * BLE_IRK_SIZE)
+        return fail(why, cap, "expected 32 hex digits, got %zu characters", n);
+    size_t hex = strspn(s, "0123456789abcdefABCDEF");
+    if (hex < n)
+        return fail(why, cap, "not a hex digit at character %zu", hex + 1);
+    unsigned any = 0;
+    for (size_t i = 0; i < BLE_IRK_SIZE; i++) {
+        char pair[3] = {s[2 * i], s[2 * i + 1], '\0'};
+        /* BlueZ's text is least significant octet first; the key is the other way round */
+        k[BLE_IRK_SIZE - 1 - i] = (uint8_t)strtoul(pair, NULL, 16);
+        any |= k[BLE_IRK_SIZE - 1 - i];
+    }
+    if (!any)
+        return fail(why, cap, "all zeros, which stands for no key: the device did not hand "
+                    "one out");
+    memcpy(ret, k, sizeof k);
+    explicit_bzero(k, sizeof k);
+    return 0;
+}

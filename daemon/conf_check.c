@@ -63,7 +63,38 @@ static const struct driver_opt driver_opts[] = {
     {"record_max", D(BLE)},
     {"connect", D(BLE)},
     {"hci", D(BLE)},
+    {"irk", D(BLE)},
 };
+
+/* The values only ble sources have: hci and irk (daemon/conf_ble.c), and whether an irk can
+ * be used at all (it matches advertisements: a source that does not scan sees none). */
+static void check_scan(struct conf_loader *L, size_t i)
+{
+    struct conf_source *s = &L->c->sources[i];
+    char why[128];
+    struct ble_hci h;
+    uint8_t irk[BLE_IRK_SIZE];
+    struct ble_transport t = {.kind = BLE_LINK_L2CAP};
+    if (s->hci[0] && ble_hci_parse(s->hci, &h, why, sizeof why) < 0) {
+        struct conf_loc at = key_at(L, CS_SOURCE, i, "hci");
+        conf_error(L, at.file, at.line, "[source %s] hci: invalid \"%.40s%s\": %s", s->name,
+                   s->hci, strlen(s->hci) > 40 ? "..." : "", why);
+    }
+    if (!s->irk[0])
+        return;
+    struct conf_loc at = key_at(L, CS_SOURCE, i, "irk");
+    /* the value is a secret: never in a message */
+    if (ble_irk_parse(s->irk, irk, why, sizeof why) < 0)
+        conf_error(L, at.file, at.line, "[source %s] irk: %s (the key as BlueZ stores it: "
+                   "[IdentityResolvingKey] Key= in /var/lib/bluetooth/ADAPTER/DEVICE/info)",
+                   s->name, why);
+    explicit_bzero(irk, sizeof irk);
+    (void)ble_transport_parse(s->transport, &t, NULL, 0);
+    if (s->connect == CONF_CONNECT_DIRECT ||
+        (s->connect == CONF_CONNECT_AUTO && t.kind != BLE_LINK_L2CAP))
+        conf_error(L, at.file, at.line, "[source %s] irk: only used when scanning (connect = "
+                   "scan, or auto with an l2cap transport)", s->name);
+}
 
 static void check_source(struct conf_loader *L, size_t i)
 {
@@ -105,6 +136,8 @@ static void check_source(struct conf_loader *L, size_t i)
                        s->transport, why);
         }
     }
+    if (s->driver == CONF_DRIVER_BLE)
+        check_scan(L, i);
     if (s->driver == CONF_DRIVER_USB && s->transport[0] && strcmp(s->transport, "auto") != 0 &&
         strcmp(s->transport, "ax3") != 0 && strcmp(s->transport, "aoa") != 0) {
         struct conf_loc at = key_at(L, CS_SOURCE, i, "transport");

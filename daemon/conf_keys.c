@@ -175,6 +175,7 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_SOURCE, .name = "connect", .type = CT_ENUM, FLD(conf_source, connect),
      .names = n_connect, .def = "auto"},
     {.sect = CS_SOURCE, .name = "hci", .type = CT_STRING, FLD(conf_source, hci)},
+    {.sect = CS_SOURCE, .name = "irk", .type = CT_STRING, FLD(conf_source, irk)},
 
     {.sect = CS_NUDGE, .name = "when", .type = CT_WHEN, FLD(conf_nudge, when),
      .flags = CK_REQUIRED},

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "daemon/ble.h"
 #include "daemon/conf.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
@@ -73,6 +74,35 @@ static int add_position(void *ud, const char *source, int64_t seq, int has_seq, 
     return 0;
 }
 
+/* The BLE sources' live state next to their stored positions: the link's state and their
+ * scanner's (docs/topics.md); a source without stored events yet gets a row of its own. */
+static void add_ble_states(struct daemon *d, json_t *arr)
+{
+    for (size_t i = 0; d->ble && i < d->cf->n_sources; i++) {
+        struct ble_status st;
+        const char *name = d->cf->sources[i].name;
+        if (ble_source_status(d->ble, name, &st) < 0)
+            continue;
+        json_t *row = NULL, *r;
+        size_t k;
+        json_array_foreach(arr, k, r)
+            if (!row && !strcmp(json_string_value(json_object_get(r, "source")), name))
+                row = r;
+        if (!row) {
+            row = json_pack("{s:s}", "source", name);
+            json_array_append_new(arr, row);
+        }
+        int retrying = st.has_scan && st.scan.state == BLE_SCAN_RETRYING;
+        json_object_set_new(row, "state", json_string(ble_state_name(st.state)));
+        json_object_set_new(row, "scan", st.has_scan ? json_string(ble_scan_state_name(
+                                                           st.scan.state)) : json_null());
+        json_object_set_new(row, "scan_retry_ts",
+                            retrying ? json_integer(st.scan.next_attempt_ms) : json_null());
+        json_object_set_new(row, "cached", json_boolean(st.cached));
+        json_object_set_new(row, "security_raises", u64(st.security_raises));
+    }
+}
+
 static int add_record(void *ud, int64_t id, const struct store_record *r)
 {
     (void)id;
@@ -129,6 +159,7 @@ int daemon_control(const char *cmd, const json_t *req, json_t *reply, void *ud)
     json_t *arr = json_array();
     if (strcmp(cmd, "sources") == 0) {
         e = store_reader_positions(r, add_position, arr);
+        add_ble_states(d, arr);
         json_object_set_new(reply, "sources", arr);
     } else if (strcmp(cmd, "latest") == 0) {
         const char *p = json_string_value(json_object_get(req, "participant"));

@@ -39,6 +39,10 @@ static const char *const migrations[] = {
     "ALTER TABLE events ADD COLUMN hub_seq INTEGER NOT NULL DEFAULT 0;"
     "DROP INDEX events_source_seq;"
     "CREATE UNIQUE INDEX events_source_seq ON events(source, seq) WHERE hub_seq = 0;",
+    /* v3: the BLE attribute cache, so that a restart does not rediscover every device (slow,
+     * and costly for a wearable's battery). device is the cache key: address and type. */
+    "CREATE TABLE gatt_cache(device TEXT PRIMARY KEY, blob BLOB NOT NULL,"
+    " updated INTEGER NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -477,6 +481,22 @@ int store_reader_nudges(struct store_reader *rd, const char *participant, int64_
         };
         nu.body = col_text(st, 4, &nu.body_len);
         f = fn(ud, sqlite3_column_int64(st, 0), &nu);
+    }
+    return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
+}
+
+int store_reader_gatt_cache(struct store_reader *rd, store_gatt_cache_fn fn, void *ud)
+{
+    sqlite3_stmt *st;
+    int r = prep(rd, "SELECT device, blob, updated FROM gatt_cache ORDER BY device", &st);
+    if (r < 0)
+        return r;
+    int rc = SQLITE_DONE, f = 0;
+    while (!f && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *blob = sqlite3_column_blob(st, 1);
+        size_t len = blob ? (size_t)sqlite3_column_bytes(st, 1) : 0;
+        const char *device = col_text(st, 0, NULL);
+        f = fn(ud, device ? device : "", blob, len, sqlite3_column_int64(st, 2));
     }
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }

@@ -1,5 +1,6 @@
-/* The SQLite store: the recording (raw events), feature records, nudge decisions and
- * per-source positions, in one WAL-mode database (docs/store.md describes the schema).
+/* The SQLite store: the recording (raw events), feature records, nudge decisions,
+ * per-source positions and the BLE attribute cache, in one WAL-mode database (docs/store.md
+ * describes the schema).
  *
  * Three ways in:
  *  - store_writer_*: the daemon's path. A dedicated thread owns the only write connection
@@ -23,12 +24,14 @@
 /* PRAGMA application_id of an engaged store ('e','n','g','d'). */
 #define STORE_APPLICATION_ID 0x656e6764
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 #define STORE_BODY_MAX (1u << 20)     /* longest event/record/nudge body, bytes */
 #define STORE_STR_MAX 1024u           /* longest source/participant/type/feature/... */
 #define STORE_BATCH_MAX_LIMIT 100000u /* upper bound of store_opts.batch_max and of n per request */
 #define STORE_REQ_MAX_BYTES (64u << 20) /* largest single EVENTS request, encoded */
+#define STORE_BLOB_MAX (64u << 10)    /* longest attribute cache blob (a full GATT database
+                                       * exports to at most ~32 KiB) */
 
 /* Errors with a store-specific meaning (store_strerror() words them for users). */
 #define STORE_ENEWER (-EPROTONOSUPPORT) /* database schema newer than this engaged knows */
@@ -96,6 +99,7 @@ struct store_opts {
 struct store_stats {
     uint64_t events_inserted, events_duplicate, events_failed;
     uint64_t records, nudges, records_dropped; /* dropped: lost with a failed transaction */
+    uint64_t gatt_cache;     /* attribute cache entries written or dropped */
     uint64_t commits, commit_errors;
     uint64_t checkpoints, checkpoint_failures; /* of the WAL, by the checkpointer thread */
     uint64_t heartbeat;  /* advances at least once a second while the thread is alive */
@@ -135,6 +139,14 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
 int store_submit_record(struct store_writer *w, const struct store_record *r);
 int store_submit_nudge(struct store_writer *w, const struct store_nudge *n);
 
+/* The attribute cache entry of a BLE device (drivers/ble_gatt.h: an exported GATT database)
+ * under its cache key, a device identifier (address and type; never who wears it): replaced
+ * by blob, or dropped when blob is NULL. Fire-and-forget like records, and written again with
+ * them when a transaction fails. 0, -EAGAIN, -EINVAL (no device), -EMSGSIZE (device longer
+ * than STORE_STR_MAX or blob than STORE_BLOB_MAX). */
+int store_submit_gatt_cache(struct store_writer *w, const char *device, const uint8_t *blob,
+                            size_t len);
+
 /* Takes one reply without blocking: -EAGAIN if none. *status_all is 0 when the request's
  * transaction committed (per_event then says inserted/duplicate/error per event) or a
  * negative errno when nothing of it was stored (every per_event is STORE_ERROR; acknowledge
@@ -168,6 +180,8 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
                       uint8_t *status);
 int store_sync_record(struct store_sync *s, const struct store_record *r);
 int store_sync_nudge(struct store_sync *s, const struct store_nudge *n);
+int store_sync_gatt_cache(struct store_sync *s, const char *device, const uint8_t *blob,
+                          size_t len);
 /* Rows written in the open transaction (0 when none is open). */
 size_t store_sync_pending(const struct store_sync *s);
 /* 1 while a transaction is open; 0 after a commit or a rollback (including one a failure
@@ -196,6 +210,9 @@ typedef int (*store_record_fn)(void *ud, int64_t id, const struct store_record *
 typedef int (*store_nudge_fn)(void *ud, int64_t id, const struct store_nudge *n);
 typedef int (*store_position_fn)(void *ud, const char *source, int64_t seq, int has_seq,
                                  int64_t ts, int64_t updated);
+/* blob: as stored, unchecked (len 0 for an empty or non-blob value): the caller validates. */
+typedef int (*store_gatt_cache_fn)(void *ud, const char *device, const uint8_t *blob,
+                                   size_t len, int64_t updated);
 
 /* Events with id > after_id in id (= storage) order, from one consistent snapshot. */
 int store_reader_events(struct store_reader *r, int64_t after_id, store_event_fn fn, void *ud);
@@ -216,5 +233,7 @@ int store_reader_nudge_acks(struct store_reader *r, const char *source, int64_t 
                             store_nudge_ack_fn fn, void *ud);
 /* Every source's position, ordered by source. */
 int store_reader_positions(struct store_reader *r, store_position_fn fn, void *ud);
+/* Every attribute cache entry, ordered by device. */
+int store_reader_gatt_cache(struct store_reader *r, store_gatt_cache_fn fn, void *ud);
 
 #endif

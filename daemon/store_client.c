@@ -238,6 +238,30 @@ int store_submit_nudge(struct store_writer *w, const struct store_nudge *nu)
     return send_now(w, &m);
 }
 
+int store_submit_gatt_cache(struct store_writer *w, const char *device, const uint8_t *blob,
+                            size_t len)
+{
+    struct wire_gatt wg;
+    int e;
+    memset(&wg, 0, sizeof wg);
+    if ((e = str_len(device, &wg.device_len)) < 0)
+        return e;
+    if (blob && (len == 0 || len > STORE_BLOB_MAX))
+        return len ? -EMSGSIZE : -EINVAL;
+    wg.has_blob = blob != NULL;
+    wg.blob_len = blob ? (uint32_t)len : 0;
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, 1 + sizeof wg + wg.device_len + 1 + wg.blob_len) < 0)
+        return -errno;
+    uint8_t *p = zmq_msg_data(&m);
+    *p++ = M_GATT;
+    p = put(p, &wg, sizeof wg);
+    p = put_str(p, device, wg.device_len);
+    if (blob)
+        memcpy(p, blob, len);
+    return send_now(w, &m);
+}
+
 /* Decodes an R_EVENTS reply; -EBADMSG for anything else. */
 static int parse_reply(const uint8_t *d, size_t len, uint64_t *token, int *status_all,
                        uint8_t *per_event, size_t cap, size_t *n)
@@ -385,6 +409,7 @@ void store_writer_stats(const struct store_writer *w, struct store_stats *s)
     s->events_failed = atomic_load_explicit(&m->n_fail, memory_order_relaxed);
     s->records = atomic_load_explicit(&m->n_rec, memory_order_relaxed);
     s->nudges = atomic_load_explicit(&m->n_nudge, memory_order_relaxed);
+    s->gatt_cache = atomic_load_explicit(&m->n_gatt, memory_order_relaxed);
     s->records_dropped = atomic_load_explicit(&m->n_drop, memory_order_relaxed);
     s->commits = atomic_load_explicit(&m->n_commit, memory_order_relaxed);
     s->commit_errors = atomic_load_explicit(&m->n_cerr, memory_order_relaxed);

@@ -39,6 +39,7 @@ enum {
     M_NUDGE,      /* wire_nudge, participant, rule, body ("" when absent) */
     M_FLUSH,      /* wire_req with n = 0 */
     M_STOP,       /* the type byte only */
+    M_GATT,       /* wire_gatt, device, then blob_len bytes (no NUL; none to drop the entry) */
     R_EVENTS = 0x81, /* wire_reply, then n status bytes */
     R_FLUSHED,       /* wire_reply: status = first transaction error since the last flush */
     R_STOPPED,       /* the type byte only */
@@ -70,6 +71,12 @@ struct wire_nudge {
     uint8_t has_body;
 };
 
+struct wire_gatt {
+    uint32_t blob_len;
+    uint16_t device_len;
+    uint8_t has_blob;
+};
+
 struct wire_reply {
     uint64_t token;
     int32_t status; /* 0 committed, or the negative errno that rolled it back */
@@ -99,7 +106,7 @@ struct store_writer {
      * limited to `budget`; the sockets' HWMs are set well above what that budget can queue,
      * so the writer's blocking reply sends never wait. */
     size_t outstanding, budget;
-    _Atomic uint64_t n_ins, n_dup, n_fail, n_rec, n_nudge, n_drop, n_commit, n_cerr, hb;
+    _Atomic uint64_t n_ins, n_dup, n_fail, n_rec, n_nudge, n_gatt, n_drop, n_commit, n_cerr, hb;
     _Atomic int last_err;
 };
 

@@ -1,5 +1,5 @@
 /* The synchronous write engine: one connection, prepared statements reused, rows batched
- * into explicit transactions. replay --store drives it directly; store_writer.c drives it
+ * into explicit transactions (events, records, nudges, attribute cache entries). replay --store drives it directly; store_writer.c drives it
  * from its own thread and acknowledges events only after store_sync_commit succeeds. */
 #include "daemon/store_int.h"
 
@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_EVENT, ST_FEATURE, ST_NUDGE, ST_POSITION, ST__N };
+enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_EVENT, ST_FEATURE, ST_NUDGE, ST_POSITION,
+       ST_GATT_PUT, ST_GATT_DROP, ST__N };
 
 static const char *const stmt_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -26,6 +27,10 @@ static const char *const stmt_sql[ST__N] = {
                     " ts = CASE WHEN positions.ts IS NULL OR excluded.ts > positions.ts"
                     " THEN excluded.ts ELSE positions.ts END,"
                     " updated = excluded.updated",
+    [ST_GATT_PUT] = "INSERT INTO gatt_cache(device, blob, updated) VALUES(?1, ?2, ?3)"
+                    " ON CONFLICT(device) DO UPDATE SET blob = excluded.blob,"
+                    " updated = excluded.updated",
+    [ST_GATT_DROP] = "DELETE FROM gatt_cache WHERE device = ?1",
 };
 
 /* Highest seq/ts written per source in the open transaction; written to positions just
@@ -227,7 +232,7 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
     return 0;
 }
 
-/* Shared tail of record and nudge inserts: statement already bound. */
+/* Shared tail of the single-row writes (records, nudges, cache entries): statement bound. */
 static int insert_one(struct store_sync *s, sqlite3_stmt *st)
 {
     int rc = step(s, st);
@@ -272,6 +277,23 @@ int store_sync_nudge(struct store_sync *s, const struct store_nudge *nu)
         sqlite3_bind_text(st, 4, nu->body, (int)nu->body_len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 4);
+    return insert_one(s, st);
+}
+
+int store_sync_gatt_cache(struct store_sync *s, const char *device, const uint8_t *blob,
+                          size_t len)
+{
+    if (!valid_str(device) || (blob && (len == 0 || len > STORE_BLOB_MAX)))
+        return -EINVAL;
+    int r = begin_tx(s);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = s->st[blob ? ST_GATT_PUT : ST_GATT_DROP];
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    if (blob) {
+        sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, daemon_now_ms());
+    }
     return insert_one(s, st);
 }
 

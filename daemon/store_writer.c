@@ -8,9 +8,9 @@
  * events are sent only after COMMIT returned, which is what lets the daemon acknowledge
  * ingest clients without ever losing an acknowledged event.
  *
- * Records and nudges are fire-and-forget, so a failed transaction cannot hand them back
- * to their sender the way events are: the thread keeps their messages and writes them
- * again, first and in their original order, in the next transaction. Restart recovery
+ * Records, nudges and attribute cache entries are fire-and-forget, so a failed transaction
+ * cannot hand them back to their sender the way events are: the thread keeps their messages
+ * and writes them again, first and in their original order, in the next transaction. Restart recovery
  * counts stored records to know how many to suppress, so a record that silently went
  * missing would shift that count (docs/architecture.md). */
 #include "daemon/store_int.h"
@@ -38,6 +38,17 @@ static void get(struct cur *c, void *v, size_t n)
     c->p += n;
 }
 
+static const uint8_t *get_bytes(struct cur *c, size_t n)
+{
+    if (c->bad || (size_t)(c->end - c->p) < n) {
+        c->bad = 1;
+        return NULL;
+    }
+    const uint8_t *b = c->p;
+    c->p += n;
+    return b;
+}
+
 static const char *get_str(struct cur *c, size_t n)
 {
     if (c->bad || (size_t)(c->end - c->p) <= n || c->p[n] != 0) {
@@ -49,7 +60,8 @@ static const char *get_str(struct cur *c, size_t n)
     return s;
 }
 
-/* A record or nudge message kept until its transaction commits (moved, not copied). */
+/* A record, nudge or cache entry message kept until its transaction commits (moved, not
+ * copied). */
 struct kept {
     struct kept *next;
     zmq_msg_t m;
@@ -112,7 +124,7 @@ struct wctx {
     size_t evcap;
     uint8_t **pend; /* R_EVENTS replies waiting for COMMIT, in arrival order */
     size_t npend, cappend;
-    uint64_t recs, nudges; /* written in the open transaction */
+    uint64_t recs, nudges, gatts; /* written in the open transaction */
     int in_tx;
     int64_t t0; /* when the open transaction took its first request */
     int sticky; /* first failure since the last flush */
@@ -180,12 +192,13 @@ static void finish_tx(struct wctx *c, int err)
         ADD(w, n_commit, 1);
         ADD(w, n_rec, c->recs);
         ADD(w, n_nudge, c->nudges);
+        ADD(w, n_gatt, c->gatts);
         kl_free(&c->tx);
     }
     for (size_t i = 0; i < c->npend; i++)
         send_reply(c, c->pend[i], err);
     c->npend = 0;
-    c->recs = c->nudges = 0;
+    c->recs = c->nudges = c->gatts = 0;
     c->in_tx = 0;
 }
 
@@ -220,36 +233,51 @@ static void open_tx(struct wctx *c)
     }
 }
 
-/* Writes a record or nudge message into the open transaction and keeps it until the
- * commit. Returns 0, or the negative errno that rolled the transaction back (k then waits
+static int write_record(struct wctx *c, struct cur *cu)
+{
+    struct wire_record wr;
+    get(cu, &wr, sizeof wr);
+    struct store_record r = { .start = wr.start, .end = wr.end, .revision = wr.revision,
+                              .body_len = wr.body_len };
+    r.participant = get_str(cu, wr.participant_len);
+    r.feature = get_str(cu, wr.feature_len);
+    r.window = get_str(cu, wr.window_len);
+    r.body = get_str(cu, wr.body_len);
+    return cu->bad ? -EBADMSG : store_sync_record(c->w->db, &r);
+}
+
+static int write_nudge(struct wctx *c, struct cur *cu)
+{
+    struct wire_nudge wn;
+    get(cu, &wn, sizeof wn);
+    struct store_nudge nu = { .ts = wn.ts, .body_len = wn.body_len };
+    nu.participant = get_str(cu, wn.participant_len);
+    nu.rule = get_str(cu, wn.rule_len);
+    nu.body = get_str(cu, wn.body_len);
+    if (!wn.has_body)
+        nu.body = NULL;
+    return cu->bad ? -EBADMSG : store_sync_nudge(c->w->db, &nu);
+}
+
+static int write_gatt(struct wctx *c, struct cur *cu)
+{
+    struct wire_gatt wg;
+    get(cu, &wg, sizeof wg);
+    const char *device = get_str(cu, wg.device_len);
+    const uint8_t *blob = wg.has_blob ? get_bytes(cu, wg.blob_len) : NULL;
+    return cu->bad ? -EBADMSG : store_sync_gatt_cache(c->w->db, device, blob, wg.blob_len);
+}
+
+/* Writes a record, nudge or cache entry message into the open transaction and keeps it until
+ * the commit. Returns 0, or the negative errno that rolled the transaction back (k then waits
  * for a retry). A row-level failure (an invalid row) drops k, counted. */
 static int apply_kept(struct wctx *c, struct kept *k)
 {
     const uint8_t *p = zmq_msg_data(&k->m);
     size_t len = zmq_msg_size(&k->m);
     struct cur cu = { p + 1, p + len, 0 };
-    int e, rec = p[0] == M_RECORD;
-    if (rec) {
-        struct wire_record wr;
-        get(&cu, &wr, sizeof wr);
-        struct store_record r = { .start = wr.start, .end = wr.end, .revision = wr.revision,
-                                  .body_len = wr.body_len };
-        r.participant = get_str(&cu, wr.participant_len);
-        r.feature = get_str(&cu, wr.feature_len);
-        r.window = get_str(&cu, wr.window_len);
-        r.body = get_str(&cu, wr.body_len);
-        e = cu.bad ? -EBADMSG : store_sync_record(c->w->db, &r);
-    } else {
-        struct wire_nudge wn;
-        get(&cu, &wn, sizeof wn);
-        struct store_nudge nu = { .ts = wn.ts, .body_len = wn.body_len };
-        nu.participant = get_str(&cu, wn.participant_len);
-        nu.rule = get_str(&cu, wn.rule_len);
-        nu.body = get_str(&cu, wn.body_len);
-        if (!wn.has_body)
-            nu.body = NULL;
-        e = cu.bad ? -EBADMSG : store_sync_nudge(c->w->db, &nu);
-    }
+    int e = p[0] == M_RECORD ? write_record(c, &cu)
+            : p[0] == M_NUDGE ? write_nudge(c, &cu) : write_gatt(c, &cu);
     if (e < 0 && store_sync_in_transaction(c->w->db)) {
         ADD(c->w, n_drop, 1);
         kept_free(k);
@@ -260,10 +288,12 @@ static int apply_kept(struct wctx *c, struct kept *k)
         finish_tx(c, e);
         return e;
     }
-    if (rec)
+    if (p[0] == M_RECORD)
         c->recs++;
-    else
+    else if (p[0] == M_NUDGE)
         c->nudges++;
+    else
+        c->gatts++;
     return 0;
 }
 
@@ -402,7 +432,7 @@ void *store__writer_main(void *arg)
         size_t len = zmq_msg_size(&m);
         switch (len ? p[0] : 0) {
         case M_EVENTS: on_events(&c, p, len); break;
-        case M_RECORD: case M_NUDGE: on_kept(&c, &m); break;
+        case M_RECORD: case M_NUDGE: case M_GATT: on_kept(&c, &m); break;
         case M_FLUSH: on_flush(&c, p, len); break;
         case M_STOP: stop = 1; break;
         default: break;

@@ -10,6 +10,10 @@
  *   att_next_timeout() asks for immediately. So a deadline is never earlier than the write.
  * - A socket error seen while writing outside an entry point is kept in pending_err and acted
  *   on by the next entry point, so att_send() never runs callbacks.
+ * - A request answered with an error a higher security level may satisfy goes back to the
+ *   head of reqq (retried set) once the security hook accepted the raise: it is the next
+ *   request on the wire, before those that queued behind it, and never goes back twice.
+ *   sec_tried has a bit per level asked for, so no level is asked for twice on a bearer.
  * - depth counts nested calls; att_free() inside a callback only sets free_pending and the
  *   object goes when the outermost call returns. Loops that run callbacks stop as soon as
  *   free_pending is set.
@@ -31,6 +35,7 @@ struct pdu {
     void *user_data;
     att_destroy_fn destroy;
     uint16_t len;
+    uint8_t retried;      /* sent again after a security raise */
     uint8_t data[];       /* opcode first */
 };
 
@@ -75,6 +80,11 @@ struct att {
     att_tx_fn tx;
     void *tx_user_data;
     att_destroy_fn tx_destroy;
+    att_security_fn sec;
+    void *sec_user_data;
+    att_destroy_fn sec_destroy;
+    int sec_level;        /* the link's ATT_SECURITY_* level */
+    unsigned sec_tried;   /* bit n: level n was asked for */
     struct att_stats stats;
     uint8_t buf[ATT_MAX_LE_MTU + 1];
 };
@@ -87,6 +97,16 @@ static void q_push(struct pduq *q, struct pdu *p)
     else
         q->head = p;
     q->tail = p;
+    q->n++;
+}
+
+/* Puts p back in front: it goes out before everything that waits. */
+static void q_push_front(struct pduq *q, struct pdu *p)
+{
+    p->next = q->head;
+    q->head = p;
+    if (!q->tail)
+        q->tail = p;
     q->n++;
 }
 
@@ -141,6 +161,7 @@ struct att *att_new(int fd, int64_t now_mono_ns)
     a->mtu = ATT_DEFAULT_LE_MTU;
     a->now_ns = now_mono_ns;
     a->deadline_ns = DEADLINE_UNSET;
+    a->sec_level = ATT_SECURITY_LOW;
     return a;
 }
 
@@ -162,6 +183,7 @@ static void destroy_all(struct att *a)
     }
     att_set_rx_hook(a, NULL, NULL, NULL);
     att_set_tx_hook(a, NULL, NULL, NULL);
+    att_set_security_hook(a, a->sec_level, NULL, NULL, NULL);
     free(a);
 }
 
@@ -516,6 +538,18 @@ void att_set_tx_hook(struct att *a, att_tx_fn fn, void *user_data, att_destroy_f
     SET_HOOK(a, tx, fn, user_data, destroy);
 }
 
+void att_set_security_hook(struct att *a, int level, att_security_fn fn, void *user_data,
+                           att_destroy_fn destroy)
+{
+    a->sec_level = level;
+    SET_HOOK(a, sec, fn, user_data, destroy);
+}
+
+int att_security(const struct att *a)
+{
+    return a->sec_level;
+}
+
 static void deliver(struct att *a, uint8_t op, uint16_t handle, const uint8_t *v, size_t len)
 {
     int ids[ATT_MAX_HANDLERS];
@@ -547,6 +581,23 @@ static int rsp_valid(uint8_t req, uint8_t op, const uint8_t *p, size_t n)
     case ATT_OP_READ_MULT_VAR_RSP: return n == 0 || n >= 2;
     default: return req != 0; /* Read, Read Blob, Read Multiple: any value */
     }
+}
+
+/* r was answered with ecode: when a higher security level may satisfy the peer and the hook
+ * raised the link to it, r goes back to the head of the queue (flush sends it next). 1 if so.
+ * r is out of every queue meanwhile, so a hook that ends the bearer cannot fail it twice. */
+static int raise_security(struct att *a, struct pdu *r, uint8_t ecode)
+{
+    int level = att_security_next(ecode, a->sec_level);
+    if (!a->sec || r->retried || r->id == 0 || level == 0 || (a->sec_tried & 1u << level))
+        return 0;
+    a->sec_tried |= 1u << level;
+    if (a->sec(a, level, ecode, a->sec_user_data) < 0 || a->dead || a->free_pending)
+        return 0;
+    a->sec_level = level;
+    r->retried = 1;
+    q_push_front(&a->reqq, r);
+    return 1;
 }
 
 static void handle_rsp(struct att *a, const uint8_t *pdu, size_t len, int oversize)
@@ -581,7 +632,12 @@ static void handle_rsp(struct att *a, const uint8_t *pdu, size_t len, int oversi
         a->stats.malformed++;
     a->cur = NULL;
     a->deadline_ns = DEADLINE_UNSET;
-    complete(a, r, &rsp);
+    if (rsp.ecode && raise_security(a, r, rsp.ecode))
+        return;
+    if (a->free_pending)   /* the security hook freed the bearer: no callback, as att_free says */
+        pdu_drop(r);
+    else
+        complete(a, r, &rsp);
 }
 
 static void handle_pdu(struct att *a, const uint8_t *pdu, size_t len, int oversize)

@@ -20,6 +20,10 @@
  * malformed PDUs are counted and dropped. Nothing the peer sends can make the bearer read or
  * write out of bounds.
  *
+ * Security: given a hook by the owner (att_set_security_hook), a request the peer refuses for
+ * want of encryption or authentication is sent again once, after the hook raised the link's
+ * security level (BT_SECURITY on an L2CAP socket, a control packet to the simulator).
+ *
  * Callbacks may call any function here, including att_free() (the object is released when
  * the outermost call returns). Single-threaded: one loop thread owns the bearer.
  * Never logs; errors are -errno values. */
@@ -149,6 +153,23 @@ static inline void att_put32(uint8_t *p, uint32_t v)
 }
 
 /* ---- UUIDs ---- */
+
+/* ---- link security ---- */
+
+/* Security levels of the link, in the kernel's BT_SECURITY numbering. */
+enum {
+    ATT_SECURITY_LOW = 1,     /* unencrypted: a link starts here unless set up otherwise */
+    ATT_SECURITY_MEDIUM = 2,  /* encrypted, unauthenticated key (Just Works pairing) */
+    ATT_SECURITY_HIGH = 3,    /* encrypted, authenticated key (MITM-protected pairing) */
+    ATT_SECURITY_FIPS = 4,    /* LE Secure Connections, authenticated */
+};
+/* The level that may satisfy a peer that answered ecode on a link at level, or 0 when raising
+ * cannot help. Insufficient Encryption (0x0F) and Insufficient Encryption Key Size (0x0C) ask
+ * for MEDIUM from below it. Insufficient Authentication (0x05) asks for the next level up:
+ * MEDIUM from LOW (a peer without a key for us answers 0x05 to an unencrypted request, and
+ * pairing gives it one), then HIGH, then FIPS (a peer wanting an authenticated key, or Secure
+ * Connections, answers 0x05 to an encrypted link that lacks it), as BlueZ's client does. */
+int att_security_next(uint8_t ecode, int level);
 
 /* A UUID held as 128 bits in wire (little-endian) order; 16-bit UUIDs are expanded with the
  * Bluetooth base UUID 0000xxxx-0000-1000-8000-00805f9b34fb, so comparisons are plain. */
@@ -288,6 +309,25 @@ int att_unregister(struct att *att, int id);
 void att_set_rx_hook(struct att *att, att_rx_fn fn, void *user_data, att_destroy_fn destroy);
 /* The same for the transmit hook. */
 void att_set_tx_hook(struct att *att, att_tx_fn fn, void *user_data, att_destroy_fn destroy);
+
+/* Asks the transport to raise the link to level (setsockopt(BT_SECURITY) on an L2CAP socket,
+ * after which the kernel pairs or encrypts before it sends anything more). ecode: the peer's
+ * error that asked for it. 0: raised or being raised (the retry then waits for the socket, if
+ * need be); -errno: not possible. Runs inside att_on_readable(). */
+typedef int (*att_security_fn)(struct att *att, int level, uint8_t ecode, void *user_data);
+/* Lets the bearer raise the link's security. level: the link's level now (ATT_SECURITY_*).
+ * A request answered with an error att_security_next() gives a level for is then, instead of
+ * failing: fn is called with that level and, when it returns 0, the same request is sent again
+ * at once, ahead of the queued ones (so their order holds), with a new 30 s. A request is sent
+ * again once at most, and each level is asked for once per bearer (a level fn could not
+ * reach is not asked for again): when fn fails, no level would help or the retry is answered
+ * with an error too, the callback gets the error as without a hook. Cancelled requests are
+ * not retried. Replaces an earlier hook (its destroy runs); NULL fn removes it. */
+void att_set_security_hook(struct att *att, int level, att_security_fn fn, void *user_data,
+                           att_destroy_fn destroy);
+/* The link's level: the last one given to att_set_security_hook (ATT_SECURITY_LOW before),
+ * raised by every raise the hook accepted. */
+int att_security(const struct att *att);
 
 /* Reads and handles up to ATT_RX_BURST PDUs. Returns how many it read (0: nothing was
  * waiting), or the error the bearer died of (already reported to the close handlers). */

@@ -140,6 +140,20 @@ int att_ecode_errno(uint8_t e)
     }
 }
 
+int att_security_next(uint8_t ecode, int level)
+{
+    switch (ecode) {
+    case ATT_ECODE_ENCRYPTION:
+    case ATT_ECODE_ENC_KEY_SIZE:
+        return level < ATT_SECURITY_MEDIUM ? ATT_SECURITY_MEDIUM : 0;
+    case ATT_ECODE_AUTHENTICATION:
+        return level < ATT_SECURITY_MEDIUM ? ATT_SECURITY_MEDIUM
+               : level < ATT_SECURITY_FIPS ? level + 1 : 0;
+    default:
+        return 0;
+    }
+}
+
 struct att_uuid att_uuid16(uint16_t v)
 {
     struct att_uuid u;

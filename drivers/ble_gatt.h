@@ -121,7 +121,9 @@ void gatt_db_clear(struct gatt_db *db);
 struct gatt_cache;
 struct gatt_cache *gatt_cache_new(size_t max_devices);
 struct gatt_cache *gatt_cache_free(struct gatt_cache *c);
-/* Stores a copy of blob for device after validating it. 0, -EBADMSG, -EINVAL (key), -ENOMEM. */
+/* Stores a copy of blob for device after validating it (the checks of gatt_db_import: a
+ * blob from storage is untrusted input). 0, -EBADMSG (corrupt), -ENOBUFS (past the limits),
+ * -EINVAL (key), -ENOMEM. */
 int gatt_cache_import(struct gatt_cache *c, const char *device, const uint8_t *blob, size_t len);
 /* The blob held for device (borrowed until the cache next changes; counts as a use for the
  * eviction order). 0 or -ENOENT. */
@@ -129,6 +131,15 @@ int gatt_cache_export(struct gatt_cache *c, const char *device, const uint8_t **
                       size_t *ret_len);
 int gatt_cache_forget(struct gatt_cache *c, const char *device);
 size_t gatt_cache_count(const struct gatt_cache *c);
+/* The entry of device was created or replaced by another blob (blob, len: the new one,
+ * borrowed for the call), or dropped (blob NULL): forgotten (a Service Changed indication),
+ * or evicted for another device. A blob equal to the one held changes nothing and is not
+ * reported. For keeping a copy elsewhere (the daemon's store). */
+typedef void (*gatt_cache_change_fn)(const char *device, const uint8_t *blob, size_t len,
+                                     void *user_data);
+/* Reports every later change to fn (NULL: none). Set it after loading a saved copy, so the
+ * loading is not reported back. The function must not change the cache. */
+void gatt_cache_set_observer(struct gatt_cache *c, gatt_cache_change_fn fn, void *user_data);
 
 /* ---- client ---- */
 

@@ -1,5 +1,6 @@
 /* The discovered GATT database (struct gatt_db): building and checking it, lookups, the
- * compact export/import blob, and the attribute cache of exported blobs keyed by device.
+ * compact export/import blob, and the attribute cache of exported blobs keyed by device,
+ * which reports its changes to an observer (the daemon keeps a copy in its store).
  *
  * Invariants of a finished db: services sorted by start and disjoint; characteristics sorted
  * by declaration, each inside its service, decl < value <= end, and ends not overlapping the
@@ -365,7 +366,22 @@ struct gatt_cache {
     struct entry *e;
     size_t n, max;
     uint64_t tick;
+    gatt_cache_change_fn changed;
+    void *changed_data;
 };
+
+static void report(const struct gatt_cache *c, const char *device, const uint8_t *blob,
+                   size_t len)
+{
+    if (c->changed)
+        c->changed(device, blob, len, c->changed_data);
+}
+
+void gatt_cache_set_observer(struct gatt_cache *c, gatt_cache_change_fn fn, void *user_data)
+{
+    c->changed = fn;
+    c->changed_data = fn ? user_data : NULL;
+}
 
 struct gatt_cache *gatt_cache_new(size_t max_devices)
 {
@@ -408,11 +424,16 @@ int gatt_cache_import(struct gatt_cache *c, const char *device, const uint8_t *b
     gatt_db_clear(&db);
     if (r < 0)
         return r;
+    struct entry *e = find(c, device);
+    if (e && e->len == len && !memcmp(e->blob, blob, len)) {
+        e->used = ++c->tick;   /* the same database again (a server without a hash) */
+        return 0;
+    }
     uint8_t *copy = malloc(len);
     if (!copy)
         return -ENOMEM;
     memcpy(copy, blob, len);
-    struct entry *e = find(c, device);
+    char evicted[GATT_DEVICE_MAX + 1] = "";
     if (!e && c->n < c->max) {
         e = &c->e[c->n++];
         memset(e, 0, sizeof *e);
@@ -421,12 +442,16 @@ int gatt_cache_import(struct gatt_cache *c, const char *device, const uint8_t *b
         for (size_t i = 1; i < c->n; i++)
             if (c->e[i].used < e->used)
                 e = &c->e[i];
+        snprintf(evicted, sizeof evicted, "%s", e->device);
     }
     free(e->blob);
     snprintf(e->device, sizeof e->device, "%s", device);
     e->blob = copy;
     e->len = len;
     e->used = ++c->tick;
+    if (evicted[0])
+        report(c, evicted, NULL, 0);
+    report(c, device, copy, len);
     return 0;
 }
 
@@ -447,9 +472,12 @@ int gatt_cache_forget(struct gatt_cache *c, const char *device)
     struct entry *e = find(c, device);
     if (!e)
         return -ENOENT;
+    char device_copy[GATT_DEVICE_MAX + 1];
+    snprintf(device_copy, sizeof device_copy, "%s", e->device);  /* device may be e's own */
     free(e->blob);
     *e = c->e[--c->n];
     memset(&c->e[c->n], 0, sizeof c->e[c->n]);   /* the vacated slot holds nothing */
+    report(c, device_copy, NULL, 0);
     return 0;
 }
 

@@ -31,6 +31,7 @@
 #endif
 
 #include "drivers/ble_hci.h"
+#include "drivers/ble_rpa.h"
 
 #define NS_PER_MS INT64_C(1000000)
 
@@ -340,6 +341,7 @@ struct hci_scan {
     struct hci_scan_opts o;     /* addrs and uuids point at the copies below */
     struct hci_addr *addrs;
     struct att_uuid *uuids;
+    struct rpa_keys *keys;      /* opts.irks; NULL: none */
     enum hci_scan_state state;
     struct scan_cmd q[SCAN_MAX_CMDS];
     size_t q_n;                 /* q[0] is sent when out */
@@ -360,7 +362,8 @@ struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o)
         d.params.interval = d.params.window = 0x0010; /* hcitool's 10 ms */
     if (fd < 0 || !d.on_report || hci_scan_params_check(&d.params, NULL) < 0 ||
         d.n_addrs > HCI_SCAN_FILTER_MAX || d.n_uuids > HCI_SCAN_FILTER_MAX ||
-        (d.n_addrs && !d.addrs) || (d.n_uuids && !d.uuids)) {
+        d.n_irks > HCI_SCAN_FILTER_MAX || (d.n_addrs && !d.addrs) || (d.n_uuids && !d.uuids) ||
+        (d.n_irks && !d.irks)) {
         errno = EINVAL;
         return NULL;
     }
@@ -371,6 +374,13 @@ struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o)
         errno = ENOMEM;
         return NULL;
     }
+    if (d.n_irks && !(s->keys = rpa_keys_new(d.irks, d.n_irks))) {
+        int e = errno;
+        hci_scan_free(s);
+        errno = e;
+        return NULL;
+    }
+    d.irks = NULL; /* not kept: the schedules in keys are */
     if (d.n_addrs)
         memcpy(s->addrs, d.addrs, d.n_addrs * sizeof *s->addrs);
     if (d.n_uuids)
@@ -389,6 +399,7 @@ struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o)
 
 static void really_free(struct hci_scan *s)
 {
+    rpa_keys_free(s->keys);
     free(s->addrs);
     free(s->uuids);
     free(s);
@@ -607,8 +618,10 @@ static int duplicate(struct hci_scan *s, const struct hci_adv_report *r)
 static int on_report(const struct hci_adv_report *r, void *ud)
 {
     struct hci_scan *s = ud;
-    struct hci_scan_result res = {.rep = *r, .ad = &s->ad};
+    struct hci_scan_result res = {.rep = *r, .ad = &s->ad, .irk = -1};
     s->st.reports++;
+    if (s->keys)
+        res.irk = rpa_keys_resolve(s->keys, r->addr_type, &r->addr);
     if (r->data_status == HCI_DATA_COMPLETE) {
         res.ad_err = adv_parse(r->data, r->len, &s->ad, &res.ad_why);
     } else {
@@ -620,8 +633,8 @@ static int on_report(const struct hci_adv_report *r, void *ud)
     }
     if (res.ad_err < 0 && res.ad_err != -EAGAIN)
         s->st.bad_ad++;
-    int filtered = s->o.n_addrs || s->o.n_uuids;
-    if (filtered && !addr_wanted(s, &r->addr) && !uuid_wanted(s, &s->ad))
+    int filtered = s->o.n_addrs || s->o.n_uuids || s->o.n_irks;
+    if (filtered && !addr_wanted(s, &r->addr) && res.irk < 0 && !uuid_wanted(s, &s->ad))
         return 0;
     if (duplicate(s, r)) {
         s->st.suppressed++;

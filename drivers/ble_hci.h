@@ -256,6 +256,8 @@ struct hci_scan_result {
     const struct adv_data *ad;
     int ad_err;
     const char *ad_why;
+    int irk;                        /* the address is a resolvable private address made with
+                                     * opts.irks[irk] (drivers/ble_rpa.h); -1: not so */
 };
 
 struct hci_scan;
@@ -270,10 +272,14 @@ struct hci_scan_opts {
     struct hci_scan_params params;  /* all zero: passive, 0x0010/0x0010 (10 ms), public */
     int64_t cmd_timeout_ns;         /* 0: HCI_CMD_TIMEOUT_NS */
     int64_t dedupe_ns;              /* 0: HCI_SCAN_DEDUPE_NS; < 0: every report */
-    /* The filter: a report matches when both lists are empty, or its address is in addrs, or
-     * its AD names one of uuids. Copied by hci_scan_new. */
+    /* The filter: a report matches when all three lists are empty, or its address is in
+     * addrs, or it is a resolvable private address made with one of irks (Identity Resolving
+     * Keys, most significant octet first), or its AD names one of uuids. Copied by
+     * hci_scan_new (of irks, only libgcrypt's key schedules). */
     const struct hci_addr *addrs;
     size_t n_addrs;
+    const uint8_t (*irks)[16];
+    size_t n_irks;
     const struct att_uuid *uuids;
     size_t n_uuids;
     hci_scan_report_fn on_report;
@@ -287,7 +293,8 @@ struct hci_scan_stats {
 };
 
 /* A scanner on fd (not owned, never closed here). NULL with errno EINVAL (bad parameters, a
- * filter longer than HCI_SCAN_FILTER_MAX, no on_report) or ENOMEM. */
+ * filter longer than HCI_SCAN_FILTER_MAX, no on_report), ENOMEM, or ENOSYS/EIO (libgcrypt,
+ * for irks). */
 struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o);
 /* Sends nothing: call hci_scan_stop() first for a clean end. Accepts NULL; callbacks may call
  * it (the scanner goes when the outermost call returns). Returns NULL. */

@@ -33,6 +33,7 @@ struct blesim *blesim_new(int fd, uint16_t mtu, int64_t now_ns)
     s->mtu = ATT_DEFAULT_LE_MTU;
     s->now_ns = now_ns;
     s->cur_service = s->cur_chrc = -1;
+    s->security = 1;
     return s;
 }
 
@@ -262,6 +263,8 @@ void blesim_dump(const struct blesim *s, FILE *out)
             fprintf(out, " end 0x%04x", a->end);
         if (a->props)
             fprintf(out, " props 0x%02x", a->props);
+        if (a->sec_level)
+            fprintf(out, " security %u", a->sec_level);
         fprintf(out, " len %u\n", a->len);
     }
 }
@@ -401,6 +404,44 @@ int64_t blesim_next_timeout(const struct blesim *s)
 void blesim_set_faults(struct blesim *s, const struct blesim_faults *f)
 {
     s->faults = *f;
+}
+
+/* ---- link security ---- */
+
+int blesim_ctl_security(int fd, int level)
+{
+    uint8_t p[BLESIM_CTL_LEN] = {0};
+    if (level < 2 || level > 4)
+        return -EINVAL;
+    memcpy(p, BLESIM_CTL_MAGIC, sizeof BLESIM_CTL_MAGIC);
+    p[sizeof BLESIM_CTL_MAGIC] = BLESIM_CTL_SECURITY;
+    p[sizeof BLESIM_CTL_MAGIC + 1] = (uint8_t)level;
+    for (;;) {
+        ssize_t r = send(fd, p, sizeof p, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r == (ssize_t)sizeof p)
+            return 0;
+        if (r >= 0)
+            return -EIO;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int blesim_set_security(struct blesim *s, uint16_t handle, uint8_t level, uint8_t ecode)
+{
+    struct sim_attr *a = blesim_attr(s, handle);
+    if (!a)
+        return -ENOENT;
+    if (level == 1 || level > 4)
+        return -EINVAL;
+    a->sec_level = level;
+    a->sec_ecode = ecode;
+    return 0;
+}
+
+int blesim_security(const struct blesim *s)
+{
+    return s->security;
 }
 
 uint16_t blesim_mtu(const struct blesim *s)

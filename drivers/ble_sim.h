@@ -5,8 +5,10 @@
  * The database is built with blesim_add_service / _chrc / _desc (handles are given in order)
  * or with the stock profiles (ble_sim_profiles.c: GAP/GATT, Heart Rate, Battery, Current Time,
  * Device Information, InfiniTime Motion). Periodic streams notify or indicate a
- * characteristic while the client has enabled its CCCD. Faults can be injected: requests
- * never answered, truncated responses, an error for a handle, a disconnect after N PDUs.
+ * characteristic while the client has enabled its CCCD. Attributes may need an encrypted or
+ * authenticated link, which the client raises with a control packet (blesim_ctl_security).
+ * Faults can be injected: requests never answered, truncated responses, an error for a
+ * handle, a disconnect after N PDUs, security raises refused.
  *
  * Like the client it reads no clock: the owner calls blesim_on_readable() when the fd is
  * readable and blesim_on_timer() at blesim_next_timeout(), passing CLOCK_MONOTONIC time.
@@ -41,6 +43,8 @@ struct blesim_faults {
                                 * get error_code */
     uint8_t error_code;        /* 0: Unlikely Error 0x0E */
     uint32_t disconnect_after; /* shut the link down on receiving the Nth PDU (0: off) */
+    uint8_t refuse_security;   /* ignore the client's security raises: the link keeps its
+                                * level, as when pairing fails */
 };
 
 struct blesim_stats {
@@ -48,6 +52,9 @@ struct blesim_stats {
     uint64_t notifications, indications, confirmations, writes;
     uint64_t dropped;          /* PDUs that did not fit the socket */
     uint64_t skipped;          /* stream ticks skipped: an indication awaited confirmation */
+    uint64_t discovery;        /* requests only discovery makes: Read By Group Type, Find
+                                * Information, Read By Type for includes and characteristics */
+    uint64_t security_raises;  /* raises of the link's level the client asked for and got */
 };
 
 /* Computes a value into buf (cap bytes): returns its length (<= cap) or -errno. count is the
@@ -112,6 +119,28 @@ int blesim_indicate(struct blesim *s, uint16_t value_handle);
 int blesim_send_raw(struct blesim *s, const void *pdu, size_t len);
 void blesim_set_faults(struct blesim *s, const struct blesim_faults *f);
 
+/* ---- link security ---- */
+
+/* An attribute may need an encrypted or authenticated link, as on a wearable that refuses
+ * its CCCD writes until it is paired. A link starts unencrypted (level 1). The client raises
+ * it where it would call setsockopt(BT_SECURITY) on an L2CAP socket, with a control packet on
+ * the same socket: BLESIM_CTL_LEN bytes, longer than any ATT PDU can be (517), so that neither
+ * is ever taken for the other, starting with BLESIM_CTL_MAGIC (NUL included), then a command
+ * byte and its argument. The socket keeps the order: a raise applies to every PDU sent after
+ * it. A level only goes up, as on a real link. */
+#define BLESIM_CTL_LEN 520
+#define BLESIM_CTL_MAGIC "blesim-ctl"
+enum { BLESIM_CTL_SECURITY = 1 };   /* argument: the link's new level, 2..4 */
+/* From the client's end fd of a link: raises it to level (2 encrypted, 3 authenticated,
+ * 4 Secure Connections). 0, -EINVAL, or the send's -errno. */
+int blesim_ctl_security(int fd, int level);
+/* Attribute handle needs a link at level (0: none, 2..4 as above): reading or writing it on a
+ * lower link is answered with ecode (0: Insufficient Encryption 0x0F for level 2,
+ * Insufficient Authentication 0x05 above). 0, -ENOENT or -EINVAL. */
+int blesim_set_security(struct blesim *s, uint16_t handle, uint8_t level, uint8_t ecode);
+/* The link's level: 1 until the client raises it. */
+int blesim_security(const struct blesim *s);
+
 /* Handles waiting requests: number of PDUs read, or -ECONNRESET once the link is gone. */
 int blesim_on_readable(struct blesim *s, int64_t now_ns);
 /* Runs due streams: number of PDUs sent, or -ENOTCONN. */
@@ -147,6 +176,9 @@ struct blesim_profile_opts {
     uint32_t cts_period_ms;
     uint32_t steps_period_ms;  /* step count notifications */
     uint32_t motion_period_ms; /* raw motion notifications */
+    uint8_t hr_security;       /* Heart Rate Measurement (its CCCD) needs a link at this level,
+                                * as blesim_set_security (0: none) ... */
+    uint8_t security_ecode;    /* ... answered with this code below it (0: by the level) */
     const char *manufacturer, *model, *serial, *firmware;
 };
 

@@ -12,6 +12,8 @@ struct sim_attr {
     uint8_t props;            /* characteristic values: the declaration's properties */
     uint16_t end;             /* service declarations: last handle of the service */
     uint16_t cccd;            /* characteristic values: their CCCD handle, 0 if none */
+    uint8_t sec_level;        /* the link level reading or writing it needs (0: any) */
+    uint8_t sec_ecode;        /* the error below it (0: by the level) */
     uint16_t len;
     uint8_t *value;
     blesim_gen_fn refresh;
@@ -33,6 +35,7 @@ struct blesim {
     uint16_t server_mtu, mtu;
     int64_t now_ns;
     int ind_pending;
+    int security;                 /* the link's level: 1 until the client raises it */
     struct sim_attr *attrs;       /* attrs[i].handle == i + 1 */
     size_t n_attrs;
     long cur_service;             /* index of the last service declaration, -1 none */

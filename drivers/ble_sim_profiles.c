@@ -137,12 +137,13 @@ static int gen_cts(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns,
     return 10;
 }
 
-/* The client set the clock: re-anchor it (fields out of range are ignored). */
+/* The client set the clock: re-anchor it (fields out of range are ignored, the year too:
+ * nanoseconds since 1970 in an int64_t reach only 2262). */
 static void cts_written(struct blesim *s, uint16_t h, const uint8_t *v, size_t len,
                         void *user_data)
 {
     struct profile *p = user_data;
-    if (len < 9 || v[2] < 1 || v[2] > 12 || v[3] < 1 || v[3] > 31 || v[4] > 23 || v[5] > 59 ||
+    if (len < 9 || att_get16(v) < 1970 || att_get16(v) > 2200 || v[2] < 1 || v[2] > 12 || v[3] < 1 || v[3] > 31 || v[4] > 23 || v[5] > 59 ||
         v[6] > 59)
         return;
     int64_t days = days_from_civil(att_get16(v), v[2], v[3]);
@@ -235,6 +236,11 @@ int blesim_add_profiles(struct blesim *s, unsigned mask, const struct blesim_pro
         size_t n = blesim_hr_value(&p->o, 0, ATT_DEFAULT_LE_MTU - 3, hr);
         TRY(h = chrc16(s, 0x2A37, GATT_PROP_NOTIFY, hr, n));
         TRY(stream(s, h, o->hr_period_ms, gen_hr, p));
+        if (o->hr_security) {   /* a wearable that streams only to a paired hub */
+            TRY(blesim_set_security(s, (uint16_t)h, o->hr_security, o->security_ecode));
+            TRY(blesim_set_security(s, blesim_attr(s, (uint16_t)h)->cccd, o->hr_security,
+                                    o->security_ecode));
+        }
         v[0] = 2;   /* body sensor location: wrist */
         TRY(chrc16(s, 0x2A38, GATT_PROP_READ, v, 1));
         TRY(chrc16(s, 0x2A39, GATT_PROP_WRITE, NULL, 0));

@@ -35,6 +35,22 @@ static int readable(const struct sim_attr *a)
     return a->perm & BLESIM_PERM_READ;
 }
 
+/* The error for reading or writing a on this link, 0 when the link is secure enough. */
+static uint8_t insecure(const struct blesim *s, const struct sim_attr *a)
+{
+    if (!a->sec_level || s->security >= a->sec_level)
+        return 0;
+    if (a->sec_ecode)
+        return a->sec_ecode;
+    return a->sec_level == 2 ? ATT_ECODE_ENCRYPTION : ATT_ECODE_AUTHENTICATION;
+}
+
+/* The error for reading a (permission, then security), 0 when it may be read. */
+static uint8_t unreadable(const struct blesim *s, const struct sim_attr *a)
+{
+    return !readable(a) ? ATT_ECODE_READ_NOT_PERMITTED : insecure(s, a);
+}
+
 /* Read By Type / Read By Group Type / Find Information / Find By Type Value over
  * [start, end]: the shared checks. 0, or an error code. */
 static uint8_t range_ok(uint16_t start, uint16_t end)
@@ -63,10 +79,11 @@ static int read_by_type(struct blesim *s, const uint8_t *p, size_t n, int group)
         struct sim_attr *a = blesim_attr(s, (uint16_t)h);
         if (!att_uuid_eq(&a->type, &type))
             continue;
-        if (!readable(a)) {
+        uint8_t code = unreadable(s, a);
+        if (code) {
             if (elen)
                 break;
-            return error_rsp(s, op, a->handle, ATT_ECODE_READ_NOT_PERMITTED);
+            return error_rsp(s, op, a->handle, code);
         }
         refresh(s, a);
         size_t vl = a->len < maxv ? a->len : maxv;
@@ -146,8 +163,9 @@ static int read_value(struct blesim *s, uint8_t op, const uint8_t *p, size_t n)
     struct sim_attr *a = blesim_attr(s, h);
     if (!a)
         return error_rsp(s, op, h, ATT_ECODE_INVALID_HANDLE);
-    if (!readable(a))
-        return error_rsp(s, op, h, ATT_ECODE_READ_NOT_PERMITTED);
+    uint8_t code = unreadable(s, a);
+    if (code)
+        return error_rsp(s, op, h, code);
     if (off == 0)
         refresh(s, a);
     if (off > a->len)
@@ -174,6 +192,8 @@ static int write_value(struct blesim *s, uint8_t op, const uint8_t *p, size_t n)
         code = ATT_ECODE_INVALID_HANDLE;
     else if (!(a->perm & BLESIM_PERM_WRITE))
         code = ATT_ECODE_WRITE_NOT_PERMITTED;
+    else if (insecure(s, a))
+        code = insecure(s, a);
     else if (n - 2 > ATT_MAX_VALUE_LEN || (is_cccd && n - 2 != 2))
         code = ATT_ECODE_INVALID_VALUE_LEN;
     else if (is_cccd && att_get16(p + 2) > 3)
@@ -222,6 +242,16 @@ static int names(uint8_t op, const uint8_t *p, size_t n, uint16_t h)
     }
 }
 
+/* 1 for requests a client makes only to discover the database (counted: a client that uses
+ * its cache makes none). */
+static int discovery(uint8_t op, const uint8_t *p, size_t n)
+{
+    if (op == ATT_OP_READ_BY_GROUP_REQ || op == ATT_OP_FIND_INFO_REQ)
+        return 1;
+    return op == ATT_OP_READ_BY_TYPE_REQ && n == 6 &&
+           (att_get16(p + 4) == GATT_INCLUDE || att_get16(p + 4) == GATT_CHARACTERISTIC);
+}
+
 static int request(struct blesim *s, const uint8_t *pdu, size_t len)
 {
     uint8_t op = pdu[0];
@@ -229,6 +259,7 @@ static int request(struct blesim *s, const uint8_t *pdu, size_t len)
     size_t n = len - 1;
     const struct blesim_faults *f = &s->faults;
     s->stats.requests++;
+    s->stats.discovery += (uint64_t)discovery(op, p, n);
     if ((f->silent_after && s->stats.requests > f->silent_after) ||
         (f->silent_opcode && op == f->silent_opcode)) {
         s->stats.unanswered++;
@@ -253,6 +284,22 @@ static int request(struct blesim *s, const uint8_t *pdu, size_t len)
     }
 }
 
+/* A control packet (ble_sim.h) of r bytes in rx: applied, 1; anything else 0. Unknown
+ * commands and levels that would not raise the link are ignored. */
+static int control(struct blesim *s, size_t r)
+{
+    const size_t m = sizeof BLESIM_CTL_MAGIC;
+    if (r != BLESIM_CTL_LEN || memcmp(s->rx, BLESIM_CTL_MAGIC, m))
+        return 0;
+    uint8_t cmd = s->rx[m], level = s->rx[m + 1];
+    if (cmd == BLESIM_CTL_SECURITY && level > s->security && level <= 4 &&
+        !s->faults.refuse_security) {
+        s->security = level;
+        s->stats.security_raises++;
+    }
+    return 1;
+}
+
 int blesim_on_readable(struct blesim *s, int64_t now_ns)
 {
     int count = 0;
@@ -268,6 +315,8 @@ int blesim_on_readable(struct blesim *s, int64_t now_ns)
             break;
         }
         count++;
+        if (control(s, (size_t)r))
+            continue;   /* not a PDU: neither counted nor a fault's trigger */
         s->stats.rx_pdus++;
         if (s->faults.disconnect_after && s->stats.rx_pdus >= s->faults.disconnect_after) {
             shutdown(s->fd, SHUT_RDWR);

@@ -81,6 +81,10 @@ static void usage(FILE *f)
         "  --time UNIX_S          device clock at start (default 2024-01-01T00:00:00Z)\n"
         "  --steps-rate HZ        step count notifications per second (default 1)\n"
         "  --motion-rate HZ       raw motion notifications per second (default 10)\n"
+        "  --hr-security N        the heart rate measurement (its CCCD) needs a link at level N:\n"
+        "                         2 encrypted, 3 authenticated, 4 secure connections (default\n"
+        "                         0: none); the client raises the link with a control packet\n"
+        "  --security-error C     the error below that level (default 0x0F for 2, else 0x05)\n"
         "  --serial S, --model S, --manufacturer S, --firmware S   device information\n"
         "  --relay FILE.jsonl     also serve the engaged relay service: a phone streaming the\n"
         "                         records of FILE (consecutive \"seq\"), from the hub's RESUME\n"
@@ -99,6 +103,7 @@ static void usage(FILE *f)
         "  --error-handle H       requests naming handle H get an error response\n"
         "  --error-code C         ... with code C (default 0x0E)\n"
         "  --disconnect-after N   drop the link on the Nth PDU received\n"
+        "  --refuse-security      ignore the client's security raises (pairing fails)\n"
         "  --dump                 print the database and exit\n");
 }
 
@@ -156,6 +161,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_BAT_PERIOD, O_BAT_LEVEL, O_CTS_PERIOD, O_TIME, O_STEPS, O_MOTION, O_SERIAL,
            O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
+           O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
            O_RELAY_ACK,
            O_HELP };
@@ -172,6 +178,8 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"silent-opcode", 1, 0, O_SILENT_OP}, {"malformed-opcode", 1, 0, O_MALFORMED_OP},
         {"error-handle", 1, 0, O_ERR_HANDLE}, {"error-code", 1, 0, O_ERR_CODE},
         {"disconnect-after", 1, 0, O_DISCONNECT}, {"dump", 0, 0, O_DUMP},
+        {"hr-security", 1, 0, O_HR_SECURITY}, {"security-error", 1, 0, O_SECURITY_ERROR},
+        {"refuse-security", 0, 0, O_REFUSE_SECURITY},
         {"relay", 1, 0, O_RELAY}, {"relay-nudges", 1, 0, O_RELAY_NUDGES},
         {"relay-rate", 1, 0, O_RELAY_RATE}, {"relay-corrupt", 1, 0, O_RELAY_CORRUPT},
         {"relay-dropped", 1, 0, O_RELAY_DROPPED}, {"relay-ack", 0, 0, O_RELAY_ACK},
@@ -222,6 +230,11 @@ static int parse(int argc, char **argv, struct cfg *c)
         case O_DISCONNECT: bad = num(optarg, 0, 1LL << 30, &v);
             c->faults.disconnect_after = (uint32_t)v; break;
         case O_DUMP: c->dump = 1; break;
+        case O_HR_SECURITY: bad = num(optarg, 0, 4, &v) || v == 1;
+            c->po.hr_security = (uint8_t)v; break;
+        case O_SECURITY_ERROR: bad = num(optarg, 1, 255, &v);
+            c->po.security_ecode = (uint8_t)v; break;
+        case O_REFUSE_SECURITY: c->faults.refuse_security = 1; break;
         case O_RELAY: c->relay = optarg; break;
         case O_RELAY_NUDGES: c->relay_nudges = optarg; break;
         case O_RELAY_RATE: bad = num(optarg, 1, 100000, &v);
@@ -291,10 +304,12 @@ static void end_conn(const struct cfg *c, struct conn *k)
     const struct blesim_stats *st = blesim_stats(k->sim);
     if (!c->quiet)
         fprintf(stderr, "blesim: connection %u closed: %llu PDUs in, %llu out, "
-                "%llu notifications, %llu indications, %llu dropped\n", k->id,
+                "%llu notifications, %llu indications, %llu dropped, %llu discovery requests, "
+                "security level %d\n", k->id,
                 (unsigned long long)st->rx_pdus, (unsigned long long)st->tx_pdus,
                 (unsigned long long)st->notifications, (unsigned long long)st->indications,
-                (unsigned long long)st->dropped);
+                (unsigned long long)st->dropped, (unsigned long long)st->discovery,
+                blesim_security(k->sim));
     k->sim = blesim_free(k->sim);
     close(k->fd);
     k->fd = -1;

@@ -10,8 +10,12 @@
  *   4 op h h      the client's owner calls read / write / subscribe / cancel / CCCD write /
  *                 write command / unregister on handle h
  *   5             the peer hangs up (everything later sees a dead bearer)
- *   6 len bytes   the bytes go to a simulated server as a request PDU
+ *   6 len bytes   the bytes go to a simulated server as a request PDU (len > 250: a control
+ *                 packet raising its link to the level in the next byte instead)
  *   7 hi lo bytes the bytes ((hi & 7) << 8 | lo of them) are imported as a cache blob
+ * The first byte sets the client up: bit 0 MTU 23 (else 24 + the byte), bit 1 a cache, bit 2
+ * trusting an unhashed entry, bit 3 a security hook (bit 4: one that fails), so that error
+ * responses asking for encryption or authentication send requests again.
  * Any input must end without a crash, leak, hang or sanitizer report, and a database the
  * client calls ready must survive export and import unchanged. */
 #include <errno.h>
@@ -74,6 +78,15 @@ static void peer_send(struct run *r, const uint8_t *b, size_t n)
         return;
     (void)send(r->fd[1], b, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     att_on_readable(r->att, r->now);
+}
+
+/* The transport's side of a raise: fails when the input said so. */
+static int on_security(struct att *a, int level, uint8_t ecode, void *ud)
+{
+    const int *fails = ud;
+    if (level < ATT_SECURITY_MEDIUM || level > ATT_SECURITY_FIPS || !ecode)
+        abort();
+    return *fails ? -EIO : 0;
 }
 
 static void on_ready(struct gatt *g, int err, void *ud)
@@ -196,6 +209,12 @@ static void step(struct run *r, int cmd)
     case 6:
         if ((len = byte(r)) < 0)
             return;
+        if (len > 250) {
+            int level = byte(r);
+            if (level >= 0 && blesim_ctl_security(r->sfd[1], level % 6) == 0)
+                blesim_on_readable(r->sim, r->now);
+            break;
+        }
         n = take(r, (size_t)len, &b);
         if (n && r->sfd[1] >= 0 && send(r->sfd[1], b, n, MSG_DONTWAIT) == (ssize_t)n)
             blesim_on_readable(r->sim, r->now);
@@ -229,9 +248,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.cache = gatt_cache_new(2);
     r.sim = blesim_new(r.sfd[0], 0, r.now);
     blesim_profile_defaults(&po);
+    po.hr_security = 2;   /* the Heart Rate CCCD needs the control packet's raise */
     if (!r.att || !r.cache || !r.sim || blesim_add_profiles(r.sim, BLESIM_PROFILE_ALL, &po) < 0)
         abort();
-    int first = byte(&r);
+    int first = byte(&r), sec_fails = first >= 0 && (first & 16);
+    if (first >= 0 && (first & 8))
+        att_set_security_hook(r.att, ATT_SECURITY_LOW, on_security, &sec_fails, NULL);
     struct gatt_opts o = {.mtu = first < 0 ? 0 : (first & 1 ? 23 : (uint16_t)(24 + first)),
                           .cache = first >= 0 && (first & 2) ? r.cache : NULL,
                           .device = "fuzz", .trust_unhashed = first >= 0 && (first & 4),

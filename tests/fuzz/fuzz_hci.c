@@ -3,7 +3,8 @@
  * The whole input goes, as it is, to the event parser (then the command-result and report
  * parsers, and the AD parser for every report) and to the AD parser. Then it is played as a
  * script against a scanner on one end of a socketpair, the harness being the controller:
- *   byte 0        options: bit 0 an address filter, bit 1 a UUID filter, bit 2 no dedupe
+ *   byte 0        options: bit 0 an address filter, bit 1 a UUID filter, bit 2 no dedupe,
+ *                 bit 3 an IRK filter (the Core spec's sample key: 70:81:94:0D:FB:AA is its)
  *   then steps    L bytes[L]  (L < 0xF0) the controller sends these L bytes as one packet
  *                 0xF0        a second passes (on_timer: the command timeout)
  *                 0xF1        stop()
@@ -76,6 +77,8 @@ static void parsers(const uint8_t *data, size_t size)
 
 static void scan_report(struct hci_scan *s, const struct hci_scan_result *r, void *ud)
 {
+    if (r->irk < -1 || r->irk > 0)
+        abort();
     if (r->ad_err == 0)
         check_ad(r->rep.data, r->rep.len, r->ad);
 }
@@ -98,8 +101,11 @@ static void script(const uint8_t *data, size_t size)
         return;
     struct hci_addr a = {{0x01, 0x2f, 0x6a, 0x8d, 0x7c, 0xc4}};
     struct att_uuid u = att_uuid16(0x180d);
+    static const uint8_t irk[1][16] = {{0xec, 0x02, 0x34, 0xa3, 0x57, 0xc8, 0xad, 0x05, 0x34,
+                                        0x10, 0x10, 0xa6, 0x0a, 0x39, 0x7d, 0x9b}};
     struct hci_scan_opts o = {
         .addrs = &a, .n_addrs = data[0] & 1, .uuids = &u, .n_uuids = data[0] >> 1 & 1,
+        .irks = irk, .n_irks = data[0] >> 3 & 1,
         .dedupe_ns = data[0] & 4 ? -1 : 0, .on_report = scan_report,
     };
     struct hci_scan *s = hci_scan_new(fd[0], &o);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpus of tests/fuzz/fuzz_att.c into tests/fuzz/corpus_att/ (step format in
 the harness's header comment): the reference's conformance exchanges, a cached reconnect,
-requests to the simulator, a cache blob, a timeout and some garbage."""
+requests to the simulator, a cache blob, a timeout, security raises (a retried CCCD write, a
+failing hook, the simulator's control packet) and some garbage."""
 import os, struct, sys
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_att")
@@ -75,6 +76,14 @@ seeds = {
         + sim("08 01 00 ff ff 03 28") + sim("04 01 00 ff ff") + sim("0a 03 00")
         + sim("12 0f 00 01 00") + wait(2) + sim("0c 02 00 02 00") + sim("06 01 00 ff ff 00 28 0d 18")
         + sim("12 0f 00 05 00") + sim("3f") + sim("1e"),
+    "security_retry": bytes([9]) + err(0x0a) + rsp("06 01 00 04 00 0d 18") + err(0x0a)
+        + err(0x0a) + err(0x0a) + rsp("07 02 00 10 03 00 37 2a") + err(0x0a)
+        + rsp("01 04 00 02 29") + api(2, 3) + err(0x05) + rsp("") + raw("1b 03 00 16 48")
+        + api(0, 3) + err(0x05) + err(0x05) + api(0, 3) + err(0x0f),
+    "security_fails": bytes([1 | 8 | 16]) + err(0x0a) + err(0x0a) + err(0x0a) + api(0, 3)
+        + err(0x0f) + api(0, 3) + err(0x0c),
+    "sim_security": bytes([1]) + sim("12 0f 00 01 00") + bytes([6, 255, 2])
+        + sim("12 0f 00 01 00") + wait(2) + bytes([6, 255, 1]) + bytes([6, 255, 9]),
     "garbage": bytes(range(256)),
 }
 for name, data in seeds.items():

@@ -8,4 +8,6 @@ fuzz_harness(fuzz_hci
   SOURCES
     ${CMAKE_SOURCE_DIR}/drivers/ble_hci.c
     ${CMAKE_SOURCE_DIR}/drivers/ble_adv.c
-    ${CMAKE_SOURCE_DIR}/drivers/ble_att_pdu.c)
+    ${CMAKE_SOURCE_DIR}/drivers/ble_att_pdu.c
+    ${CMAKE_SOURCE_DIR}/drivers/ble_rpa.c
+  LIBS PkgConfig::GCRYPT Threads::Threads)

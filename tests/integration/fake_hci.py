@@ -6,7 +6,12 @@ command gets a Command Complete (status 0, or --refuse-params STATUS for LE Set 
 Parameters). While scanning is enabled and the file --go exists, it sends a legacy advertising
 report (ADV_IND, random address, flags + Heart Rate UUID) for each --address every 200 ms, and
 one for an address nobody configured. Every command received is logged as hex to --log, with
-the wall time of the first report sent written to --first-report (ms).
+the wall time of the first report sent written to --first-report (ms). An --address may be a
+resolvable private address (the test computes them; tests/unit/test_ble_rpa.c pins them).
+
+While the file --down exists the controller is gone: the connection is closed and the socket
+removed (connects fail with ENOENT, as when an adapter is unplugged); once it is removed the
+socket is offered again.
 """
 import argparse
 import os
@@ -35,14 +40,22 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--first-report", required=True)
     ap.add_argument("--refuse-params", type=lambda s: int(s, 0), default=0)
+    ap.add_argument("--down", default="/nonexistent")
     a = ap.parse_args()
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    if os.path.exists(a.listen):
-        os.unlink(a.listen)
-    srv.bind(a.listen)
-    srv.listen(4)
     log = open(a.log, "a", buffering=1)
+    srv = None
     while True:
+        if os.path.exists(a.down):
+            if srv:
+                srv.close()
+                os.unlink(a.listen)
+                srv = None
+            time.sleep(0.05)
+            continue
+        if not srv:
+            srv = listen(a.listen)
+        if not select.select([srv], [], [], 0.05)[0]:
+            continue
         conn, _ = srv.accept()
         try:
             serve(conn, a, log)
@@ -51,10 +64,19 @@ def main():
         conn.close()
 
 
+def listen(path):
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if os.path.exists(path):
+        os.unlink(path)
+    srv.bind(path)
+    srv.listen(4)
+    return srv
+
+
 def serve(conn, a, log):
     scanning = False
     next_adv = 0.0
-    while True:
+    while not os.path.exists(a.down):
         r, _, _ = select.select([conn], [], [], 0.05)
         if r:
             pkt = conn.recv(300)

@@ -11,16 +11,7 @@
 # Bluetooth-less kernel, and a device with none of the supported profiles, report an error and
 # the daemon carries on; after a daemon restart seq continues where the store left it.
 source "$(dirname "$0")/lib.sh"
-BLESIM="$ENGAGED_BIN/tools/blesim"
-# [source] transport holds 31 bytes: sockets live in a short directory of their own
-S=$(mktemp -d /tmp/ebleXXXXXX)
-trap 'cleanup; rm -rf "$S"' EXIT
-SIM_PID=""
-fail() {
-  echo "FAIL: $*"
-  tail -n 40 "$T/daemon.log" 2>/dev/null || true
-  exit 1
-}
+source "$(dirname "$0")/ble_lib.sh"
 
 cat > "$T/engaged.conf" <<EOC
 [daemon]
@@ -99,22 +90,6 @@ stop_sim() {
   kill -TERM "$SIM_PID"; wait "$SIM_PID" || fail "blesim exit"; SIM_PID=""
 }
 
-# wait_status EXPR [SECONDS]: until a status/hr1 message m (or the last one, `last`) makes the
-# Python expression true
-wait_status() {
-  local expr=$1 to=${2:-30}
-  for _ in $(seq 1 $((to * 5))); do
-    $PY - "$T/status.out" "$expr" <<'EOP' && return 0
-import json, sys
-msgs = [json.loads(l)[1] for l in open(sys.argv[1]) if l.startswith('["status/hr1"')]
-ok = msgs and eval(sys.argv[2], {}, {"msgs": msgs, "last": msgs[-1]})
-sys.exit(0 if ok else 1)
-EOP
-    sleep 0.2
-  done
-  tail -n 3 "$T/status.out"
-  fail "no status with $expr"
-}
 
 # a device with Device Information only: nothing to subscribe to
 "$BLESIM" --listen "$S/b.s" --profiles gatt,dis > /dev/null 2> "$T/simb.err" &
@@ -131,7 +106,7 @@ $PY "$TOOL" sub "ipc://$T/feed" feature/p01/ "$T/features.out" --min 1000000 --s
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
 # 1. no simulator yet: backoff; the l2cap source has no Bluetooth here: error, daemon runs on
-wait_status 'any(m["state"] == "backoff" and "no simulator" in (m["error"] or "") for m in msgs)'
+wait_status "$T/status.out" hr1 'any(m["state"] == "backoff" and "no simulator" in (m["error"] or "") for m in msgs)'
 $PY - "$T/status.out" <<'EOP' || fail "watch2 status"
 import json, sys, time
 for _ in range(100):
@@ -159,7 +134,7 @@ $PY "$TOOL" push "ipc://$T/ingest" "$T/seed.jsonl" | grep -q '"accepted": 1' || 
 
 # 2. the simulator comes up: connect, discover, stream
 start_sim "$T/sim1.err"
-wait_status 'last["state"] == "streaming" and last["battery"] is not None and last["last_notification"]' 40
+wait_status "$T/status.out" hr1 'last["state"] == "streaming" and last["battery"] is not None and last["last_notification"]' 40
 sleep 3
 # features of the three closed days, published and stored: only hr1's events, stored and
 # pushed to the pipeline, can have moved p01's watermark past them
@@ -173,13 +148,13 @@ grep -q '"event/p01/battery"' "$T/events.out" || fail "no event/p01/battery"
 # 3. the simulator dies mid-stream: backoff; back up: reconnected, database from the cache
 stop_sim
 kill -TERM "$SIMC"; wait "$SIMC" || fail "motion simulator exit"
-wait_status 'last["state"] == "backoff" and last["reconnects"] == 0'
+wait_status "$T/status.out" hr1 'last["state"] == "backoff" and last["reconnects"] == 0'
 sleep 2
 start_sim "$T/sim2.err"
-wait_status 'last["state"] == "streaming" and last["reconnects"] == 1' 40
+wait_status "$T/status.out" hr1 'last["state"] == "streaming" and last["reconnects"] == 1' 40
 sleep 2
 stop_sim
-wait_status 'last["state"] == "backoff" and last["reconnects"] == 1'
+wait_status "$T/status.out" hr1 'last["state"] == "backoff" and last["reconnects"] == 1'
 sleep 0.5
 stop_daemon || fail "daemon exit"
 

@@ -101,7 +101,8 @@ EOP
 CTL="$ENGAGED_BIN/engagectl -s ipc://$T/control"
 $CTL status
 $CTL --json status | $PY -c 'import json,sys; s=json.load(sys.stdin); assert s["pipeline"]["accepted"] == 4, s; assert s["ingest"]["rejected"] >= 8, s'
-$CTL --json sources | $PY -c 'import json,sys; s=json.load(sys.stdin); assert [x["source"] for x in s["sources"]] == ["t", "t1900"], s'
+# stored positions, then the ble source that has stored nothing, with its live state
+$CTL --json sources | $PY -c 'import json,sys; s=json.load(sys.stdin); assert [x["source"] for x in s["sources"]] == ["t", "t1900", "band-p01"], s; b=s["sources"][2]; assert "seq" not in b and b["state"] in ("connecting", "backoff", "error") and "scan" in b, s'
 $CTL --json participants | $PY -c 'import json,sys; s=json.load(sys.stdin); assert {p["id"] for p in s["participants"]} >= {"p01","p02"}, s'
 $CTL latest p01 >/dev/null
 rc=0; $CTL latest 'bad id' >/dev/null 2>&1 || rc=$?

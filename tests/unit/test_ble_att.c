@@ -3,7 +3,8 @@
  * indications (confirmed always), error responses and their mapping, malformed, truncated,
  * oversized and unexpected PDUs, requests from the peer, the 30 s timeout on test-controlled
  * time, disconnects, cancellation, freeing from callbacks, the receive and transmit hooks,
- * output back-pressure, and the pure codec (UUIDs, list parsers). */
+ * output back-pressure, the security hook (raise, retry once, ordering, failures), and the
+ * pure codec (UUIDs, list parsers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -717,6 +718,220 @@ static void test_output_backpressure(void **state)
     peer_close(&p);
 }
 
+/* ---- security raises ---- */
+
+struct sec {
+    int calls, levels[8], destroyed;
+    uint8_t ecodes[8];
+    int fail;            /* the transport cannot raise: the hook returns -EIO */
+    int free_bearer;     /* the hook frees the bearer */
+};
+
+static int sec_hook(struct att *a, int level, uint8_t ecode, void *ud)
+{
+    struct sec *s = ud;
+    if (s->calls < 8) {
+        s->levels[s->calls] = level;
+        s->ecodes[s->calls] = ecode;
+    }
+    s->calls++;
+    if (s->free_bearer)
+        att_free(a);
+    return s->fail ? -EIO : 0;
+}
+
+static void sec_destroy(void *ud)
+{
+    ((struct sec *)ud)->destroyed++;
+}
+
+static void test_security_levels(void **state)
+{
+    static const struct { uint8_t ecode; int level, want; } cases[] = {
+        {ATT_ECODE_ENCRYPTION, 1, 2}, {ATT_ECODE_ENCRYPTION, 2, 0}, {ATT_ECODE_ENCRYPTION, 3, 0},
+        {ATT_ECODE_ENC_KEY_SIZE, 1, 2}, {ATT_ECODE_ENC_KEY_SIZE, 2, 0},
+        {ATT_ECODE_AUTHENTICATION, 1, 2}, {ATT_ECODE_AUTHENTICATION, 2, 3},
+        {ATT_ECODE_AUTHENTICATION, 3, 4}, {ATT_ECODE_AUTHENTICATION, 4, 0},
+        {ATT_ECODE_AUTHORIZATION, 1, 0}, {ATT_ECODE_READ_NOT_PERMITTED, 1, 0}, {0x80, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(att_security_next(cases[i].ecode, cases[i].level), cases[i].want);
+    struct peer p;
+    struct sec s = {0};
+    peer_open(&p);
+    assert_int_equal(att_security(p.att), ATT_SECURITY_LOW);
+    att_set_security_hook(p.att, ATT_SECURITY_HIGH, sec_hook, &s, sec_destroy);
+    assert_int_equal(att_security(p.att), ATT_SECURITY_HIGH);
+    att_set_security_hook(p.att, ATT_SECURITY_MEDIUM, NULL, NULL, NULL);   /* removed */
+    assert_int_equal(s.destroyed, 1);
+    peer_close(&p);
+}
+
+/* Insufficient Encryption on a Write Request: the hook raises the link to MEDIUM and the same
+ * write goes out again, ahead of the read queued behind it; its success is what the caller
+ * sees. The read's own Insufficient Authentication then raises to HIGH, once. */
+static void test_security_raise_then_retry(void **state)
+{
+    struct peer p;
+    struct rec w = {0}, r = {0};
+    struct sec s = {0};
+    peer_open(&p);
+    att_set_security_hook(p.att, ATT_SECURITY_LOW, sec_hook, &s, sec_destroy);
+    assert_true(att_send(p.att, ATT_OP_WRITE_REQ, "\x09\x00\x01\x00", 4, on_rsp, &w,
+                         on_destroy) > 0);
+    assert_true(read_req(&p, 3, &r) > 0);
+    expect_pdu(&p, "12 09 00 01 00");
+    peer_send(&p, "01 12 09 00 0f");
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.levels[0], ATT_SECURITY_MEDIUM);
+    assert_int_equal(s.ecodes[0], ATT_ECODE_ENCRYPTION);
+    assert_int_equal(att_security(p.att), ATT_SECURITY_MEDIUM);
+    assert_int_equal(w.calls, 0);             /* not failed: sent again */
+    expect_pdu(&p, "12 09 00 01 00");         /* the same PDU, before the queued read */
+    expect_none(&p);
+    peer_send(&p, "13");
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.last.err, 0);
+    assert_int_equal(w.destroys, 1);
+    expect_pdu(&p, "0a 03 00");
+    peer_send(&p, "01 0a 03 00 05");          /* authentication on an encrypted link: HIGH */
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.levels[1], ATT_SECURITY_HIGH);
+    expect_pdu(&p, "0a 03 00");
+    peer_send(&p, "0b 2a");
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.last.err, 0);
+    assert_int_equal(r.params[0], 0x2a);
+    assert_int_equal(att_security(p.att), ATT_SECURITY_HIGH);
+    expect_none(&p);
+    peer_close(&p);
+    assert_int_equal(s.destroyed, 1);
+}
+
+/* The hook cannot raise: the caller gets the peer's error as without a hook, and the level
+ * is not asked for again on this bearer. */
+static void test_security_hook_failure_passes_the_error(void **state)
+{
+    struct peer p;
+    struct rec r[2] = {{0}};
+    struct sec s = {.fail = 1};
+    peer_open(&p);
+    att_set_security_hook(p.att, ATT_SECURITY_LOW, sec_hook, &s, NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_true(read_req(&p, 3, &r[i]) > 0);
+        expect_pdu(&p, "0a 03 00");
+        peer_send(&p, "01 0a 03 00 05");
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].last.err, -EACCES);
+        assert_int_equal(r[i].last.ecode, ATT_ECODE_AUTHENTICATION);
+        assert_int_equal(r[i].last.err_handle, 3);
+        expect_none(&p);
+    }
+    assert_int_equal(s.calls, 1);             /* MEDIUM was asked for once */
+    assert_int_equal(att_security(p.att), ATT_SECURITY_LOW);
+    assert_int_equal(att_dead(p.att), 0);
+    peer_close(&p);
+}
+
+/* The retry is refused again: that error is the caller's, the request is not sent a third
+ * time, and an error no raise helps with never calls the hook. */
+static void test_security_second_error_no_loop(void **state)
+{
+    struct peer p;
+    struct rec r = {0}, q = {0};
+    struct sec s = {0};
+    peer_open(&p);
+    att_set_security_hook(p.att, ATT_SECURITY_LOW, sec_hook, &s, NULL);
+    assert_true(read_req(&p, 3, &r) > 0);
+    expect_pdu(&p, "0a 03 00");
+    peer_send(&p, "01 0a 03 00 0f");
+    expect_pdu(&p, "0a 03 00");
+    peer_send(&p, "01 0a 03 00 0c");          /* key size now: already encrypted, no raise */
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.last.ecode, ATT_ECODE_ENC_KEY_SIZE);
+    assert_int_equal(r.last.err, -EACCES);
+    expect_none(&p);
+    assert_int_equal(s.calls, 1);
+    /* at MEDIUM, 0x05 asks for HIGH; the retry's 0x05 could ask for FIPS, but a request goes
+     * back once only */
+    assert_true(read_req(&p, 4, &q) > 0);
+    expect_pdu(&p, "0a 04 00");
+    peer_send(&p, "01 0a 04 00 05");
+    expect_pdu(&p, "0a 04 00");
+    peer_send(&p, "01 0a 04 00 05");
+    assert_int_equal(q.calls, 1);
+    assert_int_equal(q.last.ecode, ATT_ECODE_AUTHENTICATION);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(att_security(p.att), ATT_SECURITY_HIGH);
+    expect_none(&p);
+    assert_true(read_req(&p, 5, &q) > 0);     /* Read Not Permitted: no hook */
+    expect_pdu(&p, "0a 05 00");
+    peer_send(&p, "01 0a 05 00 02");
+    assert_int_equal(q.last.err, -EPERM);
+    assert_int_equal(s.calls, 2);
+    peer_close(&p);
+}
+
+/* The order of requests holds around a retry: an error while three more wait sends the
+ * refused one again first, then the others in their order; a retried request still has its
+ * own 30 s. */
+static void test_security_retry_keeps_order(void **state)
+{
+    struct peer p;
+    struct rec r[4] = {{0}};
+    struct sec s = {0};
+    peer_open(&p);
+    att_set_security_hook(p.att, ATT_SECURITY_LOW, sec_hook, &s, NULL);
+    for (int i = 0; i < 4; i++)
+        assert_true(read_req(&p, (uint16_t)(3 + i), &r[i]) > 0);
+    expect_pdu(&p, "0a 03 00");
+    peer_send(&p, "0b 01");
+    expect_pdu(&p, "0a 04 00");
+    p.now += 10 * SEC;
+    peer_send(&p, "01 0a 04 00 0f");
+    expect_pdu(&p, "0a 04 00");
+    expect_none(&p);
+    assert_int_equal(att_next_timeout(p.att), p.now + ATT_TIMEOUT_NS);
+    peer_send(&p, "0b 02");
+    expect_pdu(&p, "0a 05 00");
+    peer_send(&p, "0b 03");
+    expect_pdu(&p, "0a 06 00");
+    peer_send(&p, "0b 04");
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].last.err, 0);
+        assert_int_equal(r[i].params[0], i + 1);
+    }
+    expect_none(&p);
+    peer_close(&p);
+}
+
+/* A cancelled request is not sent again; a hook that frees the bearer runs no callback. */
+static void test_security_cancelled_and_freed(void **state)
+{
+    struct peer p;
+    struct rec r = {0}, q = {0};
+    struct sec s = {0};
+    peer_open(&p);
+    att_set_security_hook(p.att, ATT_SECURITY_LOW, sec_hook, &s, sec_destroy);
+    int id = read_req(&p, 3, &r);
+    assert_true(read_req(&p, 4, &q) > 0);
+    expect_pdu(&p, "0a 03 00");
+    assert_int_equal(att_cancel(p.att, id), 0);
+    peer_send(&p, "01 0a 03 00 0f");
+    assert_int_equal(s.calls, 0);
+    assert_int_equal(r.calls, 0);
+    expect_pdu(&p, "0a 04 00");
+    s.free_bearer = 1;
+    peer_send(&p, "01 0a 04 00 0f");
+    p.att = NULL;                             /* freed by the hook */
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(q.calls, 0);
+    assert_int_equal(q.destroys, 1);
+    assert_int_equal(s.destroyed, 1);
+    peer_close(&p);
+}
+
 static void test_uuid_and_codec(void **state)
 {
     struct att_uuid u, v;
@@ -805,6 +1020,12 @@ int main(void)
         cmocka_unit_test(test_tx_hook_may_free),
         cmocka_unit_test(test_send_limits),
         cmocka_unit_test(test_output_backpressure),
+        cmocka_unit_test(test_security_levels),
+        cmocka_unit_test(test_security_raise_then_retry),
+        cmocka_unit_test(test_security_hook_failure_passes_the_error),
+        cmocka_unit_test(test_security_second_error_no_loop),
+        cmocka_unit_test(test_security_retry_keeps_order),
+        cmocka_unit_test(test_security_cancelled_and_freed),
         cmocka_unit_test(test_uuid_and_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

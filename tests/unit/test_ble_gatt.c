@@ -4,8 +4,10 @@
  * services, two descriptors in one response, Read, Read of an invalid handle, Read By Type,
  * Find By Type Value), long reads through Read Blob, error and malformed responses during
  * discovery, handles that do not advance, limits, a server that never answers (30 s of test
- * time), a disconnect mid-discovery, freeing from callbacks, and the attribute cache (blob
- * round trip, corruption, eviction, discovery skipped on an unchanged Database Hash). */
+ * time), a disconnect mid-discovery, freeing from callbacks, a CCCD write and a read refused
+ * for want of security and sent again after the raise, and the attribute cache (blob round
+ * trip, corruption, eviction, discovery skipped on an unchanged Database Hash, its changes
+ * reported, hostile blobs refused). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -678,6 +680,238 @@ static void test_cache_blob(void **state)
     finish(&c);
 }
 
+/* ---- security ---- */
+
+struct sec {
+    int calls, level;
+    uint8_t ecode;
+};
+
+static int sec_hook(struct att *a, int level, uint8_t ecode, void *ud)
+{
+    struct sec *s = ud;
+    s->calls++;
+    s->level = level;
+    s->ecode = ecode;
+    return 0;
+}
+
+/* A wearable refuses the CCCD write until the link is encrypted (Insufficient
+ * Authentication on an unencrypted link): the bearer asks for MEDIUM, writes the CCCD again,
+ * and the subscription succeeds; notifications then arrive. */
+static void test_cccd_write_after_security_raise(void **state)
+{
+    struct ctx c;
+    struct sec s = {0};
+    start(&c, 23, NULL, 0, NULL);
+    att_set_security_hook(c.p.att, ATT_SECURITY_LOW, sec_hook, &s, NULL);
+    run_script(&c.p, script_small);
+    assert_int_equal(c.ready_err, 0);
+    assert_true(gatt_subscribe(c.g, 3, on_note, on_write, &c, NULL) > 0);
+    expect_pdu(&c.p, "12 04 00 01 00");
+    peer_send(&c.p, "01 12 04 00 05");
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.level, ATT_SECURITY_MEDIUM);
+    assert_int_equal(s.ecode, ATT_ECODE_AUTHENTICATION);
+    assert_int_equal(c.writes, 0);
+    expect_pdu(&c.p, "12 04 00 01 00");
+    peer_send(&c.p, "13");
+    assert_int_equal(c.writes, 1);
+    assert_int_equal(c.write_err, 0);
+    peer_send(&c.p, "1b 03 00 48");
+    assert_int_equal(c.notes, 1);
+    assert_int_equal(c.note_handle, 3);
+    /* a read refused at MEDIUM for want of authentication: HIGH, then the read again */
+    assert_true(gatt_read(c.g, 3, on_read, &c, NULL) > 0);
+    expect_pdu(&c.p, "0a 03 00");
+    peer_send(&c.p, "01 0a 03 00 05");
+    assert_int_equal(s.level, ATT_SECURITY_HIGH);
+    expect_pdu(&c.p, "0a 03 00");
+    peer_send(&c.p, "01 0a 03 00 05");   /* still refused: the caller gets it, no loop */
+    assert_int_equal(c.reads, 1);
+    assert_int_equal(c.read_err, -EACCES);
+    assert_int_equal(c.read_ecode, ATT_ECODE_AUTHENTICATION);
+    assert_int_equal(s.calls, 2);
+    expect_none(&c.p);
+    finish(&c);
+}
+
+/* ---- the cache's observer and hostile blobs ---- */
+
+struct changes {
+    int n;
+    char device[8][GATT_DEVICE_MAX + 1];
+    size_t len[8];
+    int dropped[8];
+};
+
+static void on_cache_change(const char *device, const uint8_t *blob, size_t len, void *ud)
+{
+    struct changes *ch = ud;
+    if (ch->n < 8) {
+        snprintf(ch->device[ch->n], sizeof ch->device[0], "%s", device);
+        ch->len[ch->n] = len;
+        ch->dropped[ch->n] = blob == NULL;
+    }
+    ch->n++;
+}
+
+/* Every creation, replacement, drop (Service Changed) and eviction is reported once, with the
+ * new blob; storing the same blob again or a refused one is not a change. */
+static void test_cache_reports_changes(void **state)
+{
+    struct gatt_cache *cache = gatt_cache_new(2);
+    struct changes ch = {0};
+    struct ctx c;
+    const char *const *body = script_small + 2;
+    uint8_t *blob;
+    size_t len;
+    gatt_cache_set_observer(cache, on_cache_change, &ch);
+    start(&c, 23, NULL, 0, cache);     /* device C4:7C:8D:6A:2F:01/random */
+    run_script(&c.p, (const char *const[]){"> 08 01 00 ff ff 3a 2b", "< 01 08 01 00 0a",
+                                           "> 08 01 00 ff ff 2a 2b", hash_rsp, NULL});
+    run_script(&c.p, body);
+    assert_int_equal(ch.n, 1);
+    assert_string_equal(ch.device[0], "C4:7C:8D:6A:2F:01/random");
+    assert_false(ch.dropped[0]);
+    assert_int_equal(gatt_db_export(gatt_get_db(c.g), &blob, &len), 0);
+    assert_int_equal(ch.len[0], len);
+    finish(&c);
+    /* the same blob again: nothing to report */
+    const uint8_t *held;
+    size_t held_len;
+    assert_int_equal(gatt_cache_export(cache, "C4:7C:8D:6A:2F:01/random", &held, &held_len), 0);
+    uint8_t *same = malloc(held_len);
+    memcpy(same, held, held_len);
+    assert_int_equal(gatt_cache_import(cache, "C4:7C:8D:6A:2F:01/random", same, held_len), 0);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(gatt_cache_import(cache, "x", same, held_len - 1), -EBADMSG);
+    assert_int_equal(ch.n, 1);
+    /* a second device, then a third: the least recently used goes, and says so */
+    assert_int_equal(gatt_cache_import(cache, "dev2", blob, len), 0);
+    assert_int_equal(gatt_cache_import(cache, "dev3", blob, len), 0);
+    assert_int_equal(ch.n, 4);
+    assert_string_equal(ch.device[1], "dev2");
+    assert_string_equal(ch.device[2], "C4:7C:8D:6A:2F:01/random");
+    assert_true(ch.dropped[2]);
+    assert_string_equal(ch.device[3], "dev3");
+    /* a Service Changed indication drops the entry */
+    assert_int_equal(gatt_cache_import(cache, "C4:7C:8D:6A:2F:01/random", same, held_len), 0);
+    assert_int_equal(ch.n, 6);             /* dev2 evicted, the device back */
+    start(&c, 23, NULL, 0, cache);
+    run_script(&c.p, (const char *const[]){"> 08 01 00 ff ff 3a 2b", "< 01 08 01 00 0a",
+                                           "> 08 01 00 ff ff 2a 2b", hash_rsp, NULL});
+    assert_true(gatt_from_cache(c.g));
+    finish(&c);
+    /* (script_small has no Service Changed: the forget the indication does is the same call) */
+    assert_int_equal(gatt_cache_forget(cache, "C4:7C:8D:6A:2F:01/random"), 0);
+    assert_int_equal(ch.n, 7);
+    assert_true(ch.dropped[6]);
+    assert_int_equal(gatt_cache_forget(cache, "C4:7C:8D:6A:2F:01/random"), -ENOENT);
+    assert_int_equal(ch.n, 7);
+    gatt_cache_set_observer(cache, NULL, NULL);
+    assert_int_equal(gatt_cache_forget(cache, "dev3"), 0);
+    assert_int_equal(ch.n, 7);
+    free(same);
+    free(blob);
+    gatt_cache_free(cache);
+}
+
+static uint32_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* Makes b's checksum right again, so a mutation gets past it to the structural checks. */
+static void reseal(uint8_t *b, size_t len)
+{
+    if (len >= 4)
+        att_put32(b + len - 4, fnv1a(b, len - 4));
+}
+
+/* An imported blob must give a database discovery could have given: re-exported, it imports
+ * again, and its lookups stay in bounds. */
+static void check_imported(struct gatt_cache *cache, const char *device)
+{
+    const uint8_t *b;
+    size_t n;
+    struct gatt_db db = {0};
+    assert_int_equal(gatt_cache_export(cache, device, &b, &n), 0);
+    assert_int_equal(gatt_db_import(&db, b, n), 0);
+    for (size_t i = 0; i < db.n_chrc; i++) {
+        const struct gatt_chrc *ch = &db.chrc[i];
+        assert_true(ch->service < db.n_svc);
+        assert_true(ch->decl < ch->value && ch->value <= ch->end);
+        assert_true(ch->first_desc + ch->n_desc <= db.n_desc || ch->n_desc == 0);
+        assert_ptr_equal(gatt_db_chrc_by_value(&db, ch->value), ch);
+    }
+    for (size_t i = 0; i < db.n_svc; i++)
+        assert_true(db.svc[i].first_chrc + db.svc[i].n_chrc <= db.n_chrc ||
+                    db.svc[i].n_chrc == 0);
+    gatt_db_clear(&db);
+}
+
+/* Blobs are untrusted input once they come back from storage: truncated, corrupted (with the
+ * checksum made right again, so the structure itself is what is checked), lying counts,
+ * random bytes behind a valid header. Each is refused with -EBADMSG or -ENOBUFS or gives a
+ * consistent database; never a crash (ASan/UBSan builds run this). */
+static void test_cache_import_hostile_blobs(void **state)
+{
+    struct ctx c;
+    uint8_t *blob, b[4096];
+    size_t len;
+    start(&c, 512, NULL, 0, NULL);
+    run_script(&c.p, script_ab);
+    assert_int_equal(gatt_db_export(gatt_get_db(c.g), &blob, &len), 0);
+    finish(&c);
+    assert_true(len <= sizeof b);
+    struct gatt_cache *cache = gatt_cache_new(1);
+    unsigned seed = 12345, ok = 0, refused = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = len;
+        memcpy(b, blob, len);
+        switch (round % 5) {
+        case 0: /* truncated, resealed */
+            n = (size_t)rand_r(&seed) % len;
+            break;
+        case 1: /* a few bytes changed */
+            for (int k = 0, m = 1 + rand_r(&seed) % 4; k < m; k++)
+                b[5 + (size_t)rand_r(&seed) % (len - 9)] = (uint8_t)rand_r(&seed);
+            break;
+        case 2: /* a count changed (services, characteristics, descriptors, includes) */
+            b[5 + 2 * (rand_r(&seed) % 4) + (rand_r(&seed) % 2)] = (uint8_t)rand_r(&seed);
+            break;
+        case 3: /* random bytes after the header, random length */
+            n = 13 + (size_t)rand_r(&seed) % (sizeof b - 13);
+            for (size_t i = 5; i < n; i++)
+                b[i] = (uint8_t)rand_r(&seed);
+            b[4] = (uint8_t)(rand_r(&seed) % 3);
+            break;
+        default: /* one handle moved by one */
+            b[13 + (size_t)rand_r(&seed) % (len - 17)] += rand_r(&seed) % 2 ? 1 : 0xFF;
+            break;
+        }
+        reseal(b, n);
+        int r = gatt_cache_import(cache, "dev", b, n);
+        if (r == 0) {
+            ok++;
+            check_imported(cache, "dev");
+        } else {
+            assert_true(r == -EBADMSG || r == -ENOBUFS);
+            refused++;
+        }
+    }
+    assert_true(refused > 10000);
+    /* and the intact blob still imports */
+    assert_int_equal(gatt_cache_import(cache, "dev", blob, len), 0);
+    print_message("hostile blobs: %u refused, %u consistent\n", refused, ok);
+    gatt_cache_free(cache);
+    free(blob);
+}
+
 static void test_bad_options(void **state)
 {
     struct peer p;
@@ -716,6 +950,9 @@ int main(void)
         cmocka_unit_test(test_disconnect_mid_discovery),
         cmocka_unit_test(test_cache_skips_discovery),
         cmocka_unit_test(test_cache_blob),
+        cmocka_unit_test(test_cccd_write_after_security_raise),
+        cmocka_unit_test(test_cache_reports_changes),
+        cmocka_unit_test(test_cache_import_hostile_blobs),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * Command Complete/Status, legacy and extended advertising reports, multi-report packets,
  * truncations, wrong lengths), and the scanner over a socketpair with a fake controller in
  * the test (the command/complete exchange, error status, a controller that never answers,
- * filters by address and by service UUID, duplicate suppression, stop, a closed socket,
+ * filters by address, by Identity Resolving Key and by service UUID, duplicate suppression,
+ * stop, a closed socket,
  * freeing from a callback), and hci_dev_open() failing cleanly on a kernel without
  * Bluetooth. */
 #include <setjmp.h>
@@ -751,6 +752,56 @@ static void test_scan_filter_addr(void **state)
     ctl_close(&c);
 }
 
+static void test_scan_filter_irk(void **state)
+{
+    struct ctl c;
+    /* another key, and the Core spec's sample (Vol 3 Part H D.7), most significant first */
+    static const uint8_t irks[2][16] = {
+        {0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee,
+         0xef, 0xf0},
+        {0xec, 0x02, 0x34, 0xa3, 0x57, 0xc8, 0xad, 0x05, 0x34, 0x10, 0x10, 0xa6, 0x0a, 0x39,
+         0x7d, 0x9b},
+    };
+    struct hci_addr id;
+    assert_int_equal(hci_addr_parse("C4:7C:8D:6A:2F:03", &id), 0);
+    struct hci_scan_opts o = {.addrs = &id, .n_addrs = 1, .irks = irks, .n_irks = 2};
+    ctl_open(&c, &o);
+    ctl_start(&c);
+    /* 70:81:94:0D:FB:AA, random: made with the sample key */
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0");
+    assert_int_equal(c.reports, 1);
+    assert_int_equal(c.last.irk, 1);
+    /* the same bytes as a public address, or resolved by the controller (0x02): no key */
+    ctl_send(&c, "043e0c 0201 00 00 aafb0d948170 00 c0");
+    ctl_send(&c, "043e0c 0201 00 02 aafb0d948170 00 c0");
+    /* 5A:1B:2C:D7:44:F1: an RPA of a key not in the filter */
+    ctl_send(&c, "043e0c 0201 00 01 f144d72c1b5a 00 c0");
+    /* non-resolvable (00) and static (11) addresses with the RPA's other bits */
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948130 00 c0");
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d9481f0 00 c0");
+    assert_int_equal(c.reports, 1);
+    /* the identity address: by address, no key */
+    ctl_send(&c, "043e0c 0201 00 00 032f6a8d7cc4 00 c0");
+    assert_int_equal(c.reports, 2);
+    assert_int_equal(c.last.irk, -1);
+    /* another RPA of the same key (5A:1B:2C:02:81:32) in an extended report */
+    ctl_send(&c, "043e 1a 0d01 1300 01 3281022c1b5a 01 00 ff 7f b0 0000 00 000000000000 00");
+    assert_int_equal(c.reports, 3);
+    assert_int_equal(c.last.irk, 1);
+    assert_int_equal(hci_scan_get_stats(c.s)->matched, 3);
+    ctl_close(&c);
+    /* without other filters, every report, with the key where one resolves it */
+    o = (struct hci_scan_opts){.irks = irks, .n_irks = 2, .dedupe_ns = -1};
+    ctl_open(&c, &o);
+    ctl_start(&c);
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0");
+    assert_int_equal(c.last.irk, 1);
+    assert_int_equal(c.reports, 1);
+    ctl_close(&c);
+    o = (struct hci_scan_opts){.n_irks = 1, .on_report = ctl_on_report};
+    assert_null(hci_scan_new(3, &o));
+}
+
 static void test_scan_filter_uuid(void **state)
 {
     struct ctl c;
@@ -978,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_scan_error_status),
         cmocka_unit_test(test_scan_timeout),
         cmocka_unit_test(test_scan_filter_addr),
+        cmocka_unit_test(test_scan_filter_irk),
         cmocka_unit_test(test_scan_filter_uuid),
         cmocka_unit_test(test_scan_dedupe),
         cmocka_unit_test(test_scan_stop),

@@ -4,7 +4,8 @@
  * notifications of every stream arriving as the bytes the simulator generated (Heart Rate
  * with every flag combination), reads of every profile, long values, the clock set through
  * CTS, indications confirmed, the cache skipping discovery on reconnect, Service Changed,
- * each injected fault, and the simulator's answers to bad requests. */
+ * security raises (the control packet, refused raises), each injected fault, and the
+ * simulator's answers to bad requests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +39,7 @@ struct link {
     int n_notes;
     int done_calls, done_err;
     int reads, read_err;
+    int raises, raise_level;
     uint8_t value[ATT_MAX_VALUE_LEN];
     size_t value_len;
 };
@@ -510,6 +512,7 @@ static void test_cache_on_reconnect_and_service_changed(void **state)
     assert_int_equal(l.ready_err, 0);
     assert_false(gatt_from_cache(l.g));
     uint64_t full = blesim_stats(l.sim)->requests;
+    assert_int_equal(blesim_stats(l.sim)->discovery, 14);
     link_close(&l);
     assert_int_equal(gatt_cache_count(cache), 1);
 
@@ -523,6 +526,7 @@ static void test_cache_on_reconnect_and_service_changed(void **state)
      * secondary services, 1 for includes, 3 for the 20 characteristics, 6 Find Information,
      * the Service Changed CCCD */
     assert_int_equal(full, 18);
+    assert_int_equal(blesim_stats(l.sim)->discovery, 0);   /* 14 on the first connection */
     uint16_t hr = value_handle(&l, "2a37");
     assert_true(gatt_subscribe(l.g, hr, on_note, NULL, &l, NULL) > 0);
     run_for(&l, 2 * SEC);
@@ -549,6 +553,86 @@ static void test_cache_on_reconnect_and_service_changed(void **state)
     assert_int_equal(gatt_get_db(l.g)->n_svc, 3);
     link_close(&l);
     gatt_cache_free(cache);
+}
+
+/* The client's side of a simulator link raising its security: the control packet. */
+static int sim_raise(struct att *a, int level, uint8_t ecode, void *ud)
+{
+    struct link *l = ud;
+    l->raises++;
+    l->raise_level = level;
+    return blesim_ctl_security(l->fd[0], level);
+}
+
+/* A wearable that streams heart rate only over an encrypted link: the CCCD write is refused
+ * with Insufficient Encryption, the bearer raises the link (a control packet the simulator
+ * takes as the encryption the kernel would start), writes the CCCD again and notifications
+ * flow. A characteristic needing authentication takes the link on to HIGH. With raises
+ * refused (pairing fails) the second refusal is the subscriber's. */
+static void test_security_raise_with_the_simulator(void **state)
+{
+    struct blesim_profile_opts o;
+    struct link l;
+    blesim_profile_defaults(&o);
+    o.hr_security = 2;
+    link_sim(&l, 0, BLESIM_PROFILE_GATT | BLESIM_PROFILE_HR, &o);
+    att_set_security_hook(l.att, ATT_SECURITY_LOW, sim_raise, &l, NULL);
+    link_client(&l, 0, NULL, 0, NULL);
+    assert_int_equal(l.ready_err, 0);
+    uint16_t hr = value_handle(&l, "2a37"), loc = value_handle(&l, "2a38");
+    assert_int_equal(blesim_security(l.sim), 1);
+    assert_true(gatt_subscribe(l.g, hr, on_note, on_done, &l, NULL) > 0);
+    pump(&l);
+    assert_int_equal(l.done_calls, 1);
+    assert_int_equal(l.done_err, 0);
+    assert_int_equal(l.raises, 1);
+    assert_int_equal(l.raise_level, ATT_SECURITY_MEDIUM);
+    assert_int_equal(blesim_security(l.sim), 2);
+    assert_int_equal(blesim_stats(l.sim)->security_raises, 1);
+    assert_int_equal(blesim_cccd(l.sim, hr), 1);
+    run_for(&l, 2 * SEC);
+    assert_int_equal(l.n_notes, 2);
+    assert_int_equal(blesim_set_security(l.sim, loc, 3, 0), 0);
+    assert_true(gatt_read(l.g, loc, on_read, &l, NULL) > 0);
+    pump(&l);
+    assert_int_equal(l.reads, 1);
+    assert_int_equal(l.read_err, 0);
+    assert_int_equal(l.raise_level, ATT_SECURITY_HIGH);
+    assert_int_equal(blesim_security(l.sim), 3);
+    /* the control packets were not PDUs: the last request is the read, nothing is pending */
+    assert_int_equal(blesim_stats(l.sim)->rx_pdus, blesim_stats(l.sim)->requests);
+    link_close(&l);
+
+    /* pairing fails: the link stays unencrypted, the retry is refused again */
+    o.security_ecode = ATT_ECODE_AUTHENTICATION;
+    link_sim(&l, 0, BLESIM_PROFILE_GATT | BLESIM_PROFILE_HR, &o);
+    struct blesim_faults f = {.refuse_security = 1};
+    blesim_set_faults(l.sim, &f);
+    att_set_security_hook(l.att, ATT_SECURITY_LOW, sim_raise, &l, NULL);
+    link_client(&l, 0, NULL, 0, NULL);
+    hr = value_handle(&l, "2a37");
+    assert_true(gatt_subscribe(l.g, hr, on_note, on_done, &l, NULL) > 0);
+    pump(&l);
+    assert_int_equal(l.done_calls, 1);
+    assert_int_equal(l.done_err, -EACCES);
+    assert_int_equal(l.raises, 1);
+    assert_int_equal(blesim_security(l.sim), 1);
+    assert_int_equal(blesim_cccd(l.sim, hr), 0);
+    run_for(&l, 2 * SEC);
+    assert_int_equal(l.n_notes, 0);
+    link_close(&l);
+
+    /* no requirement: no error, no raise */
+    o.hr_security = 0;
+    link_sim(&l, 0, BLESIM_PROFILE_GATT | BLESIM_PROFILE_HR, &o);
+    att_set_security_hook(l.att, ATT_SECURITY_LOW, sim_raise, &l, NULL);
+    link_client(&l, 0, NULL, 0, NULL);
+    assert_true(gatt_subscribe(l.g, value_handle(&l, "2a37"), on_note, on_done, &l, NULL) > 0);
+    pump(&l);
+    assert_int_equal(l.done_err, 0);
+    assert_int_equal(l.raises, 0);
+    assert_int_equal(blesim_ctl_security(l.fd[0], 5), -EINVAL);
+    link_close(&l);
 }
 
 static void test_injected_faults(void **state)
@@ -688,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_secondary_service_and_include),
         cmocka_unit_test(test_indications_are_confirmed),
         cmocka_unit_test(test_cache_on_reconnect_and_service_changed),
+        cmocka_unit_test(test_security_raise_with_the_simulator),
         cmocka_unit_test(test_injected_faults),
         cmocka_unit_test(test_simulator_answers_bad_requests),
     };

@@ -231,7 +231,8 @@ static void test_status_json_streaming(void **state)
         .now_ms = 1795700005000, .next_attempt_ms = 99, .attempts = 4, .connects = 2,
         .reconnects = 1, .failures = 3, .events = 1234, .no_contact = 2, .malformed = 1,
         .lost = 0, .last_notification_ms = 1795700004999, .battery_set = 1, .battery = 87,
-        .mtu = 247, .cached = 1, .profiles = BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_CTS,
+        .mtu = 247, .cached = 1, .security_raises = 2,
+        .profiles = BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_CTS,
         .offset_set = 1, .clock_offset_ms = -1520, .drift_set = 1, .clock_drift_ppm = 12.3456,
         .clock_samples = 5, .manufacturer = "Pine64", .model = "PineTime",
     };
@@ -243,10 +244,11 @@ static void test_status_json_streaming(void **state)
         "\"since\":1795700000000,\"time\":1795700005000,\"error\":null,\"next_attempt\":null,"
         "\"attempts\":4,\"connects\":2,\"reconnects\":1,\"failures\":3,\"events\":1234,"
         "\"last_notification\":1795700004999,\"battery\":87,\"mtu\":247,\"cached\":true,"
+        "\"security_raises\":2,"
         "\"profiles\":[\"hr\",\"battery\",\"cts\"],\"clock_offset_ms\":-1520,"
         "\"clock_drift_ppm\":12.35,\"clock_samples\":5,\"no_contact\":2,\"malformed\":1,"
         "\"lost\":0,\"device\":{\"manufacturer\":\"Pine64\",\"model\":\"PineTime\","
-        "\"serial\":null,\"firmware\":null},\"relay\":null,\"record\":null}";
+        "\"serial\":null,\"firmware\":null},\"relay\":null,\"record\":null,\"scan\":null}";
     assert_string_equal(s, want);
     free(s);
 }
@@ -282,7 +284,7 @@ static void test_status_json_relay_and_record(void **state)
         "\"phone_status\":1795700001000,\"phone_newest\":null,\"phone_pending\":11,"
         "\"phone_dropped\":12,\"phone_paused\":true,\"phone_outbox_full\":true},"
         "\"record\":{\"records\":50,\"bytes\":8190,\"not_recorded\":8,"
-        "\"stopped\":\"record_max\"}}";
+        "\"stopped\":\"record_max\"},\"scan\":null}";
     assert_non_null(strstr(s, relay));
     free(s);
     /* before the phone's Status arrives: no phone_* fields; a write error by name */
@@ -331,9 +333,10 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
     static const char *const keys[] = {
         "source", "driver", "participant", "address", "transport", "state", "since", "time",
         "error", "next_attempt", "attempts", "connects", "reconnects", "failures", "events",
-        "last_notification", "battery", "mtu", "cached", "profiles", "clock_offset_ms",
-        "clock_drift_ppm", "clock_samples", "no_contact", "malformed", "lost", "device",
-        "relay", "record"};
+        "last_notification", "battery", "mtu", "cached", "security_raises", "profiles",
+        "clock_offset_ms", "clock_drift_ppm", "clock_samples", "no_contact", "malformed", "lost",
+        "device",
+        "relay", "record", "scan"};
     assert_int_equal(json_object_size(j), sizeof keys / sizeof keys[0]);
     const char *at = s;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -356,6 +359,47 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
     free(s);
 }
 
+static void test_backoff_after_a_time_up(void **state)
+{
+    (void)state;
+    struct ble_backoff b;
+    ble_backoff_init(&b, 42);
+    for (int i = 0; i < 5; i++)
+        (void)ble_backoff_failed(&b, -1);
+    /* not up, or up for less than a minute: the schedule goes on doubling */
+    assert_true(ble_backoff_failed(&b, -1) >= 25600);
+    assert_true(ble_backoff_failed(&b, BLE_BACKOFF_RESET_MS - 1) >= 51200);
+    /* up for a minute: back to about a second */
+    int64_t d = ble_backoff_failed(&b, BLE_BACKOFF_RESET_MS);
+    assert_true(d >= 800 && d < 1200);
+}
+
+static void test_status_json_scan(void **state)
+{
+    (void)state;
+    struct ble_status st = {
+        .source = "hr3", .participant = "p01", .address = "C4:7C:8D:6A:2F:03",
+        .transport = "l2cap", .state = BLE_ST_BACKOFF, .has_scan = 1,
+        .scan = {.state = BLE_SCAN_RETRYING, .since_ms = 1000, .error = "HCI socket: closed",
+                 .next_attempt_ms = 3000, .failures = 2, .rpa = "70:81:94:0D:FB:AA"},
+    };
+    char *s = ble_status_json(&st);
+    assert_non_null(s);
+    assert_non_null(strstr(s, ",\"scan\":{\"state\":\"retrying\",\"since\":1000,\"error\":"
+                              "\"HCI socket: closed\",\"next_attempt\":3000,\"failures\":2,"
+                              "\"rpa\":\"70:81:94:0D:FB:AA\"}}"));
+    free(s);
+    /* up: no next attempt, no error; starting the same */
+    st.scan = (struct ble_scan_info){.state = BLE_SCAN_UP, .since_ms = 5000, .failures = 2,
+                                     .next_attempt_ms = 3000};
+    s = ble_status_json(&st);
+    assert_non_null(strstr(s, "\"scan\":{\"state\":\"up\",\"since\":5000,\"error\":null,"
+                              "\"next_attempt\":null,\"failures\":2,\"rpa\":null}"));
+    free(s);
+    assert_string_equal(ble_scan_state_name(BLE_SCAN_STARTING), "starting");
+    assert_string_equal(ble_scan_state_name(_BLE_SCAN_MAX), "unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +412,8 @@ int main(void)
         cmocka_unit_test(test_clock_exact_drift_and_ring),
         cmocka_unit_test(test_clock_set_restarts_the_estimate),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_backoff_after_a_time_up),
+        cmocka_unit_test(test_status_json_scan),
         cmocka_unit_test(test_status_json_streaming),
         cmocka_unit_test(test_status_json_backoff_nulls_and_escaping),
         cmocka_unit_test(test_status_json_relay_and_record),

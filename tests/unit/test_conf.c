@@ -449,6 +449,71 @@ static void test_driver_options_are_checked(void **state)
                   "(expected XX:XX:XX:XX:XX:XX)\n");
 }
 
+/* [source] hci and irk (docs/ble-scan.md): what the scanner is opened with, and the key its
+ * advertisements are resolved with, both refused with FILE:LINE before the daemon starts.
+ * An irk is a secret: no message quotes it. */
+static void test_ble_hci_and_irk_are_checked(void **state)
+{
+    (void)state;
+#define BLE_SRC(n) "[source " n "]\ndriver = ble\nparticipant = p\naddress = 00:11:22:33:44:55\n"
+#define IRK "9B7D390AA610103405ADC857A33402EC"
+    char longpath[160] = "hci = sim:/";
+    memset(longpath + strlen(longpath), 'a', 110);
+    char text[2048];
+    snprintf(text, sizeof text, "[participant p]\n"
+             BLE_SRC("a") "hci = foo\n" BLE_SRC("b") "hci = hci\n"
+             BLE_SRC("c") "hci = hci99999999999\n" BLE_SRC("d") "hci = sim:\n"
+             BLE_SRC("e") "%s\n" BLE_SRC("f") "hci = hci01\n" BLE_SRC("g") "hci = hci10000\n"
+             BLE_SRC("h") "hci = sim:relative.sock\n"
+             BLE_SRC("i") "irk = 9B7D390AA610103405ADC857A33402E\n"
+             BLE_SRC("j") "irk = 9B7D390AA610103405ADC857A3340ZEC\n"
+             BLE_SRC("k") "irk = 00000000000000000000000000000000\n"
+             BLE_SRC("l") "transport = sim:/tmp/a.s\nirk = " IRK "\n"
+             BLE_SRC("m") "connect = direct\nirk = " IRK "\n"
+             "[source n]\ndriver = file\npath = /x\nirk = " IRK "\n", longpath);
+    expect_errors(text,
+                  "t.conf:6: [source a] hci: invalid \"foo\": unknown controller (expected "
+                  "auto, hciN or sim:/PATH)\n"
+                  "t.conf:11: [source b] hci: invalid \"hci\": invalid adapter \"hci\" "
+                  "(expected hciN, N 0..9999)\n"
+                  "t.conf:16: [source c] hci: invalid \"hci99999999999\": invalid adapter "
+                  "\"hci999999999...\" (expected hciN, N 0..9999)\n"
+                  "t.conf:21: [source d] hci: invalid \"sim:\": sim: needs an absolute socket "
+                  "path (sim:/PATH)\n"
+                  "t.conf:26: [source e] hci: invalid \"sim:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "...\": socket path longer than 107 bytes\n"
+                  "t.conf:31: [source f] hci: invalid \"hci01\": invalid adapter \"hci01\" "
+                  "(expected hciN, N 0..9999)\n"
+                  "t.conf:36: [source g] hci: invalid \"hci10000\": invalid adapter "
+                  "\"hci10000\" (expected hciN, N 0..9999)\n"
+                  "t.conf:41: [source h] hci: invalid \"sim:relative.sock\": sim: needs an "
+                  "absolute socket path (sim:/PATH)\n"
+                  "t.conf:46: [source i] irk: expected 32 hex digits, got 31 characters (the "
+                  "key as BlueZ stores it: [IdentityResolvingKey] Key= in "
+                  "/var/lib/bluetooth/ADAPTER/DEVICE/info)\n"
+                  "t.conf:51: [source j] irk: not a hex digit at character 30 (the key as "
+                  "BlueZ stores it: [IdentityResolvingKey] Key= in "
+                  "/var/lib/bluetooth/ADAPTER/DEVICE/info)\n"
+                  "t.conf:56: [source k] irk: all zeros, which stands for no key: the device "
+                  "did not hand one out (the key as BlueZ stores it: [IdentityResolvingKey] "
+                  "Key= in /var/lib/bluetooth/ADAPTER/DEVICE/info)\n"
+                  "t.conf:62: [source l] irk: only used when scanning (connect = scan, or auto "
+                  "with an l2cap transport)\n"
+                  "t.conf:68: [source m] irk: only used when scanning (connect = scan, or auto "
+                  "with an l2cap transport)\n"
+                  "t.conf:72: [source n] irk: not used by driver file\n");
+    /* what is accepted: the forms of hci, an irk in either case where the source scans */
+    struct conf *c = expect_ok("[participant p]\n" BLE_SRC("a") "hci = auto\nirk = " IRK "\n"
+                               BLE_SRC("b") "hci = hci0\n" BLE_SRC("c") "hci = hci9999\n"
+                               BLE_SRC("d") "hci = sim:/run/h.s\ntransport = sim:/run/a.s\n"
+                               "connect = scan\nirk = 9b7d390aa610103405adc857a33402ec\n");
+    assert_string_equal(c->sources[0].irk, IRK);
+    assert_string_equal(c->sources[2].hci, "hci9999");
+    conf_free(c);
+#undef BLE_SRC
+#undef IRK
+}
+
 static void test_tcp_endpoint_without_curve_keys_is_an_error(void **state)
 {
     (void)state;
@@ -982,6 +1047,7 @@ int main(void)
         T(test_duplicate_participant_is_an_error),
         T(test_source_naming_a_missing_participant_is_an_error),
         T(test_driver_options_are_checked),
+        T(test_ble_hci_and_irk_are_checked),
         T(test_tcp_endpoint_without_curve_keys_is_an_error),
         T(test_endpoint_forms),
         T(test_nudge_escalation_is_checked),

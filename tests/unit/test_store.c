@@ -1,5 +1,6 @@
-/* The SQLite store: migrations, file modes, deduplication, commit-before-reply, reads,
- * the disk-full and I/O error paths, backpressure and shutdown. */
+/* The SQLite store: migrations (v1 and v2 files upgraded in place), file modes,
+ * deduplication, commit-before-reply, reads, the attribute cache table, the disk-full and I/O
+ * error paths, backpressure and shutdown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +263,7 @@ static void test_v1_store_upgrades_and_hub_numbered_events_skip_the_index(void *
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
     assert_int_equal(store_sync_close(s), 0);
     const char *sql =
+        "DROP TABLE gatt_cache;"
         "DROP INDEX events_source_seq; ALTER TABLE events DROP COLUMN hub_seq;"
         "CREATE UNIQUE INDEX events_source_seq ON events(source, seq); PRAGMA user_version=1;"
         "INSERT INTO events(source, seq, ts, participant, type, body, received)"
@@ -287,6 +289,134 @@ static void test_v1_store_upgrades_and_hub_numbered_events_skip_the_index(void *
     stop(f);
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE hub_seq = 1"), 3);
     assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 8);
+}
+
+struct cache_seen {
+    int n;
+    char device[4][32];
+    uint8_t blob[4][64];
+    size_t len[4];
+    int64_t updated[4];
+};
+
+static int on_cache_row(void *ud, const char *device, const uint8_t *blob, size_t len,
+                        int64_t updated)
+{
+    struct cache_seen *cs = ud;
+    if (cs->n < 4 && len <= sizeof cs->blob[0]) {
+        snprintf(cs->device[cs->n], sizeof cs->device[0], "%s", device);
+        if (len)
+            memcpy(cs->blob[cs->n], blob, len);
+        cs->len[cs->n] = len;
+        cs->updated[cs->n] = updated;
+    }
+    cs->n++;
+    return 0;
+}
+
+static void read_cache(struct fx *f, struct cache_seen *cs)
+{
+    struct store_reader *rd;
+    memset(cs, 0, sizeof *cs);
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    assert_int_equal(store_reader_gatt_cache(rd, on_cache_row, cs), 0);
+    store_reader_close(rd);
+}
+
+/* A store written by schema v2 gets the attribute cache table; its rows stay as they were. */
+static void test_v2_store_upgrades_with_an_empty_gatt_cache(void **state)
+{
+    struct fx *f = *state;
+    /* a v2 file: a fresh store taken back to what version 2 created */
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    char b[64];
+    struct store_event ev = mk("phone", 1, 1, b);
+    uint8_t st;
+    assert_int_equal(store_sync_events(s, &ev, 1, &st), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    sql_exec(f->db, "DROP TABLE gatt_cache; PRAGMA user_version=2;");
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'gatt_cache'"),
+                     0);
+    struct store_reader *rd;
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);   /* v2 is readable as it is */
+    store_reader_close(rd);
+    start(f, NULL);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 3);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'gatt_cache'"
+                                    " AND sql LIKE '%device TEXT PRIMARY KEY%'"),
+                     1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE source = 'phone'"), 1);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'phone'"), 1);
+    struct cache_seen cs;
+    read_cache(f, &cs);
+    assert_int_equal(cs.n, 0);
+}
+
+/* Cache entries through the writer: created, replaced, dropped; the reader sees the last
+ * state, blob for blob; bad requests are refused before they are queued. */
+static void test_gatt_cache_entries_are_written_through_the_writer(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    const uint8_t one[] = {'E', 'G', 'D', 1, 0, 1}, two[] = {'E', 'G', 'D', 1, 0, 2, 0, 3};
+    int64_t before = sql_int(f->db, "SELECT CAST(strftime('%s','now') AS INTEGER) * 1000");
+    assert_int_equal(store_submit_gatt_cache(w, "C4:7C:8D:6A:2F:01/random", one, sizeof one), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "C4:7C:8D:6A:2F:02/public", one, sizeof one), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "C4:7C:8D:6A:2F:01/random", two, sizeof two), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "C4:7C:8D:6A:2F:02/public", NULL, 0), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "C4:7C:8D:6A:2F:03/sim", one, sizeof one), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "gone", NULL, 0), 0);   /* nothing to drop */
+    assert_int_equal(store_submit_gatt_cache(w, NULL, one, sizeof one), -EINVAL);
+    assert_int_equal(store_submit_gatt_cache(w, "", one, sizeof one), -EINVAL);
+    assert_int_equal(store_submit_gatt_cache(w, "x", one, 0), -EINVAL);
+    assert_int_equal(store_submit_gatt_cache(w, "x", one, STORE_BLOB_MAX + 1), -EMSGSIZE);
+    assert_int_equal(store_flush(w, 5000), 0);
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.gatt_cache, 6);
+    assert_int_equal(ss.records, 0);
+    struct cache_seen cs;
+    read_cache(f, &cs);                      /* while the writer runs (WAL) */
+    assert_int_equal(cs.n, 2);
+    assert_string_equal(cs.device[0], "C4:7C:8D:6A:2F:01/random");
+    assert_int_equal(cs.len[0], sizeof two);
+    assert_memory_equal(cs.blob[0], two, sizeof two);
+    assert_true(cs.updated[0] >= before);
+    assert_string_equal(cs.device[1], "C4:7C:8D:6A:2F:03/sim");
+    assert_memory_equal(cs.blob[1], one, sizeof one);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM gatt_cache WHERE typeof(blob) = 'blob'"),
+                     2);
+}
+
+/* A transaction that fails takes the cache entries with it; they are written again, in
+ * order, in the next one (a replace then a drop stays a drop). */
+static void test_gatt_cache_entries_of_a_failed_transaction_are_written_again(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.fail_after_steps = 3; /* BEGIN, the first entry, then the second fails */
+    struct store_writer *w = start(f, &o);
+    const uint8_t one[] = {1, 2, 3}, two[] = {4, 5};
+    assert_int_equal(store_submit_gatt_cache(w, "a", one, sizeof one), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "b", one, sizeof one), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "b", two, sizeof two), 0);
+    assert_int_equal(store_submit_gatt_cache(w, "a", NULL, 0), 0);
+    assert_int_equal(store_flush(w, 5000), -EIO);
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.gatt_cache, 4);
+    assert_int_equal(ss.records_dropped, 0);
+    stop(f);
+    struct cache_seen cs;
+    read_cache(f, &cs);
+    assert_int_equal(cs.n, 1);
+    assert_string_equal(cs.device[0], "b");
+    assert_int_equal(cs.len[0], sizeof two);
+    assert_memory_equal(cs.blob[0], two, sizeof two);
 }
 
 static void test_reply_comes_only_after_commit(void **state)
@@ -728,6 +858,12 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_v1_store_upgrades_and_hub_numbered_events_skip_the_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v2_store_upgrades_with_an_empty_gatt_cache, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gatt_cache_entries_are_written_through_the_writer,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gatt_cache_entries_of_a_failed_transaction_are_written_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_comes_only_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_nudges_and_positions_are_stored, setup,
                                         teardown),
