@@ -641,6 +641,8 @@ static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
     snprintf(d->address, sizeof d->address, "%s", s->address);
     snprintf(d->link_address, sizeof d->link_address, "%s", s->address);
     snprintf(d->transport_text, sizeof d->transport_text, "%s", s->transport);
+    /* a conf not made by the parser may leave it 0: never resend in a loop */
+    d->nudge_resend_ms = s->nudge_resend_ms > 0 ? s->nudge_resend_ms : 60000;
     const struct conf_participant *p = conf_participant(cf, s->participant);
     if (p)
         snprintf(d->tz, sizeof d->tz, "%s", p->tz);

@@ -35,7 +35,6 @@
 #define BLE_RELAY_WINDOW 64
 #define BLE_RELAY_NUDGES 16
 #define BLE_RELAY_IDLE_MS 10000  /* a partial record or backlog without progress: RESUME */
-#define BLE_RELAY_RESEND_MS 60000 /* a nudge written without nudge_ack: written again */
 #define BLE_RELAY_NUDGE_TTL_MS (24 * INT64_C(3600000)) /* then given up */
 #define NS_PER_MS INT64_C(1000000)
 
@@ -175,13 +174,13 @@ static void nudge_expire(struct ble_dev *d)
 }
 
 /* The next nudge to write: the first never written, or written without `nudge_ack` for
- * BLE_RELAY_RESEND_MS. -1 if none is due. */
+ * `nudge_resend`. -1 if none is due. */
 static long nudge_due(const struct ble_dev *d)
 {
     const struct ble_relay *r = d->relay;
     for (size_t i = 0; i < r->nq_n; i++)
         if (!r->nq[i].doomed && (!r->nq[i].writes ||
-                                 mono(d) - r->nq[i].written_ns >= BLE_RELAY_RESEND_MS * NS_PER_MS))
+                                 mono(d) - r->nq[i].written_ns >= d->nudge_resend_ms * NS_PER_MS))
             return (long)i;
     return -1;
 }
@@ -207,7 +206,7 @@ static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
 /* The next fragment of the nudge being written, or the first of the next one due. A nudge
  * whose last fragment was answered stays in the list until the phone's `nudge_ack` names it
  * (docs/relay-profile.md, "Nudges"): it is written again after each reconnection and after
- * BLE_RELAY_RESEND_MS, each time with a new delivery number. */
+ * `nudge_resend`, each time with a new delivery number. */
 static void send_nudge(struct ble_dev *d)
 {
     struct ble_relay *r = d->relay;
@@ -667,8 +666,8 @@ static int64_t resend_deadline(const struct ble_dev *d)
     if (r->n_busy || !r->h_nudges)
         return t; /* the write's end schedules the next */
     for (size_t i = 0; i < r->nq_n; i++)
-        if (r->nq[i].writes && r->nq[i].written_ns + BLE_RELAY_RESEND_MS * NS_PER_MS < t)
-            t = r->nq[i].written_ns + BLE_RELAY_RESEND_MS * NS_PER_MS;
+        if (r->nq[i].writes && r->nq[i].written_ns + d->nudge_resend_ms * NS_PER_MS < t)
+            t = r->nq[i].written_ns + d->nudge_resend_ms * NS_PER_MS;
     return t;
 }
 

@@ -198,6 +198,8 @@ struct conf_source {
     char hci[CONF_STR_SIZE];          /* ble: the HCI device scanned with; "" = auto */
     char irk[64];                     /* ble: the device's Identity Resolving Key as BlueZ
                                        * writes it (32 hex digits); "" = none. A secret */
+    int64_t nudge_resend_ms;          /* ble: a relay nudge without nudge_ack is written
+                                       * again after this */
 };
 
 struct conf_nudge {

@@ -64,6 +64,7 @@ static const struct driver_opt driver_opts[] = {
     {"connect", D(BLE)},
     {"hci", D(BLE)},
     {"irk", D(BLE)},
+    {"nudge_resend", D(BLE)},
 };
 
 /* The values only ble sources have: hci and irk (daemon/conf_ble.c), and whether an irk can

@@ -514,6 +514,25 @@ static void test_ble_hci_and_irk_are_checked(void **state)
 #undef IRK
 }
 
+/* [source] nudge_resend: how often a relay phone's unconfirmed nudge is written again. */
+static void test_nudge_resend_is_checked(void **state)
+{
+    (void)state;
+#define BLE_SRC(n) "[source " n "]\ndriver = ble\nparticipant = p\naddress = 00:11:22:33:44:55\n"
+    expect_errors("[participant p]\n" BLE_SRC("a") "nudge_resend = 0s\n"
+                  BLE_SRC("b") "nudge_resend = 2h\n"
+                  "[source c]\ndriver = file\npath = /x\nnudge_resend = 10s\n",
+                  "t.conf:6: [source a] nudge_resend: 0s is out of range (1s..1h)\n"
+                  "t.conf:11: [source b] nudge_resend: 2h is out of range (1s..1h)\n"
+                  "t.conf:15: [source c] nudge_resend: not used by driver file\n");
+    struct conf *c = expect_ok("[participant p]\n" BLE_SRC("a") "nudge_resend = 5min\n"
+                               BLE_SRC("b"));
+    assert_int_equal(c->sources[0].nudge_resend_ms, 300000);
+    assert_int_equal(c->sources[1].nudge_resend_ms, 60000);
+    conf_free(c);
+#undef BLE_SRC
+}
+
 static void test_tcp_endpoint_without_curve_keys_is_an_error(void **state)
 {
     (void)state;
@@ -1048,6 +1067,7 @@ int main(void)
         T(test_source_naming_a_missing_participant_is_an_error),
         T(test_driver_options_are_checked),
         T(test_ble_hci_and_irk_are_checked),
+        T(test_nudge_resend_is_checked),
         T(test_tcp_endpoint_without_curve_keys_is_an_error),
         T(test_endpoint_forms),
         T(test_nudge_escalation_is_checked),
