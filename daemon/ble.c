@@ -690,12 +690,17 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
     }
     e = store_reader_positions(rd, take_position, b);
     tick(b);
-    /* and relay phones get again the nudges they had not confirmed before the restart */
-    for (size_t i = 0; e == 0 && i < b->n_dev; i++)
-        e = ble_relay_restore(&b->dev[i], rd, b->now.utc_ms);
+    /* and relay phones get again the nudges they had not confirmed before the restart; a
+     * failure there costs those nudges (logged), not the start */
+    for (size_t i = 0; e == 0 && i < b->n_dev; i++) {
+        int r = ble_relay_restore(&b->dev[i], rd, b->now.utc_ms);
+        if (r < 0)
+            log_error("ble %s: relay: the nudges not confirmed before the restart cannot be "
+                      "read: %s", b->dev[i].name, store_strerror(r));
+    }
     store_reader_close(rd);
     if (e < 0) {
-        log_error("ble: reading source positions and nudges from %s: %s", cf->store.path,
+        log_error("ble: reading source positions from %s: %s", cf->store.path,
                   store_strerror(e));
         goto fail;
     }

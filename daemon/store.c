@@ -443,7 +443,8 @@ int store_reader_nudge_acks(struct store_reader *rd, const char *source, int64_t
 {
     sqlite3_stmt *st;
     int r = prep(rd,
-                 "SELECT json_extract(body, '$.nudge') FROM events INDEXED BY events_source_seq"
+                 "SELECT CASE WHEN json_valid(body) THEN json_extract(body, '$.nudge') END"
+                 " FROM events INDEXED BY events_source_seq"
                  " WHERE source = ?1 AND hub_seq = 0 AND type = 'nudge_ack' AND ts >= ?2"
                  " ORDER BY seq",
                  &st);
