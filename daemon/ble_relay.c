@@ -185,6 +185,17 @@ static long nudge_due(const struct ble_dev *d)
     return -1;
 }
 
+/* The write of nq[n_cur] is over (done, refused or cut off): a nudge confirmed or given up
+ * meanwhile leaves now. */
+static void write_ended(struct ble_relay *r)
+{
+    if (!r->n_busy)
+        return;
+    r->n_busy = 0;
+    if (r->nq[r->n_cur].doomed)
+        nudge_remove(r, r->n_cur);
+}
+
 static void send_nudge(struct ble_dev *d);
 
 static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
@@ -192,9 +203,7 @@ static void on_nudge_written(struct gatt *g, int err, uint8_t ecode, void *ud)
     struct ble_dev *d = ud;
     struct ble_relay *r = d->relay;
     if (err < 0) {
-        r->n_busy = 0; /* written again after the next connection */
-        if (r->nq[r->n_cur].doomed)
-            nudge_remove(r, r->n_cur);
+        write_ended(r); /* written again after the next connection */
         if (!d->dead && err != -ECONNRESET && err != -ENOTCONN && err != -ECANCELED)
             log_warn("ble %s: relay: nudge write refused: %s%s%s", d->name, strerror(-err),
                      ecode ? ", " : "", ecode ? att_ecode_str(ecode) : "");
@@ -221,9 +230,7 @@ static void send_nudge(struct ble_dev *d)
         else
             r->nudges_resent++;
         q->written_ns = mono(d);
-        r->n_busy = 0;
-        if (q->doomed)
-            nudge_remove(r, r->n_cur);
+        write_ended(r);
     }
     if (!r->n_busy) {
         nudge_expire(d);
@@ -241,7 +248,7 @@ static void send_nudge(struct ble_dev *d)
     }
     int n = relay_tx_next(&r->ntx, frag, sizeof frag);
     if (n <= 0 || gatt_write(d->gatt, r->h_nudges, frag, (size_t)n, on_nudge_written, d, NULL) < 0)
-        r->n_busy = 0;
+        write_ended(r);
 }
 
 /* Room for one more nudge: when every place is taken, the oldest nudge the phone has been
@@ -593,7 +600,7 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
     r->h_nudges = c && (c->props & GATT_PROP_WRITE) ? c->value : 0;
     r->h_status = 0;
     r->status_writable = 0;
-    r->n_busy = 0;
+    write_ended(r); /* a write the lost link cut off without an answer */
     r->have_hold = 0;
     ble_prof_subscribe(d, rec, on_records);
     if ((c = chrc(db, sv, RELAY_UUID_STATUS))) {
