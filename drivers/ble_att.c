@@ -86,7 +86,6 @@ struct att {
     int sec_level;        /* the link's ATT_SECURITY_* level */
     unsigned sec_tried;   /* bit n: level n was asked for */
     struct att_stats stats;
-    uint8_t buf[ATT_MAX_LE_MTU + 1];
 };
 
 static void q_push(struct pduq *q, struct pdu *p)
@@ -704,30 +703,49 @@ int att_on_readable(struct att *a, int64_t now_mono_ns)
     a->timed++;
     a->reading = 1;
     a->now_ns = now_mono_ns;
-    int n = 0;
-    while (n < ATT_RX_BURST && !check(a) && !a->free_pending) {
-        ssize_t r = recv(a->fd, a->buf, sizeof a->buf, MSG_DONTWAIT | MSG_TRUNC);
-        if (r < 0) {
+    int n = 0, more = 1;
+    while (more && n < ATT_RX_BURST && !check(a) && !a->free_pending) {
+        /* up to ATT_RX_BATCH PDUs per system call: a device's wake-up usually finds one,
+         * and reading until EAGAIN would cost a second call for it */
+        uint8_t buf[ATT_RX_BATCH][ATT_MAX_LE_MTU + 1]; /* + 1: a PDU above the MTU shows */
+        struct iovec iov[ATT_RX_BATCH];
+        struct mmsghdr mm[ATT_RX_BATCH];
+        unsigned want = ATT_RX_BURST - n < ATT_RX_BATCH ? (unsigned)(ATT_RX_BURST - n)
+                                                         : ATT_RX_BATCH;
+        memset(mm, 0, want * sizeof mm[0]);
+        for (unsigned i = 0; i < want; i++) {
+            iov[i] = (struct iovec){buf[i], sizeof buf[i]};
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = recvmmsg(a->fd, mm, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
+        if (got < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 die(a, errno == EPIPE ? -ECONNRESET : -errno);
             break;
         }
-        if (r == 0) {   /* SEQPACKET: end of stream (an ATT PDU is never empty) */
-            die(a, -ECONNRESET);
-            break;
+        more = (unsigned)got == want; /* fewer than asked: the queue is empty for now */
+        for (int i = 0; i < got && !a->free_pending && !a->dead; i++) {
+            size_t r = mm[i].msg_len;
+            if (r == 0) {   /* SEQPACKET: end of stream (an ATT PDU is never empty) */
+                die(a, -ECONNRESET);
+                break;
+            }
+            n++;
+            size_t len = r < sizeof buf[i] ? r : sizeof buf[i];
+            a->stats.rx_pdus++;
+            a->stats.rx_bytes += (uint64_t)r;
+            if (a->rx)
+                a->rx(a, now_mono_ns, buf[i], len, a->rx_user_data);
+            if (a->free_pending || a->dead)
+                break;
+            handle_pdu(a, buf[i], len, r > a->mtu);
+            flush(a);
         }
-        n++;
-        size_t got = (size_t)r < sizeof a->buf ? (size_t)r : sizeof a->buf;
-        a->stats.rx_pdus++;
-        a->stats.rx_bytes += (uint64_t)r;
-        if (a->rx)
-            a->rx(a, now_mono_ns, a->buf, got, a->rx_user_data);
-        if (a->free_pending || a->dead)
+        if (got == 0)
             break;
-        handle_pdu(a, a->buf, got, (size_t)r > a->mtu);
-        flush(a);
     }
     a->reading = 0;
     a->timed--;

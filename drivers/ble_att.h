@@ -43,6 +43,7 @@
 #define ATT_MAX_OUT 32          /* confirmations, error responses, commands for the socket */
 #define ATT_MAX_HANDLERS 8      /* notify + close registrations */
 #define ATT_RX_BURST 64         /* PDUs read per att_on_readable() call */
+#define ATT_RX_BATCH 8          /* PDUs read per system call (recvmmsg) */
 
 /* Opcodes (Core Vol 3 Part F §3.4.8). */
 enum {
