@@ -179,8 +179,10 @@ static void ack_nudge(struct blesim_relay *r, const struct relay_nudge *n)
                        "\"source\":\"%s\",\"seq\":%" PRId64 ",\"type\":\"nudge_ack\","
                        "\"nudge\":\"%s\",\"state\":\"delivered\"}", n->ts, n->participant, src,
                        r->seq[r->n - 1] + 1, n->id);
+    if (len < 0 || (size_t)len >= sizeof line)
+        return;
     char **ids = realloc(r->acked_ids, (r->n_acked_ids + 1) * sizeof *ids);
-    if (len < 0 || (size_t)len >= sizeof line || !ids)
+    if (!ids)
         return;
     r->acked_ids = ids;
     if (!(ids[r->n_acked_ids] = strdup(n->id)))
