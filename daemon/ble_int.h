@@ -81,7 +81,8 @@ struct ble_dev {
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
     struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */
     int rec_stop_told;            /* status/<source> has told that recording stopped */
-    char **nudge_restore;         /* stored nudge decisions to queue once the relay is seen */
+    struct json_t **nudge_restore; /* stored nudge decisions (parsed) to queue once the relay
+                                    * is seen */
     size_t n_nudge_restore;
 
     /* setup */

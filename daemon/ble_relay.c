@@ -318,9 +318,8 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const c
 struct restore {
     char **acked;            /* nudge ids the source's nudge_ack events name */
     size_t n_acked, cap;
-    char *body[BLE_RELAY_NUDGES]; /* the newest unconfirmed sends, oldest first */
+    json_t *body[BLE_RELAY_NUDGES]; /* the newest unconfirmed sends, oldest first */
     size_t n;
-    int failed;
 };
 
 static int take_ack(void *ud, const char *id)
@@ -359,20 +358,17 @@ static int take_decision(void *ud, int64_t row, const struct store_nudge *n)
     struct restore *rs = ud;
     json_t *o = n->body ? json_loadb(n->body, n->body_len, 0, NULL) : NULL;
     const char *dec = jstr(o, "decision"), *to = jstr(o, "recipient"), *id = jstr(o, "id");
-    int keep = dec && to && id && strcmp(dec, "send") == 0 && strcmp(to, "participant") == 0 &&
-               !acked(rs, id);
-    json_decref(o);
-    if (!keep)
+    if (!(dec && to && id && strcmp(dec, "send") == 0 && strcmp(to, "participant") == 0 &&
+          !acked(rs, id))) {
+        json_decref(o);
         return 0;
-    char *b = strndup(n->body, n->body_len);
-    if (!b)
-        return -ENOMEM;
+    }
     if (rs->n == BLE_RELAY_NUDGES) { /* the newest count: the oldest makes way */
-        free(rs->body[0]);
+        json_decref(rs->body[0]);
         memmove(rs->body, rs->body + 1, (BLE_RELAY_NUDGES - 1) * sizeof rs->body[0]);
         rs->n--;
     }
-    rs->body[rs->n++] = b;
+    rs->body[rs->n++] = o; /* kept parsed, for restore_queue */
     return 0;
 }
 
@@ -390,7 +386,7 @@ int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms
         e = -ENOMEM;
     if (e < 0) {
         for (size_t i = 0; i < rs.n; i++)
-            free(rs.body[i]);
+            json_decref(rs.body[i]);
         return e;
     }
     if (rs.n)
@@ -402,7 +398,7 @@ int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms
 static void restore_free(struct ble_dev *d)
 {
     for (size_t i = 0; i < d->n_nudge_restore; i++)
-        free(d->nudge_restore[i]);
+        json_decref(d->nudge_restore[i]);
     free(d->nudge_restore);
     d->nudge_restore = NULL;
     d->n_nudge_restore = 0;
@@ -413,7 +409,7 @@ static void restore_free(struct ble_dev *d)
 static void restore_queue(struct ble_dev *d)
 {
     for (size_t i = 0; i < d->n_nudge_restore; i++) {
-        json_t *o = json_loads(d->nudge_restore[i], 0, NULL);
+        json_t *o = d->nudge_restore[i];
         struct nudge_decision nd;
         memset(&nd, 0, sizeof nd);
         const char *id = jstr(o, "id"), *prio = jstr(o, "priority");
@@ -429,7 +425,6 @@ static void restore_queue(struct ble_dev *d)
             enqueue(d, &nd, d->participant, nd.ts < utc(d) ? nd.ts : utc(d));
             d->relay->nudges_restored++;
         }
-        json_decref(o);
     }
     if (d->n_nudge_restore)
         log_info("ble %s: relay: %zu nudges not confirmed before the restart are queued again",
