@@ -18,6 +18,29 @@ ble_conf() {
   sed -i 's/^log_level = info$/&\nstatus_interval = 1s/' "$1"
 }
 
+# app_use FILE PARTICIPANT SOURCE FIRST_MS STEP_MS COUNT: a phone's relay outbox (seq 1..) of
+# COUNT sessions, every STEP_MS from FIRST_MS: an unlock, the intervention app
+# (org.example.mindapp) in front 10 s later, the screen off 5 minutes after the unlock
+app_use() {
+  $PY - "$@" <<'EOP'
+import json, sys
+out, participant, source = sys.argv[1:4]
+first, step, count = (int(a) for a in sys.argv[4:7])
+seq = 0
+with open(out, "w") as f:
+    for k in range(count):
+        t = first + k * step
+        for dt, ev in ((0, {"type": "screen", "state": "unlocked"}),
+                       (10000, {"type": "app", "app": "org.example.mindapp",
+                                "state": "foreground"}),
+                       (300000, {"type": "screen", "state": "off"})):
+            seq += 1
+            rec = {"ts": t + dt, "participant": participant, "source": source, "seq": seq}
+            rec.update(ev)
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+EOP
+}
+
 # sim_start SOCKET LOG OPTIONS...: a simulator on SOCKET (its stderr in LOG); sets SIM_PID
 sim_start() {
   local sock=$1 log=$2

@@ -9,23 +9,8 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
-# 24 days of p02 (Europe/London): an unlock, the intervention app, the screen off, at noon
-$PY - "$T/phone.jsonl" <<'EOP'
-import json, sys
-t0 = 1709294400000  # 2024-03-01T12:00Z
-seq = 0
-with open(sys.argv[1], "w") as f:
-    for day in range(24):
-        t = t0 + day * 86400000
-        for dt, ev in ((0, {"type": "screen", "state": "unlocked"}),
-                       (10000, {"type": "app", "app": "org.example.mindapp",
-                                "state": "foreground"}),
-                       (300000, {"type": "screen", "state": "off"})):
-            seq += 1
-            rec = {"ts": t + dt, "participant": "p02", "source": "phone-p02", "seq": seq}
-            rec.update(ev)
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-EOP
+# 24 days of p02 (Europe/London): a session at noon each day, from 2024-03-01
+app_use "$T/phone.jsonl" p02 phone-p02 1709294400000 86400000 24
 ble_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use >= 0" \
   "message = checkin-1" "min_coverage = 0" "repeat_unanswered = yes" "cooldown = 1h" \
   "[source phone-p02]" "driver = ble" "participant = p02" "address = C4:7C:8D:6A:2F:22" \

@@ -8,16 +8,7 @@
 # stored like any record; from then on the hub no longer writes that nudge, whatever the
 # reconnections or restarts (nudges_confirmed, nothing waiting, nothing restored).
 source "$(dirname "$0")/lib.sh"
-BLESIM="$ENGAGED_BIN/tools/blesim"
-S=$(mktemp -d /tmp/enrsXXXXXX)   # [source] transport holds 31 bytes: a short directory
-trap 'cleanup; rm -rf "$S"' EXIT
-SIM_PID=""
-fail() {
-  echo "FAIL: $*"
-  tail -n 30 "$T/daemon.log" 2>/dev/null || true
-  tail -n 5 "$T/sim.err" 2>/dev/null || true
-  exit 1
-}
+source "$(dirname "$0")/ble_lib.sh"
 
 # The participant's zone is chosen so that its last local midnight was about 12 hours ago:
 # the phone's records (an unlock, the intervention app in front for 5 minutes, the screen off,
@@ -25,41 +16,27 @@ fail() {
 # decision is recent enough (< 24 h) to be queued again after a daemon restart.
 TZ_P=$($PY -c 'import time; h = time.gmtime().tm_hour; o = (12 - h + 12) % 24 - 12
 print("Etc/GMT%+d" % -o if o else "Etc/GMT")')
-$PY - "$T/phone.jsonl" "$TZ_P" <<'EOP'
-import json, sys, time
-tz = sys.argv[2]
+# UTC ms of that midnight
+MIDNIGHT=$($PY - "$TZ_P" <<'EOP'
+import sys, time
+tz = sys.argv[1]
 off = 0 if tz == "Etc/GMT" else -int(tz[7:])      # Etc/GMT-5 is UTC+5
-now = int(time.time())
-local = now + off * 3600
-midnight = (local - local % 86400 - off * 3600) * 1000  # UTC ms of the last local midnight
-seq = 0
-with open(sys.argv[1], "w") as f:
-    for k in range(-4, 4):
-        t = midnight + k * 2 * 3600000
-        for dt, ev in ((0, {"type": "screen", "state": "unlocked"}),
-                       (10000, {"type": "app", "app": "org.example.mindapp",
-                                "state": "foreground"}),
-                       (300000, {"type": "screen", "state": "off"})):
-            seq += 1
-            rec = {"ts": t + dt, "participant": "p01", "source": "phone-p01", "seq": seq}
-            rec.update(ev)
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+local = int(time.time()) + off * 3600
+print((local - local % 86400 - off * 3600) * 1000)
 EOP
+)
+app_use "$T/phone.jsonl" p01 phone-p01 $((MIDNIGHT - 8 * 3600000)) 7200000 8
 
-write_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use >= 0" \
+ble_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use >= 0" \
   "message = checkin-1" "min_coverage = 0" "[source phone-p01]" "driver = ble" \
   "participant = p01" "address = C4:7C:8D:6A:2F:21" "transport = sim:$S/p.s"
-# p01 lives in that zone; statuses every second
-sed -i -e "0,/^tz = America\/New_York$/s||tz = $TZ_P|" \
-  -e 's/^log_level = info$/log_level = info\nstatus_interval = 1s/' "$T/engaged.conf"
+# p01 lives in that zone
+sed -i "0,/^tz = America\/New_York$/s||tz = $TZ_P|" "$T/engaged.conf"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 start_sim() { # [--relay-ack]
-  "$BLESIM" --listen "$S/p.s" --profiles gatt,dis --relay "$T/phone.jsonl" \
-    --relay-nudges "$T/nudges.jsonl" --relay-rate 500 "$@" > /dev/null 2>> "$T/sim.err" &
-  SIM_PID=$!
-  for _ in $(seq 1 100); do [ -S "$S/p.s" ] && return 0; sleep 0.05; done
-  fail "blesim did not listen"
+  sim_start "$S/p.s" "$T/sim.err" --profiles gatt,dis --relay "$T/phone.jsonl" \
+    --relay-nudges "$T/nudges.jsonl" --relay-rate 500 "$@"
 }
 stop_sim() {
   kill -TERM "$SIM_PID"; wait "$SIM_PID" || fail "blesim exit"; SIM_PID=""
