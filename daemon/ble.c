@@ -609,18 +609,13 @@ static void cache_changed(const char *device, const uint8_t *blob, size_t len, v
                  "save it", device, strerror(-r));
 }
 
-/* Loads the saved databases of the configured devices, so a restart does not rediscover
- * every device, then has every later change saved. A store that cannot be read only costs
- * discoveries. */
-static void load_cache(struct ble *b, const char *path)
+/* Loads the saved databases of the configured devices through rd (the start's reader of
+ * the store at path), so a restart does not rediscover every device, then has every later
+ * change saved. A table that cannot be read only costs discoveries. */
+static void load_cache(struct ble *b, struct store_reader *rd, const char *path)
 {
-    struct store_reader *rd;
     struct cache_load cl = {.b = b};
-    int e = store_open_readonly(path, &rd);
-    if (e == 0) {
-        e = store_reader_gatt_cache(rd, take_cache, &cl);
-        store_reader_close(rd);
-    }
+    int e = store_reader_gatt_cache(rd, take_cache, &cl);
     if (e < 0)
         log_warn("ble: reading the saved attribute cache from %s: %s; devices will be "
                  "discovered in full", path, store_strerror(e));
@@ -682,6 +677,9 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
             goto fail;
         b->n_dev++;
     }
+    /* each device's capture (before the cache loads: a recorded source does not use it) */
+    for (size_t i = 0; i < b->n_dev; i++)
+        b->dev[i].rec = ble_record_claim(h->records, b->dev[i].name);
     /* seq goes on from what the store holds for each source */
     struct store_reader *rd;
     if ((e = store_open_readonly(cf->store.path, &rd)) < 0) {
@@ -698,6 +696,8 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
             log_error("ble %s: relay: the nudges not confirmed before the restart cannot be "
                       "read: %s", b->dev[i].name, store_strerror(r));
     }
+    if (e == 0)
+        load_cache(b, rd, cf->store.path);
     store_reader_close(rd);
     if (e < 0) {
         log_error("ble: reading source positions from %s: %s", cf->store.path,
@@ -721,9 +721,6 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
                                                              : 60000) * NS_PER_MS;
     b->next_status_ns = b->now.mono_ns + b->status_period_ns;
     log_info("ble: %zu source%s", b->n_dev, b->n_dev == 1 ? "" : "s");
-    for (size_t i = 0; i < b->n_dev; i++)
-        b->dev[i].rec = ble_record_claim(h->records, b->dev[i].name);
-    load_cache(b, cf->store.path);
     /* sources that scan connect once they advertise (docs/ble-scan.md) */
     if ((b->scan = ble_scan_new(b, cf, b->dev, b->n_dev, b->outer)))
         ble_scan_start_devices(b->scan);
