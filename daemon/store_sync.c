@@ -1,6 +1,7 @@
 /* The synchronous write engine: one connection, prepared statements reused, rows batched
- * into explicit transactions (events, records, nudges, attribute cache entries). replay --store drives it directly; store_writer.c drives it
- * from its own thread and acknowledges events only after store_sync_commit succeeds. */
+ * into explicit transactions (events, records, nudges, attribute cache entries). replay
+ * --store drives it directly; store_writer.c drives it from its own thread and acknowledges
+ * events only after store_sync_commit succeeds. */
 #include "daemon/store_int.h"
 
 #include <sqlite3.h>

@@ -10,9 +10,9 @@
  *
  * Records, nudges and attribute cache entries are fire-and-forget, so a failed transaction
  * cannot hand them back to their sender the way events are: the thread keeps their messages
- * and writes them again, first and in their original order, in the next transaction. Restart recovery
- * counts stored records to know how many to suppress, so a record that silently went
- * missing would shift that count (docs/architecture.md). */
+ * and writes them again, first and in their original order, in the next transaction.
+ * Restart recovery counts stored records to know how many to suppress, so a record that
+ * silently went missing would shift that count (docs/architecture.md). */
 #include "daemon/store_int.h"
 
 #include <stdlib.h>
@@ -27,17 +27,7 @@ struct cur {
     int bad;
 };
 
-static void get(struct cur *c, void *v, size_t n)
-{
-    if (c->bad || (size_t)(c->end - c->p) < n) {
-        c->bad = 1;
-        memset(v, 0, n);
-        return;
-    }
-    memcpy(v, c->p, n);
-    c->p += n;
-}
-
+/* The next n bytes (borrowed), or NULL with c->bad set when the message is shorter. */
 static const uint8_t *get_bytes(struct cur *c, size_t n)
 {
     if (c->bad || (size_t)(c->end - c->p) < n) {
@@ -49,15 +39,24 @@ static const uint8_t *get_bytes(struct cur *c, size_t n)
     return b;
 }
 
+static void get(struct cur *c, void *v, size_t n)
+{
+    const uint8_t *b = get_bytes(c, n);
+    if (b)
+        memcpy(v, b, n);
+    else
+        memset(v, 0, n);
+}
+
+/* A string of n bytes and its terminating NUL. */
 static const char *get_str(struct cur *c, size_t n)
 {
-    if (c->bad || (size_t)(c->end - c->p) <= n || c->p[n] != 0) {
+    const uint8_t *b = n < SIZE_MAX ? get_bytes(c, n + 1) : NULL;
+    if (!b || b[n] != 0) {
         c->bad = 1;
         return NULL;
     }
-    const char *s = (const char *)c->p;
-    c->p += n + 1;
-    return s;
+    return (const char *)b;
 }
 
 /* A record, nudge or cache entry message kept until its transaction commits (moved, not
