@@ -750,8 +750,7 @@ void ble_stop(struct ble *b)
     for (int tries = 0; b->open && b->open->n && tries < 10; tries++) {
         if (submit(b) != -EAGAIN)
             break;
-        zmq_pollitem_t it = {store_writer_socket(b->h.sw), 0, ZMQ_POLLOUT, 0};
-        zmq_poll(&it, 1, 100);
+        store_wait_room(b->h.sw, 100);
     }
     if (b->open && b->open->n)
         log_error("ble: %zu events not stored at shutdown", b->open->n);

@@ -41,7 +41,7 @@ struct control;
 struct control *control_new(void *zctx, const char *endpoint, const struct curve_opts *curve, int *err);
 void control_free(struct control *c);
 
-/* The ROUTER socket, for zmq_poll with ZMQ_POLLIN. Borrowed. */
+/* The ROUTER socket, polled for ZMQ_POLLIN. Borrowed. */
 void *control_socket(struct control *c);
 /* The bound address (real port for tcp "*" ports). Borrowed. */
 const char *control_endpoint(const struct control *c);
@@ -49,7 +49,7 @@ const char *control_endpoint(const struct control *c);
 /* Answers up to CONTROL_BATCH_MAX pending requests without blocking, calling h for each valid
  * one (h may be NULL: valid commands then get {"error":"not implemented"}). Garbage of any
  * kind gets an error reply, never a crash. Returns the number of requests read (more may be
- * pending: zmq_poll reports the socket readable again), or a negative errno. */
+ * pending: the loop serves the socket again next turn), or a negative errno. */
 int control_on_readable(struct control *c, control_handler_fn h, void *userdata);
 
 void control_get_stats(const struct control *c, struct control_stats *ret);

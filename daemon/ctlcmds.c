@@ -36,10 +36,12 @@ static int cmd_status(struct daemon *d, json_t *reply)
         struct ingest_stats is;
         ingest_get_stats(d->ing, &is);
         json_object_set_new(reply, "ingest",
-                            json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "messages", u64(is.messages),
-                                      "lines", u64(is.lines), "accepted", u64(is.accepted),
-                                      "duplicate", u64(is.duplicate), "rejected", u64(is.rejected),
-                                      "store_errors", u64(is.store_errors), "busy", u64(is.busy)));
+                            json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "messages",
+                                      u64(is.messages), "lines", u64(is.lines), "accepted",
+                                      u64(is.accepted), "duplicate", u64(is.duplicate),
+                                      "rejected", u64(is.rejected), "store_errors",
+                                      u64(is.store_errors), "busy", u64(is.busy), "queue_full",
+                                      u64(is.queue_full)));
     }
     if (d->pub) {
         struct publish_stats st;

@@ -346,6 +346,7 @@ int ingest_on_readable(struct ingest *in, struct store_writer *w, int64_t now_ms
             return r < 0 ? r : n;
         n++;
     }
+    in->st.queue_full++; /* the loop reads on once store replies make room */
     return n;
 }
 

@@ -25,6 +25,7 @@ struct ingest_opts {
 
 struct ingest_stats {
     uint64_t messages, lines, accepted, duplicate, rejected, store_errors, busy;
+    uint64_t queue_full; /* reading stopped with max_pending messages awaiting the store */
 };
 
 /* Called for each newly stored event, in commit order; ev is borrowed. */

@@ -24,7 +24,7 @@
 #define SEQ_SUFFIX_MAX 32       /* ,"seq":18446744073709551615} */
 /* Subscription frames handled per publisher_on_readable call: each may replay the whole
  * cache, so a peer flooding subscriptions must not keep the loop from everything else.
- * zmq_poll reports the socket again while frames remain. */
+ * The loop serves the socket again next turn while frames remain. */
 #define SUBSCRIPTION_BATCH_MAX 64
 
 struct lvc_entry {
@@ -48,6 +48,7 @@ struct publisher {
     size_t n_topics, max_topics;
     int replay_on;              /* 0: lvc_max_topics was 0, the cache is off */
     struct publish_stats st;
+    uint64_t ops;               /* libzmq calls on sock, see publisher_socket_ops */
 };
 
 static uint32_t fnv1a(const char *s, size_t n)
@@ -258,6 +259,11 @@ void *publisher_socket(struct publisher *p)
     return p ? p->sock : NULL;
 }
 
+uint64_t publisher_socket_ops(const struct publisher *p)
+{
+    return p ? p->ops : 0;
+}
+
 void publisher_get_stats(const struct publisher *p, struct publish_stats *ret)
 {
     if (!ret)
@@ -270,6 +276,7 @@ void publisher_get_stats(const struct publisher *p, struct publish_stats *ret)
 /* Sends one cached or fresh message. Returns 0, -EAGAIN or -errno. */
 static int send_message(struct publisher *p, const char *topic, size_t tlen, const char *msg, size_t mlen)
 {
+    p->ops++;
     if (zmq_send(p->sock, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -zmq_errno();
     /* libzmq checks the HWM per whole message, so once the first frame is accepted the second
@@ -379,6 +386,7 @@ int publisher_on_readable(struct publisher *p)
     if (!p)
         return -EINVAL;
     int n = 0;
+    p->ops++;
     while (n < SUBSCRIPTION_BATCH_MAX) {
         zmq_msg_t m;
         zmq_msg_init(&m);

@@ -66,16 +66,21 @@ const char *publisher_endpoint(const struct publisher *p, size_t i);
  * -EINVAL for an empty/oversized topic or a payload that is not {...}, or another -errno. */
 int publisher_send(struct publisher *p, const char *topic, const char *payload, size_t len);
 
-/* The XPUB socket, for zmq_poll with ZMQ_POLLIN (subscriptions). Borrowed. */
 /* Like publisher_send, but only updates the topic's last value and seq without sending: a
  * restarted daemon primes the cache with the records it re-derives but had published before,
  * so late subscribers get them and seq continues where it was. */
 int publisher_prime(struct publisher *p, const char *topic, const char *payload, size_t len);
 
+/* The XPUB socket, polled for ZMQ_POLLIN (subscriptions). Borrowed. */
 void *publisher_socket(struct publisher *p);
 
-/* Reads pending subscription frames without blocking (at most 64 per call; zmq_poll reports
- * the socket again while more wait); for each subscribe re-sends the cached value of every
+/* How many times the publisher has called into libzmq on its socket (publisher_send and
+ * publisher_on_readable). A loop watching the socket's ZMQ_FD asks ZMQ_EVENTS again when this
+ * changed: the fd only signals commands reaching the socket, and any call may consume that. */
+uint64_t publisher_socket_ops(const struct publisher *p);
+
+/* Reads pending subscription frames without blocking (at most 64 per call; the loop asks
+ * ZMQ_EVENTS again after a call, so more waiting are read next turn); for each subscribe re-sends the cached value of every
  * topic starting with its prefix (the empty prefix matches all), oldest update first.
  * Returns the number of frames read, or a negative errno. */
 int publisher_on_readable(struct publisher *p);

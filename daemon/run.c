@@ -1,5 +1,5 @@
-/* `engaged run`: the daemon. One loop (zmq_poll over the ZeroMQ sockets, a signalfd and
- * timerfds); the only other thread is the store writer. Start-up order matters:
+/* `engaged run`: the daemon. One loop (epoll over the ZeroMQ sockets' ZMQ_FDs, a signalfd
+ * and timerfds, see loop_open); the only other thread is the store writer. Start-up order matters:
  * signals are blocked before libzmq starts its threads, the ZAP handler is bound before any
  * CURVE listener, and the pipeline is rebuilt from the store before the ingest socket is read,
  * so a restart resumes exactly where the last committed event left it (sockets are bound
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sysexits.h>
@@ -81,8 +82,7 @@ static int emit_record(void *ud, const struct feature_record *r)
         if (++tries > 100)
             break;
         /* the writer is behind: wait for room rather than lose a record (bounded) */
-        zmq_pollitem_t it = {store_writer_socket(d->sw), 0, ZMQ_POLLOUT, 0};
-        zmq_poll(&it, 1, 100);
+        store_wait_room(d->sw, 100);
     }
     if (e < 0) {
         d->records_unstored++;
@@ -346,69 +346,147 @@ static void drain_store_replies(struct daemon *d)
     }
 }
 
+/* The loop's poll set is an epoll fd. The signalfd, the timerfds and the BLE and USB sets are
+ * in it as they are; a ZeroMQ socket is in it through its ZMQ_FD, which only says that
+ * commands reached the socket's mailbox (a peer's message, a new pipe). What the socket can
+ * do is then read with ZMQ_EVENTS, and since any call on the socket may take in those
+ * commands without the fd ever showing them, ZMQ_EVENTS is asked again after every use of
+ * the socket, not only when its fd fires. zmq_poll asks every socket on every call, twice
+ * (before and after waiting), each time with a poll() on the mailbox and a getpid(); asking
+ * only the sockets that can have changed saves most of those system calls under load. */
+enum { Z_ZAP, Z_CTL, Z_ING, Z_STORE, Z_PUB, Z_N }; /* the order sockets are served in */
+enum { T_SIG = Z_N, T_WD, T_ST, T_BLE, T_USB };
+
+struct zwatch {
+    void *sock;
+    int check;    /* ask ZMQ_EVENTS: the fd fired, or the socket was used since last asked */
+    uint64_t ops; /* for the store and the publisher: their use count when last asked */
+};
+
+static uint64_t zwatch_ops(const struct daemon *d, int k)
+{
+    return k == Z_STORE ? store_writer_socket_ops(d->sw)
+           : k == Z_PUB ? publisher_socket_ops(d->pub) : 0;
+}
+
+static int epoll_add(int ep, int fd, uint32_t tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
+    return fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static int loop_open(struct daemon *d, struct zwatch *z)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return -errno;
+    z[Z_ZAP].sock = d->zap ? zap_socket(d->zap) : NULL;
+    z[Z_CTL].sock = d->ctl ? control_socket(d->ctl) : NULL;
+    z[Z_ING].sock = d->ing ? ingest_socket(d->ing) : NULL;
+    z[Z_STORE].sock = store_writer_socket(d->sw);
+    z[Z_PUB].sock = d->pub ? publisher_socket(d->pub) : NULL;
+    int e = 0;
+    for (int k = 0; k < Z_N && !e; k++) {
+        z[k].check = 1; /* ask everything once at the start */
+        int fd;
+        size_t len = sizeof fd;
+        if (!z[k].sock)
+            continue;
+        if (zmq_getsockopt(z[k].sock, ZMQ_FD, &fd, &len) < 0)
+            e = -errno;
+        else
+            e = epoll_add(ep, fd, (uint32_t)k);
+    }
+    if (!e && !((e = epoll_add(ep, d->sfd, T_SIG)) || (e = epoll_add(ep, d->wdfd, T_WD)) ||
+                (e = epoll_add(ep, d->stfd, T_ST)) ||
+                (e = epoll_add(ep, d->ble ? ble_fd(d->ble) : -1, T_BLE)) || /* BLE */
+                (e = epoll_add(ep, usb_fd(d->usb), T_USB))))                /* USB */
+        return ep;
+    close(ep);
+    return e;
+}
+
+/* One turn over the ZeroMQ sockets that may have something: each is asked for its events
+ * and, if readable, served one batch. Returns 1 if any was served (more may be waiting, so
+ * the next wait must not block). */
+static int zmq_turn(struct daemon *d, struct zwatch *z)
+{
+    int served = 0;
+    for (int k = 0; k < Z_N; k++) {
+        if (!z[k].sock)
+            continue;
+        uint64_t ops = zwatch_ops(d, k);
+        if (ops != z[k].ops)
+            z[k].check = 1;
+        int held = k == Z_STORE && store_replies_held(d->sw);
+        if (!z[k].check && !held)
+            continue;
+        int want = k != Z_ING || ingest_can_read(d->ing);
+        int ev = 0;
+        size_t len = sizeof ev;
+        if (zmq_getsockopt(z[k].sock, ZMQ_EVENTS, &ev, &len) < 0) {
+            log_warn("zmq_getsockopt(ZMQ_EVENTS): %s", zmq_strerror(errno));
+            ev = ZMQ_POLLIN; /* let the handler meet the error */
+        }
+        z[k].ops = ops;
+        z[k].check = 0;
+        /* A full ingest queue: asked only to take in the fd's signal (level-triggered, it
+         * would fire again and again). The store reply that makes room asks again. */
+        if (!want || (!(ev & ZMQ_POLLIN) && !held))
+            continue;
+        switch (k) {
+        case Z_ZAP: zap_on_readable(d->zap); break;
+        case Z_CTL: control_on_readable(d->ctl, daemon_control, d); break;
+        case Z_ING: ingest_on_readable(d->ing, d->sw, daemon_now_ms()); break;
+        case Z_STORE:
+            drain_store_replies(d);
+            z[Z_ING].check = 1; /* acknowledgements went out, and the queue has room */
+            break;
+        case Z_PUB: publisher_on_readable(d->pub); break;
+        }
+        /* a batch may have left input behind, and the handler used the socket */
+        z[k].check = 1;
+        served = 1;
+    }
+    return served;
+}
+
 static int loop(struct daemon *d)
 {
-    enum { I_SIG, I_WD, I_ST, I_STORE, I_ZAP, I_PUB, I_CTL, I_ING, I_BLE,
-           I_USB, I_N = I_USB + USB_POLL_MAX /* USB */ };
+    struct zwatch z[Z_N] = {0};
+    int ep = loop_open(d, z);
+    if (ep < 0) {
+        log_error("loop: %s", strerror(-ep));
+        return ep;
+    }
+    int e = 0;
     while (!d->stopping) {
-        zmq_pollitem_t it[I_N];
-        memset(it, 0, sizeof it);
-        it[I_SIG] = (zmq_pollitem_t){NULL, d->sfd, ZMQ_POLLIN, 0};
-        it[I_WD] = (zmq_pollitem_t){NULL, d->wdfd, d->wdfd >= 0 ? ZMQ_POLLIN : 0, 0};
-        it[I_ST] = (zmq_pollitem_t){NULL, d->stfd, ZMQ_POLLIN, 0};
-        it[I_STORE] = (zmq_pollitem_t){store_writer_socket(d->sw), 0, ZMQ_POLLIN, 0};
-        it[I_ZAP] = (zmq_pollitem_t){d->zap ? zap_socket(d->zap) : NULL, -1,
-                                     d->zap ? ZMQ_POLLIN : 0, 0};
-        it[I_PUB] = (zmq_pollitem_t){d->pub ? publisher_socket(d->pub) : NULL, -1,
-                                     d->pub ? ZMQ_POLLIN : 0, 0};
-        it[I_CTL] = (zmq_pollitem_t){d->ctl ? control_socket(d->ctl) : NULL, -1,
-                                     d->ctl ? ZMQ_POLLIN : 0, 0};
-        it[I_ING] = (zmq_pollitem_t){d->ing ? ingest_socket(d->ing) : NULL, -1,
-                                     d->ing && ingest_can_read(d->ing) ? ZMQ_POLLIN : 0, 0};
-        /* BLE: one fd (epoll) for every device's socket and the BLE timers */
-        it[I_BLE] = (zmq_pollitem_t){NULL, d->ble ? ble_fd(d->ble) : -1,
-                                     d->ble ? ZMQ_POLLIN : 0, 0};
-        /* USB: libusb's fds, the AX3 ttys and the USB timer, behind one epoll fd */
-        size_t n_usb = usb_fill_pollitems(d->usb, it + I_USB, USB_POLL_MAX);
-        /* zmq_poll ignores entries with no events only if they have a valid fd/socket */
-        for (int i = 0; i < I_N; i++)
-            if (!it[i].events) {
-                it[i].socket = NULL;
-                it[i].fd = d->sfd;
-            }
-        if (zmq_poll(it, I_N, -1) < 0) {
+        int busy = zmq_turn(d, z);
+        struct epoll_event evs[16];
+        int n = epoll_wait(ep, evs, 16, busy ? 0 : -1);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_error("zmq_poll: %s", zmq_strerror(errno));
-            return -errno;
+            e = -errno;
+            log_error("epoll_wait: %s", strerror(errno));
+            break;
         }
-        if (it[I_SIG].revents & ZMQ_POLLIN)
-            handle_signal(d);
-        if (it[I_WD].events && (it[I_WD].revents & ZMQ_POLLIN)) {
-            timer_drain(d->wdfd);
-            watchdog_tick(d);
+        for (int i = 0; i < n; i++) {
+            uint32_t tag = evs[i].data.u32;
+            switch (tag) {
+            case T_SIG: handle_signal(d); break;
+            case T_WD: timer_drain(d->wdfd); watchdog_tick(d); break;
+            case T_ST: timer_drain(d->stfd); notify_status(d); break;
+            case T_BLE: ble_dispatch(d->ble); break; /* BLE */
+            case T_USB: usb_dispatch(d->usb); break; /* USB */
+            default:
+                if (tag < Z_N)
+                    z[tag].check = 1;
+            }
         }
-        if (it[I_ST].revents & ZMQ_POLLIN) {
-            timer_drain(d->stfd);
-            notify_status(d);
-        }
-        if (it[I_ZAP].events && (it[I_ZAP].revents & ZMQ_POLLIN))
-            zap_on_readable(d->zap);
-        if (it[I_STORE].revents & ZMQ_POLLIN)
-            drain_store_replies(d);
-        if (it[I_PUB].events && (it[I_PUB].revents & ZMQ_POLLIN))
-            publisher_on_readable(d->pub);
-        if (it[I_CTL].events && (it[I_CTL].revents & ZMQ_POLLIN))
-            control_on_readable(d->ctl, daemon_control, d);
-        if (it[I_ING].events && (it[I_ING].revents & ZMQ_POLLIN))
-            ingest_on_readable(d->ing, d->sw, daemon_now_ms());
-        /* BLE */
-        if (it[I_BLE].events && (it[I_BLE].revents & ZMQ_POLLIN))
-            ble_dispatch(d->ble);
-        /* USB */
-        usb_on_poll(d->usb, it + I_USB, n_usb);
     }
-    return 0;
+    close(ep);
+    return e;
 }
 
 static int open_sockets(struct daemon *d)

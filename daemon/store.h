@@ -128,6 +128,19 @@ struct store_writer *store_writer_start(void *zctx, const char *path, const stru
  * directly. */
 void *store_writer_socket(struct store_writer *w);
 
+/* How many times this end has called into libzmq on its socket (sends, receives, waits).
+ * A loop that watches the socket's ZMQ_FD must ask ZMQ_EVENTS again whenever this changed:
+ * the fd only signals commands reaching the socket, and any call may consume that signal. */
+uint64_t store_writer_socket_ops(const struct store_writer *w);
+
+/* 1 while replies that arrived during store_flush wait in memory for store_read_reply: the
+ * socket does not signal those. */
+int store_replies_held(const struct store_writer *w);
+
+/* Waits up to timeout_ms for room to send (after a submit returned -EAGAIN for a full
+ * queue). Returns 0 (room or not) or -errno. */
+int store_wait_room(struct store_writer *w, int timeout_ms);
+
 /* Queue events for storage; nothing blocks. token comes back in the reply. Returns 0,
  * -EAGAIN when the queue is full (backpressure: stop reading inputs, poll POLLOUT, retry),
  * -EINVAL / -EMSGSIZE for a malformed request (n == 0 or > STORE_BATCH_MAX_LIMIT, missing

@@ -92,8 +92,19 @@ void *store_writer_socket(struct store_writer *w)
     return w->sock;
 }
 
+uint64_t store_writer_socket_ops(const struct store_writer *w) { return w->ops; }
+int store_replies_held(const struct store_writer *w) { return w->head != NULL; }
+
+int store_wait_room(struct store_writer *w, int timeout_ms)
+{
+    w->ops++;
+    zmq_pollitem_t it = {w->sock, 0, ZMQ_POLLOUT, 0};
+    return zmq_poll(&it, 1, timeout_ms) < 0 ? -errno : 0;
+}
+
 static int send_now(struct store_writer *w, zmq_msg_t *m)
 {
+    w->ops++;
     if (zmq_msg_send(m, w->sock, ZMQ_DONTWAIT) >= 0)
         return 0;
     int e = errno;
@@ -297,6 +308,7 @@ int store_read_reply(struct store_writer *w, uint64_t *token, int *status_all,
     for (;;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
+        w->ops++;
         if (zmq_msg_recv(&m, w->sock, ZMQ_DONTWAIT) < 0) {
             int e = errno;
             zmq_msg_close(&m);
@@ -346,6 +358,7 @@ static int control(struct store_writer *w, const uint8_t *msg, size_t len, uint8
         if (timeout_ms >= 0 && (left = (long)(deadline - daemon_mono_ms())) <= 0)
             return -ETIMEDOUT;
         zmq_pollitem_t it = { w->sock, 0, (short)(ZMQ_POLLIN | (sent ? 0 : ZMQ_POLLOUT)), 0 };
+        w->ops++; /* this wait, its send and its receive */
         if (zmq_poll(&it, 1, left) < 0) {
             if (errno == EINTR)
                 continue;

@@ -106,6 +106,7 @@ struct store_writer {
      * limited to `budget`; the sockets' HWMs are set well above what that budget can queue,
      * so the writer's blocking reply sends never wait. */
     size_t outstanding, budget;
+    uint64_t ops; /* libzmq calls on sock, see store_writer_socket_ops */
     _Atomic uint64_t n_ins, n_dup, n_fail, n_rec, n_nudge, n_gatt, n_drop, n_commit, n_cerr, hb;
     _Atomic int last_err;
 };

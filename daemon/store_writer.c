@@ -401,32 +401,33 @@ void *store__writer_main(void *arg)
     struct store_writer *w = c.w;
     kl_init(&c.tx);
     kl_init(&c.retry);
-    int stop = 0;
+    /* Idle, the thread waits in the receive itself (one wait on the socket's mailbox rather
+     * than zmq_poll's check, wait and check again), for at most a second, so the heartbeat
+     * shows it is alive and what a failed transaction left is retried at that pace at most. */
+    int stop = 0, idle = 0, timeout_ms = 1000;
+    zmq_setsockopt(w->tsock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     while (!stop) {
         ADD(w, hb, 1);
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, w->tsock, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&m, w->tsock, idle ? 0 : ZMQ_DONTWAIT) < 0) {
             int e = errno;
             zmq_msg_close(&m);
             if (e == EAGAIN && c.in_tx) {
                 finish_tx(&c, 0); /* queue momentarily empty: commit now */
+                idle = 1;
             } else if (e == EAGAIN) {
-                /* Idle: wake once a second so the heartbeat shows the thread is alive,
-                 * and retry what a failed transaction left, at that pace at most. */
-                zmq_pollitem_t it = { w->tsock, 0, ZMQ_POLLIN, 0 };
-                int n = zmq_poll(&it, 1, 1000);
-                if (n < 0 && errno == ETERM)
-                    break;
-                if (n == 0 && c.retry.head) {
+                if (idle && c.retry.head) { /* a second without requests */
                     open_tx(&c);
                     finish_tx(&c, 0);
                 }
+                idle = 1;
             } else if (e != EINTR) {
                 break; /* ETERM: the context went away under us */
             }
             continue;
         }
+        idle = 0;
         const uint8_t *p = zmq_msg_data(&m);
         size_t len = zmq_msg_size(&m);
         switch (len ? p[0] : 0) {

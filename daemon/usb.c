@@ -5,7 +5,7 @@
  *
  * Invariants:
  *  - libusb calls back (hotplug, transfers) only from libusb_handle_events_timeout_completed,
- *    which only usb_on_poll calls, on the loop thread. Hotplug callbacks only queue; devices
+ *    which only usb_dispatch calls, on the loop thread. Hotplug callbacks only queue; devices
  *    are opened, matched and freed after handle_events returns.
  *  - At most one batch per source is in flight to the store writer, so the store's position
  *    for a source (its highest committed seq) never covers an event that was not stored.
@@ -459,17 +459,11 @@ static void run_timers(struct usb *u)
     }
 }
 
-size_t usb_fill_pollitems(struct usb *u, zmq_pollitem_t *items, size_t cap)
-{
-    if (!u || cap < 1)
-        return 0;
-    items[0] = (zmq_pollitem_t){NULL, u->epfd, ZMQ_POLLIN, 0};
-    return 1;
-}
+int usb_fd(const struct usb *u) { return u ? u->epfd : -1; }
 
-void usb_on_poll(struct usb *u, const zmq_pollitem_t *items, size_t n)
+void usb_dispatch(struct usb *u)
 {
-    if (!u || n < 1 || !(items[0].revents & ZMQ_POLLIN) || u->stopped)
+    if (!u || u->stopped)
         return;
     struct epoll_event evs[EPOLL_BATCH];
     int k = epoll_wait(u->epfd, evs, EPOLL_BATCH, 0);
@@ -742,15 +736,8 @@ int usb_new(const struct conf *cf, const struct usb_host *h, struct usb **ret)
     return 0;
 }
 struct usb *usb_free(struct usb *u) { (void)u; return NULL; }
-size_t usb_fill_pollitems(struct usb *u, zmq_pollitem_t *items, size_t cap)
-{
-    (void)u; (void)items; (void)cap;
-    return 0;
-}
-void usb_on_poll(struct usb *u, const zmq_pollitem_t *items, size_t n)
-{
-    (void)u; (void)items; (void)n;
-}
+int usb_fd(const struct usb *u) { (void)u; return -1; }
+void usb_dispatch(struct usb *u) { (void)u; }
 int usb_on_store_reply(struct usb *u, uint64_t token, int status_all, const uint8_t *per_event,
                        size_t n)
 {

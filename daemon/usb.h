@@ -18,7 +18,7 @@
  *
  * Everything runs on the daemon's loop thread. libusb's file descriptors (tracked with its
  * pollfd notifiers), the AX3 ttys and one timerfd are gathered in one epoll fd, so the loop
- * polls one fd (usb_fill_pollitems / usb_on_poll). libusb starts one thread of its own (the
+ * polls one fd (usb_fd / usb_dispatch). libusb starts one thread of its own (the
  * hotplug monitor) in usb_new: block signals before.
  *
  * Files: usb.c (the manager: libusb, hotplug, matching, timers), usb_batch.c (batches to the
@@ -30,7 +30,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <zmq.h>
 
 #include "pipeline/event.h"
 
@@ -64,13 +63,10 @@ int usb_new(const struct conf *cf, const struct usb_host *h, struct usb **ret);
 /* Stops everything (as usb_stop) and frees. Accepts NULL; returns NULL. */
 struct usb *usb_free(struct usb *u);
 
-/* The loop glue: usb_fill_pollitems appends the manager's poll items (at most USB_POLL_MAX;
- * today one: the epoll fd, POLLIN) to items[0..cap) and returns how many it wrote (0 for a
- * NULL manager); after zmq_poll, usb_on_poll takes the same items back with their revents and
- * does the work that is due. */
-#define USB_POLL_MAX 1
-size_t usb_fill_pollitems(struct usb *u, zmq_pollitem_t *items, size_t cap);
-void usb_on_poll(struct usb *u, const zmq_pollitem_t *items, size_t n);
+/* The loop glue: usb_fd is the one fd to poll for input (an epoll set; -1 for a NULL
+ * manager); when it is readable, usb_dispatch does the work that is due. */
+int usb_fd(const struct usb *u);
+void usb_dispatch(struct usb *u);
 
 /* A store reply: 1 if the token was ours (the stored events went to the push function), 0 if
  * not. Accepts a NULL manager (returns 0). */

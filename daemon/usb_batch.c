@@ -217,7 +217,7 @@ int usb_on_store_reply(struct usb *u, uint64_t token, int status_all, const uint
         kind_reply(s, prefix_ok, ack >= 0, ack);
         if (prefix_ok)
             (void)usb_src_flush(s);
-        /* replies come from the daemon's store socket, not through usb_on_poll: publish and
+        /* replies come from the daemon's store socket, not through usb_dispatch: publish and
          * re-arm here what the reply changed */
         usb_end_turn(u);
     }

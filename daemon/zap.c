@@ -4,7 +4,7 @@
  * libzmq asks the handler about every CURVE handshake, and about NULL handshakes on listeners
  * that carry a ZAP domain, by sending a request over inproc://zeromq.zap.01 and waiting for the
  * reply before the peer's connection becomes usable. The handler runs in the daemon's loop
- * thread (it is just another socket in zmq_poll), so a slow loop delays new connections but
+ * thread (it is just another socket in its poll set), so a slow loop delays new connections but
  * never established ones.
  *
  * Threading: everything here belongs to the loop thread, like all of engaged's sockets. */

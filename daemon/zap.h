@@ -110,11 +110,11 @@ int zap_allow_null(struct zap *z, const char *domain);
 /* Number of CURVE keys allowed in domain (0 for an unknown domain). */
 size_t zap_domain_keys(const struct zap *z, const char *domain);
 
-/* The REP socket, for the daemon's zmq_poll (ZMQ_POLLIN). Borrowed. */
+/* The REP socket, polled by the daemon's loop (ZMQ_POLLIN). Borrowed. */
 void *zap_socket(struct zap *z);
 
-/* Answers pending ZAP requests without blocking (at most 64 per call; zmq_poll reports the
- * socket again while more wait): 200 for a CURVE client whose key is on
+/* Answers pending ZAP requests without blocking (at most 64 per call; the loop serves the
+ * socket again next turn while more wait): 200 for a CURVE client whose key is on
  * its domain's allowlist (user id = the key in Z85) or NULL in a domain that allows it, 400
  * for anything else. Returns the number of requests answered or a negative errno. */
 int zap_on_readable(struct zap *z);

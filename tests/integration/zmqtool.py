@@ -5,6 +5,10 @@
       streams FILE's lines to the ingest socket with a REQ socket, N lines per message, and
       resends a message until it is acknowledged (timeouts and daemon restarts included).
       Prints the totals of the acknowledgements.
+  zmqtool.py flood ENDPOINT FILE [--clients K] [--seconds S]
+      sends every line of FILE as its own message from K DEALER sockets at once, without
+      waiting for acknowledgements (so the daemon's ingest queue fills up), then waits until
+      every message has had its one reply or S seconds passed. Prints the reply totals.
   zmqtool.py sub ENDPOINT PREFIX OUT [--min N] [--seconds S]
       subscribes to PREFIX and writes every [topic, payload] received as one JSON line to OUT,
       until at least N messages arrived (then 1 s more) or S seconds passed.
@@ -58,6 +62,44 @@ def push(endpoint, path, batch=50, timeout=3000, log=None, delay=0.0):
     print(json.dumps(totals))
 
 
+def flood(endpoint, path, clients=4, seconds=60):
+    ctx = zmq.Context.instance()
+    lines = [l for l in open(path, encoding="utf-8") if l.strip()]
+    socks = []
+    for _ in range(clients):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 0)
+        s.setsockopt(zmq.RCVHWM, 0)
+        s.connect(endpoint)
+        socks.append(s)
+    for i, line in enumerate(lines):
+        socks[i % clients].send_multipart([b"", line.encode()])
+    totals = {"messages": len(lines), "replies": 0, "accepted": 0, "duplicate": 0,
+              "rejected": 0, "errors": 0}
+    poller = zmq.Poller()
+    for s in socks:
+        poller.register(s, zmq.POLLIN)
+    end = time.time() + seconds
+    while totals["replies"] < len(lines) and time.time() < end:
+        for s, _ in poller.poll(200):
+            while True:
+                try:
+                    frames = s.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                ack = json.loads(frames[-1])
+                totals["replies"] += 1
+                if "error" in ack:
+                    totals["errors"] += 1
+                    continue
+                for k in ("accepted", "duplicate", "rejected"):
+                    totals[k] += ack[k]
+    for s in socks:
+        s.close()
+    print(json.dumps(totals))
+
+
 def sub(endpoint, prefix, out, minimum=1, seconds=20):
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.SUB)
@@ -100,6 +142,8 @@ def main():
         log = open(opts["log"], "a") if "log" in opts else None
         push(pos[1], pos[2], int(opts.get("batch", 50)), int(opts.get("timeout", 3000)), log,
              float(opts.get("delay", 0)) / 1000.0)
+    elif pos[0] == "flood":
+        flood(pos[1], pos[2], int(opts.get("clients", 4)), float(opts.get("seconds", 60)))
     elif pos[0] == "sub":
         sub(pos[1], pos[2], pos[3], int(opts.get("min", 1)), float(opts.get("seconds", 20)))
     elif pos[0] == "features":

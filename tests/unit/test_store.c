@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -723,6 +724,34 @@ static void test_records_of_a_failed_transaction_are_written_again_in_order(void
     assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
 }
 
+/* Nothing more to do after the failure (no flush, no new request): the idle writer retries
+ * on its own once a second. */
+static void test_records_of_a_failed_transaction_are_retried_when_idle(void **state)
+{
+    struct fx *f = *state;
+    struct store_opts o;
+    store_opts_default(&o);
+    o.fail_after_steps = 3;
+    struct store_writer *w = start(f, &o);
+    for (int d = 0; d < 2; d++) { /* the second fails, and nothing comes after it */
+        char feature[32];
+        snprintf(feature, sizeof feature, "engage.day%d", d);
+        put_record(w, feature, d * 86400000LL, 0);
+    }
+    int64_t n = 0;
+    for (int i = 0; i < 50 && n < 2; i++) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        n = sql_int(f->db, "SELECT count(*) FROM features");
+    }
+    assert_int_equal(n, 2);
+    struct store_stats ss;
+    store_writer_stats(w, &ss);
+    assert_int_equal(ss.records_dropped, 0);
+    assert_int_equal(ss.last_error, -EIO);
+    stop(f);
+}
+
 static void test_stop_commits_everything_queued(void **state)
 {
     struct fx *f = *state;
@@ -872,6 +901,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_error_rolls_back_and_the_writer_keeps_running,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_records_of_a_failed_transaction_are_retried_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_records_of_a_failed_transaction_are_written_again_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_commits_everything_queued, setup, teardown),
