@@ -19,7 +19,9 @@
  * with a PRNG seeded from the study seed and the hci value; meanwhile its sources connect
  * directly on their own schedules. One line is logged per change between scanning and not
  * (a warning when it stops, info when it is back); attempts in between are debug lines, and
- * the sources' status shows the scanner's state, last failure and next attempt.
+ * the sources' status shows the scanner's state, last failure and next attempt. A scanner
+ * that is up but hears no report from any device for `scan_silence` while one of its sources
+ * waits for an advertisement counts as failed too (check_silence).
  *
  * Holding a device: the manager asks ble_scan_holds() before arming or running a device's
  * timer. While its scanner is up, a device is held before its first advertisement, and when
@@ -59,6 +61,13 @@ struct scanner {
     struct ble_backoff bo;
     uint64_t failures;
     char error[BLE_SCAN_WHY_MAX];   /* the last failure, "" once up */
+    /* Silence: a scanner can stay up and hear nothing (another program turned the scan off,
+     * a controller that stopped reporting), which would hold its sources for good. */
+    int64_t silence_ns;             /* the smallest `scan_silence` of its sources */
+    int64_t heard_ns;               /* mono: its last report from any device, or when up */
+    uint64_t heard_reports;         /* the scan's report count then */
+    int64_t check_ns;               /* up: when to look at the silence again */
+    int deaf;                       /* restarts for silence with nothing heard in between */
 };
 
 struct scan_dev {
@@ -144,6 +153,7 @@ static void set_state(struct scanner *s, enum ble_scan_state st)
 static void close_scanner(struct scanner *s)
 {
     s->s = hci_scan_free(s->s);
+    s->heard_reports = 0; /* that scan's count */
     free(s->irk_dev);
     s->irk_dev = NULL;
     if (s->fd >= 0) {
@@ -156,11 +166,14 @@ static void close_scanner(struct scanner *s)
     s->fd = -1;
 }
 
-/* The next attempt after a failure: its delay (ms). */
+/* The next attempt after a failure: its delay (ms). A scanner that stayed up long enough
+ * starts the schedule again, unless it heard nothing all that time after an earlier restart
+ * for the same silence: then the delays grow, and its sources connect directly meanwhile. */
 static int64_t schedule_retry(struct scanner *s)
 {
     struct ble_scan *sc = s->sc;
-    int64_t up_ms = s->state == BLE_SCAN_UP ? (mono(sc) - s->up_ns) / NS_PER_MS : -1;
+    int64_t up_ms = s->state == BLE_SCAN_UP && s->deaf <= 1 ? (mono(sc) - s->up_ns) / NS_PER_MS
+                                                            : -1;
     int64_t delay = ble_backoff_failed(&s->bo, up_ms);
     s->retry_ns = mono(sc) + delay * NS_PER_MS;
     s->next_attempt_ms = utc(sc) + delay;
@@ -205,14 +218,57 @@ static void scanner_failed(struct scanner *s, const char *why)
 
 static void scanner_up(struct scanner *s)
 {
-    if (s->down)
+    if (s->down && s->deaf > 1)
+        log_debug("ble: scanning on %s again", hci_name(s)); /* restarted for silence again */
+    else if (s->down)
         log_info("ble: scanning on %s again; its sources wait for advertisements", hci_name(s));
     else
         log_info("ble: scanning on %s", hci_name(s));
     s->down = 0;
     s->error[0] = '\0';
-    s->up_ns = mono(s->sc);
+    s->up_ns = s->heard_ns = mono(s->sc);
+    s->heard_reports = hci_scan_get_stats(s->s)->reports;
+    s->check_ns = s->heard_ns + s->silence_ns;
     set_state(s, BLE_SCAN_UP);
+}
+
+/* Any report, matched or not, shows the scan is running. */
+static void heard(struct scanner *s)
+{
+    uint64_t n = hci_scan_get_stats(s->s)->reports;
+    if (n == s->heard_reports)
+        return;
+    s->heard_reports = n;
+    s->heard_ns = mono(s->sc);
+    s->deaf = 0;
+}
+
+/* Up, but no report from any device for silence_ns while one of its sources waits for an
+ * advertisement: restarted as if it had failed, so the sources connect directly until it is
+ * back. Where nothing advertises at all this repeats: only the first restart is logged (a
+ * warning), later ones are debug lines, and their delays grow. With every source linked the
+ * silence is only watched: nothing waits on the scan. */
+static void check_silence(struct scanner *s)
+{
+    struct ble_scan *sc = s->sc;
+    int64_t now = mono(sc);
+    if (now - s->heard_ns < s->silence_ns) {
+        s->check_ns = s->heard_ns + s->silence_ns;
+        return;
+    }
+    int waiting = 0;
+    for (size_t i = 0; i < sc->n_dev && !waiting; i++)
+        waiting = of(sc, i, s) && ble_scan_holds(sc, &sc->devs[i]);
+    if (!waiting) {
+        s->check_ns = now + s->silence_ns / 4;
+        return;
+    }
+    char why[96];
+    snprintf(why, sizeof why, "no advertising report from any device for %.0f s",
+             (double)(now - s->heard_ns) / 1e9);
+    if (++s->deaf > 1)
+        s->down = 1; /* quiet: said once already */
+    scanner_failed(s, why);
 }
 
 /* ---- advertisements ------------------------------------------------------------------- */
@@ -470,6 +526,12 @@ struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_d
         sc->sd[i].scanner = -1;
         if (wants_scan(s, &devs[i]) && dev_keys(sc, i, s) == 0)
             sc->sd[i].scanner = scanner_for(sc, s);
+        if (sc->sd[i].scanner >= 0) {
+            struct scanner *sn = &sc->sc[sc->sd[i].scanner];
+            int64_t quiet = (s->scan_silence_ms > 0 ? s->scan_silence_ms : 60000) * NS_PER_MS;
+            if (!sn->silence_ns || quiet < sn->silence_ns)
+                sn->silence_ns = quiet;
+        }
         i++;
     }
     if (sc->n_sc == 0)
@@ -543,6 +605,8 @@ int ble_scan_on_fd(struct ble_scan *sc, int fd)
         /* a failed start or stop has been handled by on_done, which dropped h */
         if (e < 0 && s->s == h)
             scanner_failed(s, hci_scan_strerror(h));
+        else if (s->s == h)
+            heard(s);
         return 1;
     }
     return 0;
@@ -554,6 +618,8 @@ int64_t ble_scan_deadline(const struct ble_scan *sc)
     for (size_t k = 0; sc && k < sc->n_sc; k++) {
         const struct scanner *s = &sc->sc[k];
         int64_t d = s->s ? hci_scan_next_timeout(s->s) : s->retry_ns;
+        if (s->s && s->state == BLE_SCAN_UP && s->check_ns < d)
+            d = s->check_ns;
         if (d < t)
             t = d;
     }
@@ -568,6 +634,8 @@ void ble_scan_on_timer(struct ble_scan *sc)
             hci_scan_on_timer(s->s, mono(sc));
         else if (s->state == BLE_SCAN_RETRYING && s->retry_ns <= mono(sc))
             retry_scanner(s);
+        if (s->s && s->state == BLE_SCAN_UP && s->check_ns <= mono(sc))
+            check_silence(s);
     }
 }
 

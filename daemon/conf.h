@@ -200,6 +200,8 @@ struct conf_source {
                                        * writes it (32 hex digits); "" = none. A secret */
     int64_t nudge_resend_ms;          /* ble: a relay nudge without nudge_ack is written
                                        * again after this */
+    int64_t scan_silence_ms;          /* ble: a scanner that hears no advertisement at all
+                                       * for this long while a source waits is restarted */
 };
 
 struct conf_nudge {

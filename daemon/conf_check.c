@@ -65,6 +65,7 @@ static const struct driver_opt driver_opts[] = {
     {"hci", D(BLE)},
     {"irk", D(BLE)},
     {"nudge_resend", D(BLE)},
+    {"scan_silence", D(BLE)},
 };
 
 /* The values only ble sources have: hci and irk (daemon/conf_ble.c), and whether an irk can

@@ -178,6 +178,8 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_SOURCE, .name = "irk", .type = CT_STRING, FLD(conf_source, irk)},
     {.sect = CS_SOURCE, .name = "nudge_resend", .type = CT_DURATION,
      FLD(conf_source, nudge_resend_ms), .min = SEC, .max = HOUR, .def = "60s"},
+    {.sect = CS_SOURCE, .name = "scan_silence", .type = CT_DURATION,
+     FLD(conf_source, scan_silence_ms), .min = 5 * SEC, .max = HOUR, .def = "60s"},
 
     {.sect = CS_NUDGE, .name = "when", .type = CT_WHEN, FLD(conf_nudge, when),
      .flags = CK_REQUIRED},

@@ -514,23 +514,42 @@ static void test_ble_hci_and_irk_are_checked(void **state)
 #undef IRK
 }
 
-/* [source] nudge_resend: how often a relay phone's unconfirmed nudge is written again. */
-static void test_nudge_resend_is_checked(void **state)
+/* A ble source's duration key: one value below its range, one above, its use on a file
+ * source refused with their lines; a good value and the default read back. */
+static void check_ble_duration(const char *key, const char *low, const char *high,
+                               const char *range, const char *good, int64_t good_ms,
+                               int64_t def_ms, size_t off)
 {
-    (void)state;
 #define BLE_SRC(n) "[source " n "]\ndriver = ble\nparticipant = p\naddress = 00:11:22:33:44:55\n"
-    expect_errors("[participant p]\n" BLE_SRC("a") "nudge_resend = 0s\n"
-                  BLE_SRC("b") "nudge_resend = 2h\n"
-                  "[source c]\ndriver = file\npath = /x\nnudge_resend = 10s\n",
-                  "t.conf:6: [source a] nudge_resend: 0s is out of range (1s..1h)\n"
-                  "t.conf:11: [source b] nudge_resend: 2h is out of range (1s..1h)\n"
-                  "t.conf:15: [source c] nudge_resend: not used by driver file\n");
-    struct conf *c = expect_ok("[participant p]\n" BLE_SRC("a") "nudge_resend = 5min\n"
-                               BLE_SRC("b"));
-    assert_int_equal(c->sources[0].nudge_resend_ms, 300000);
-    assert_int_equal(c->sources[1].nudge_resend_ms, 60000);
+    char text[1024], want[1024];
+    snprintf(text, sizeof text,
+             "[participant p]\n" BLE_SRC("a") "%s = %s\n" BLE_SRC("b") "%s = %s\n"
+             "[source c]\ndriver = file\npath = /x\n%s = 10s\n",
+             key, low, key, high, key);
+    snprintf(want, sizeof want,
+             "t.conf:6: [source a] %s: %s is out of range (%s)\n"
+             "t.conf:11: [source b] %s: %s is out of range (%s)\n"
+             "t.conf:15: [source c] %s: not used by driver file\n",
+             key, low, range, key, high, range, key);
+    expect_errors(text, want);
+    snprintf(text, sizeof text, "[participant p]\n" BLE_SRC("a") "%s = %s\n" BLE_SRC("b"), key,
+             good);
+    struct conf *c = expect_ok(text);
+    assert_int_equal(*(const int64_t *)((const char *)&c->sources[0] + off), good_ms);
+    assert_int_equal(*(const int64_t *)((const char *)&c->sources[1] + off), def_ms);
     conf_free(c);
 #undef BLE_SRC
+}
+
+/* [source] nudge_resend: how often a relay phone's unconfirmed nudge is written again;
+ * scan_silence: how long a scanner may hear nothing while a source waits. */
+static void test_ble_durations_are_checked(void **state)
+{
+    (void)state;
+    check_ble_duration("nudge_resend", "0s", "2h", "1s..1h", "5min", 300000, 60000,
+                       offsetof(struct conf_source, nudge_resend_ms));
+    check_ble_duration("scan_silence", "4s", "61min", "5s..1h", "5s", 5000, 60000,
+                       offsetof(struct conf_source, scan_silence_ms));
 }
 
 static void test_tcp_endpoint_without_curve_keys_is_an_error(void **state)
@@ -1067,7 +1086,7 @@ int main(void)
         T(test_source_naming_a_missing_participant_is_an_error),
         T(test_driver_options_are_checked),
         T(test_ble_hci_and_irk_are_checked),
-        T(test_nudge_resend_is_checked),
+        T(test_ble_durations_are_checked),
         T(test_tcp_endpoint_without_curve_keys_is_an_error),
         T(test_endpoint_forms),
         T(test_nudge_escalation_is_checked),
