@@ -17,7 +17,11 @@
  * usage: bench_ble ENGAGED_BINARY [DEVICES] [RATE_HZ] [SECONDS] [PARTICIPANTS]
  *        defaults 100 50 20, and one participant per device (devices are shared out in turn)
  * environment: BENCH_BLE_TMP (directory for the store and sockets, default /tmp),
- *              BENCH_BLE_LATENESS ([pipeline] lateness, default 2s)
+ *              BENCH_BLE_LATENESS ([pipeline] lateness, default 2s),
+ *              BENCH_BLE_PHASES: spread (default: device i notifies at phase i/DEVICES of the
+ *              period, as independent devices spread over it), burst (all at once), or
+ *              connect (one period after each device's CCCD write: whatever the connection
+ *              times make of it, which swings from run to run)
  * targets: < 10 % of one core, p99 < 5 ms, RSS < 16 MiB */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +53,7 @@
 #define HR_CCCD 4                  /* the bench database: 0x180D at 1, 0x2A37 decl 2, value 3 */
 
 static int n_dev = 100, rate = 50, seconds = 20, n_part = 0;
+static enum { PH_SPREAD, PH_BURST, PH_CONNECT } phases = PH_SPREAD;
 static char dir[64], sock_path[96];
 static int64_t (*wtime)[RING];     /* [conn][count % RING]: mono ns of the write */
 static volatile int stop_sim, stop_rx;
@@ -91,7 +96,11 @@ static struct blesim *make_sim(struct sconn *c)
         return blesim_free(s);
     u = att_uuid16(0x2A37);
     int h = blesim_add_chrc(s, &u, GATT_PROP_NOTIFY, v, sizeof v);
-    if (h < 0 || blesim_add_stream(s, (uint16_t)h, 1000000000LL / rate, gen_hr, c) < 0)
+    int64_t period = 1000000000LL / rate;
+    if (h < 0 || blesim_add_stream(s, (uint16_t)h, period, gen_hr, c) < 0 ||
+        (phases != PH_CONNECT &&
+         blesim_set_phase(s, (uint16_t)h, phases == PH_BURST ? 0
+                                                             : period * (c->id % n_dev) / n_dev) < 0))
         return blesim_free(s);
     return s;
 }
@@ -403,8 +412,18 @@ int main(int argc, char **argv)
         return 1;
     snprintf(sock_path, sizeof sock_path, "%s/s", dir);
     const char *lateness = getenv("BENCH_BLE_LATENESS") ? getenv("BENCH_BLE_LATENESS") : "2s";
-    printf("bench_ble: %d devices x %d notifications/s, %d participants, %d s window, [pipeline] "
-           "lateness %s, store in %s\n", n_dev, rate, n_part, seconds, lateness, dir);
+    const char *ph = getenv("BENCH_BLE_PHASES") ? getenv("BENCH_BLE_PHASES") : "spread";
+    if (strcmp(ph, "burst") == 0)
+        phases = PH_BURST;
+    else if (strcmp(ph, "connect") == 0)
+        phases = PH_CONNECT;
+    else if (strcmp(ph, "spread") != 0) {
+        fprintf(stderr, "bench_ble: BENCH_BLE_PHASES is spread, burst or connect\n");
+        return 64;
+    }
+    printf("bench_ble: %d devices x %d notifications/s (phases: %s), %d participants, %d s "
+           "window, [pipeline] lateness %s, store in %s\n", n_dev, rate, ph, n_part, seconds,
+           lateness, dir);
 
     /* 1. baseline: simulators and a raw reader, this process only */
     struct sim_result sr = {0};

@@ -345,8 +345,24 @@ int blesim_add_stream(struct blesim *s, uint16_t value_handle, int64_t period_ns
     if (s->n_streams >= BLESIM_MAX_STREAMS)
         return -ENOSPC;
     s->streams[s->n_streams++] = (struct sim_stream){.handle = value_handle,
-        .period_ns = period_ns, .next_ns = INT64_MAX, .gen = gen, .user_data = user_data};
+        .period_ns = period_ns, .next_ns = INT64_MAX, .phase_ns = -1, .gen = gen,
+        .user_data = user_data};
     return 0;
+}
+
+int blesim_set_phase(struct blesim *s, uint16_t value_handle, int64_t phase_ns)
+{
+    int found = 0;
+    for (size_t i = 0; i < s->n_streams; i++) {
+        struct sim_stream *st = &s->streams[i];
+        if (st->handle != value_handle)
+            continue;
+        if (phase_ns < 0 || phase_ns >= st->period_ns)
+            return -EINVAL;
+        st->phase_ns = phase_ns;
+        found = 1;
+    }
+    return found ? 0 : -ENOENT;
 }
 
 /* The CCCD of value handle h changed: (re)start or stop its streams. */
@@ -358,6 +374,10 @@ void blesim_cccd_changed(struct blesim *s, uint16_t h)
             continue;
         if (!(blesim_cccd(s, h) & 3))
             st->next_ns = INT64_MAX;
+        else if (st->next_ns == INT64_MAX && st->phase_ns >= 0) /* the next tick of its phase */
+            st->next_ns = s->now_ns + st->period_ns -
+                          ((s->now_ns - st->phase_ns) % st->period_ns + st->period_ns) %
+                              st->period_ns;
         else if (st->next_ns == INT64_MAX)
             st->next_ns = s->now_ns + st->period_ns;
     }

@@ -111,6 +111,11 @@ void blesim_dump(const struct blesim *s, FILE *out);
  * enabled). The first comes one period after the CCCD write. 0 or -errno. */
 int blesim_add_stream(struct blesim *s, uint16_t value_handle, int64_t period_ns,
                       blesim_gen_fn gen, void *user_data);
+/* The stream(s) of value_handle tick at the monotonic times t with t % period == phase_ns,
+ * the first after the CCCD write, rather than a period after it: many simulated devices
+ * then spread their notifications over the period as independent devices do, whenever they
+ * were connected. 0, -EINVAL (phase outside 0..period), -ENOENT (no such stream). */
+int blesim_set_phase(struct blesim *s, uint16_t value_handle, int64_t phase_ns);
 /* Notifies (indicates) the current value, cut to MTU - 3: 1 sent, 0 the client has not
  * enabled it, -EBUSY (indication awaiting confirmation), -ENOTCONN. */
 int blesim_notify(struct blesim *s, uint16_t value_handle);

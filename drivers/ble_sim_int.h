@@ -24,6 +24,7 @@ struct sim_attr {
 struct sim_stream {
     uint16_t handle;
     int64_t period_ns, next_ns;   /* next_ns INT64_MAX while the CCCD is off */
+    int64_t phase_ns;             /* >= 0: ticks at times of this phase (blesim_set_phase) */
     uint64_t count;
     blesim_gen_fn gen;
     void *user_data;

@@ -702,6 +702,56 @@ static void test_injected_faults(void **state)
     link_close(&l);
 }
 
+static int gen_count(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns, uint8_t *buf,
+                     size_t cap, void *ud)
+{
+    (void)s; (void)h; (void)now_ns; (void)cap; (void)ud;
+    buf[0] = (uint8_t)count;
+    return 1;
+}
+
+/* A stream with a phase ticks on the monotonic times of that phase, the first after the CCCD
+ * write; without one, a period after the write. */
+static void test_stream_phase(void **state)
+{
+    (void)state;
+    struct peer p;
+    peer_open(&p);
+    p.att = att_free(p.att);
+    const int64_t ms = 1000000;
+    p.now = 1000 * SEC + 123 * ms;
+    struct blesim *s = blesim_new(p.fd[0], 0, p.now);
+    struct att_uuid sv = att_uuid16(0x180D), c = att_uuid16(0x2A37);
+    assert_true(blesim_add_service(s, &sv, 1) > 0);
+    int h = blesim_add_chrc(s, &c, GATT_PROP_NOTIFY, "\x00", 1);
+    assert_true(h > 0);
+    assert_int_equal(blesim_set_phase(s, (uint16_t)h, 0), -ENOENT); /* no stream yet */
+    assert_int_equal(blesim_add_stream(s, (uint16_t)h, 20 * ms, gen_count, NULL), 0);
+    assert_int_equal(blesim_set_phase(s, (uint16_t)h, 20 * ms), -EINVAL);
+    assert_int_equal(blesim_set_phase(s, (uint16_t)h, -1), -EINVAL);
+    assert_int_equal(blesim_set_phase(s, (uint16_t)h, 5 * ms), 0);
+    uint8_t b[5] = {0x12, (uint8_t)(h + 1), 0, 1, 0}; /* Write Request: its CCCD, on */
+    size_t n = sizeof b;
+    assert_int_equal(send(p.fd[1], b, n, 0), (ssize_t)n);
+    assert_int_equal(blesim_on_readable(s, p.now), 1);
+    expect_pdu(&p, "13");
+    /* 1000.123 s: the next time of phase 5 ms in a 20 ms period is 1000.125 s */
+    assert_int_equal(blesim_next_timeout(s), 1000 * SEC + 125 * ms);
+    assert_int_equal(blesim_on_timer(s, 1000 * SEC + 125 * ms), 1);
+    assert_int_equal(blesim_next_timeout(s), 1000 * SEC + 145 * ms);
+    /* off and on again at a time of its phase: a whole period later */
+    b[3] = 0;
+    assert_int_equal(send(p.fd[1], b, n, 0), (ssize_t)n);
+    assert_int_equal(blesim_on_readable(s, 1000 * SEC + 130 * ms), 1);
+    assert_int_equal(blesim_next_timeout(s), INT64_MAX);
+    b[3] = 1;
+    assert_int_equal(send(p.fd[1], b, n, 0), (ssize_t)n);
+    assert_int_equal(blesim_on_readable(s, 1000 * SEC + 165 * ms), 1);
+    assert_int_equal(blesim_next_timeout(s), 1000 * SEC + 185 * ms);
+    blesim_free(s);
+    peer_close(&p);
+}
+
 /* The simulator's own checks, seen from a raw peer. */
 static void test_simulator_answers_bad_requests(void **state)
 {
@@ -775,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_security_raise_with_the_simulator),
         cmocka_unit_test(test_injected_faults),
         cmocka_unit_test(test_simulator_answers_bad_requests),
+        cmocka_unit_test(test_stream_phase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
