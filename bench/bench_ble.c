@@ -97,10 +97,9 @@ static struct blesim *make_sim(struct sconn *c)
     u = att_uuid16(0x2A37);
     int h = blesim_add_chrc(s, &u, GATT_PROP_NOTIFY, v, sizeof v);
     int64_t period = 1000000000LL / rate;
+    int64_t phase = phases == PH_BURST ? 0 : period * (c->id % n_dev) / n_dev;
     if (h < 0 || blesim_add_stream(s, (uint16_t)h, period, gen_hr, c) < 0 ||
-        (phases != PH_CONNECT &&
-         blesim_set_phase(s, (uint16_t)h, phases == PH_BURST ? 0
-                                                             : period * (c->id % n_dev) / n_dev) < 0))
+        (phases != PH_CONNECT && blesim_set_phase(s, (uint16_t)h, phase) < 0))
         return blesim_free(s);
     return s;
 }

@@ -80,8 +80,9 @@ void *publisher_socket(struct publisher *p);
 uint64_t publisher_socket_ops(const struct publisher *p);
 
 /* Reads pending subscription frames without blocking (at most 64 per call; the loop asks
- * ZMQ_EVENTS again after a call, so more waiting are read next turn); for each subscribe re-sends the cached value of every
- * topic starting with its prefix (the empty prefix matches all), oldest update first.
+ * ZMQ_EVENTS again after a call, so more waiting are read next turn); for each subscribe
+ * re-sends the cached value of every topic starting with its prefix (the empty prefix matches
+ * all), oldest update first.
  * Returns the number of frames read, or a negative errno. */
 int publisher_on_readable(struct publisher *p);
 
