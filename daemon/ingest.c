@@ -15,7 +15,7 @@ struct pending {
     unsigned char identity[IDENTITY_MAX];
     size_t identity_len;
     int envelope;              /* REQ client: reply with an empty delimiter frame */
-    size_t n_ev;
+    size_t n_ev, cap_ev;       /* cap_ev: the room of ev, samples and line_of */
     struct event *ev;          /* parsed events, in line order */
     float (**samples)[3];      /* owned accel samples per event (NULL if none) */
     size_t *line_of;           /* message line index of each event */
@@ -146,6 +146,27 @@ static void reject(struct pending *p, size_t index, const char *reason)
 }
 
 /* Parse the payload lines of one message into p. */
+/* Room for more events: the arrays double (one realloc per event made a message of N lines
+ * cost O(N^2) in copies wherever realloc moves the block). */
+static int grow(struct pending *p)
+{
+    size_t cap = p->cap_ev ? 2 * p->cap_ev : 64;
+    struct event *nev = realloc(p->ev, cap * sizeof *nev);
+    if (!nev)
+        return -ENOMEM;
+    p->ev = nev;
+    float(**ns)[3] = realloc(p->samples, cap * sizeof *ns);
+    if (!ns)
+        return -ENOMEM;
+    p->samples = ns;
+    size_t *nl_of = realloc(p->line_of, cap * sizeof *nl_of);
+    if (!nl_of)
+        return -ENOMEM;
+    p->line_of = nl_of;
+    p->cap_ev = cap;
+    return 0;
+}
+
 static int parse_payload(struct ingest *in, struct pending *p, const char *data, size_t len,
                          size_t *line_index, int64_t now_ms)
 {
@@ -196,19 +217,9 @@ static int parse_payload(struct ingest *in, struct pending *p, const char *data,
             reject(p, index, msg);
             continue;
         }
-        struct event *nev = realloc(p->ev, (p->n_ev + 1) * sizeof *nev);
-        if (!nev)
+        if (p->n_ev == p->cap_ev && grow(p) < 0)
             return -ENOMEM;
-        p->ev = nev;
-        float(**ns)[3] = realloc(p->samples, (p->n_ev + 1) * sizeof *ns);
-        if (!ns)
-            return -ENOMEM;
-        p->samples = ns;
         p->samples[p->n_ev] = NULL;
-        size_t *nl_of = realloc(p->line_of, (p->n_ev + 1) * sizeof *nl_of);
-        if (!nl_of)
-            return -ENOMEM;
-        p->line_of = nl_of;
         p->line_of[p->n_ev] = index;
         if (ev.type == EV_ACCEL && ev.u.accel.n) {
             float(*s)[3] = malloc(ev.u.accel.n * sizeof *s);

@@ -553,16 +553,22 @@ static void teardown(struct daemon *d)
 {
     ble_stop(d->ble); /* BLE: close the links, submit the last events */
     usb_stop(d->usb); /* USB: close the devices; what is in flight still commits */
-    ingest_free(d->ing);
-    control_free(d->ctl);
-    publisher_free(d->pub);
+    /* The last replies go where they belong: ingest clients get the acknowledgements of
+     * what was stored, the events are pushed and published; the sockets close after that. */
     if (d->sw) {
         int e = store_flush(d->sw, 10000);
         if (e < 0)
             log_error("store: final flush: %s", store_strerror(e));
         drain_store_replies(d);
-        store_writer_stop(d->sw);
     }
+    ingest_free(d->ing);
+    control_free(d->ctl);
+    publisher_free(d->pub);
+    d->ing = NULL;
+    d->ctl = NULL;
+    d->pub = NULL;
+    if (d->sw)
+        store_writer_stop(d->sw);
     d->ble = ble_free(d->ble); /* BLE */
     d->usb = usb_free(d->usb); /* USB */
     zap_free(d->zap);
