@@ -92,8 +92,13 @@ void ingest_free(struct ingest *in)
         in->head = p->next;
         pending_free(p);
     }
-    if (in->sock)
+    if (in->sock) {
+        /* the acknowledgements sent at shutdown get half a second to leave (a vanished
+         * client cannot hold the exit longer) */
+        int linger = 500;
+        zmq_setsockopt(in->sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(in->sock);
+    }
     free(in->scratch);
     free(in);
 }
