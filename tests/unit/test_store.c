@@ -690,6 +690,16 @@ static int on_latest_start(void *ud, int64_t id, const struct store_record *r)
     return 0;
 }
 
+/* Records engage.day0 .. engage.day<n-1>, one a day from the epoch. */
+static void put_days(struct store_writer *w, int n)
+{
+    for (int d = 0; d < n; d++) {
+        char feature[32];
+        snprintf(feature, sizeof feature, "engage.day%d", d);
+        put_record(w, feature, d * 86400000LL, 0);
+    }
+}
+
 static void test_records_of_a_failed_transaction_are_written_again_in_order(void **state)
 {
     struct fx *f = *state;
@@ -697,11 +707,7 @@ static void test_records_of_a_failed_transaction_are_written_again_in_order(void
     store_opts_default(&o);
     o.fail_after_steps = 3; /* BEGIN, day 0, then day 1 fails */
     struct store_writer *w = start(f, &o);
-    for (int d = 0; d < 3; d++) {
-        char feature[32];
-        snprintf(feature, sizeof feature, "engage.day%d", d);
-        put_record(w, feature, d * 86400000LL, 0);
-    }
+    put_days(w, 3);
     /* The flush reports the failure, and by then the retry has stored the records. */
     assert_int_equal(store_flush(w, 5000), -EIO);
     struct store_stats ss;
@@ -733,11 +739,7 @@ static void test_records_of_a_failed_transaction_are_retried_when_idle(void **st
     store_opts_default(&o);
     o.fail_after_steps = 3;
     struct store_writer *w = start(f, &o);
-    for (int d = 0; d < 2; d++) { /* the second fails, and nothing comes after it */
-        char feature[32];
-        snprintf(feature, sizeof feature, "engage.day%d", d);
-        put_record(w, feature, d * 86400000LL, 0);
-    }
+    put_days(w, 2); /* the second fails, and nothing comes after it */
     int64_t n = 0;
     for (int i = 0; i < 50 && n < 2; i++) {
         struct timespec ts = {0, 100 * 1000000L};
