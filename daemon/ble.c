@@ -26,8 +26,12 @@
  * loaded at start from the store's gatt_cache table (whose rows are checked like a server's
  * answers); every later change goes back to the store through the writer thread.
  *
- * Bounds: BLE_OPEN_MAX events wait in the open batch (more are dropped and counted as `lost`,
- * which only happens when the store stalls for a long time). */
+ * Bounds: `[store] ble_pending_max` events wait in the open batch. Past half of it (the store
+ * has stalled: a slow disk, a lock held elsewhere) relay phones are asked to PAUSE, and to
+ * CONTINUE when it is back under an eighth. When it is full, a sensor's event is dropped and
+ * counted as `lost`; a relayed phone record is not lost: it is left with the phone, whose
+ * acknowledgements stop short of it, and the phone sends it again after the next RESUME
+ * (ble_relay_left). The same holds for a relayed record the store fails to write. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,7 +52,6 @@
 #include "pipeline/tz.h"
 
 #define BLE_MAX_INFLIGHT 2
-#define BLE_OPEN_MAX 50000          /* events waiting for submission */
 #define BLE_MAX_TRIES 3             /* submissions of one event before it is given up */
 #define BLE_RETRY_MS 10             /* the writer's queue was full: try again this much later */
 #define BLE_EPOLL_BURST 64
@@ -92,6 +95,9 @@ struct ble {
     size_t inflight;
     uint64_t next_token;
     int stopping;
+    size_t open_max;                 /* [store] ble_pending_max */
+    int paused;                      /* relay phones were asked to PAUSE */
+    int64_t pause_log_ms[2];         /* the last CONTINUE [0] and PAUSE [1] lines */
     int64_t lost_log_ms;
     struct ble_stats st;
     struct ble_scan *scan;           /* LE scanners (ble_scan.c); NULL: none */
@@ -197,7 +203,7 @@ static struct ble_ev *open_slot(struct ble *b)
     if (!b->open && !(b->open = calloc(1, sizeof *b->open)))
         return NULL;
     struct ble_batch *o = b->open;
-    if (o->n >= BLE_OPEN_MAX)
+    if (o->n >= b->open_max)
         return NULL;
     if (o->n == o->cap) {
         size_t cap = o->cap ? 2 * o->cap : 64;
@@ -210,26 +216,72 @@ static struct ble_ev *open_slot(struct ble *b)
     return &o->ev[o->n];
 }
 
-/* A relayed record's event is done with (stored, a duplicate, or lost). */
+/* 1 for a relayed phone record: one the phone keeps until acknowledged. */
+static int relayed(const struct ble_ev *e) { return e->own && e->dev && e->dev->relay; }
+
+/* A relayed record's event is done with: stored or a duplicate (processed), or not stored
+ * (left with the phone, which sends it again after a RESUME). */
 static void relay_done(struct ble_ev *e, int processed)
 {
-    if (e->dev && e->dev->relay)
-        ble_relay_stored(e->dev, e->ev.seq, processed);
+    if (!relayed(e))
+        return;
+    if (!processed) /* first: the resume point must not pass it */
+        ble_relay_left(e->dev, e->ev.seq);
+    ble_relay_stored(e->dev, e->ev.seq, processed);
+}
+
+/* An event that will not be stored: lost for a sensor, left with the phone for a relayed
+ * record. */
+static void not_stored(struct ble *b, struct ble_ev *e, const char *why)
+{
+    if (relayed(e))
+        relay_done(e, 0);
+    else
+        count_lost(b, e->dev, why);
+}
+
+int ble_store_behind(const struct ble *b) { return b->paused; }
+
+/* PAUSE relay phones while the open batch is over half full, CONTINUE under an eighth. */
+static void pressure(struct ble *b)
+{
+    size_t n = b->open ? b->open->n : 0;
+    int want = b->paused ? n > b->open_max / 8 : n >= b->open_max / 2;
+    if (want == b->paused)
+        return;
+    b->paused = want;
+    int relays = 0;
+    for (size_t i = 0; i < b->n_dev; i++)
+        relays += b->dev[i].relay != NULL;
+    /* each kind of line at most every 10 s: a store that barely keeps up flips often */
+    int64_t *last = &b->pause_log_ms[want];
+    if (b->now.utc_ms - *last >= 10000) {
+        *last = b->now.utc_ms;
+        if (want)
+            log_warn("ble: %zu events wait for the store, which is behind%s", n,
+                     relays ? "; asking relay phones to pause" : "");
+        else
+            log_notice("ble: the store caught up%s", relays ? "; relay phones may continue" : "");
+    }
+    for (size_t i = 0; i < b->n_dev; i++)
+        ble_relay_pause(&b->dev[i], want);
 }
 
 static int emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms, int own)
 {
     struct ble_ev *e = open_slot(b);
     if (!e) {
-        count_lost(b, d, b->open && b->open->n >= BLE_OPEN_MAX ? "the store is not keeping up"
-                                                                 : "out of memory");
+        if (!own) /* a relayed record: the caller leaves it with the phone */
+            count_lost(b, d, b->open && b->open->n >= b->open_max ? "the store is not keeping up"
+                                                                  : "out of memory");
         return -ENOBUFS;
     }
     memset(e, 0, sizeof *e);
     e->ev = *ev;
     if (ev->type == EV_ACCEL && ev->u.accel.n) {
         if (!(e->g = malloc(ev->u.accel.n * sizeof *e->g))) {
-            count_lost(b, d, "out of memory");
+            if (!own)
+                count_lost(b, d, "out of memory");
             return -ENOBUFS;
         }
         memcpy(e->g, ev->u.accel.g, ev->u.accel.n * sizeof *e->g);
@@ -292,10 +344,8 @@ static int submit(struct ble *b)
         return e;
     if (e < 0) {
         log_error("ble: %zu events not stored: %s", o->n, strerror(-e));
-        for (size_t i = 0; i < o->n; i++) {
-            count_lost(b, o->ev[i].dev, "the store refused them");
-            relay_done(&o->ev[i], 0);
-        }
+        for (size_t i = 0; i < o->n; i++)
+            not_stored(b, &o->ev[i], "the store refused them");
         batch_free(o);
         b->open = NULL;
         return e;
@@ -320,10 +370,12 @@ static void flush(struct ble *b)
         if (submit(b) == -EAGAIN) {
             if (b->retry_ns == INT64_MAX)
                 b->retry_ns = b->now.mono_ns + BLE_RETRY_MS * NS_PER_MS;
+            pressure(b);
             return;
         }
     }
     b->retry_ns = INT64_MAX;
+    pressure(b);
 }
 
 /* Puts events of a failed batch back in front of the open batch. The hub's own numbers of
@@ -336,8 +388,7 @@ static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
     if (!nev || (!b->open && !(b->open = calloc(1, sizeof *b->open)))) {
         free(nev);
         for (size_t i = 0; i < n; i++) {
-            count_lost(b, ev[i].dev, "out of memory");
-            relay_done(&ev[i], 0);
+            not_stored(b, &ev[i], "out of memory");
             free(ev[i].g);
         }
         return;
@@ -395,8 +446,7 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
             again++;
             continue;
         } else {
-            count_lost(b, e->dev, "the store failed to write it");
-            relay_done(e, 0);
+            not_stored(b, e, "the store failed to write it");
         }
         free(e->g);
         e->g = NULL;
@@ -670,6 +720,8 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
     b->outer = b->epfd = b->tfd = -1;
     b->armed_ns = b->retry_ns = INT64_MAX;
     b->next_token = 1;
+    b->pause_log_ms[0] = b->pause_log_ms[1] = INT64_MIN / 2;
+    b->open_max = cf->store.ble_pending_max > 0 ? (size_t)cf->store.ble_pending_max : 50000;
     for (size_t i = 0; i < cf->n_sources; i++) {
         if (cf->sources[i].driver != CONF_DRIVER_BLE)
             continue;

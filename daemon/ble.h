@@ -153,6 +153,10 @@ enum {
 struct ble_relay_info {
     uint64_t records, refused, skipped;   /* complete records; refused; of types not taken */
     uint64_t acks, resumes;               /* ACKs and RESUMEs written */
+    uint64_t left;                        /* records not stored then (the store was behind or
+                                             failed): left with the phone, asked for again */
+    uint64_t held_back;                   /* received while that RESUME was due: not queued */
+    uint64_t pauses;                      /* PAUSEs written (the store was behind) */
     struct relay_rx_stats rx;             /* the reassembly's counters */
     uint64_t nudges_sent;                 /* nudges written to the phone (first time) */
     uint64_t nudges_resent;               /* writes again without nudge_ack */

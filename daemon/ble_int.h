@@ -155,7 +155,14 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db);
 void ble_relay_streaming(struct ble_dev *d);
 /* The store's outcome for one of the source's events (processed: stored or a duplicate). */
 void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed);
-/* After a store reply: writes the ACK if the resume point moved. */
+/* A record of the source that will not be stored now (the store is behind or failed it):
+ * acknowledgements stop short of it, later records wait with the phone, and a RESUME asks
+ * for it again once the store has room. */
+void ble_relay_left(struct ble_dev *d, int64_t seq);
+/* The store is behind (on) or caught up (off): writes PAUSE or CONTINUE to the phone. */
+void ble_relay_pause(struct ble_dev *d, int on);
+/* After a store reply: writes the ACK if the resume point moved, or the RESUME for records
+ * left with the phone. */
 void ble_relay_after_reply(struct ble_dev *d);
 /* Queues a nudge decision for the phone (sent at once if it is streaming). */
 void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *n, const char *participant);
@@ -178,6 +185,8 @@ struct ble_clocks {
 };
 const struct ble_clocks *ble_now(const struct ble *b);
 struct gatt_cache *ble_cache(struct ble *b);
+/* 1 while the store is behind: relay phones are paused, records left with them wait. */
+int ble_store_behind(const struct ble *b);
 /* Adds or changes (events != 0) or removes (events == 0) the device's fd in the epoll set. */
 int ble_watch(struct ble *b, struct ble_dev *d, uint32_t events);
 /* Queues an event of the device for the store (copies it, accel samples included; gives it

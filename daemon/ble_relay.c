@@ -14,6 +14,14 @@
  * (`hold`) and released by the reply that commits the last of them. Refusals live in memory
  * only: after a hub restart the phone sends a refused record at the tail again, once.
  *
+ * A record that will not be stored now (the manager's batch is full because the store is
+ * behind, or the store failed to write it) is left with the phone (ble_relay_left): the resume
+ * point never passes it (`gap`), so no ACK lets the phone delete it; records the phone sends
+ * meanwhile are not queued; once nothing of the source is in flight and the store has room, a
+ * RESUME from the resume point asks for it again. Records after it that were stored already
+ * come back as duplicates and are processed in order then. While the store is behind, the
+ * phone is asked to PAUSE (CONTINUE, or that RESUME, when it caught up).
+ *
  * Nudges for the source's participant are queued (BLE_RELAY_NUDGES at most) and written to
  * the Nudges characteristic, fragment by fragment with Write Requests, one nudge at a time; a
  * nudge leaves the queue once its last fragment's write is answered, and one cut off by a lost
@@ -35,6 +43,7 @@
 #define BLE_RELAY_WINDOW 64
 #define BLE_RELAY_NUDGES 16
 #define BLE_RELAY_IDLE_MS 10000  /* a partial record or backlog without progress: RESUME */
+#define BLE_RELAY_GAP_RETRY_MS 200 /* a RESUME for records left with the phone: checked again */
 #define BLE_RELAY_NUDGE_TTL_MS (24 * INT64_C(3600000)) /* then given up */
 #define NS_PER_MS INT64_C(1000000)
 
@@ -59,6 +68,11 @@ struct ble_relay {
     size_t uncommitted;      /* this source's events queued or waiting for the store */
     int have_hold;
     int64_t hold;            /* a refused seq waiting for the records before it */
+    int gap;                 /* records from gap_seq on were left with the phone */
+    int64_t gap_seq;
+    int gap_resume;          /* the RESUME asking for them again is still to be written */
+    int64_t gap_try_ns;      /* when the timer checks for that RESUME again */
+    uint64_t left, held_back, pauses;
     int ack_due;
     uint64_t frags_at_progress;
     int64_t progress_ns;     /* last record (or RESUME): for the idle timeout */
@@ -119,6 +133,7 @@ static void write_resume(struct ble_dev *d)
     r->have_acked = r->have_done;
     r->acked = r->done;
     r->ack_due = 0;
+    r->gap_resume = 0; /* it asks for everything after the resume point */
     int id = gatt_write(d->gatt, r->h_resume, m, (size_t)n, on_written, d, NULL);
     if (id < 0)
         ble_dev_mark_dead(d, id, "relay: cannot write RESUME", 0);
@@ -446,15 +461,28 @@ static void nudge_acked(struct ble_dev *d, const char *id)
 
 /* ---- records ------------------------------------------------------------------------ */
 
+/* seq is processed: the resume point moves to it, unless a record before it was left with
+ * the phone (that one comes again first, then the records after it, processed again). */
+static void processed(struct ble_relay *r, int64_t seq)
+{
+    if (r->gap) {
+        if (seq > r->gap_seq)
+            return;
+        if (seq == r->gap_seq)
+            r->gap = 0;
+    }
+    if (!r->have_done || seq > r->done) {
+        r->done = seq;
+        r->have_done = 1;
+    }
+}
+
 /* seq is processed without an event (refused or skipped). */
 static void refused(struct ble_dev *d, int64_t seq)
 {
     struct ble_relay *r = d->relay;
     if (r->uncommitted == 0) {
-        if (!r->have_done || seq > r->done) {
-            r->done = seq;
-            r->have_done = 1;
-        }
+        processed(r, seq);
         r->ack_due = 1;
     } else if (!r->have_hold || seq > r->hold) {
         r->hold = seq;
@@ -470,6 +498,10 @@ static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversi
     r->records++;
     r->frags_at_progress = r->rx.st.fragments;
     r->progress_ns = mono(d);
+    if (r->gap_resume) {
+        r->held_back++; /* after one left with the phone: asked for again with it */
+        return;
+    }
     if (oversized) {
         r->refused++;
         d->malformed++;
@@ -499,7 +531,8 @@ static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversi
         nudge_acked(d, ev.u.nudge_ack.nudge);
     if (ble_emit_own(d->mgr, d, &ev, utc(d)) == 0)
         r->uncommitted++;
-    /* not queued (the store is not keeping up): not processed; a later RESUME sends it again */
+    else
+        ble_relay_left(d, f->seq); /* the batch is full: the phone keeps it */
 }
 
 static void on_records(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
@@ -620,33 +653,80 @@ void ble_relay_streaming(struct ble_dev *d)
     static const uint8_t now = RELAY_CTL_STATUS;
     if (d->relay->h_status && d->relay->status_writable)
         (void)gatt_write(d->gatt, d->relay->h_status, &now, 1, on_written, d, NULL);
+    if (ble_store_behind(d->mgr))
+        ble_relay_pause(d, 1);
 }
 
-void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed)
+void ble_relay_stored(struct ble_dev *d, int64_t seq, int ok)
 {
     struct ble_relay *r = d->relay;
     if (!r)
         return;
     if (r->uncommitted)
         r->uncommitted--;
-    if (processed && (!r->have_done || seq > r->done)) {
-        r->done = seq;
-        r->have_done = 1;
-    }
+    if (ok)
+        processed(r, seq);
     if (r->uncommitted == 0 && r->have_hold) {
-        if (!r->have_done || r->hold > r->done) {
-            r->done = r->hold;
-            r->have_done = 1;
-        }
+        processed(r, r->hold);
         r->have_hold = 0;
     }
     r->ack_due = 1;
 }
 
+void ble_relay_left(struct ble_dev *d, int64_t seq)
+{
+    struct ble_relay *r = d->relay;
+    if (!r || (r->have_done && seq <= r->done))
+        return; /* stored before */
+    r->left++;
+    if (!r->gap)
+        log_warn("ble %s: relay: record %" PRId64 " not stored now (the store is behind or "
+                 "failed); the phone keeps it and is asked for it again", d->name, seq);
+    if (!r->gap || seq < r->gap_seq)
+        r->gap_seq = seq;
+    r->gap = 1;
+    if (!r->gap_resume)
+        r->gap_try_ns = mono(d) + BLE_RELAY_GAP_RETRY_MS * NS_PER_MS;
+    r->gap_resume = 1;
+}
+
+/* Writes the RESUME for records left with the phone once nothing of the source is in flight
+ * (its resume point is final) and the store has room. 1 if written. */
+static int gap_resume(struct ble_dev *d)
+{
+    struct ble_relay *r = d->relay;
+    if (!r->gap_resume || !live(d) || r->uncommitted || ble_store_behind(d->mgr))
+        return 0;
+    log_info("ble %s: relay: asking the phone again for its records after %" PRId64, d->name,
+             r->have_done ? r->done : 0);
+    write_resume(d);
+    return 1;
+}
+
+void ble_relay_pause(struct ble_dev *d, int on)
+{
+    struct ble_relay *r = d->relay;
+    if (!r || !live(d))
+        return;
+    if (!on && gap_resume(d)) {
+        ble_dev_after(d); /* a RESUME also ends a PAUSE */
+        return;
+    }
+    const uint8_t op = on ? RELAY_CTL_PAUSE : RELAY_CTL_CONTINUE;
+    if (r->h_status && r->status_writable &&
+        gatt_write(d->gatt, r->h_status, &op, 1, on_written, d, NULL) >= 0 && on)
+        r->pauses++;
+    ble_dev_after(d);
+}
+
 void ble_relay_after_reply(struct ble_dev *d)
 {
-    if (d->relay && d->relay->ack_due && live(d)) {
-        write_ack(d);
+    struct ble_relay *r = d->relay;
+    if (!r || !live(d))
+        return;
+    if (gap_resume(d) || r->ack_due) {
+        if (r->ack_due)
+            write_ack(d);
         ble_dev_after(d);
     }
 }
@@ -678,6 +758,8 @@ int64_t ble_relay_deadline(const struct ble_dev *d)
     if (!d->relay || d->state != BLE_ST_STREAMING || !d->relay->h_resume)
         return INT64_MAX;
     int64_t a = idle_deadline(d), b = resend_deadline(d);
+    if (d->relay->gap_resume && d->relay->gap_try_ns < a)
+        a = d->relay->gap_try_ns;
     return a < b ? a : b;
 }
 
@@ -685,7 +767,10 @@ void ble_relay_on_timer(struct ble_dev *d)
 {
     if (!live(d))
         return;
-    if (mono(d) >= idle_deadline(d)) {
+    struct ble_relay *r = d->relay;
+    if (r->gap_resume && mono(d) >= r->gap_try_ns && !gap_resume(d))
+        r->gap_try_ns = mono(d) + BLE_RELAY_GAP_RETRY_MS * NS_PER_MS;
+    if (live(d) && mono(d) >= idle_deadline(d)) {
         log_warn("ble %s: relay: a record stayed incomplete for %d s; asking the phone to "
                  "resume", d->name, BLE_RELAY_IDLE_MS / 1000);
         write_resume(d);
@@ -702,6 +787,9 @@ void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
     ret->refused = r->refused;
     ret->skipped = r->skipped;
     ret->acks = r->acks;
+    ret->left = r->left;
+    ret->held_back = r->held_back;
+    ret->pauses = r->pauses;
     ret->rx = r->rx.st;
     ret->resumes = r->rx.st.resumes;
     ret->nudges_sent = r->nudges_sent;

@@ -168,6 +168,9 @@ static json_t *relay_json(const struct ble_relay_info *r)
     relay_json_rx(o, &r->rx, 0);
     json_object_set_new(o, "resumes", u64(r->resumes));
     json_object_set_new(o, "acks", u64(r->acks));
+    json_object_set_new(o, "left", u64(r->left));
+    json_object_set_new(o, "held_back", u64(r->held_back));
+    json_object_set_new(o, "pauses", u64(r->pauses));
     json_object_set_new(o, "nudges_sent", u64(r->nudges_sent));
     json_object_set_new(o, "nudges_resent", u64(r->nudges_resent));
     json_object_set_new(o, "nudges_confirmed", u64(r->nudges_confirmed));

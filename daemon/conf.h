@@ -107,6 +107,7 @@ struct conf_store {
     int64_t batch_delay_ms;
     int synchronous;                  /* enum conf_sync */
     int64_t cache_size;               /* bytes of SQLite page cache for the writer */
+    int64_t ble_pending_max;          /* BLE events waiting to be submitted, at most */
 };
 
 struct conf_publish {

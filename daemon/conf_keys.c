@@ -65,6 +65,8 @@ const struct conf_key conf_keys[] = {
      .def = "normal", .names = n_sync},
     {.sect = CS_STORE, .name = "cache_size", .type = CT_SIZE, FLD(conf_store, cache_size),
      .min = 64 << 10, .max = 1LL << 30, .def = "512KiB"},
+    {.sect = CS_STORE, .name = "ble_pending_max", .type = CT_INT,
+     FLD(conf_store, ble_pending_max), .min = 100, .max = 10000000, .def = "50000"},
 
     {.sect = CS_PUBLISH, .name = "endpoint", .type = CT_ENDPOINT,
      .off = offsetof(struct conf_publish, endpoints), .size = CONF_STR_SIZE,

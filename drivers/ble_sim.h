@@ -216,6 +216,9 @@ void blesim_relay_set_dropped(struct blesim_relay *r, uint32_t dropped);
 /* on: the phone answers each nudge it gets for the first time with a nudge_ack `delivered`
  * record appended to its outbox (the next seq), as a phone app does. */
 void blesim_relay_set_ack(struct blesim_relay *r, int on);
+/* on: the phone counts the hub's PAUSEs but goes on sending (a phone that does not honour
+ * them; its Status never says PAUSED). */
+void blesim_relay_set_ignore_pause(struct blesim_relay *r, int on);
 /* One line of counters (acknowledged up to, records sent, RESUMEs, ACKs, nudges, PAUSEs,
  * status requests). */
 void blesim_relay_report(const struct blesim_relay *r, FILE *out);

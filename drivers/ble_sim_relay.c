@@ -30,6 +30,7 @@ struct blesim_relay {
     unsigned corrupt_every; /* fault: flip a bit of every Nth fragment (0: off) */
     uint32_t dropped;     /* what the Status reports as discarded unsent */
     int ack_nudges;       /* answer each new nudge with a nudge_ack `delivered` record */
+    int ignore_pause;     /* count PAUSEs, do not honour them */
     char **acked_ids;     /* the nudges so answered */
     size_t n_acked_ids;
     uint64_t fragments;
@@ -153,6 +154,11 @@ void blesim_relay_set_corrupt(struct blesim_relay *r, unsigned every)
     r->corrupt_every = every;
 }
 
+void blesim_relay_set_ignore_pause(struct blesim_relay *r, int on)
+{
+    r->ignore_pause = on;
+}
+
 void blesim_relay_set_dropped(struct blesim_relay *r, uint32_t dropped)
 {
     r->dropped = dropped;
@@ -239,7 +245,7 @@ static void on_status_write(struct blesim *s, uint16_t h, const uint8_t *v, size
         c->r->statuses++;
     else if (op == RELAY_CTL_PAUSE && !c->paused)
         c->r->pauses++;
-    if (op == RELAY_CTL_PAUSE || op == RELAY_CTL_CONTINUE)
+    if ((op == RELAY_CTL_PAUSE || op == RELAY_CTL_CONTINUE) && !c->r->ignore_pause)
         c->paused = op == RELAY_CTL_PAUSE;
     put_status(s, c, 1);
 }

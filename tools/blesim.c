@@ -43,7 +43,7 @@ struct cfg {
     uint32_t relay_period_us;
     unsigned relay_corrupt;
     uint32_t relay_dropped;
-    int relay_ack;
+    int relay_ack, relay_ignore_pause;
     struct blesim_relay *phone;        /* loaded from relay */
 };
 
@@ -93,6 +93,7 @@ static void usage(FILE *f)
         "  --relay-corrupt N      flip a bit in every Nth relay fragment (a CRC error)\n"
         "  --relay-dropped N      the phone's Status reports N records discarded unsent\n"
         "  --relay-ack            answer each new nudge with a nudge_ack `delivered` record\n"
+        "  --relay-ignore-pause   count the hub's PAUSEs but go on sending\n"
         "  --max-conn N           simultaneous connections (default 64)\n"
         "  --once                 exit when the first connection ends\n"
         "  --quiet                no per-connection lines on stderr\n"
@@ -163,7 +164,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
            O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
-           O_RELAY_ACK,
+           O_RELAY_ACK, O_RELAY_IGNORE_PAUSE,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -183,6 +184,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"relay", 1, 0, O_RELAY}, {"relay-nudges", 1, 0, O_RELAY_NUDGES},
         {"relay-rate", 1, 0, O_RELAY_RATE}, {"relay-corrupt", 1, 0, O_RELAY_CORRUPT},
         {"relay-dropped", 1, 0, O_RELAY_DROPPED}, {"relay-ack", 0, 0, O_RELAY_ACK},
+        {"relay-ignore-pause", 0, 0, O_RELAY_IGNORE_PAUSE},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -244,6 +246,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         case O_RELAY_DROPPED: bad = num(optarg, 0, UINT32_MAX, &v);
             c->relay_dropped = (uint32_t)v; break;
         case O_RELAY_ACK: c->relay_ack = 1; break;
+        case O_RELAY_IGNORE_PAUSE: c->relay_ignore_pause = 1; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -409,6 +412,7 @@ int main(int argc, char **argv)
         blesim_relay_set_corrupt(c.phone, c.relay_corrupt);
         blesim_relay_set_dropped(c.phone, c.relay_dropped);
         blesim_relay_set_ack(c.phone, c.relay_ack);
+        blesim_relay_set_ignore_pause(c.phone, c.relay_ignore_pause);
     }
     if (c.dump) {
         int sv[2];

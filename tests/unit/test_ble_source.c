@@ -262,6 +262,7 @@ static void test_status_json_relay_and_record(void **state)
         .transport = "sim:/tmp/p.s", .state = BLE_ST_STREAMING, .profiles = BLE_PROF_RELAY,
         .has_relay = 1,
         .relay = {.records = 120, .refused = 2, .skipped = 1, .acks = 30, .resumes = 3,
+                  .left = 13, .held_back = 14, .pauses = 2,
                   .rx = {.errors = 4, .stale = 5, .duplicates = 6, .gaps = 1, .gap_records = 9},
                   .nudges_sent = 7, .nudges_resent = 3, .nudges_confirmed = 5,
                   .nudges_dropped = 0, .nudges_expired = 1, .nudges_unconfirmed = 0,
@@ -278,6 +279,7 @@ static void test_status_json_relay_and_record(void **state)
     const char *relay =
         "\"relay\":{\"records\":120,\"refused\":2,\"skipped\":1,\"errors\":4,\"stale\":5,"
         "\"duplicates\":6,\"gaps\":1,\"gap_records\":9,\"resumes\":3,\"acks\":30,"
+        "\"left\":13,\"held_back\":14,\"pauses\":2,"
         "\"nudges_sent\":7,\"nudges_resent\":3,\"nudges_confirmed\":5,\"nudges_dropped\":0,"
         "\"nudges_expired\":1,\"nudges_unconfirmed\":0,\"nudges_restored\":4,"
         "\"nudges_waiting\":2,"
