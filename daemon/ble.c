@@ -221,21 +221,21 @@ static int relayed(const struct ble_ev *e) { return e->own && e->dev && e->dev->
 
 /* A relayed record's event is done with: stored or a duplicate (processed), or not stored
  * (left with the phone, which sends it again after a RESUME). */
-static void relay_done(struct ble_ev *e, int processed)
+static void relay_done(struct ble_ev *e, int processed, int row_error)
 {
     if (!relayed(e))
         return;
     if (!processed) /* first: the resume point must not pass it */
-        ble_relay_left(e->dev, e->ev.seq);
+        ble_relay_left(e->dev, e->ev.seq, row_error);
     ble_relay_stored(e->dev, e->ev.seq, processed);
 }
 
 /* An event that will not be stored: lost for a sensor, left with the phone for a relayed
- * record. */
-static void not_stored(struct ble *b, struct ble_ev *e, const char *why)
+ * record. row_error: the store failed that row only (the transaction went through). */
+static void not_stored(struct ble *b, struct ble_ev *e, int row_error, const char *why)
 {
     if (relayed(e))
-        relay_done(e, 0);
+        relay_done(e, 0, row_error);
     else
         count_lost(b, e->dev, why);
 }
@@ -345,7 +345,7 @@ static int submit(struct ble *b)
     if (e < 0) {
         log_error("ble: %zu events not stored: %s", o->n, strerror(-e));
         for (size_t i = 0; i < o->n; i++)
-            not_stored(b, &o->ev[i], "the store refused them");
+            not_stored(b, &o->ev[i], 0, "the store refused them");
         batch_free(o);
         b->open = NULL;
         return e;
@@ -388,7 +388,7 @@ static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
     if (!nev || (!b->open && !(b->open = calloc(1, sizeof *b->open)))) {
         free(nev);
         for (size_t i = 0; i < n; i++) {
-            not_stored(b, &ev[i], "out of memory");
+            not_stored(b, &ev[i], 0, "out of memory");
             free(ev[i].g);
         }
         return;
@@ -431,12 +431,12 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
         int s = status_all < 0 || i >= n ? STORE_ERROR : per_event[i];
         if (s == STORE_INSERTED) {
             b->st.stored++;
-            relay_done(e, 1);
+            relay_done(e, 1, 0);
             if (!b->stopping && b->h.push)
                 b->h.push(b->h.ud, &e->ev, e->received);
         } else if (s == STORE_DUPLICATE) {
             b->st.duplicate++;
-            relay_done(e, 1);
+            relay_done(e, 1, 0);
         } else if (++e->tries < BLE_MAX_TRIES) {
             b->st.retries++;
             if (again != i) {
@@ -446,7 +446,7 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
             again++;
             continue;
         } else {
-            not_stored(b, e, "the store failed to write it");
+            not_stored(b, e, status_all >= 0 && i < n, "the store failed to write it");
         }
         free(e->g);
         e->g = NULL;

@@ -157,8 +157,9 @@ void ble_relay_streaming(struct ble_dev *d);
 void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed);
 /* A record of the source that will not be stored now (the store is behind or failed it):
  * acknowledgements stop short of it, later records wait with the phone, and a RESUME asks
- * for it again once the store has room. */
-void ble_relay_left(struct ble_dev *d, int64_t seq);
+ * for it again once the store has room. row_error: the store failed that row alone (the
+ * transaction went through); after BLE_RELAY_ROW_TRIES such sends it is refused. */
+void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error);
 /* The store is behind (on) or caught up (off): writes PAUSE or CONTINUE to the phone. */
 void ble_relay_pause(struct ble_dev *d, int on);
 /* After a store reply: writes the ACK if the resume point moved, or the RESUME for records

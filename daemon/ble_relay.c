@@ -20,7 +20,12 @@
  * meanwhile are not queued; once nothing of the source is in flight and the store has room, a
  * RESUME from the resume point asks for it again. Records after it that were stored already
  * come back as duplicates and are processed in order then. While the store is behind, the
- * phone is asked to PAUSE (CONTINUE, or that RESUME, when it caught up).
+ * phone is asked to PAUSE (CONTINUE, or that RESUME, when it caught up). A record whose row
+ * alone the store fails is refused after BLE_RELAY_ROW_TRIES sends. Limit: after a restart
+ * the resume point is the store's position (its highest seq of the source), so a record left
+ * while a later one was stored (a failed transaction next to one that went through, or a
+ * failed row) and not yet sent again when the hub stopped would be acknowledged by the first
+ * RESUME.
  *
  * Nudges for the source's participant are queued (BLE_RELAY_NUDGES at most) and written to
  * the Nudges characteristic, fragment by fragment with Write Requests, one nudge at a time; a
@@ -43,7 +48,12 @@
 #define BLE_RELAY_WINDOW 64
 #define BLE_RELAY_NUDGES 16
 #define BLE_RELAY_IDLE_MS 10000  /* a partial record or backlog without progress: RESUME */
-#define BLE_RELAY_GAP_RETRY_MS 200 /* a RESUME for records left with the phone: checked again */
+#define BLE_RELAY_GAP_RETRY_MS 200 /* the first RESUME for records left with the phone, at the
+                                      earliest; then doubling to BLE_RELAY_GAP_MAX_MS while the
+                                      same record is left again */
+#define BLE_RELAY_GAP_MAX_MS 30000
+#define BLE_RELAY_ROW_TRIES 3       /* sends of a record whose row alone the store fails: then
+                                       refused */
 #define BLE_RELAY_NUDGE_TTL_MS (24 * INT64_C(3600000)) /* then given up */
 #define NS_PER_MS INT64_C(1000000)
 
@@ -71,7 +81,10 @@ struct ble_relay {
     int gap;                 /* records from gap_seq on were left with the phone */
     int64_t gap_seq;
     int gap_resume;          /* the RESUME asking for them again is still to be written */
-    int64_t gap_try_ns;      /* when the timer checks for that RESUME again */
+    int64_t gap_try_ns;      /* not before then */
+    int64_t gap_wait_ms;     /* the next gap_try_ns from a left record (0: the first wait) */
+    int64_t row_seq;         /* the record whose row the store failed, row_fails times */
+    unsigned row_fails;
     uint64_t left, held_back, pauses;
     int ack_due;
     uint64_t frags_at_progress;
@@ -468,8 +481,10 @@ static void processed(struct ble_relay *r, int64_t seq)
     if (r->gap) {
         if (seq > r->gap_seq)
             return;
-        if (seq == r->gap_seq)
+        if (seq == r->gap_seq) {
             r->gap = 0;
+            r->gap_wait_ms = 0;
+        }
     }
     if (!r->have_done || seq > r->done) {
         r->done = seq;
@@ -532,7 +547,7 @@ static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversi
     if (ble_emit_own(d->mgr, d, &ev, utc(d)) == 0)
         r->uncommitted++;
     else
-        ble_relay_left(d, f->seq); /* the batch is full: the phone keeps it */
+        ble_relay_left(d, f->seq, 0); /* the batch is full: the phone keeps it */
 }
 
 static void on_records(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
@@ -673,11 +688,26 @@ void ble_relay_stored(struct ble_dev *d, int64_t seq, int ok)
     r->ack_due = 1;
 }
 
-void ble_relay_left(struct ble_dev *d, int64_t seq)
+void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error)
 {
     struct ble_relay *r = d->relay;
     if (!r || (r->have_done && seq <= r->done))
         return; /* stored before */
+    if (row_error) {
+        r->row_fails = r->row_fails && r->row_seq == seq ? r->row_fails + 1 : 1;
+        r->row_seq = seq;
+        if (r->row_fails >= BLE_RELAY_ROW_TRIES) {
+            /* its content, not the store's state: sending it again would never end */
+            r->row_fails = 0;
+            r->refused++;
+            d->malformed++;
+            log_error("ble %s: relay: record %" PRId64 " refused: the store failed its row "
+                      "each of the %d times the phone sent it", d->name, seq,
+                      BLE_RELAY_ROW_TRIES);
+            refused(d, seq);
+            return;
+        }
+    }
     r->left++;
     if (!r->gap)
         log_warn("ble %s: relay: record %" PRId64 " not stored now (the store is behind or "
@@ -686,7 +716,8 @@ void ble_relay_left(struct ble_dev *d, int64_t seq)
         r->gap_seq = seq;
     r->gap = 1;
     if (!r->gap_resume)
-        r->gap_try_ns = mono(d) + BLE_RELAY_GAP_RETRY_MS * NS_PER_MS;
+        r->gap_try_ns = mono(d) + (r->gap_wait_ms ? r->gap_wait_ms : BLE_RELAY_GAP_RETRY_MS) *
+                                      NS_PER_MS;
     r->gap_resume = 1;
 }
 
@@ -695,10 +726,14 @@ void ble_relay_left(struct ble_dev *d, int64_t seq)
 static int gap_resume(struct ble_dev *d)
 {
     struct ble_relay *r = d->relay;
-    if (!r->gap_resume || !live(d) || r->uncommitted || ble_store_behind(d->mgr))
+    if (!r->gap_resume || !live(d) || r->uncommitted || ble_store_behind(d->mgr) ||
+        mono(d) < r->gap_try_ns)
         return 0;
     log_info("ble %s: relay: asking the phone again for its records after %" PRId64, d->name,
              r->have_done ? r->done : 0);
+    /* the same record left again (a store that keeps failing): wait longer next time */
+    int64_t w = r->gap_wait_ms ? 2 * r->gap_wait_ms : 2 * BLE_RELAY_GAP_RETRY_MS;
+    r->gap_wait_ms = w < BLE_RELAY_GAP_MAX_MS ? w : BLE_RELAY_GAP_MAX_MS;
     write_resume(d);
     return 1;
 }
