@@ -309,17 +309,36 @@ int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t rec
     return emit(b, d, ev, received_ms, 1);
 }
 
-/* Submits the open batch. 0 (submitted or nothing to do), -EAGAIN (writer busy: kept) or
- * another -errno (the batch is dropped, its events counted lost). */
+/* Moves the open batch's events from k on to a new open batch, so that ev[0..k) can be
+ * submitted alone. 0 or -ENOMEM. */
+static int split_open(struct ble *b, size_t k)
+{
+    struct ble_batch *o = b->open, *rest = calloc(1, sizeof *rest);
+    size_t m = o->n - k;
+    if (!rest || !(rest->ev = malloc(m * sizeof *rest->ev))) {
+        free(rest);
+        return -ENOMEM;
+    }
+    memcpy(rest->ev, o->ev + k, m * sizeof *rest->ev);
+    rest->n = rest->cap = m;
+    o->n = k;
+    b->open = rest;
+    return 0;
+}
+
+/* Submits the open batch, or as much of it as one request holds (store_events_fit: a backlog
+ * after a stall goes in several). 0 (submitted or nothing to do), -EAGAIN (writer busy: kept)
+ * or another -errno (what was to be submitted is dropped: lost, or left with relay phones). */
 static int submit(struct ble *b)
 {
     struct ble_batch *o = b->open;
     if (!o || o->n == 0)
         return 0;
-    struct store_event *se = calloc(o->n, sizeof *se);
-    char **bodies = calloc(o->n, sizeof *bodies);
+    size_t cap = o->n < STORE_BATCH_MAX_LIMIT ? o->n : STORE_BATCH_MAX_LIMIT;
+    struct store_event *se = calloc(cap, sizeof *se);
+    char **bodies = calloc(cap, sizeof *bodies);
     int e = se && bodies ? 0 : -ENOMEM;
-    for (size_t i = 0; e == 0 && i < o->n; i++) {
+    for (size_t i = 0; e == 0 && i < cap; i++) {
         const struct event *ev = &o->ev[i].ev;
         if (!(bodies[i] = ev_to_json(ev))) {
             e = -ENOMEM;
@@ -332,16 +351,24 @@ static int submit(struct ble *b)
             .body_len = strlen(bodies[i]), .received = o->ev[i].received,
         };
     }
+    size_t k = e == 0 ? store_events_fit(se, cap) : 0;
+    if (e == 0 && k == 0)
+        e = -EMSGSIZE; /* cannot happen: an event's body is far below the limits */
     uint64_t token = BLE_TOKEN_FLAG | b->next_token;
     if (e == 0)
-        e = store_submit_events(b->h.sw, token, se, o->n);
+        e = store_submit_events(b->h.sw, token, se, k);
     if (bodies)
-        for (size_t i = 0; i < o->n; i++)
+        for (size_t i = 0; i < cap; i++)
             free(bodies[i]);
     free(bodies);
     free(se);
     if (e == -EAGAIN)
         return e;
+    if (e == 0 && k < o->n && split_open(b, k) < 0) {
+        /* sent, but the rest cannot be kept apart: everything goes as one batch, so the
+         * reply covers the first k and the rest is retried as not stored */
+        log_error("ble: out of memory splitting a batch of %zu events", o->n);
+    }
     if (e < 0) {
         log_error("ble: %zu events not stored: %s", o->n, strerror(-e));
         for (size_t i = 0; i < o->n; i++)
@@ -360,7 +387,8 @@ static int submit(struct ble *b)
         b->head = o;
     b->tail = o;
     b->inflight++;
-    b->open = NULL;
+    if (b->open == o)
+        b->open = NULL;
     return 0;
 }
 

@@ -66,7 +66,7 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_STORE, .name = "cache_size", .type = CT_SIZE, FLD(conf_store, cache_size),
      .min = 64 << 10, .max = 1LL << 30, .def = "512KiB"},
     {.sect = CS_STORE, .name = "ble_pending_max", .type = CT_INT,
-     FLD(conf_store, ble_pending_max), .min = 100, .max = 10000000, .def = "50000"},
+     FLD(conf_store, ble_pending_max), .min = 100, .max = 1000000, .def = "50000"},
 
     {.sect = CS_PUBLISH, .name = "endpoint", .type = CT_ENDPOINT,
      .off = offsetof(struct conf_publish, endpoints), .size = CONF_STR_SIZE,
@@ -91,7 +91,7 @@ const struct conf_key conf_keys[] = {
     {.sect = CS_INGEST, .name = "max_message", .type = CT_SIZE, FLD(conf_ingest, max_message),
      .min = 1024, .max = 64LL << 20, .def = "4MiB"},
     {.sect = CS_INGEST, .name = "max_lines", .type = CT_INT, FLD(conf_ingest, max_lines),
-     .min = 1, .max = 1000000, .def = "10000"},
+     .min = 1, .max = 100000, .def = "10000"}, /* a message is one store request */
     {.sect = CS_INGEST, .name = "max_future", .type = CT_DURATION,
      FLD(conf_ingest, max_future_ms), .min = 0, .max = 365 * DAY, .def = "1d"},
     CURVE_KEYS(CS_INGEST, conf_ingest),

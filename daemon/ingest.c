@@ -339,8 +339,10 @@ static int read_one(struct ingest *in, struct store_writer *w, int64_t now_ms)
     if (e < 0) {
         in->st.busy++;
         reply_error(in, p->identity, p->identity_len, p->envelope,
-                    e == -EAGAIN ? "busy: nothing stored, resend later"
-                                 : "store refused the batch: nothing stored");
+                    e == -EAGAIN    ? "busy: nothing stored, resend later"
+                    : e == -EMSGSIZE ? "too large for one store request (64 MiB encoded): "
+                                       "nothing stored, send fewer lines per message"
+                                     : "store refused the batch: nothing stored");
         pending_free(p);
         return 1;
     }

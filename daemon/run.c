@@ -557,8 +557,11 @@ static void teardown(struct daemon *d)
      * what was stored, the events are pushed and published; the sockets close after that. */
     if (d->sw) {
         int e = store_flush(d->sw, 10000);
-        if (e < 0)
-            log_error("store: final flush: %s", store_strerror(e));
+        if (e == -ETIMEDOUT)
+            log_error("store: final flush: not done within 10 s");
+        else if (e < 0) /* the first failed transaction since start: retried or reported */
+            log_notice("store: a transaction had failed while running (first error: %s); its "
+                       "events were sent again or reported to their sources", store_strerror(e));
         drain_store_replies(d);
     }
     ingest_free(d->ing);

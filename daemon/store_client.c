@@ -135,6 +135,33 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
     return p + n + 1;
 }
 
+/* The encoded size of one event in an EVENTS request, or -errno. */
+static long event_size(const struct store_event *e)
+{
+    uint16_t a, b, t;
+    int r;
+    if ((r = str_len(e->source, &a)) < 0 || (r = str_len(e->participant, &b)) < 0 ||
+        (r = str_len(e->type, &t)) < 0)
+        return r;
+    if (!e->body)
+        return -EINVAL;
+    if (e->body_len > STORE_BODY_MAX)
+        return -EMSGSIZE;
+    return (long)(sizeof(struct wire_event) + a + b + t + e->body_len + 4);
+}
+
+size_t store_events_fit(const struct store_event *ev, size_t n)
+{
+    size_t total = 1 + sizeof(struct wire_req), k = 0;
+    for (; k < n && k < STORE_BATCH_MAX_LIMIT; k++) {
+        long sz = event_size(&ev[k]);
+        if (sz < 0 || total + (size_t)sz > STORE_REQ_MAX_BYTES)
+            break;
+        total += (size_t)sz;
+    }
+    return k;
+}
+
 int store_submit_events(struct store_writer *w, uint64_t token, const struct store_event *ev,
                         size_t n)
 {
@@ -144,16 +171,10 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
         return -EAGAIN; /* read replies first: that is the backpressure */
     size_t total = 1 + sizeof(struct wire_req);
     for (size_t i = 0; i < n; i++) {
-        uint16_t a, b, t;
-        int r;
-        if ((r = str_len(ev[i].source, &a)) < 0 || (r = str_len(ev[i].participant, &b)) < 0 ||
-            (r = str_len(ev[i].type, &t)) < 0)
-            return r;
-        if (!ev[i].body)
-            return -EINVAL;
-        if (ev[i].body_len > STORE_BODY_MAX)
-            return -EMSGSIZE;
-        total += sizeof(struct wire_event) + a + b + t + ev[i].body_len + 4;
+        long sz = event_size(&ev[i]);
+        if (sz < 0)
+            return (int)sz;
+        total += (size_t)sz;
         if (total > STORE_REQ_MAX_BYTES)
             return -EMSGSIZE;
     }

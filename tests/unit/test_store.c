@@ -878,6 +878,54 @@ static void test_submit_rejects_malformed_requests(void **state)
     stop(f);
 }
 
+/* store_events_fit: how many leading events one request holds, by count and by bytes; what
+ * it says fits is accepted by store_submit_events, one more is not. */
+static void test_events_fit_one_request(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    /* by count: the bodies are small */
+    size_t n = STORE_BATCH_MAX_LIMIT + 5;
+    struct store_event *ev = calloc(n, sizeof *ev);
+    assert_non_null(ev);
+    for (size_t i = 0; i < n; i++)
+        ev[i] = (struct store_event){.source = "band", .seq = (int64_t)i + 1, .has_seq = 1,
+                                     .hub_seq = 1, .ts = 1700000000000, .participant = "p01",
+                                     .type = "hr", .body = "{}", .body_len = 2};
+    assert_int_equal(store_events_fit(ev, n), STORE_BATCH_MAX_LIMIT);
+    assert_int_equal(store_events_fit(ev, 7), 7);
+    assert_int_equal(store_events_fit(ev, 0), 0);
+    assert_int_equal(store_submit_events(w, 1, ev, STORE_BATCH_MAX_LIMIT + 1), -EINVAL);
+    /* by bytes: 1 MiB bodies, so about 64 fit in 64 MiB */
+    char *big = malloc(STORE_BODY_MAX);
+    assert_non_null(big);
+    memset(big, 'x', STORE_BODY_MAX);
+    for (size_t i = 0; i < 80; i++) {
+        ev[i].body = big;
+        ev[i].body_len = STORE_BODY_MAX;
+    }
+    size_t k = store_events_fit(ev, 80);
+    assert_true(k >= 60 && k < 64);
+    assert_int_equal(store_submit_events(w, 2, ev, k + 1), -EMSGSIZE);
+    assert_int_equal(store_submit_events(w, 3, ev, k), 0);
+    /* a first event that cannot go at all */
+    ev[0].body_len = STORE_BODY_MAX + 1;
+    assert_int_equal(store_events_fit(ev, 80), 0);
+    ev[0].body_len = 2;
+    ev[0].body = NULL;
+    assert_int_equal(store_events_fit(ev, 80), 0);
+    assert_int_equal(store_flush(w, 60000), 0);
+    uint64_t t;
+    int all;
+    size_t got;
+    assert_int_equal(store_read_reply(w, &t, &all, NULL, 0, &got), 0);
+    assert_int_equal(t, 3);
+    assert_int_equal(all, 0);
+    free(big);
+    free(ev);
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +959,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoints_run_beside_the_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_pushes_back_with_eagain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_malformed_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_fit_one_request, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
