@@ -826,11 +826,16 @@ void ble_stop(struct ble *b)
     for (size_t i = 0; i < b->n_dev; i++)
         ble_dev_close(&b->dev[i]);
     b->stopping = 1;
-    /* the writer drains its queue during shutdown: wait (bounded) for room */
-    for (int tries = 0; b->open && b->open->n && tries < 10; tries++) {
-        if (submit(b) != -EAGAIN)
+    /* the writer drains its queue during shutdown: wait (bounded) for room; a backlog goes
+     * in several requests (each submit takes what fits) */
+    for (int tries = 0; b->open && b->open->n && tries < 10;) {
+        int e = submit(b);
+        if (e == -EAGAIN) {
+            store_wait_room(b->h.sw, 100);
+            tries++;
+        } else if (e < 0) {
             break;
-        store_wait_room(b->h.sw, 100);
+        }
     }
     if (b->open && b->open->n)
         log_error("ble: %zu events not stored at shutdown", b->open->n);
