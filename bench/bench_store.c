@@ -140,7 +140,7 @@ static double through_writer(void *zctx, const char *db, const struct rows *r, s
         return -1;
     }
     uint8_t *st = malloc(req);
-    size_t sent = 0, acked = 0, nreq = (r->n + req - 1) / req, next = 0;
+    size_t acked = 0, nreq = (r->n + req - 1) / req, next = 0;
     *bad = 0;
     double t0 = now();
     while (acked < nreq) {
@@ -154,7 +154,6 @@ static double through_writer(void *zctx, const char *db, const struct rows *r, s
                 return -1;
             }
             next++;
-            sent += n;
         }
         uint64_t token;
         int all;
