@@ -623,6 +623,36 @@ static int take_position(void *ud, const char *source, int64_t seq, int has_seq,
     return 0;
 }
 
+/* Where a relay phone is asked to resume after a restart. The store's position is the highest
+ * seq stored, but a record can be missing below it: one left with the phone (ble_relay_left)
+ * while a later one was stored, not yet sent again when the hub stopped. Resuming after the
+ * position would let the phone delete it, so the resume point is the seq before the first
+ * missing one among the last BLE_RELAY_LOOKBACK (the phone's window, 64, is well inside).
+ * A record refused for its content is missing too: the phone sends again what it still
+ * holds from there, and duplicates are dropped. Hub-numbered sources have no such rows. */
+#define BLE_RELAY_LOOKBACK 256
+static void relay_resume_point(struct ble_dev *d, struct store_reader *rd)
+{
+    d->relay_from = d->seq;
+    if (!d->have_pos || d->seq == INT64_MAX)
+        return;
+    int64_t lo = d->seq > INT64_MIN + BLE_RELAY_LOOKBACK ? d->seq - BLE_RELAY_LOOKBACK + 1
+                                                         : d->seq;
+    int64_t gap, n;
+    int r = store_reader_seq_gap(rd, d->name, lo, d->seq, &gap, &n);
+    if (r < 0) {
+        log_error("ble %s: cannot check the store for missing records: %s", d->name,
+                  store_strerror(r));
+        return;
+    }
+    if (n == 0 || gap > d->seq)
+        return;
+    d->relay_from = gap - 1;
+    log_notice("ble %s: seq %" PRId64 " is missing from the store below the source's position "
+               "%" PRId64 ": a relay phone is asked for its records after %" PRId64, d->name,
+               gap, d->seq, d->relay_from);
+}
+
 /* ---- the attribute cache in the store ------------------------------------------------ */
 
 /* 1 when a source uses the cache under key: one that does not record (a recorded source
@@ -767,6 +797,8 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
         goto fail;
     }
     e = store_reader_positions(rd, take_position, b);
+    for (size_t i = 0; e == 0 && i < b->n_dev; i++)
+        relay_resume_point(&b->dev[i], rd);
     tick(b);
     /* and relay phones get again the nudges they had not confirmed before the restart; a
      * failure there costs those nudges (logged), not the start */

@@ -77,6 +77,8 @@ struct ble_dev {
     int64_t seq;                  /* last seq given to an event of this source (the store's
                                    * position at start) */
     int have_pos;                 /* the store had a seq for this source at start */
+    int64_t relay_from;           /* a relay phone's resume point at start: seq, or below the
+                                   * first of its last records missing from the store */
     int64_t nudge_resend_ms;      /* `nudge_resend`: a relay nudge without nudge_ack again */
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
     struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */

@@ -21,11 +21,10 @@
  * RESUME from the resume point asks for it again. Records after it that were stored already
  * come back as duplicates and are processed in order then. While the store is behind, the
  * phone is asked to PAUSE (CONTINUE, or that RESUME, when it caught up). A record whose row
- * alone the store fails is refused after BLE_RELAY_ROW_TRIES sends. Limit: after a restart
- * the resume point is the store's position (its highest seq of the source), so a record left
- * while a later one was stored (a failed transaction next to one that went through, or a
- * failed row) and not yet sent again when the hub stopped would be acknowledged by the first
- * RESUME.
+ * alone the store fails is refused after BLE_RELAY_ROW_TRIES sends. After a restart the
+ * resume point is the store's position, or the seq before the first of the source's last
+ * records missing from the store (ble.c, relay_resume_point), so a record left with the phone
+ * while a later one was stored is asked for again after a restart too.
  *
  * Nudges for the source's participant are queued (BLE_RELAY_NUDGES at most) and written to
  * the Nudges characteristic, fragment by fragment with Write Requests, one nudge at a time; a
@@ -628,9 +627,10 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
             ble_dev_mark_dead(d, -ENOMEM, "out of memory", 1);
             return 0;
         }
-        /* the resume point starts at the store's position for the source */
+        /* the resume point starts at the store's position for the source, or below a record
+         * missing under it (ble.c, relay_resume_point) */
         d->relay->have_done = d->have_pos;
-        d->relay->done = d->seq;
+        d->relay->done = d->relay_from;
         /* delivery numbers only grow, across restarts too */
         d->relay->next_delivery = utc(d);
         restore_queue(d);

@@ -502,6 +502,37 @@ int store_reader_gatt_cache(struct store_reader *rd, store_gatt_cache_fn fn, voi
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }
 
+int store_reader_seq_gap(struct store_reader *rd, const char *source, int64_t lo, int64_t hi,
+                         int64_t *gap, int64_t *n)
+{
+    if (lo > hi || hi == INT64_MAX)
+        return -EINVAL;
+    sqlite3_stmt *st;
+    /* hub_seq = 0: the partial unique index on (source, seq) answers it */
+    int r = prep(rd, "SELECT seq FROM events WHERE source = ?1 AND hub_seq = 0"
+                     " AND seq BETWEEN ?2 AND ?3 ORDER BY seq", &st);
+    if (r < 0)
+        return r;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, lo);
+    sqlite3_bind_int64(st, 3, hi);
+    int64_t want = hi + 1;
+    int found = 0;
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t s = sqlite3_column_int64(st, 0);
+        if ((*n)++ == 0)
+            want = s; /* what comes before the first is not judged */
+        if (!found && s != want)
+            found = 1; /* want is missing */
+        else if (!found)
+            want = s + 1;
+    }
+    *gap = found ? want : hi + 1;
+    return finish_rows(rd, st, rc, 0);
+}
+
 int store_reader_positions(struct store_reader *rd, store_position_fn fn, void *ud)
 {
     sqlite3_stmt *st;

@@ -250,6 +250,11 @@ int store_reader_nudge_acks(struct store_reader *r, const char *source, int64_t 
                             store_nudge_ack_fn fn, void *ud);
 /* Every source's position, ordered by source. */
 int store_reader_positions(struct store_reader *r, store_position_fn fn, void *ud);
+/* Among source's events with their own seq (not hub-numbered) in [lo, hi] (hi < INT64_MAX):
+ * how many are stored (*n) and the smallest seq above the first of them that is not (*gap;
+ * hi + 1 when none is missing or none is stored). */
+int store_reader_seq_gap(struct store_reader *r, const char *source, int64_t lo, int64_t hi,
+                         int64_t *gap, int64_t *n);
 /* Every attribute cache entry, ordered by device. */
 int store_reader_gatt_cache(struct store_reader *r, store_gatt_cache_fn fn, void *ud);
 

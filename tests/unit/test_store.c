@@ -608,6 +608,53 @@ static void test_reader_iterates_in_storage_order(void **state)
     store_reader_close(rd);
 }
 
+/* store_reader_seq_gap: the first own-seq record missing above the first stored one in a
+ * range; hub-numbered events and other sources do not count. */
+static void test_reader_finds_the_first_missing_seq(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    char b[64];
+    static const int64_t have[] = {10, 11, 12, 14, 15, 17, 40};
+    for (size_t i = 0; i < sizeof have / sizeof have[0]; i++) {
+        struct store_event e = mk("phone", have[i], 1, b);
+        uint8_t st;
+        assert_int_equal(store_sync_events(s, &e, 1, &st), 0);
+        assert_int_equal(st, STORE_INSERTED);
+    }
+    char b2[64], b3[64];
+    struct store_event hub = mk("phone", 13, 1, b2); /* hub-numbered: not a phone record */
+    hub.hub_seq = 1;
+    struct store_event other = mk("band", 16, 1, b3);
+    uint8_t st2[2];
+    struct store_event two[2] = {hub, other};
+    assert_int_equal(store_sync_events(s, two, 2, st2), 0);
+    assert_int_equal(store_sync_commit(s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+
+    struct store_reader *rd;
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    int64_t gap, n;
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 1, 17, &gap, &n), 0);
+    assert_int_equal(gap, 13); /* 1..9 come before the first stored: not judged */
+    assert_int_equal(n, 6);
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 14, 17, &gap, &n), 0);
+    assert_int_equal(gap, 16);
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 10, 12, &gap, &n), 0);
+    assert_int_equal(gap, 13); /* none missing: hi + 1 */
+    assert_int_equal(n, 3);
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 18, 39, &gap, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(gap, 40); /* none stored: hi + 1 */
+    assert_int_equal(store_reader_seq_gap(rd, "band", 1, 16, &gap, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(gap, 17);
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 5, 4, &gap, &n), -EINVAL);
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 1, INT64_MAX, &gap, &n), -EINVAL);
+    store_reader_close(rd);
+}
+
 static void test_disk_full_fails_the_batch_and_the_writer_recovers(void **state)
 {
     struct fx *f = *state;
@@ -947,6 +994,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_records_nudges_and_positions_are_stored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reader_iterates_in_storage_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_finds_the_first_missing_seq, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_fails_the_batch_and_the_writer_recovers,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_error_rolls_back_and_the_writer_keeps_running,
