@@ -516,20 +516,18 @@ int store_reader_seq_gap(struct store_reader *rd, const char *source, int64_t lo
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, lo);
     sqlite3_bind_int64(st, 3, hi);
-    int64_t want = hi + 1;
-    int found = 0;
+    /* what comes before the first row is not judged; s <= hi < INT64_MAX, so s + 1 is safe */
+    int64_t next = 0;
+    *gap = hi + 1;
     *n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t s = sqlite3_column_int64(st, 0);
-        if ((*n)++ == 0)
-            want = s; /* what comes before the first is not judged */
-        if (!found && s != want)
-            found = 1; /* want is missing */
-        else if (!found)
-            want = s + 1;
+        if (*n > 0 && s != next && *gap > hi)
+            *gap = next; /* the first missing one */
+        next = s + 1;
+        (*n)++;
     }
-    *gap = found ? want : hi + 1;
     return finish_rows(rd, st, rc, 0);
 }
 
