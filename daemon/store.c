@@ -43,6 +43,10 @@ static const char *const migrations[] = {
      * and costly for a wearable's battery). device is the cache key: address and type. */
     "CREATE TABLE gatt_cache(device TEXT PRIMARY KEY, blob BLOB NOT NULL,"
     " updated INTEGER NOT NULL);",
+    /* v4: positions of hub-numbered sources are written at most once a second, with this
+     * mark of the events they cover; up to v3 every commit wrote them, so they cover all. */
+    "INSERT INTO meta(key, value) SELECT '" STORE_META_HUB_POSITIONS "', coalesce(max(id), 0)"
+    " FROM events;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -534,7 +538,15 @@ int store_reader_seq_gap(struct store_reader *rd, const char *source, int64_t lo
 int store_reader_positions(struct store_reader *rd, store_position_fn fn, void *ud)
 {
     sqlite3_stmt *st;
-    int r = prep(rd, "SELECT source, seq, ts, updated FROM positions ORDER BY source", &st);
+    /* the table, and for hub-numbered sources the events after the mark it covers (store
+     * _sync.c): one statement, so one snapshot; the mark bounds a rowid range scan */
+    int r = prep(rd,
+                 "SELECT source, max(seq), max(ts), max(updated) FROM ("
+                 " SELECT source, seq, ts, updated FROM positions UNION ALL"
+                 " SELECT source, max(seq), max(ts), max(received) FROM events"
+                 "  WHERE id > (SELECT value FROM meta WHERE key = '" STORE_META_HUB_POSITIONS "')"
+                 "  AND hub_seq = 1 GROUP BY source)"
+                 " GROUP BY source ORDER BY source", &st);
     if (r < 0)
         return r;
     int rc = SQLITE_DONE, f = 0;

@@ -24,7 +24,7 @@
 /* PRAGMA application_id of an engaged store ('e','n','g','d'). */
 #define STORE_APPLICATION_ID 0x656e6764
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 #define STORE_BODY_MAX (1u << 20)     /* longest event/record/nudge body, bytes */
 #define STORE_STR_MAX 1024u           /* longest source/participant/type/feature/... */

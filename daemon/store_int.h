@@ -10,6 +10,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+/* meta key: the highest events.id the positions table covers for hub-numbered sources,
+ * whose rows are written at most once a second (store_sync.c); store_reader_positions adds
+ * the events after it. */
+#define STORE_META_HUB_POSITIONS "hub_positions_id"
+
 struct sqlite3;
 
 /* Applies defaults to zero fields; -EINVAL for out-of-range values. in NULL = defaults. */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_EVENT, ST_FEATURE, ST_NUDGE, ST_POSITION,
-       ST_GATT_PUT, ST_GATT_DROP, ST__N };
+       ST_HUB_MARK, ST_GATT_PUT, ST_GATT_DROP, ST__N };
 
 static const char *const stmt_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -28,6 +28,10 @@ static const char *const stmt_sql[ST__N] = {
                     " ts = CASE WHEN positions.ts IS NULL OR excluded.ts > positions.ts"
                     " THEN excluded.ts ELSE positions.ts END,"
                     " updated = excluded.updated",
+    /* the events the positions of hub-numbered sources cover: all those up to this id */
+    [ST_HUB_MARK] = "INSERT INTO meta(key, value) SELECT '" STORE_META_HUB_POSITIONS "',"
+                    " coalesce(max(id), 0) FROM events WHERE true ON CONFLICT(key)"
+                    " DO UPDATE SET value = excluded.value",
     [ST_GATT_PUT] = "INSERT INTO gatt_cache(device, blob, updated) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(device) DO UPDATE SET blob = excluded.blob,"
                     " updated = excluded.updated",
@@ -43,6 +47,20 @@ struct pos_acc {
     char *source;
     int64_t seq, ts;
     int has_seq;
+    int hub; /* every event of the source in this transaction was hub-numbered */
+};
+
+/* Hub-numbered sources (BLE sensors, each notifying many times a second) would cost a
+ * positions upsert per source in every commit. Their positions are instead kept here once
+ * committed and written at most every HUB_POS_EVERY_MS, together with the meta row
+ * STORE_META_HUB_POSITIONS: the highest events.id the written positions cover. Readers add
+ * what the events after that id say (store_reader_positions), so positions read are exact
+ * at any time, after a crash too; only the table itself lags, by at most that period. */
+#define HUB_POS_EVERY_MS 1000
+struct hub_pos {
+    char *source;
+    int64_t seq, ts;
+    int dirty; /* committed since the last write of the positions table */
 };
 
 struct store_sync {
@@ -52,6 +70,11 @@ struct store_sync {
     size_t pending;
     struct pos_acc pos[POS_SLOTS];
     size_t npos;
+    struct hub_pos *hub; /* sorted by source */
+    size_t nhub, hubcap, hub_dirty;
+    int64_t hub_written_ms; /* monotonic */
+    int hub_force;          /* write them at the next commit, whatever the time */
+    int events_since_mark;  /* events inserted since STORE_META_HUB_POSITIONS was written */
     unsigned fail_after, steps;
 };
 
@@ -105,25 +128,139 @@ static int begin_tx(struct store_sync *s)
     return 0;
 }
 
-static int pos_write(struct store_sync *s)
+static int pos_row(struct store_sync *s, const char *source, int has_seq, int64_t seq,
+                   int64_t ts, int64_t now)
 {
     sqlite3_stmt *st = s->st[ST_POSITION];
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    if (has_seq)
+        sqlite3_bind_int64(st, 2, seq);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, ts);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = step(s, st);
+    return rc == SQLITE_DONE ? 0 : store__sqlite_err(s->db, rc);
+}
+
+/* Writes the slots into the open transaction and empties them; with keep_hub, the slots of
+ * hub-numbered sources stay (for hub_keep after the commit). */
+static int pos_write(struct store_sync *s, int keep_hub)
+{
     int64_t now = daemon_now_ms();
+    size_t kept = 0;
     for (size_t i = 0; i < s->npos; i++) {
         struct pos_acc *p = &s->pos[i];
-        sqlite3_bind_text(st, 1, p->source, -1, SQLITE_STATIC);
-        if (p->has_seq)
-            sqlite3_bind_int64(st, 2, p->seq);
-        else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, p->ts);
-        sqlite3_bind_int64(st, 4, now);
-        int rc = step(s, st);
-        if (rc != SQLITE_DONE)
-            return store__sqlite_err(s->db, rc);
+        if (keep_hub && p->hub) {
+            s->pos[kept++] = *p;
+            continue;
+        }
+        int r = pos_row(s, p->source, p->has_seq, p->seq, p->ts, now);
+        if (r < 0) {
+            for (size_t j = i + 1; j < s->npos; j++) /* the rest are still owned here */
+                s->pos[kept++] = s->pos[j];
+            s->npos = kept;
+            free(p->source);
+            return r;
+        }
+        free(p->source);
     }
-    pos_clear(s);
+    s->npos = kept;
     return 0;
+}
+
+static struct hub_pos *hub_find(struct store_sync *s, const char *source, size_t *at)
+{
+    size_t lo = 0, hi = s->nhub;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->hub[mid].source, source);
+        if (c == 0)
+            return &s->hub[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return NULL;
+}
+
+/* Room for every kept slot to become a new source: 0 or -ENOMEM. */
+static int hub_reserve(struct store_sync *s)
+{
+    if (s->nhub + s->npos <= s->hubcap)
+        return 0;
+    size_t cap = s->hubcap ? 2 * s->hubcap : 16;
+    while (cap < s->nhub + s->npos)
+        cap *= 2;
+    struct hub_pos *n = realloc(s->hub, cap * sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    s->hub = n;
+    s->hubcap = cap;
+    return 0;
+}
+
+/* After a commit: the kept slots join the committed positions (room reserved before). */
+static void hub_keep(struct store_sync *s)
+{
+    for (size_t i = 0; i < s->npos; i++) {
+        struct pos_acc *p = &s->pos[i];
+        size_t at = 0;
+        struct hub_pos *h = hub_find(s, p->source, &at);
+        if (!h) {
+            memmove(&s->hub[at + 1], &s->hub[at], (s->nhub - at) * sizeof *s->hub);
+            h = &s->hub[at];
+            *h = (struct hub_pos){.source = p->source, .seq = p->seq, .ts = p->ts};
+            p->source = NULL; /* moved */
+            s->nhub++;
+        } else {
+            if (p->seq > h->seq)
+                h->seq = p->seq;
+            if (p->ts > h->ts)
+                h->ts = p->ts;
+        }
+        if (!h->dirty) {
+            h->dirty = 1;
+            s->hub_dirty++;
+        }
+    }
+}
+
+/* Inside the open transaction: the positions of hub-numbered sources not yet in the table
+ * (committed before, and this transaction's kept slots), and the mark of the events they
+ * cover. */
+static int hub_write(struct store_sync *s)
+{
+    int64_t now = daemon_now_ms();
+    for (size_t i = 0; i < s->nhub && s->hub_dirty; i++) {
+        struct hub_pos *h = &s->hub[i];
+        if (!h->dirty)
+            continue;
+        int r = pos_row(s, h->source, 1, h->seq, h->ts, now);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < s->npos; i++) {
+        const struct pos_acc *p = &s->pos[i];
+        int r = pos_row(s, p->source, p->has_seq, p->seq, p->ts, now);
+        if (r < 0)
+            return r;
+    }
+    int rc = step(s, s->st[ST_HUB_MARK]);
+    return rc == SQLITE_DONE ? 0 : store__sqlite_err(s->db, rc);
+}
+
+/* After the commit that wrote them. */
+static void hub_written(struct store_sync *s)
+{
+    for (size_t i = 0; i < s->nhub; i++)
+        s->hub[i].dirty = 0;
+    s->hub_dirty = 0;
+    s->hub_force = 0;
+    s->events_since_mark = 0;
+    s->hub_written_ms = daemon_mono_ms();
 }
 
 static int pos_note(struct store_sync *s, const struct store_event *e)
@@ -134,7 +271,7 @@ static int pos_note(struct store_sync *s, const struct store_event *e)
             p = &s->pos[i];
     if (!p) {
         if (s->npos == POS_SLOTS) {
-            int r = pos_write(s);
+            int r = pos_write(s, 0); /* all of them, early, in this transaction */
             if (r < 0)
                 return r;
         }
@@ -145,7 +282,10 @@ static int pos_note(struct store_sync *s, const struct store_event *e)
         p->has_seq = 0;
         p->seq = 0;
         p->ts = e->ts;
+        p->hub = 1;
     }
+    if (!(e->has_seq && e->hub_seq))
+        p->hub = 0;
     if (e->has_seq && (!p->has_seq || e->seq > p->seq)) {
         p->seq = e->seq;
         p->has_seq = 1;
@@ -227,6 +367,7 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
         }
         status[i] = STORE_INSERTED;
         s->pending++;
+        s->events_since_mark = 1;
         if ((r = pos_note(s, e)) < 0)
             return abort_tx(s, r);
     }
@@ -317,12 +458,25 @@ int store_sync_commit(struct store_sync *s)
 {
     if (!s->in_tx)
         return 0;
-    int r = pos_write(s);
+    /* the mark moves with the positions, and at least as often: readers scan the events
+     * after it */
+    int due = s->events_since_mark &&
+              (s->hub_force || daemon_mono_ms() - s->hub_written_ms >= HUB_POS_EVERY_MS);
+    int r = pos_write(s, 1);
+    if (r == 0 && !due && hub_reserve(s) < 0)
+        due = 1; /* no room to keep them: written now */
+    if (r == 0 && due)
+        r = hub_write(s);
     if (r < 0)
         return abort_tx(s, r);
     int rc = step(s, s->st[ST_COMMIT]);
     if (rc != SQLITE_DONE)
         return abort_tx(s, store__sqlite_err(s->db, rc));
+    if (due)
+        hub_written(s);
+    else
+        hub_keep(s);
+    pos_clear(s);
     s->in_tx = 0;
     s->pending = 0;
     return 0;
@@ -334,8 +488,18 @@ int store_sync_close(struct store_sync *s)
 {
     if (!s)
         return 0;
-    int r = s->db ? store_sync_commit(s) : 0;
+    int r = 0;
+    if (s->db) {
+        s->hub_force = 1; /* the table itself up to date when the store is closed */
+        if (s->hub_dirty)
+            r = begin_tx(s);
+        if (r == 0)
+            r = store_sync_commit(s);
+    }
     pos_clear(s);
+    for (size_t i = 0; i < s->nhub; i++)
+        free(s->hub[i].source);
+    free(s->hub);
     for (int i = 0; i < ST__N; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);

@@ -266,7 +266,8 @@ static void test_v1_store_upgrades_and_hub_numbered_events_skip_the_index(void *
     const char *sql =
         "DROP TABLE gatt_cache;"
         "DROP INDEX events_source_seq; ALTER TABLE events DROP COLUMN hub_seq;"
-        "CREATE UNIQUE INDEX events_source_seq ON events(source, seq); PRAGMA user_version=1;"
+        "CREATE UNIQUE INDEX events_source_seq ON events(source, seq);"
+        "DELETE FROM meta WHERE key = 'hub_positions_id'; PRAGMA user_version=1;"
         "INSERT INTO events(source, seq, ts, participant, type, body, received)"
         " VALUES('phone', 1, 1600000001000, 'p01', 'screen', '{}', 1600000001000);";
     sql_exec(f->db, sql);
@@ -336,7 +337,8 @@ static void test_v2_store_upgrades_with_an_empty_gatt_cache(void **state)
     uint8_t st;
     assert_int_equal(store_sync_events(s, &ev, 1, &st), 0);
     assert_int_equal(store_sync_close(s), 0);
-    sql_exec(f->db, "DROP TABLE gatt_cache; PRAGMA user_version=2;");
+    sql_exec(f->db, "DROP TABLE gatt_cache; DELETE FROM meta WHERE key = 'hub_positions_id';"
+                    " PRAGMA user_version=2;");
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'gatt_cache'"),
                      0);
     struct store_reader *rd;
@@ -344,7 +346,7 @@ static void test_v2_store_upgrades_with_an_empty_gatt_cache(void **state)
     store_reader_close(rd);
     start(f, NULL);
     stop(f);
-    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 3);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'gatt_cache'"
                                     " AND sql LIKE '%device TEXT PRIMARY KEY%'"),
                      1);
@@ -557,6 +559,137 @@ static void test_records_nudges_and_positions_are_stored(void **state)
     assert_int_equal(nn, 3);
     store_reader_close(rd);
     stop(f);
+}
+
+/* Positions as a reader gets them, by source name. */
+struct pos_named {
+    int n;
+    char source[8][16];
+    int64_t seq[8];
+};
+
+static int on_named(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
+                    int64_t updated)
+{
+    struct pos_named *pn = ud;
+    (void)ts;
+    (void)updated;
+    assert_true(has_seq);
+    assert_true(pn->n < 8);
+    snprintf(pn->source[pn->n], sizeof pn->source[0], "%s", source);
+    pn->seq[pn->n++] = seq;
+    return 0;
+}
+
+/* The reader's seq for source (-1: no position). */
+static int64_t read_pos(const char *db, const char *source)
+{
+    struct store_reader *rd;
+    struct pos_named pn = { 0 };
+    assert_int_equal(store_open_readonly(db, &rd), 0);
+    assert_int_equal(store_reader_positions(rd, on_named, &pn), 0);
+    store_reader_close(rd);
+    for (int i = 0; i < pn.n; i++)
+        if (strcmp(pn.source[i], source) == 0)
+            return pn.seq[i];
+    return -1;
+}
+
+/* Commits events seq lo..hi of a hub-numbered source, and one of a phone's if phone_seq. */
+static void hub_commit(struct store_sync *s, const char *source, int64_t lo, int64_t hi,
+                       int64_t phone_seq)
+{
+    char b[16][64];
+    struct store_event ev[16];
+    uint8_t st[16];
+    size_t n = 0;
+    for (int64_t q = lo; q <= hi && n < 15; q++) {
+        ev[n] = mk(source, q, 1, b[n]);
+        ev[n++].hub_seq = 1;
+    }
+    if (phone_seq) {
+        ev[n] = mk("phone", phone_seq, 1, b[n]);
+        n++;
+    }
+    assert_int_equal(store_sync_events(s, ev, n, st), 0);
+    assert_int_equal(store_sync_commit(s), 0);
+}
+
+/* Positions of hub-numbered sources reach the table at most once a second, yet a reader,
+ * and a copy of the files taken as a crash would leave them, gets them exact: the events
+ * after the mark are added. A device's own seq (the phone) is written at every commit, and
+ * a rolled-back transaction never moves a position. */
+static void test_hub_positions_are_written_once_a_second_and_read_exactly(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(sql_int(f->db, "SELECT value FROM meta WHERE key = 'hub_positions_id'"), 0);
+    hub_commit(s, "hr", 1, 5, 0); /* the first commit writes them */
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 5);
+    assert_int_equal(sql_int(f->db, "SELECT value FROM meta WHERE key = 'hub_positions_id'"), 5);
+    hub_commit(s, "hr", 6, 10, 7);
+    hub_commit(s, "hr2", 1, 3, 0);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 5);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM positions WHERE source = 'hr2'"), 0);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'phone'"), 7);
+    assert_int_equal(read_pos(f->db, "hr"), 10);
+    assert_int_equal(read_pos(f->db, "hr2"), 3);
+    assert_int_equal(read_pos(f->db, "phone"), 7);
+
+    /* a crash now: the files as they are, opened by a new reader */
+    char cp[512];
+    snprintf(cp, sizeof cp, "cp %s %s/crash.db && cp %s-wal %s/crash.db-wal", f->db, f->dir,
+             f->db, f->dir);
+    assert_int_equal(system(cp), 0);
+    char crash[160];
+    snprintf(crash, sizeof crash, "%s/crash.db", f->dir);
+    assert_int_equal(read_pos(crash, "hr"), 10);
+    assert_int_equal(read_pos(crash, "hr2"), 3);
+    rm_db(crash);
+
+    /* rolled back: never counted */
+    char b[64];
+    struct store_event ev = mk("hr", 11, 1, b);
+    ev.hub_seq = 1;
+    uint8_t st;
+    assert_int_equal(store_sync_events(s, &ev, 1, &st), 0);
+    store_sync_rollback(s);
+    assert_int_equal(read_pos(f->db, "hr"), 10);
+
+    usleep(1100 * 1000); /* the next commit writes them */
+    hub_commit(s, "hr2", 4, 4, 0);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 10);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr2'"), 4);
+    assert_int_equal(sql_int(f->db, "SELECT value FROM meta WHERE key = 'hub_positions_id'"),
+                     sql_int(f->db, "SELECT max(id) FROM events"));
+    hub_commit(s, "hr", 11, 12, 0);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 10);
+    assert_int_equal(read_pos(f->db, "hr"), 12);
+    assert_int_equal(store_sync_close(s), 0); /* closing writes the table */
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'hr'"), 12);
+    assert_int_equal(sql_int(f->db, "SELECT value FROM meta WHERE key = 'hub_positions_id'"),
+                     sql_int(f->db, "SELECT max(id) FROM events"));
+    assert_int_equal(read_pos(f->db, "hr"), 12);
+}
+
+/* A v3 store wrote every position at every commit: the upgrade marks all its events as
+ * covered, so that its readers do not scan them again. */
+static void test_v3_store_upgrade_marks_its_events_covered(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    hub_commit(s, "hr", 1, 4, 9);
+    assert_int_equal(store_sync_close(s), 0);
+    sql_exec(f->db, "DELETE FROM meta WHERE key = 'hub_positions_id'; PRAGMA user_version=3;");
+    assert_int_equal(read_pos(f->db, "hr"), 4); /* v3 as it is: the table */
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->db, "SELECT value FROM meta WHERE key = 'hub_positions_id'"), 5);
+    assert_int_equal(read_pos(f->db, "hr"), 4);
+    assert_int_equal(read_pos(f->db, "phone"), 9);
 }
 
 struct iter {
@@ -991,6 +1124,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_gatt_cache_entries_of_a_failed_transaction_are_written_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_comes_only_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_positions_are_written_once_a_second_and_read_exactly,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v3_store_upgrade_marks_its_events_covered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_records_nudges_and_positions_are_stored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reader_iterates_in_storage_order, setup, teardown),
