@@ -15,12 +15,14 @@
  * and its (source, seq) uniqueness.
  *
  * Wake-ups: the daemon's loop polls one fd, an epoll set holding the devices' epoll set and
- * the timerfd. When device input comes less than BLE_IO_HOLD_MS after the previous input, the
- * devices' set leaves the outer one for BLE_IO_HOLD_MS and the timer then reads whatever
- * arrived meanwhile, in one go, for as long as input keeps coming: a busy hub (100 devices at
- * 50 Hz) wakes and commits a few hundred times a second instead of once per notification, at
- * a cost of at most BLE_IO_HOLD_MS of latency; a quiet one handles every notification as it
- * arrives.
+ * the timerfd. When device input comes less than `[store] ble_coalesce` (3 ms) after the
+ * previous input, the devices' set leaves the outer one for that long and the timer then
+ * reads whatever arrived meanwhile, in one go, for as long as input keeps coming: a busy hub
+ * (100 devices at 50 Hz) wakes and commits about 1000 / (window + ~0.1 ms) times a second
+ * instead of once per notification, at a cost of at most the window in latency; a quiet one
+ * handles every notification as it arrives. Every cycle wakes four threads (the loop twice,
+ * the writer, libzmq's I/O thread), which is most of the CPU a busy hub uses: see
+ * docs/ble.md, "Input under load". 0 turns coalescing off.
  *
  * Attribute cache: the devices share one cache of discovered databases (drivers/ble_gatt.h),
  * loaded at start from the store's gatt_cache table (whose rows are checked like a server's
@@ -55,7 +57,6 @@
 #define BLE_MAX_TRIES 3             /* submissions of one event before it is given up */
 #define BLE_RETRY_MS 10             /* the writer's queue was full: try again this much later */
 #define BLE_EPOLL_BURST 64
-#define BLE_IO_HOLD_MS 2            /* input coalescing under load, see above */
 #define BLE_IO_ROUNDS 8             /* epoll bursts per dispatch, at most */
 #define NS_PER_MS INT64_C(1000000)
 
@@ -81,6 +82,7 @@ struct ble {
     int epfd, tfd;                   /* the devices' sockets; the timers */
     int holding;                     /* epfd is out of outer until hold_ns */
     int64_t hold_ns;
+    int64_t coalesce_ns;             /* [store] ble_coalesce: the hold's length, 0 = none */
     int64_t last_io_ns;              /* the last dispatch that read device input */
     struct ble_dev *dev;
     size_t n_dev;
@@ -556,7 +558,7 @@ static void hold(struct ble *b, int on)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = b->epfd};
     if (on) {
-        b->hold_ns = b->now.mono_ns + BLE_IO_HOLD_MS * NS_PER_MS;
+        b->hold_ns = b->now.mono_ns + b->coalesce_ns;
         if (!b->holding && epoll_ctl(b->outer, EPOLL_CTL_DEL, b->epfd, NULL) == 0)
             b->holding = 1;
     } else if (b->holding) {
@@ -595,7 +597,7 @@ void ble_dispatch(struct ble *b)
     for (int i = 0; i < n; i++) {
         if (evs[i].data.fd == b->epfd) {
             if (device_io(b) > 0) {
-                if (b->now.mono_ns - b->last_io_ns < BLE_IO_HOLD_MS * NS_PER_MS)
+                if (b->now.mono_ns - b->last_io_ns < b->coalesce_ns)
                     hold(b, 1);
                 b->last_io_ns = b->now.mono_ns;
             }
@@ -780,6 +782,7 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
     b->next_token = 1;
     b->pause_log_ms[0] = b->pause_log_ms[1] = INT64_MIN / 2;
     b->open_max = cf->store.ble_pending_max > 0 ? (size_t)cf->store.ble_pending_max : 50000;
+    b->coalesce_ns = cf->store.ble_coalesce_ms * NS_PER_MS;
     for (size_t i = 0; i < cf->n_sources; i++) {
         if (cf->sources[i].driver != CONF_DRIVER_BLE)
             continue;

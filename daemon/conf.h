@@ -108,6 +108,7 @@ struct conf_store {
     int synchronous;                  /* enum conf_sync */
     int64_t cache_size;               /* bytes of SQLite page cache for the writer */
     int64_t ble_pending_max;          /* BLE events waiting to be submitted, at most */
+    int64_t ble_coalesce_ms;          /* BLE input read at most this often under load */
 };
 
 struct conf_publish {

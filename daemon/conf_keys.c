@@ -67,6 +67,8 @@ const struct conf_key conf_keys[] = {
      .min = 64 << 10, .max = 1LL << 30, .def = "512KiB"},
     {.sect = CS_STORE, .name = "ble_pending_max", .type = CT_INT,
      FLD(conf_store, ble_pending_max), .min = 100, .max = 1000000, .def = "50000"},
+    {.sect = CS_STORE, .name = "ble_coalesce", .type = CT_DURATION,
+     FLD(conf_store, ble_coalesce_ms), .min = 0, .max = 50, .def = "3ms"},
 
     {.sect = CS_PUBLISH, .name = "endpoint", .type = CT_ENDPOINT,
      .off = offsetof(struct conf_publish, endpoints), .size = CONF_STR_SIZE,

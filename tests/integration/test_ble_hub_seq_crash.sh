@@ -5,7 +5,8 @@
 # out twice (hub-numbered events are outside the store's dedupe index, and a reused seq would
 # make replay drop real samples as duplicates). Three kill -9 at different points, a clean
 # stop, then: every seq once, the table behind the events at least once after a kill (or this
-# test would not test the lag), and the table exact after the clean stop.
+# test would not test the lag), and the table exact after the clean stop. The last run has
+# input coalescing off ([store] ble_coalesce = 0: a transaction per notification).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
@@ -13,6 +14,8 @@ ble_conf "$T/engaged.conf" \
   "[source hr1]" "driver = ble" "participant = p01" "address = C4:7C:8D:6A:2F:01" \
   "transport = sim:$S/hr.s"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
+{ cat "$T/engaged.conf"; printf '[store]\nble_coalesce = 0\n'; } > "$T/nohold.conf"
+"$ENGAGED" check-config -c "$T/nohold.conf" || fail "check-config ble_coalesce = 0"
 q() { # SQL: one value from the store
   $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" \
     "$T/engaged.db" "$1" 2>/dev/null || echo 0
@@ -33,9 +36,10 @@ for k in 1 2 3; do
   [ "$table" -le "$top" ] || fail "the positions table ran ahead of the events"
   [ "$table" -lt "$top" ] && lagged=$((lagged + 1))
 done
-start_daemon "$T/engaged.conf" "$T/daemon.log" || fail "last start"
+start_daemon "$T/nohold.conf" "$T/daemon.log" || fail "last start"
 want=$(( $(stored) + 300 ))
 for _ in $(seq 1 200); do [ "$(stored)" -ge "$want" ] && break; sleep 0.05; done
+[ "$(stored)" -ge "$want" ] || fail "coalescing off: $(stored) events stored, waited for $want"
 stop_daemon || fail "daemon exit"
 kill -TERM "$SIM_PID"; wait "$SIM_PID" || true; SIM_PID=""
 [ "$lagged" -ge 1 ] || fail "the positions table never lagged behind the events: nothing tested"
