@@ -13,19 +13,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static long status_kib(pid_t pid, const char *key)
+/* A "Key: N kB" line of /proc/PID/FILE (status, smaps_rollup), -1 if absent. */
+static long proc_kib(pid_t pid, const char *file, const char *key)
 {
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
     FILE *f = fopen(path, "r");
     long v = -1;
     while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, key, strlen(key)) == 0)
+        if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':')
             v = atol(line + strlen(key) + 1);
     if (f)
         fclose(f);
     return v;
 }
+
+static long status_kib(pid_t pid, const char *key) { return proc_kib(pid, "status", key); }
 
 int main(int argc, char **argv)
 {
@@ -92,6 +95,12 @@ int main(int argc, char **argv)
     sleep((unsigned)idle);
     long rss = status_kib(pid, "VmRSS"), hwm = status_kib(pid, "VmHWM");
     long anon = status_kib(pid, "RssAnon"), file = status_kib(pid, "RssFile");
+    /* dirty pages can only go to swap; clean ones are file pages (library code, read-only
+     * data) the kernel drops under memory pressure and reads again when touched */
+    long dirty = proc_kib(pid, "smaps_rollup", "Private_Dirty") +
+                 proc_kib(pid, "smaps_rollup", "Shared_Dirty");
+    long clean = proc_kib(pid, "smaps_rollup", "Private_Clean") +
+                 proc_kib(pid, "smaps_rollup", "Shared_Clean");
     kill(pid, SIGTERM);
     waitpid(pid, &st, 0);
     printf("baseline (engaged --version): peak RSS %.2f MiB\n", (double)base_kib / 1024.0);
@@ -101,6 +110,8 @@ int main(int argc, char **argv)
            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     printf("  of which private anonymous memory (the daemon's own) %.2f MiB, file-backed pages"
            " (shared library code) %.2f MiB\n", (double)anon / 1024.0, (double)file / 1024.0);
+    printf("  dirty %.2f MiB (only swap can take it), clean %.2f MiB (file pages the kernel may"
+           " drop and read again; smaps_rollup)\n", (double)dirty / 1024.0, (double)clean / 1024.0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : 1;
