@@ -229,8 +229,8 @@ static void hub_keep(struct store_sync *s)
 }
 
 /* Inside the open transaction: the positions of hub-numbered sources not yet in the table
- * (committed before, and this transaction's kept slots), and the mark of the events they
- * cover. */
+ * (committed before, and this transaction's kept slots, which it empties), and the mark of
+ * the events they cover. */
 static int hub_write(struct store_sync *s)
 {
     int64_t now = daemon_now_ms();
@@ -242,12 +242,9 @@ static int hub_write(struct store_sync *s)
         if (r < 0)
             return r;
     }
-    for (size_t i = 0; i < s->npos; i++) {
-        const struct pos_acc *p = &s->pos[i];
-        int r = pos_row(s, p->source, p->has_seq, p->seq, p->ts, now);
-        if (r < 0)
-            return r;
-    }
+    int r = pos_write(s, 0);
+    if (r < 0)
+        return r;
     int rc = step(s, s->st[ST_HUB_MARK]);
     return rc == SQLITE_DONE ? 0 : store__sqlite_err(s->db, rc);
 }
