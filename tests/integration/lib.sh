@@ -12,6 +12,11 @@ ENGAGED="$ENGAGED_BIN/engaged"
 PY=/usr/bin/python3
 TOOL="$ENGAGED_SRC/tests/integration/zmqtool.py"
 
+# db_value DB SQL [PARAM...]: the first column of SQL's first row on the SQLite file DB
+db_value() {
+  $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2], sys.argv[3:]).fetchone()[0])" "$@"
+}
+
 # write_conf FILE EXTRA...: a daemon config with every socket in $T
 write_conf() {
   local f=$1; shift

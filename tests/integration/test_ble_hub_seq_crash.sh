@@ -16,10 +16,7 @@ ble_conf "$T/engaged.conf" \
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 { cat "$T/engaged.conf"; printf '[store]\nble_coalesce = 0\n'; } > "$T/nohold.conf"
 "$ENGAGED" check-config -c "$T/nohold.conf" || fail "check-config ble_coalesce = 0"
-q() { # SQL: one value from the store
-  $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" \
-    "$T/engaged.db" "$1" 2>/dev/null || echo 0
-}
+q() { db_value "$T/engaged.db" "$1" 2>/dev/null || echo 0; } # SQL: one value from the store
 stored() { q "select count(*) from events where source='hr1'"; }
 
 sim_start "$S/hr.s" "$T/sim.err" --profiles gatt,hr --hr-rate 200 --battery-period 0

@@ -119,7 +119,7 @@ start_sim() {
   fail "blesim did not listen"
 }
 stored() {
-  $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from events where source='phone-p01'\").fetchone()[0])" "$T/engaged.db" 2>/dev/null || echo 0
+  db_value "$T/engaged.db" "select count(*) from events where source='phone-p01'" 2>/dev/null || echo 0
 }
 
 start_sim

@@ -15,7 +15,7 @@ ble_conf "$T/engaged.conf" \
   "transport = sim:$S/p.s"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 stored() {
-  $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(distinct seq) from events where source='phone-p01'\").fetchone()[0])" "$T/engaged.db" 2>/dev/null || echo 0
+  db_value "$T/engaged.db" "select count(distinct seq) from events where source='phone-p01'" 2>/dev/null || echo 0
 }
 
 sim_start "$S/p.s" "$T/sim1.err" --profiles gatt,dis --relay "$T/first.jsonl" --relay-rate 1000

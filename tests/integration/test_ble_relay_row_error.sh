@@ -16,7 +16,7 @@ ble_conf "$T/engaged.conf" \
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 sim_start "$S/p.s" "$T/sim.err" --profiles gatt,dis --relay "$T/phone.jsonl" --relay-rate 100
 stored() {
-  $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from events where source='phone-p01'\").fetchone()[0])" "$T/engaged.db" 2>/dev/null || echo 0
+  db_value "$T/engaged.db" "select count(*) from events where source='phone-p01'" 2>/dev/null || echo 0
 }
 start_daemon "$T/engaged.conf" "$T/daemon.log" || fail "start"
 for _ in $(seq 1 100); do [ "$(stored)" -ge 1 ] && break; sleep 0.1; done

@@ -30,7 +30,7 @@ SIM2_PID=$SIM_PID
 sim_start "$S/p.s" "$T/sim.err" --profiles gatt,dis --relay "$T/phone.jsonl" --relay-rate 100
 # stored [SOURCE]: distinct seqs of the phone's records in the store
 stored() {
-  $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(distinct seq) from events where source=?\", (sys.argv[2],)).fetchone()[0])" "$T/engaged.db" "${1:-phone-p01}" 2>/dev/null || echo 0
+  db_value "$T/engaged.db" "select count(distinct seq) from events where source=?" "${1:-phone-p01}" 2>/dev/null || echo 0
 }
 : > "$T/status.out"
 $PY "$TOOL" sub "ipc://$T/feed" status/ "$T/status.out" --min 1000000 --seconds 120 \

@@ -37,6 +37,6 @@ EOP
 kill -0 "$DAEMON_PID" || fail "daemon died"
 stop_daemon || fail "daemon exit"
 ! grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$T/daemon.log" || fail "sanitizer report"
-n=$($PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from events where source='band'\").fetchone()[0])" "$T/engaged.db")
+n=$(db_value "$T/engaged.db" "select count(*) from events where source='band'")
 [ "$n" -eq 2 ] || fail "$n events of band stored, want the 2 of the small message"
 echo "PASS: the oversized message refused whole with its error, the daemon alive, 2 events stored after it"

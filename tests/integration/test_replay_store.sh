@@ -11,7 +11,7 @@ n=$(grep -vc '"decision":' "$T/a.jsonl")
 stored=$($PY "$TOOL" features "$T/demo.db" | wc -l)
 [ "$n" = "$stored" ] || { echo "replay wrote $n feature records, stored $stored"; exit 1; }
 nd=$(grep -c '"decision":' "$T/a.jsonl")
-stored=$($PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from nudges').fetchone()[0])" "$T/demo.db")
+stored=$(db_value "$T/demo.db" "select count(*) from nudges")
 [ "$nd" = "$stored" ] && [ "$nd" -gt 0 ] || { echo "replay wrote $nd decisions, stored $stored"; exit 1; }
 
 cp "$ENGAGED_SRC/demo/demo.conf" "$T/pub.conf"

@@ -23,7 +23,7 @@ stop_daemon
 "$ENGAGED" replay -c "$T/engaged.conf" --out "$T/from-store.jsonl" "$T/engaged.db"
 "$ENGAGED" replay -c "$T/engaged.conf" --out "$T/from-file.jsonl" "$REC"
 cmp "$T/from-store.jsonl" "$T/from-file.jsonl"
-n_events=$($PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$T/engaged.db")
+n_events=$(db_value "$T/engaged.db" "select count(*) from events")
 [ "$n_events" = "$(grep -c . "$REC")" ] || { echo "store has $n_events events"; exit 1; }
 
 # features equal the uninterrupted run's, record for record
