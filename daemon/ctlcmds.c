@@ -55,12 +55,13 @@ static int cmd_status(struct daemon *d, json_t *reply)
     struct store_stats ss;
     store_writer_stats(d->sw, &ss);
     json_object_set_new(reply, "writer",
-                        json_pack("{s:o,s:o,s:o,s:o,s:o,s:i,s:o,s:o}", "events_inserted",
+                        json_pack("{s:o,s:o,s:o,s:o,s:o,s:i,s:o,s:o,s:o}", "events_inserted",
                                   u64(ss.events_inserted), "events_duplicate", u64(ss.events_duplicate),
                                   "records", u64(ss.records), "commits", u64(ss.commits),
                                   "commit_errors", u64(ss.commit_errors), "last_error", ss.last_error,
                                   "checkpoints", u64(ss.checkpoints), "checkpoint_failures",
-                                  u64(ss.checkpoint_failures)));
+                                  u64(ss.checkpoint_failures), "checkpoint_busy",
+                                  u64(ss.checkpoint_busy)));
     return 0;
 }
 

@@ -102,6 +102,7 @@ struct store_stats {
     uint64_t gatt_cache;     /* attribute cache entries written or dropped */
     uint64_t commits, commit_errors;
     uint64_t checkpoints, checkpoint_failures; /* of the WAL, by the checkpointer thread */
+    uint64_t checkpoint_busy; /* checkpoints that found the database busy (tried again) */
     uint64_t heartbeat;  /* advances at least once a second while the thread is alive */
     int last_error;      /* negative errno of the last failed transaction, 0 if none */
 };

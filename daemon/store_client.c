@@ -449,7 +449,7 @@ void store_writer_stats(const struct store_writer *w, struct store_stats *s)
     s->commit_errors = atomic_load_explicit(&m->n_cerr, memory_order_relaxed);
     s->heartbeat = atomic_load_explicit(&m->hb, memory_order_relaxed);
     s->last_error = atomic_load_explicit(&m->last_err, memory_order_relaxed);
-    store__ckpt_counts(m->ckpt, &s->checkpoints, &s->checkpoint_failures);
+    store__ckpt_counts(m->ckpt, &s->checkpoints, &s->checkpoint_failures, &s->checkpoint_busy);
 }
 
 void store_writer_stop(struct store_writer *w)

@@ -31,7 +31,8 @@ struct sqlite3 *store__sync_db(struct store_sync *s);
 struct store_ckpt;
 int store__ckpt_start(const char *path, struct sqlite3 *writer, struct store_ckpt **ret);
 void store__ckpt_stop(struct store_ckpt *c, struct sqlite3 *writer);
-void store__ckpt_counts(struct store_ckpt *c, uint64_t *runs, uint64_t *failures);
+void store__ckpt_counts(struct store_ckpt *c, uint64_t *runs, uint64_t *failures,
+                        uint64_t *busy);
 
 /* Wire format of the inproc PAIR: one frame per message, a type byte, then a fixed header
  * copied in and out with memcpy (both ends are one process: native layout and byte order),

@@ -1,6 +1,6 @@
 /* The SQLite store: migrations (v1 and v2 files upgraded in place), file modes,
  * deduplication, commit-before-reply, reads, the attribute cache table, the disk-full and I/O
- * error paths, backpressure and shutdown. */
+ * error paths, checkpoints beside the writer (and busy ones), backpressure and shutdown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,11 +8,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -954,38 +956,53 @@ static void test_stop_commits_everything_queued(void **state)
     assert_int_equal(sql_int(f->db, "SELECT seq FROM positions"), 199);
 }
 
-/* The writer's commits never checkpoint: the checkpointer thread copies the WAL into the
- * database file once it holds 1000 pages, while the writer goes on. */
-static void test_checkpoints_run_beside_the_writer(void **state)
+/* Submits rounds x 16 events of 2 KiB (hub-numbered, seq from *seq on) and waits for each
+ * reply: 200 rounds are 6.4 MB of WAL, past the checkpointer's 1000 pages. */
+static void write_wal(struct store_writer *w, int rounds, int64_t *seq, uint64_t *token)
 {
-    struct fx *f = *state;
-    struct store_writer *w = start(f, NULL);
     static char body[2048];
     memset(body, 'x', sizeof body - 1);
     struct store_event ev[16];
-    uint64_t token = 1;
-    struct stat st;
-    for (int round = 0; round < 200; round++) { /* 3,200 rows of 2 KiB: 6.4 MB of WAL */
-        for (int i = 0; i < 16; i++)
-            ev[i] = (struct store_event){ .source = "hr", .seq = round * 16 + i, .has_seq = 1,
-                                          .hub_seq = 1, .ts = 1600000000000LL + round,
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < 16; i++, ++*seq)
+            ev[i] = (struct store_event){ .source = "hr", .seq = *seq, .has_seq = 1,
+                                          .hub_seq = 1, .ts = 1600000000000LL + *seq,
                                           .participant = "p01", .type = "hr", .body = body,
                                           .body_len = sizeof body - 1 };
         uint64_t t;
         int all;
         uint8_t s[16];
         size_t n;
-        assert_int_equal(store_submit_events(w, token, ev, 16), 0);
+        assert_int_equal(store_submit_events(w, *token, ev, 16), 0);
         reply(w, &t, &all, s, sizeof s, &n);
         assert_int_equal(all, 0);
-        token++;
+        ++*token;
     }
-    struct store_stats ss = {0};
-    for (int i = 0; i < 1000 && ss.checkpoints == 0; i++) {
-        store_writer_stats(w, &ss);
-        if (ss.checkpoints == 0)
+}
+
+/* Polls the writer's counters (up to 10 s) until a checkpoint has run. */
+static void wait_checkpoint(struct store_writer *w, struct store_stats *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    for (int i = 0; i < 1000 && ss->checkpoints == 0; i++) {
+        store_writer_stats(w, ss);
+        if (ss->checkpoints == 0)
             usleep(10000);
     }
+}
+
+/* The writer's commits never checkpoint: the checkpointer thread copies the WAL into the
+ * database file once it holds 1000 pages, while the writer goes on. */
+static void test_checkpoints_run_beside_the_writer(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    uint64_t token = 1;
+    int64_t seq = 0;
+    struct stat st;
+    struct store_stats ss;
+    write_wal(w, 200, &seq, &token);
+    wait_checkpoint(w, &ss);
     assert_true(ss.checkpoints >= 1);
     assert_int_equal(ss.checkpoint_failures, 0);
     /* the database file itself holds data while the writer still runs */
@@ -993,6 +1010,63 @@ static void test_checkpoints_run_beside_the_writer(void **state)
     assert_true(st.st_size > 2 * 1024 * 1024);
     stop(f);
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 3200);
+}
+
+/* Another process holding the WAL's checkpoint lock (as the sqlite3 shell does while it runs
+ * one) makes every passive checkpoint busy: that is not a failure, the checkpointer tries again
+ * until the lock is free, and the writer never waits. The lock is byte 121 of the -shm file
+ * (SQLite's unix VFS: the lock bytes start at 120, the checkpoint lock is the second). */
+static void test_busy_checkpoints_are_tried_again(void **state)
+{
+    struct fx *f = *state;
+    struct store_writer *w = start(f, NULL);
+    uint64_t token = 1;
+    int64_t seq = 0;
+    write_wal(w, 1, &seq, &token); /* the -shm file exists from the first commit */
+    char shm[160];
+    snprintf(shm, sizeof shm, "%s-shm", f->db);
+    int go[2], held[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(held), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* only async-signal-safe calls: the parent has threads */
+        close(go[1]); /* or the read below never sees the parent's close */
+        close(held[0]);
+        int fd = open(shm, O_RDWR);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 121, .l_len = 1 };
+        char ok = fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0 ? 'y' : 'n';
+        if (write(held[1], &ok, 1) != 1)
+            _exit(1);
+        char c;
+        while (read(go[0], &c, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0); /* the lock goes with the process */
+    }
+    close(held[1]);
+    close(go[0]);
+    char ok = 0;
+    assert_int_equal(read(held[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    write_wal(w, 200, &seq, &token); /* the writer's replies come while the lock is held */
+    struct store_stats ss = {0};
+    for (int i = 0; i < 1000 && ss.checkpoint_busy < 3; i++) {
+        store_writer_stats(w, &ss);
+        usleep(10000);
+    }
+    assert_true(ss.checkpoint_busy >= 3); /* tried again without further commits */
+    assert_int_equal(ss.checkpoints, 0);
+    assert_int_equal(ss.checkpoint_failures, 0);
+    close(go[1]); /* the child exits, the lock is free */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(held[0]);
+    wait_checkpoint(w, &ss); /* no commit since: the retry alone runs it */
+    assert_true(ss.checkpoints >= 1);
+    assert_int_equal(ss.checkpoint_failures, 0);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 3216);
 }
 
 static void test_full_queue_pushes_back_with_eagain(void **state)
@@ -1143,6 +1217,7 @@ int main(void)
             test_records_of_a_failed_transaction_are_written_again_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_commits_everything_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_run_beside_the_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_checkpoints_are_tried_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_pushes_back_with_eagain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_malformed_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_fit_one_request, setup, teardown),
