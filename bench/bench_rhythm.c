@@ -76,7 +76,7 @@ static double run(int loop, long weeks, void *work, size_t work_len, double *cpu
             const uint8_t *m = masks[w];
             double s = 0;
             for (size_t t = 0; t < EPOCHS; t++)
-                s += (x[t] - x[t] == 0) & (m[t] != 0) ? x[t] : 0.0;
+                s += ((x[t] - x[t] == 0) & (m[t] != 0)) ? x[t] : 0.0;
             acc += s;
             continue;
         }

@@ -396,8 +396,8 @@ static void test_lines_beyond_the_fast_path_go_to_jansson(void **state)
     static const char *const lines[] = {
         "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"app\",\"app\":\"caf\\u00e9\"}",
         "{\"ts\":1583470800000,\"participant\":\"p\\u0030\",\"type\":\"wear\",\"state\":\"on\"}",
-        "{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"wear\",\"state\":\"on\","
-        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}",
+        ("{\"ts\":1583470800000,\"participant\":\"p01\",\"type\":\"wear\",\"state\":\"on\","
+         "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}"), /* one line, written on two */
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         struct event ev;
