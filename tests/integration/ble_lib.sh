@@ -6,11 +6,6 @@ BLESIM="$ENGAGED_BIN/tools/blesim"
 S=$(mktemp -d /tmp/ebleXXXXXX)
 trap 'cleanup; rm -rf "$S"' EXIT
 SIM_PID=""
-fail() {
-  echo "FAIL: $*"
-  tail -n 40 "$T/daemon.log" 2>/dev/null || true
-  exit 1
-}
 
 # ble_conf FILE [EXTRA...]: lib.sh's config (sockets in $T, p01 and p02), status every second
 ble_conf() {

@@ -12,6 +12,15 @@ ENGAGED="$ENGAGED_BIN/engaged"
 PY=/usr/bin/python3
 TOOL="$ENGAGED_SRC/tests/integration/zmqtool.py"
 
+# fail MESSAGE...: the test fails, with the end of the daemon's log (and of a simulator's
+# stderr) when the test has them
+fail() {
+  echo "FAIL: $*"
+  tail -n 40 "$T/daemon.log" 2>/dev/null || true
+  tail -n 5 "$T/sim.err" 2>/dev/null || true
+  exit 1
+}
+
 # db_value DB SQL [PARAM...]: the first column of SQL's first row on the SQLite file DB
 db_value() {
   $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2], sys.argv[3:]).fetchone()[0])" "$@"

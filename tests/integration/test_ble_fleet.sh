@@ -10,11 +10,6 @@ BLESIM="$ENGAGED_BIN/tools/blesim"
 N=50
 S=$(mktemp -d /tmp/ebleXXXXXX)   # [source] transport holds 31 bytes
 trap 'cleanup; rm -rf "$S"' EXIT
-fail() {
-  echo "FAIL: $*"
-  tail -n 30 "$T/daemon.log" 2>/dev/null || true
-  exit 1
-}
 
 {
   cat <<EOC

@@ -13,11 +13,6 @@ source "$(dirname "$0")/lib.sh"
 BLESIM="$ENGAGED_BIN/tools/blesim"
 S=$(mktemp -d /tmp/erecXXXXXX) # socket paths are short
 trap 'cleanup; rm -rf "$S"' EXIT
-fail() {
-  echo "FAIL: $*"
-  tail -n 30 "$T/daemon.log" 2>/dev/null || true
-  exit 1
-}
 
 # ble_source NAME PARTICIPANT N [KEY=VALUE...]: a simulated, recorded source on $S/N.s
 ble_source() {

@@ -15,12 +15,6 @@ S=$(mktemp -d /tmp/erlyXXXXXX)   # [source] transport holds 31 bytes: a short di
 trap 'cleanup; rm -rf "$S"' EXIT
 SIM_PID=""
 N=1500
-fail() {
-  echo "FAIL: $*"
-  tail -n 30 "$T/daemon.log" 2>/dev/null || true
-  tail -n 5 "$T/sim.err" 2>/dev/null || true
-  exit 1
-}
 
 # the recording: N phone records of p01 over six days
 $PY - "$T/rec.jsonl" "$N" <<'EOP'

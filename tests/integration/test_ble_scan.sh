@@ -22,11 +22,6 @@ source "$(dirname "$0")/lib.sh"
 BLESIM="$ENGAGED_BIN/tools/blesim"
 S=$(mktemp -d /tmp/escanXXXXXX)
 trap 'cleanup; rm -rf "$S"' EXIT
-fail() {
-  echo "FAIL: $*"
-  tail -n 40 "$T/daemon.log" 2>/dev/null || true
-  exit 1
-}
 
 IRK1=9B7D390AA610103405ADC857A33402EC   # ec0234a3...9b of Vol 3 Part H D.7, as BlueZ writes it
 IRK3=E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0

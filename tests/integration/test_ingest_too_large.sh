@@ -4,11 +4,6 @@
 # form stores as 1e-09 (57.8 MB sent, about 68 MB encoded). The client gets the documented
 # error, nothing of the message is stored, and the daemon goes on taking messages.
 source "$(dirname "$0")/lib.sh"
-fail() {
-  echo "FAIL: $*"
-  tail -n 20 "$T/daemon.log" 2>/dev/null || true
-  exit 1
-}
 write_conf "$T/engaged.conf" "[ingest]" "max_message = 64MiB" "max_lines = 100000"
 start_daemon "$T/engaged.conf" "$T/daemon.log" || fail "start"
 $PY - "$T" <<'EOP' || fail "client"
