@@ -328,7 +328,7 @@ static int split_open(struct ble *b, size_t k)
     return 0;
 }
 
-/* Submits the open batch, or as much of it as one request holds (store_events_fit: a backlog
+/* Submits the open batch, or as much of it as one request holds (store_fit_add: a backlog
  * after a stall goes in several). 0 (submitted or nothing to do), -EAGAIN (writer busy: kept)
  * or another -errno (what was to be submitted is dropped: lost, or left with relay phones). */
 static int submit(struct ble *b)
@@ -336,24 +336,32 @@ static int submit(struct ble *b)
     struct ble_batch *o = b->open;
     if (!o || o->n == 0)
         return 0;
+    if (!store_writer_has_room(b->h.sw))
+        return -EAGAIN; /* before any body is built: a backlog is retried every 10 ms */
     size_t cap = o->n < STORE_BATCH_MAX_LIMIT ? o->n : STORE_BATCH_MAX_LIMIT;
     struct store_event *se = calloc(cap, sizeof *se);
     char **bodies = calloc(cap, sizeof *bodies);
     int e = se && bodies ? 0 : -ENOMEM;
-    for (size_t i = 0; e == 0 && i < cap; i++) {
-        const struct event *ev = &o->ev[i].ev;
-        if (!(bodies[i] = ev_to_json(ev))) {
+    struct store_fit fit = {0}; /* bodies are built only for what one request holds */
+    size_t k = 0;
+    while (e == 0 && k < cap) {
+        const struct event *ev = &o->ev[k].ev;
+        if (!(bodies[k] = ev_to_json(ev))) {
             e = -ENOMEM;
             break;
         }
-        se[i] = (struct store_event){
-            .source = ev->source, .seq = ev->seq, .has_seq = 1, .hub_seq = !o->ev[i].own,
+        se[k] = (struct store_event){
+            .source = ev->source, .seq = ev->seq, .has_seq = 1, .hub_seq = !o->ev[k].own,
             .ts = ev->ts,
-            .participant = ev->participant, .type = ev_type_name(ev->type), .body = bodies[i],
-            .body_len = strlen(bodies[i]), .received = o->ev[i].received,
+            .participant = ev->participant, .type = ev_type_name(ev->type), .body = bodies[k],
+            .body_len = strlen(bodies[k]), .received = o->ev[k].received,
         };
+        if (!store_fit_add(&fit, &se[k]))
+            break; /* bodies[k] is freed with the others */
+        k++;
     }
-    size_t k = e == 0 ? store_events_fit(se, cap) : 0;
+    if (e < 0)
+        k = 0;
     if (e == 0 && k == 0)
         e = -EMSGSIZE; /* cannot happen: an event's body is far below the limits */
     uint64_t token = BLE_TOKEN_FLAG | b->next_token;

@@ -150,17 +150,26 @@ static long event_size(const struct store_event *e)
     return (long)(sizeof(struct wire_event) + a + b + t + e->body_len + 4);
 }
 
+int store_fit_add(struct store_fit *f, const struct store_event *e)
+{
+    size_t total = f->bytes ? f->bytes : 1 + sizeof(struct wire_req);
+    long sz = event_size(e);
+    if (f->n >= STORE_BATCH_MAX_LIMIT || sz < 0 || total + (size_t)sz > STORE_REQ_MAX_BYTES)
+        return 0;
+    f->bytes = total + (size_t)sz;
+    f->n++;
+    return 1;
+}
+
 size_t store_events_fit(const struct store_event *ev, size_t n)
 {
-    size_t total = 1 + sizeof(struct wire_req), k = 0;
-    for (; k < n && k < STORE_BATCH_MAX_LIMIT; k++) {
-        long sz = event_size(&ev[k]);
-        if (sz < 0 || total + (size_t)sz > STORE_REQ_MAX_BYTES)
-            break;
-        total += (size_t)sz;
-    }
-    return k;
+    struct store_fit f = {0};
+    while (f.n < n && store_fit_add(&f, &ev[f.n]))
+        ;
+    return f.n;
 }
+
+int store_writer_has_room(const struct store_writer *w) { return w->outstanding < w->budget; }
 
 int store_submit_events(struct store_writer *w, uint64_t token, const struct store_event *ev,
                         size_t n)

@@ -1085,7 +1085,9 @@ static void test_full_queue_pushes_back_with_eagain(void **state)
     while (acked < 2000) {
         while (next < 2000) { /* submit until pushed back, never reading replies here */
             struct store_event e = mk("phone", next, 1, b);
+            int room = store_writer_has_room(w); /* says beforehand what the submit answers */
             int r = store_submit_events(w, (uint64_t)next, &e, 1);
+            assert_int_equal(room, r != -EAGAIN);
             if (r == -EAGAIN) {
                 saw_eagain = 1;
                 break;
@@ -1132,8 +1134,9 @@ static void test_submit_rejects_malformed_requests(void **state)
     stop(f);
 }
 
-/* store_events_fit: how many leading events one request holds, by count and by bytes; what
- * it says fits is accepted by store_submit_events, one more is not. */
+/* store_events_fit (and store_fit_add, one event at a time): how many leading events one
+ * request holds, by count and by bytes; what it says fits is accepted by store_submit_events,
+ * one more is not. */
 static void test_events_fit_one_request(void **state)
 {
     struct fx *f = *state;
@@ -1160,6 +1163,14 @@ static void test_events_fit_one_request(void **state)
     }
     size_t k = store_events_fit(ev, 80);
     assert_true(k >= 60 && k < 64);
+    struct store_fit fit = {0}; /* one at a time: the same k, and nothing past it counted */
+    size_t one = 0;
+    while (one < 80 && store_fit_add(&fit, &ev[one]))
+        one++;
+    assert_int_equal(one, k);
+    assert_int_equal(fit.n, k);
+    assert_int_equal(store_fit_add(&fit, &ev[0]), 0);
+    assert_int_equal(fit.n, k);
     assert_int_equal(store_submit_events(w, 2, ev, k + 1), -EMSGSIZE);
     assert_int_equal(store_submit_events(w, 3, ev, k), 0);
     /* a first event that cannot go at all */
