@@ -360,8 +360,6 @@ static int submit(struct ble *b)
             break; /* bodies[k] is freed with the others */
         k++;
     }
-    if (e < 0)
-        k = 0;
     if (e == 0 && k == 0)
         e = -EMSGSIZE; /* cannot happen: an event's body is far below the limits */
     uint64_t token = BLE_TOKEN_FLAG | b->next_token;

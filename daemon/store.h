@@ -151,12 +151,11 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
 /* 1 when store_submit_events would take a request now, 0 when it would answer -EAGAIN (the
  * replies of earlier requests are to be read first): a caller can skip building one. */
 int store_writer_has_room(const struct store_writer *w);
-/* How many of ev[0..n), from the first, fit in one store_submit_events request (at most
- * STORE_BATCH_MAX_LIMIT events and STORE_REQ_MAX_BYTES encoded); 0 when the first does not
- * (a body over STORE_BODY_MAX, a string over STORE_STR_MAX, no body). */
-size_t store_events_fit(const struct store_event *ev, size_t n);
-/* The same, one event at a time, for a caller that builds the events as it goes: start with
- * {0}; store_fit_add counts e and returns 1 while it still fits, else 0 (e not counted). */
+/* Whether one more event fits in a store_submit_events request being built: start with {0};
+ * store_fit_add counts e and returns 1 while the request still holds it (at most
+ * STORE_BATCH_MAX_LIMIT events and STORE_REQ_MAX_BYTES encoded), else 0 and e is not counted
+ * (also for an event that never fits: a body over STORE_BODY_MAX, a string over
+ * STORE_STR_MAX, no body). */
 struct store_fit {
     size_t n, bytes;
 };

@@ -161,14 +161,6 @@ int store_fit_add(struct store_fit *f, const struct store_event *e)
     return 1;
 }
 
-size_t store_events_fit(const struct store_event *ev, size_t n)
-{
-    struct store_fit f = {0};
-    while (f.n < n && store_fit_add(&f, &ev[f.n]))
-        ;
-    return f.n;
-}
-
 int store_writer_has_room(const struct store_writer *w) { return w->outstanding < w->budget; }
 
 int store_submit_events(struct store_writer *w, uint64_t token, const struct store_event *ev,

@@ -1134,9 +1134,17 @@ static void test_submit_rejects_malformed_requests(void **state)
     stop(f);
 }
 
-/* store_events_fit (and store_fit_add, one event at a time): how many leading events one
- * request holds, by count and by bytes; what it says fits is accepted by store_submit_events,
- * one more is not. */
+/* How many of ev[0..n), from the first, one request holds, by store_fit_add. */
+static size_t store_events_fit(const struct store_event *ev, size_t n)
+{
+    struct store_fit f = {0};
+    while (f.n < n && store_fit_add(&f, &ev[f.n]))
+        ;
+    return f.n;
+}
+
+/* store_fit_add: how many leading events one request holds, by count and by bytes; what it
+ * says fits is accepted by store_submit_events, one more is not. */
 static void test_events_fit_one_request(void **state)
 {
     struct fx *f = *state;
@@ -1163,12 +1171,10 @@ static void test_events_fit_one_request(void **state)
     }
     size_t k = store_events_fit(ev, 80);
     assert_true(k >= 60 && k < 64);
-    struct store_fit fit = {0}; /* one at a time: the same k, and nothing past it counted */
-    size_t one = 0;
-    while (one < 80 && store_fit_add(&fit, &ev[one]))
-        one++;
-    assert_int_equal(one, k);
-    assert_int_equal(fit.n, k);
+    struct store_fit fit = {0}; /* nothing past the last that fits is counted */
+    for (size_t i = 0; i < k; i++)
+        assert_int_equal(store_fit_add(&fit, &ev[i]), 1);
+    assert_int_equal(store_fit_add(&fit, &ev[k]), 0);
     assert_int_equal(store_fit_add(&fit, &ev[0]), 0);
     assert_int_equal(fit.n, k);
     assert_int_equal(store_submit_events(w, 2, ev, k + 1), -EMSGSIZE);
