@@ -21,6 +21,11 @@ fail() {
   exit 1
 }
 
+# no_sanitizer_report FILE...: fails the test if ASan, UBSan or LSan reported in any FILE
+no_sanitizer_report() {
+  ! grep -q -e AddressSanitizer -e 'runtime error' -e LeakSanitizer "$@" || fail "sanitizer report in $*"
+}
+
 # db_value DB SQL [PARAM...]: the first column of SQL's first row on the SQLite file DB
 db_value() {
   $PY -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2], sys.argv[3:]).fetchone()[0])" "$@"

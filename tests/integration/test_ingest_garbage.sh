@@ -48,7 +48,7 @@ print("answered", answered, "messages")
 EOP
 kill -0 "$DAEMON_PID"
 stop_daemon
-! grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$T/daemon.log"
+no_sanitizer_report "$T/daemon.log"
 # what was stored replays like the live run: its records are a prefix of the store's replay
 "$ENGAGED" replay -c "$T/engaged.conf" --out "$T/replay.jsonl" "$T/engaged.db"
 $PY "$TOOL" features "$T/engaged.db" > "$T/stored.jsonl"
