@@ -51,6 +51,7 @@
 #include "daemon/publish.h"
 #include "daemon/store.h"
 #include "pipeline/nudge.h"
+#include "pipeline/sources.h"
 #include "pipeline/tz.h"
 
 #define BLE_MAX_INFLIGHT 2
@@ -69,11 +70,20 @@ struct ble_ev {
     int own;                        /* seq is the device's (a relayed record), not the hub's */
 };
 
+struct ble_body {
+    uint32_t off, len;              /* in json */
+};
+
 struct ble_batch {
     uint64_t token;
     size_t n, cap;
     struct ble_ev *ev;
     struct ble_batch *next;
+    /* Once submitted: the bodies sent to the store (ev[i]'s at json + body[i].off), which
+     * go on to the event/ topics with the reply, so no event is serialised twice. */
+    char *json;
+    size_t json_len, json_cap, n_body;
+    struct ble_body *body;
 };
 
 struct ble {
@@ -186,7 +196,22 @@ static void batch_free(struct ble_batch *bt)
     for (size_t i = 0; i < bt->n; i++)
         free(bt->ev[i].g);
     free(bt->ev);
+    free(bt->json);
+    free(bt->body);
     free(bt);
+}
+
+/* Appends ev's canonical JSON (NUL-terminated) to the batch's bodies: its length, or -ENOMEM
+ * or -EINVAL (an event ev_to_json refuses). */
+static long body_add(struct ble_batch *o, const struct event *ev)
+{
+    size_t bound = ev_json_bound(ev);
+    if (vec_grow((void **)&o->json, &o->json_cap, o->json_len + bound, 1) < 0)
+        return -ENOMEM;
+    long n = ev_json_write(ev, o->json + o->json_len, bound);
+    if (n >= 0)
+        o->json_len += (size_t)n + 1;
+    return n;
 }
 
 static void count_lost(struct ble *b, struct ble_dev *d, const char *why)
@@ -340,35 +365,39 @@ static int submit(struct ble *b)
         return -EAGAIN; /* before any body is built: a backlog is retried every 10 ms */
     size_t cap = o->n < STORE_BATCH_MAX_LIMIT ? o->n : STORE_BATCH_MAX_LIMIT;
     struct store_event *se = calloc(cap, sizeof *se);
-    char **bodies = calloc(cap, sizeof *bodies);
-    int e = se && bodies ? 0 : -ENOMEM;
+    free(o->body);
+    o->body = calloc(cap, sizeof *o->body);
+    o->json_len = o->n_body = 0;
+    int e = se && o->body ? 0 : -ENOMEM;
     struct store_fit fit = {0}; /* bodies are built only for what one request holds */
     size_t k = 0;
     while (e == 0 && k < cap) {
         const struct event *ev = &o->ev[k].ev;
-        if (!(bodies[k] = ev_to_json(ev))) {
-            e = -ENOMEM;
+        size_t off = o->json_len;
+        long len = body_add(o, ev);
+        if (len < 0) {
+            e = (int)len;
             break;
         }
+        o->body[k] = (struct ble_body){(uint32_t)off, (uint32_t)len};
         se[k] = (struct store_event){
             .source = ev->source, .seq = ev->seq, .has_seq = 1, .hub_seq = !o->ev[k].own,
             .ts = ev->ts,
-            .participant = ev->participant, .type = ev_type_name(ev->type), .body = bodies[k],
-            .body_len = strlen(bodies[k]), .received = o->ev[k].received,
+            .participant = ev->participant, .type = ev_type_name(ev->type),
+            .body = o->json + off, .body_len = (size_t)len, .received = o->ev[k].received,
         };
         if (!store_fit_add(&fit, &se[k]))
-            break; /* bodies[k] is freed with the others */
+            break; /* its body stays unused at the end of json */
         k++;
     }
     if (e == 0 && k == 0)
         e = -EMSGSIZE; /* cannot happen: an event's body is far below the limits */
+    for (size_t i = 0; i < k; i++)
+        se[i].body = o->json + o->body[i].off; /* where json ended up */
+    o->n_body = k;
     uint64_t token = BLE_TOKEN_FLAG | b->next_token;
     if (e == 0)
         e = store_submit_events(b->h.sw, token, se, k);
-    if (bodies)
-        for (size_t i = 0; i < cap; i++)
-            free(bodies[i]);
-    free(bodies);
     free(se);
     if (e == -EAGAIN)
         return e;
@@ -468,8 +497,11 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
         if (s == STORE_INSERTED) {
             b->st.stored++;
             relay_done(e, 1, 0);
-            if (!b->stopping && b->h.push)
-                b->h.push(b->h.ud, &e->ev, e->received);
+            if (!b->stopping && b->h.push && i < bt->n_body)
+                b->h.push(b->h.ud, &e->ev, e->received, bt->json + bt->body[i].off,
+                          bt->body[i].len);
+            else if (!b->stopping && b->h.push)
+                b->h.push(b->h.ud, &e->ev, e->received, NULL, 0);
         } else if (s == STORE_DUPLICATE) {
             b->st.duplicate++;
             relay_done(e, 1, 0);

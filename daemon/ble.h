@@ -229,8 +229,10 @@ char *ble_status_json(const struct ble_status *st);
 /* ---- the manager -------------------------------------------------------------------- */
 
 /* Called once per newly stored event, in commit order (ev borrowed; received: hub UTC ms at
- * receipt, as stored with it). */
-typedef void (*ble_push_fn)(void *ud, const struct event *ev, int64_t received_ms);
+ * receipt, as stored with it; json, json_len: the event's canonical JSON as stored, borrowed,
+ * or NULL). */
+typedef void (*ble_push_fn)(void *ud, const struct event *ev, int64_t received_ms,
+                            const char *json, size_t json_len);
 
 struct ble_host {
     struct store_writer *sw;     /* borrowed; must outlive the manager */

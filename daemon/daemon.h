@@ -45,6 +45,8 @@ struct daemon {
     uint64_t last_heartbeat;
     int64_t started_ms;
     char buf[16384];
+    char *ev_msg;        /* the message of an event/ topic, built here (publish_event) */
+    size_t ev_msg_cap;
 };
 
 /* daemon/clock.c: UTC and monotonic milliseconds */

@@ -333,8 +333,19 @@ static int lvc_update(struct publisher *p, const char *topic, const char *payloa
     }
     uint64_t seq = ent->seq + 1;
     memcpy(ent->msg, payload + b, keep);
-    int k = snprintf(ent->msg + keep, SEQ_SUFFIX_MAX, "%s\"seq\":%" PRIu64 "}", empty ? "" : ",", seq);
-    ent->msg_len = keep + (size_t)k;
+    char *w = ent->msg + keep;
+    if (!empty)
+        *w++ = ',';
+    memcpy(w, "\"seq\":", 6);
+    w += 6;
+    char digits[20];
+    size_t nd = 0;
+    for (uint64_t v = seq; v || nd == 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+        *w++ = digits[--nd];
+    *w++ = '}';
+    ent->msg_len = (size_t)(w - ent->msg);
     ent->seq = seq;
     if (p->newest != ent) {
         lru_unlink(p, ent);
@@ -439,15 +450,22 @@ static int topic_build(char *buf, size_t cap, const char *kind, const char *a, c
 {
     if (!buf || !component_ok(a) || (b && !component_ok(b)))
         return -EINVAL;
-    int n = b ? snprintf(buf, cap, "%s/%s/%s", kind, a, b) : snprintf(buf, cap, "%s/%s", kind, a);
-    if (n < 0)
-        return -EINVAL;
-    if ((size_t)n >= cap || n > PUBLISH_TOPIC_MAX) {
-        if (cap)
-            buf[0] = '\0';
-        return -ENAMETOOLONG;
+    const char *part[3] = {kind, a, b};
+    size_t n = 0;
+    for (size_t i = 0; i < 3 && part[i]; i++) {
+        size_t l = strlen(part[i]);
+        if (n + (i > 0) + l >= cap || n + (i > 0) + l > PUBLISH_TOPIC_MAX) {
+            if (cap)
+                buf[0] = '\0';
+            return -ENAMETOOLONG;
+        }
+        if (i)
+            buf[n++] = '/';
+        memcpy(buf + n, part[i], l);
+        n += l;
     }
-    return n;
+    buf[n] = '\0';
+    return (int)n;
 }
 
 int publish_topic_feature(char *buf, size_t cap, const char *participant, const char *feature)

@@ -36,6 +36,7 @@
 #include "daemon/usb.h"
 #include "daemon/zap.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/sources.h"
 
 #ifndef ENGAGED_SYSCONFDIR
 #define ENGAGED_SYSCONFDIR "/etc"
@@ -97,8 +98,14 @@ static int emit_record(void *ud, const struct feature_record *r)
 /* [publish] event_topics: the stored event on event/<participant>/<type>. App package names
  * stay on the hub unless allow_app_names: they become "intervention" or "other" (whether the
  * app is one of the participant's intervention apps), which is what downstream apps need. */
-static void publish_event(struct daemon *d, const struct event *ev)
+/* event/<participant>/<type>: the event wrapped, so the event's own "seq" and the topic's
+ * "seq" stay apart. json is its canonical text when the caller has it (as stored), else
+ * NULL; it is not used for an app event whose name is redacted. */
+static void publish_event(struct daemon *d, const struct event *ev, const char *json,
+                          size_t json_len)
 {
+    static const char head[] = "{\"event\":";
+    const size_t hl = sizeof head - 1;
     char topic[PUBLISH_TOPIC_MAX + 1];
     if (publish_topic_event(topic, sizeof topic, ev->participant, ev_type_name(ev->type)) < 0)
         return;
@@ -112,22 +119,30 @@ static void publish_event(struct daemon *d, const struct event *ev)
         snprintf(redacted.u.app.app, sizeof redacted.u.app.app, "%s",
                  intervention ? "intervention" : "other");
         ev = &redacted;
+        json = NULL;
     }
-    /* wrapped, so the event's own "seq" and the topic's "seq" stay apart */
-    char *body = ev_to_json(ev);
-    if (body) {
-        size_t n = strlen(body) + 16;
-        char *msg = malloc(n);
-        if (msg) {
-            snprintf(msg, n, "{\"event\":%s}", body);
-            publisher_send(d->pub, topic, msg, strlen(msg));
-            free(msg);
-        }
-        free(body);
+    size_t len;
+    if (json) {
+        if (vec_grow((void **)&d->ev_msg, &d->ev_msg_cap, hl + json_len + 2, 1) < 0)
+            return;
+        memcpy(d->ev_msg + hl, json, json_len);
+        len = json_len;
+    } else {
+        size_t bound = ev_json_bound(ev);
+        if (vec_grow((void **)&d->ev_msg, &d->ev_msg_cap, hl + bound + 2, 1) < 0)
+            return;
+        long n = ev_json_write(ev, d->ev_msg + hl, bound);
+        if (n < 0)
+            return;
+        len = (size_t)n;
     }
+    memcpy(d->ev_msg, head, hl);
+    d->ev_msg[hl + len] = '}';
+    publisher_send(d->pub, topic, d->ev_msg, hl + len + 1);
 }
 
-static void push_event(void *ud, const struct event *ev, int64_t received)
+static void push_stored(void *ud, const struct event *ev, int64_t received, const char *json,
+                        size_t json_len)
 {
     struct daemon *d = ud;
     pipeline_set_clock(d->pl, received); /* as recovery will, from the stored copy */
@@ -135,7 +150,12 @@ static void push_event(void *ud, const struct event *ev, int64_t received)
     if (r < 0)
         log_warn("pipeline: event of %s dropped: %s", ev->participant, strerror(-r));
     if (d->pub && d->cf->publish.event_topics)
-        publish_event(d, ev);
+        publish_event(d, ev, json, json_len);
+}
+
+static void push_event(void *ud, const struct event *ev, int64_t received)
+{
+    push_stored(ud, ev, received, NULL, 0);
 }
 
 /* Rebuild the pipeline from the recording: same events, same order, so the same state and
@@ -579,6 +599,7 @@ static void teardown(struct daemon *d)
         zmq_ctx_term(d->zctx);
     pipeline_free(d->pl);
     free(d->parts);
+    free(d->ev_msg);
     curve_keylist_release(&d->curve_pub.clients);
     curve_keylist_release(&d->curve_ctl.clients);
     curve_keylist_release(&d->curve_ing.clients);
@@ -675,7 +696,7 @@ int run_main(int argc, char **argv)
         rc = EX_CANTCREAT;
         goto out;
     }
-    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_event, .ud = d,
+    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_stored, .ud = d,
                           .records = records};
     int ble_err = ble_new(d->cf, &bh, &d->ble);
     ble_recset_free(records);

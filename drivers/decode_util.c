@@ -7,15 +7,24 @@
 #include "drivers/decode.h"
 #include "drivers/decode_int.h"
 
+/* Copies s into dst[cap], cut short as snprintf would (every live notification passes here,
+ * so without its format parsing). */
+static void copy_name(char *dst, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 void dec_event_init(struct event *ev, const struct dec_meta *m, enum ev_type type)
 {
     memset(ev, 0, sizeof *ev);
     ev->ts = m->ts;
     ev->type = type;
     if (m->participant)
-        snprintf(ev->participant, sizeof ev->participant, "%s", m->participant);
+        copy_name(ev->participant, sizeof ev->participant, m->participant);
     if (m->source)
-        snprintf(ev->source, sizeof ev->source, "%s", m->source);
+        copy_name(ev->source, sizeof ev->source, m->source);
 }
 
 int dec_fail(char *why, int err, const char *fmt, ...)

@@ -105,6 +105,12 @@ int ev_parse_json(const char *line, size_t len, struct event *ev, float (*scratc
  * an unknown type or state. */
 char *ev_to_json(const struct event *ev);
 
+/* The same into buf: returns the length (buf is NUL-terminated), -EINVAL for an event
+ * ev_to_json refuses, or -ENOSPC when cap is smaller than ev_json_bound(ev) and the text did
+ * not fit. A cap of ev_json_bound(ev) bytes always suffices. */
+long ev_json_write(const struct event *ev, char *buf, size_t cap);
+size_t ev_json_bound(const struct event *ev);
+
 /* 1 if the two events carry the same information (field by field, type-aware). */
 int ev_equal(const struct event *a, const struct event *b);
 

@@ -9,6 +9,7 @@
 #include "pipeline/event_fast.h"
 #include "pipeline/record.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,7 +389,7 @@ static void put_state(struct out *o, const struct event *ev, int state)
 
 /* Upper bound of the output size: escaping can grow a string sixfold, and a formatted
  * number plus its punctuation never exceeds 40 bytes. */
-static size_t size_bound(const struct event *ev)
+size_t ev_json_bound(const struct event *ev)
 {
     size_t strs = strlen(ev->participant) + strlen(ev->source), nums = 8;
     switch (ev->type) {
@@ -404,15 +405,12 @@ static size_t size_bound(const struct event *ev)
     return 256 + 6 * strs + 40 * nums;
 }
 
-char *ev_to_json(const struct event *ev)
+long ev_json_write(const struct event *ev, char *buf, size_t cap)
 {
     const char *tname = ev_type_name(ev->type);
-    struct out o = {.cap = size_bound(ev)};
+    struct out o = {.p = buf, .cap = cap};
     if (!tname)
-        return NULL;
-    o.p = malloc(o.cap);
-    if (!o.p)
-        return NULL;
+        return -EINVAL;
 
     put_lit(&o, "{\"ts\":");
     put_i64(&o, ev->ts);
@@ -529,12 +527,21 @@ char *ev_to_json(const struct event *ev)
         break;
     }
     put(&o, "}", 1);
-    if (o.overflow) {
-        free(o.p);
-        return NULL;
-    }
+    if (o.overflow)
+        return cap < ev_json_bound(ev) ? -ENOSPC : -EINVAL;
     o.p[o.len] = 0;
-    return o.p;
+    return (long)o.len;
+}
+
+char *ev_to_json(const struct event *ev)
+{
+    size_t cap = ev_json_bound(ev);
+    char *p = malloc(cap);
+    if (p && ev_json_write(ev, p, cap) < 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
 }
 
 int ev_is_phone(enum ev_type t)

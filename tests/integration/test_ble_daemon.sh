@@ -144,6 +144,25 @@ for _ in $(seq 1 50); do [ "$(wc -l < "$T/features.out")" -ge 3 ] && break; slee
 # event topics: the stored hr events went through the pipeline
 grep -q '"event/p01/hr"' "$T/events.out" || fail "no event/p01/hr"
 grep -q '"event/p01/battery"' "$T/events.out" || fail "no event/p01/battery"
+# ... each one the event as stored (the topic reuses the store's body: same content)
+$PY - "$T/events.out" "$T/engaged.db" <<'EOP' || fail "an event topic differs from the stored event"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[2])
+stored = {}
+for (body,) in db.execute("SELECT body FROM events"):
+    e = json.loads(body)
+    stored[(e["source"], e["seq"])] = e
+n = 0
+for l in open(sys.argv[1]):
+    topic, msg = json.loads(l)
+    if topic.startswith("event/p01/"):
+        ev = msg["event"]
+        if stored.get((ev["source"], ev["seq"])) != ev or topic != "event/p01/" + ev["type"]:
+            sys.exit("%s: %r not stored as such" % (topic, ev))
+        n += 1
+if n < 10:
+    sys.exit("only %d event messages" % n)
+EOP
 
 # 3. the simulator dies mid-stream: backoff; back up: reconnected, database from the cache
 stop_sim

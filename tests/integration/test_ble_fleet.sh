@@ -4,7 +4,8 @@
 # Battery every 2 s). Every source reaches streaming on status/<source>; every notification
 # the simulator sent (plus each connection's battery read) is stored exactly once, each
 # source's seq runs 1..N without gaps, and the pipeline accepted every stored event with no
-# duplicate.
+# duplicate; the event topics carry every stored event once, as stored (batches of many
+# events: each message is its own event's stored body).
 source "$(dirname "$0")/lib.sh"
 BLESIM="$ENGAGED_BIN/tools/blesim"
 N=50
@@ -21,6 +22,7 @@ path = $T/engaged.db
 batch_delay = 20ms
 [publish]
 endpoint = ipc://$T/feed
+event_topics = yes
 [control]
 endpoint = ipc://$T/control
 [ingest]
@@ -40,6 +42,8 @@ SIM=$!
 for _ in $(seq 1 100); do [ -S "$S/f.s" ] && break; sleep 0.05; done
 : > "$T/status.out" # exists before the checks read it (the subscriber truncates it)
 $PY "$TOOL" sub "ipc://$T/feed" status/ "$T/status.out" --min 1000000 --seconds 300 > /dev/null &
+: > "$T/events.out"
+$PY "$TOOL" sub "ipc://$T/feed" event/ "$T/events.out" --min 1000000 --seconds 300 > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
 # all 50 streaming
@@ -97,6 +101,25 @@ st = json.load(open(sys.argv[5]))
 # everything stored before the snapshot went through the pipeline once
 assert st["pipeline"]["duplicates"] == 0, st["pipeline"]
 assert st["pipeline"]["accepted"] == total, (st["pipeline"], total)
+EOP
+$PY - "$T/engaged.db" "$T/events.out" <<'EOP' || fail "event topics"
+import json, sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+stored = {}
+for (body,) in con.execute("SELECT body FROM events"):
+    e = json.loads(body)
+    stored[(e["source"], e["seq"])] = e
+seen = set()
+for l in open(sys.argv[2]):
+    topic, msg = json.loads(l)
+    ev = msg["event"]
+    key = (ev["source"], ev["seq"])
+    assert stored.get(key) == ev, (topic, ev, stored.get(key))
+    assert topic == "event/%s/%s" % (ev["participant"], ev["type"]), (topic, ev)
+    assert key not in seen, ("published twice", topic, ev)
+    seen.add(key)
+print(f"event topics: {len(seen)} of {len(stored)} stored events")
+assert len(seen) == len(stored), sorted(set(stored) - seen)[:10]
 EOP
 no_sanitizer_report "$T/daemon.log" "$T/sim.err"
 echo "ok"

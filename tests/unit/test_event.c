@@ -273,6 +273,45 @@ static void test_to_json_refuses_invalid_events(void **state)
     free(s);
 }
 
+/* ev_json_write: the same text as ev_to_json into the caller's buffer, a short buffer told
+ * apart from an invalid event, and nothing written past cap. */
+static void test_write_into_a_buffer(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
+        struct event a;
+        parse_ok(valid[i].in, strlen(valid[i].in), &a, scratch);
+        size_t bound = ev_json_bound(&a), want = strlen(valid[i].canon);
+        assert_true(bound > want);
+        char *buf = malloc(bound + 8);
+        assert_non_null(buf);
+        memset(buf, '#', bound + 8);
+        assert_int_equal(ev_json_write(&a, buf, bound), (long)want);
+        assert_string_equal(buf, valid[i].canon);
+        for (size_t k = want + 1; k < bound + 8; k++)
+            assert_int_equal(buf[k], '#');
+        /* exactly enough room (the text and its NUL) is enough; one byte less is not */
+        memset(buf, '#', bound + 8);
+        assert_int_equal(ev_json_write(&a, buf, want + 1), (long)want);
+        assert_string_equal(buf, valid[i].canon);
+        memset(buf, '#', bound + 8);
+        assert_int_equal(ev_json_write(&a, buf, want), -ENOSPC);
+        for (size_t k = want; k < bound + 8; k++)
+            assert_int_equal(buf[k], '#');
+        free(buf);
+    }
+    struct event ev;
+    memset(&ev, 0, sizeof ev);
+    strcpy(ev.participant, "p01");
+    ev.type = EV_SCREEN;
+    ev.u.screen.state = 9; /* invalid: refused whatever the room */
+    char big[4096];
+    assert_true(ev_json_bound(&ev) <= sizeof big);
+    assert_int_equal(ev_json_write(&ev, big, sizeof big), -EINVAL);
+    ev.type = EV__COUNT;
+    assert_int_equal(ev_json_write(&ev, big, sizeof big), -EINVAL);
+}
+
 static void test_valid_id(void **state)
 {
     (void)state;
@@ -301,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_full_accel_block_round_trips),
         cmocka_unit_test(test_accel_without_scratch_is_refused),
         cmocka_unit_test(test_to_json_refuses_invalid_events),
+        cmocka_unit_test(test_write_into_a_buffer),
         cmocka_unit_test(test_valid_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -150,6 +150,14 @@ static void test_topic_builders_reject_slashes_and_overflow(void **state)
     assert_int_equal(publish_topic_feature(b, sizeof b, "p01", ""), -EINVAL);
     assert_int_equal(publish_topic_nudge(b, sizeof b, "p\n1"), -EINVAL);
     assert_int_equal(publish_topic_feature(b, 10, "p01", "screen.x"), -ENAMETOOLONG);
+    assert_int_equal(b[0], '\0'); /* nothing half-built is left for a caller to send */
+    /* "nudge/p01" is 9 bytes: it fits 10 with its NUL, not 9 */
+    assert_int_equal(publish_topic_nudge(b, 10, "p01"), 9);
+    assert_string_equal(b, "nudge/p01");
+    assert_int_equal(publish_topic_nudge(b, 9, "p01"), -ENAMETOOLONG);
+    assert_int_equal(publish_topic_event(b, 17, "p01", "screen"), 16);
+    assert_string_equal(b, "event/p01/screen");
+    assert_int_equal(publish_topic_event(b, 16, "p01", "screen"), -ENAMETOOLONG);
     char longname[300];
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
