@@ -385,11 +385,11 @@ static void on_notify(struct att *a, uint8_t opcode, uint16_t handle, const uint
         if (g->opts.changed)
             g->opts.changed(g, att_get16(v), att_get16(v + 2), g->opts.user_data);
     }
-    for (size_t i = 0; i < GATT_MAX_SUBS; i++)
+    for (size_t i = 0; i < g->subs_end; i++)
         if (g->subs[i].id && (g->subs[i].handle == handle || g->subs[i].handle == 0))
             ids[n++] = g->subs[i].id;
     for (size_t k = 0; k < n && !g->free_pending; k++)
-        for (size_t i = 0; i < GATT_MAX_SUBS; i++)
+        for (size_t i = 0; i < g->subs_end; i++) /* a callback may have registered more */
             if (g->subs[i].id == ids[k]) {
                 g->subs[i].fn(g, handle, v, len, recv_ns, g->subs[i].user_data);
                 break;

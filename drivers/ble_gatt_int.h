@@ -51,6 +51,8 @@ struct gatt {
     struct gatt_op *ops;
     size_t n_ops;
     struct gatt_sub subs[GATT_MAX_SUBS];
+    size_t subs_end;         /* subs[subs_end..] have never been used: a notification
+                              * looks no further */
     int next_id, depth, free_pending;
 };
 

@@ -212,6 +212,8 @@ int gatt_register_notify(struct gatt *g, uint16_t value_handle, gatt_notify_fn f
             continue;
         *s = (struct gatt_sub){.id = gatt_next_id(g), .handle = value_handle, .fn = fn,
                           .user_data = user_data, .destroy = destroy};
+        if (i + 1 > g->subs_end)
+            g->subs_end = i + 1;
         return s->id;
     }
     return -ENOBUFS;
