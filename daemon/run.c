@@ -95,12 +95,12 @@ static int emit_record(void *ud, const struct feature_record *r)
     return e < 0 ? e : 0;
 }
 
-/* [publish] event_topics: the stored event on event/<participant>/<type>. App package names
- * stay on the hub unless allow_app_names: they become "intervention" or "other" (whether the
- * app is one of the participant's intervention apps), which is what downstream apps need. */
-/* event/<participant>/<type>: the event wrapped, so the event's own "seq" and the topic's
- * "seq" stay apart. json is its canonical text when the caller has it (as stored), else
- * NULL; it is not used for an app event whose name is redacted. */
+/* [publish] event_topics: the stored event on event/<participant>/<type>, wrapped so that the
+ * event's own "seq" and the topic's "seq" stay apart. json is its canonical text when the
+ * caller has it (the body stored), else NULL. App package names stay on the hub unless
+ * allow_app_names: they become "intervention" or "other" (whether the app is one of the
+ * participant's intervention apps), which is what downstream apps need; such an event is
+ * serialised again, without its name. */
 static void publish_event(struct daemon *d, const struct event *ev, const char *json,
                           size_t json_len)
 {
