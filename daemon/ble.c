@@ -497,11 +497,10 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
         if (s == STORE_INSERTED) {
             b->st.stored++;
             relay_done(e, 1, 0);
-            if (!b->stopping && b->h.push && i < bt->n_body)
-                b->h.push(b->h.ud, &e->ev, e->received, bt->json + bt->body[i].off,
-                          bt->body[i].len);
-            else if (!b->stopping && b->h.push)
-                b->h.push(b->h.ud, &e->ev, e->received, NULL, 0);
+            int body = i < bt->n_body; /* every event submitted has one */
+            if (!b->stopping && b->h.push)
+                b->h.push(b->h.ud, &e->ev, e->received, body ? bt->json + bt->body[i].off : NULL,
+                          body ? bt->body[i].len : 0);
         } else if (s == STORE_DUPLICATE) {
             b->st.duplicate++;
             relay_done(e, 1, 0);

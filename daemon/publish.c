@@ -12,10 +12,9 @@
  *
  * Threading: loop thread only. */
 #include "daemon/publish.h"
+#include "pipeline/record.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -338,12 +337,7 @@ static int lvc_update(struct publisher *p, const char *topic, const char *payloa
         *w++ = ',';
     memcpy(w, "\"seq\":", 6);
     w += 6;
-    char digits[20];
-    size_t nd = 0;
-    for (uint64_t v = seq; v || nd == 0; v /= 10)
-        digits[nd++] = (char)('0' + v % 10);
-    while (nd)
-        *w++ = digits[--nd];
+    w += fmt_u64(seq, w);
     *w++ = '}';
     ent->msg_len = (size_t)(w - ent->msg);
     ent->seq = seq;

@@ -107,7 +107,8 @@ char *ev_to_json(const struct event *ev);
 
 /* The same into buf: returns the length (buf is NUL-terminated), -EINVAL for an event
  * ev_to_json refuses, or -ENOSPC when cap is smaller than ev_json_bound(ev) and the text did
- * not fit. A cap of ev_json_bound(ev) bytes always suffices. */
+ * not fit (an invalid event too is then reported as -ENOSPC). A cap of ev_json_bound(ev)
+ * bytes always suffices. */
 long ev_json_write(const struct event *ev, char *buf, size_t cap);
 size_t ev_json_bound(const struct event *ev);
 

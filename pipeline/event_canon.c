@@ -299,16 +299,11 @@ static void put_lit(struct out *o, const char *s)
  * and this avoids a snprintf per field on the store's hot path. */
 static void put_i64(struct out *o, int64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    put(o, tmp + i, sizeof tmp - i);
+    char tmp[1 + FMT_U64_MAX];
+    size_t sign = v < 0;
+    tmp[0] = '-';
+    size_t n = fmt_u64(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, tmp + sign);
+    put(o, tmp, sign + n);
 }
 
 static void put_num(struct out *o, double v)

@@ -39,6 +39,18 @@ static int fmt_integer(double v, char *buf, size_t cap)
     return (int)pos;
 }
 
+size_t fmt_u64(uint64_t v, char *buf)
+{
+    char tmp[FMT_U64_MAX];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(buf, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
 int fmt_number(double v, char *buf, size_t cap)
 {
     if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)

@@ -54,6 +54,11 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap);
  * other finite values with the shortest representation that round-trips. */
 int fmt_number(double v, char *buf, size_t cap);
 
+/* v in decimal into buf (room for FMT_U64_MAX bytes; no NUL): the number of digits. Exact
+ * at any magnitude, and with no snprintf: it is on the per-event paths. */
+#define FMT_U64_MAX 20
+size_t fmt_u64(uint64_t v, char *buf);
+
 /* Where the pipeline sends its output. Returns 0 or a negative errno; the pipeline
  * counts failures but never stops on them. The record is borrowed. */
 typedef int (*record_sink_fn)(void *ud, const struct feature_record *r);

@@ -1,11 +1,12 @@
-/* Record serialisation: fmt_number's integer path, shortest round-trip form and its cache,
- * and the epoch record's extra fields. */
+/* Record serialisation: fmt_number's integer path, fmt_u64, shortest round-trip form and its
+ * cache, and the epoch record's extra fields. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,10 +249,38 @@ static void test_integers_and_strings_in_records(void **state)
     }
 }
 
+/* fmt_u64: every digit count, both ends of the range, no NUL written, nothing past them. */
+static void test_u64_digits(void **state)
+{
+    (void)state;
+    char buf[FMT_U64_MAX + 4], want[32];
+    uint64_t cases[42];
+    size_t n_cases = 0;
+    cases[n_cases++] = 0;
+    uint64_t p = 1; /* 10^(d-1): the smallest d-digit value; 10^d - 1 the largest */
+    for (int d = 1; d <= 20; d++, p *= 10) {
+        cases[n_cases++] = p;
+        cases[n_cases++] = d < 20 ? p * 10 - 1 : UINT64_MAX;
+    }
+    for (size_t k = 0; k < n_cases; k++) {
+        memset(buf, '#', sizeof buf);
+        size_t n = fmt_u64(cases[k], buf);
+        snprintf(want, sizeof want, "%" PRIu64, cases[k]);
+        assert_int_equal(n, strlen(want));
+        assert_memory_equal(buf, want, n);
+        for (size_t j = n; j < sizeof buf; j++)
+            assert_int_equal(buf[j], '#');
+    }
+    memset(buf, '#', sizeof buf);
+    assert_int_equal(fmt_u64(UINT64_MAX, buf), 20);
+    assert_memory_equal(buf, "18446744073709551615", 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_u64_digits),
         cmocka_unit_test(test_shortest_round_trip),
         cmocka_unit_test(test_shortest_matches_printf),
         cmocka_unit_test(test_nospace),
