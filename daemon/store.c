@@ -212,9 +212,23 @@ int store__norm_opts(const struct store_opts *in, struct store_opts *o)
     return 0;
 }
 
+/* SQLite keeps memory statistics by default, taking a global mutex around every allocation
+ * and free; Debian builds it without lookaside memory, so each INSERT allocates a few times.
+ * Nothing here reads the statistics (no soft heap limit either). The setting only takes
+ * before SQLite initialises: once that happened (a test that opened a database itself),
+ * sqlite3_config refuses it and the statistics stay on, which changes nothing else. */
+static void sqlite_setup(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
+void store__sqlite_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
+}
+
 int store__open_rw(const char *path, const struct store_opts *o, sqlite3 **out)
 {
     sqlite3 *db = NULL;
+    store__sqlite_setup();
     int r = prepare_file(path);
     if (r < 0)
         return r;
@@ -297,6 +311,7 @@ int store_open_readonly(const char *path, struct store_reader **out)
     struct store_reader *rd = calloc(1, sizeof *rd);
     if (!rd)
         return -ENOMEM;
+    store__sqlite_setup();
     int rc = sqlite3_open_v2(path, &rd->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     int r = rc == SQLITE_OK ? 0 : store__sqlite_err(rd->db, rc);
     if (r == 0) {

@@ -119,6 +119,7 @@ int store__ckpt_start(const char *path, sqlite3 *writer, struct store_ckpt **ret
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
+    store__sqlite_setup();
     int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(c->db, 5000);

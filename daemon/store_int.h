@@ -21,6 +21,8 @@ struct sqlite3;
 int store__norm_opts(const struct store_opts *in, struct store_opts *out);
 /* Creates (0600) or opens, migrates and configures a write connection. */
 int store__open_rw(const char *path, const struct store_opts *o, struct sqlite3 **db);
+/* Process-wide SQLite settings, once, before the first connection (every open calls it). */
+void store__sqlite_setup(void);
 int store__sqlite_err(struct sqlite3 *db, int rc);
 /* The connection of a store_sync (the writer's). */
 struct sqlite3 *store__sync_db(struct store_sync *s);

@@ -142,6 +142,18 @@ static void submit_and_check(struct store_writer *w, uint64_t token, const struc
     assert_memory_equal(st, want, n);
 }
 
+/* First in the group: before anything in this process initialised SQLite. With its memory
+ * statistics on (SQLite's default), an open connection shows as memory in use. */
+static void test_sqlite_memory_statistics_are_off(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(sqlite3_memory_used(), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sqlite3_memory_highwater(0), 0);
+}
+
 static void test_migrates_empty_file_and_reopens(void **state)
 {
     struct fx *f = *state;
@@ -1200,6 +1212,7 @@ static void test_events_fit_one_request(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sqlite_memory_statistics_are_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_empty_file_and_reopens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_newer_schema_and_foreign_databases, setup,
                                         teardown),
