@@ -546,7 +546,7 @@ static void arm(struct ble *b)
     for (size_t i = 0; i < b->n_dev; i++) {
         if (ble_scan_holds(b->scan, &b->dev[i]))
             continue; /* waits for its advertisement, however overdue */
-        int64_t d = ble_dev_deadline(&b->dev[i]);
+        int64_t d = ble_dev_deadline_cached(&b->dev[i]);
         if (d < t)
             t = d;
     }
@@ -614,7 +614,7 @@ static void timers(struct ble *b)
         hold(b, device_io(b) > 0); /* still busy: hold on; quiet: back to waking at once */
     ble_scan_on_timer(b->scan);
     for (size_t i = 0; i < b->n_dev; i++)
-        if (ble_dev_deadline(&b->dev[i]) <= b->now.mono_ns &&
+        if (ble_dev_deadline_cached(&b->dev[i]) <= b->now.mono_ns &&
             !ble_scan_holds(b->scan, &b->dev[i]))
             ble_dev_on_timer(&b->dev[i]);
     if (b->now.mono_ns >= b->next_status_ns) {

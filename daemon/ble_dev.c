@@ -21,6 +21,7 @@
  *
  * Failures inside bearer callbacks only mark the device (dead); the entry points (I/O, timer)
  * handle them once the bearer has returned, so nothing is freed under a running callback. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -154,6 +155,7 @@ static void fail(struct ble_dev *d, int err, const char *why, int local)
 
 void ble_dev_mark_dead(struct ble_dev *d, int err, const char *why, int local)
 {
+    ble_dev_touch(d);
     if (!d->dead) {
         d->dead = err < 0 ? err : -EIO;
         d->dead_why = why;
@@ -189,6 +191,7 @@ static void after_att(struct ble_dev *d)
 
 void ble_dev_after(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     after_att(d);
 }
 
@@ -207,6 +210,7 @@ static void on_close(struct att *att, int err, void *ud)
 
 void ble_dev_streaming(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     d->deadline_ns = INT64_MAX;
     if (d->h_cts)
         d->next_cts_ns = mono(d) + BLE_CTS_PERIOD_MS * NS_PER_MS;
@@ -296,6 +300,7 @@ static void attempt(struct ble_dev *d)
 
 void ble_dev_start(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     d->fd = -1;
     d->deadline_ns = d->next_cts_ns = INT64_MAX;
     d->state = _BLE_ST_MAX; /* so that the first state is published */
@@ -304,6 +309,7 @@ void ble_dev_start(struct ble_dev *d)
 
 void ble_dev_on_io(struct ble_dev *d, uint32_t events)
 {
+    ble_dev_touch(d);
     if (d->fd < 0)
         return;
     if (d->connecting) {
@@ -325,6 +331,16 @@ void ble_dev_on_io(struct ble_dev *d, uint32_t events)
     after_att(d);
 }
 
+int64_t ble_dev_deadline_cached(struct ble_dev *d)
+{
+    if (!d->dl_fresh) {
+        d->dl_ns = ble_dev_deadline(d);
+        d->dl_fresh = 1;
+    }
+    assert(d->dl_ns == ble_dev_deadline(d)); /* a path that moves a deadline without a touch */
+    return d->dl_ns;
+}
+
 int64_t ble_dev_deadline(const struct ble_dev *d)
 {
     int64_t t = d->deadline_ns < d->next_cts_ns ? d->deadline_ns : d->next_cts_ns;
@@ -344,6 +360,7 @@ int64_t ble_dev_deadline(const struct ble_dev *d)
 
 void ble_dev_on_timer(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     int64_t now = mono(d);
     if (d->rec) {
         ble_rec_on_timer(d->rec, now);
@@ -385,6 +402,7 @@ void ble_dev_on_timer(struct ble_dev *d)
 
 void ble_dev_close(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     drop_link(d, 0);
     d->rec = ble_rec_close(d->rec, rec_now(d));
     free(d->accel);

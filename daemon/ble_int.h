@@ -68,6 +68,8 @@ struct ble_dev {
     int dead_local;               /* ... for a reason that makes the state error */
     int64_t deadline_ns;          /* connect/setup timeout, backoff end (INT64_MAX: none) */
     int64_t next_cts_ns;          /* streaming: next Current Time read (INT64_MAX: none) */
+    int64_t dl_ns;                /* ble_dev_deadline() as of the last ble_dev_deadline_cached */
+    int dl_fresh;                 /* dl_ns holds: cleared by ble_dev_touch */
     int64_t next_attempt_ms;
     int64_t streaming_ns;         /* mono time streaming began (backoff reset) */
     struct ble_backoff bo;
@@ -121,6 +123,14 @@ void ble_dev_on_io(struct ble_dev *d, uint32_t events);
 void ble_dev_on_timer(struct ble_dev *d);
 /* When the device next needs ble_dev_on_timer (INT64_MAX: never). */
 int64_t ble_dev_deadline(const struct ble_dev *d);
+/* The same, kept from the last call until the device is touched: the manager asks it for
+ * every device twice a cycle (arm, timers), and with 100 devices computing each one's (its
+ * bearer's, relay's and recorder's timers) was a visible share of a cycle. Every function
+ * here, in ble_relay.c and in ble_scan.c that can move one of those deadlines calls
+ * ble_dev_touch(d) first; builds with assertions check the cached value against a fresh one
+ * on every use, so a path that forgets fails the tests. */
+int64_t ble_dev_deadline_cached(struct ble_dev *d);
+static inline void ble_dev_touch(struct ble_dev *d) { d->dl_fresh = 0; }
 /* Closes the link without scheduling a reconnect (shutdown). */
 void ble_dev_close(struct ble_dev *d);
 /* Fills st from the device (strings borrowed from d). */

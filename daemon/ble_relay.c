@@ -337,6 +337,7 @@ static void enqueue(struct ble_dev *d, const struct nudge_decision *nd, const ch
 
 void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const char *participant)
 {
+    ble_dev_touch(d);
     enqueue(d, nd, participant, utc(d));
 }
 
@@ -401,6 +402,7 @@ static int take_decision(void *ud, int64_t row, const struct store_nudge *n)
 
 int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms)
 {
+    ble_dev_touch(d);
     struct restore rs = {0};
     int64_t since = now_ms - BLE_RELAY_NUDGE_TTL_MS;
     int e = store_reader_nudge_acks(rd, d->name, since, take_ack, &rs);
@@ -611,6 +613,7 @@ static const struct gatt_chrc *chrc(const struct gatt_db *db, const struct gatt_
 
 int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
 {
+    ble_dev_touch(d);
     struct att_uuid u;
     const struct gatt_service *sv;
     if (att_uuid_parse(&u, RELAY_UUID_SERVICE) < 0 || !(sv = gatt_db_service(db, &u)))
@@ -656,6 +659,7 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
 
 void ble_relay_streaming(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     if (!live(d))
         return;
     write_resume(d);
@@ -677,6 +681,7 @@ void ble_relay_stored(struct ble_dev *d, int64_t seq, int ok)
     struct ble_relay *r = d->relay;
     if (!r)
         return;
+    ble_dev_touch(d); /* a relay's deadlines move below */
     if (r->uncommitted)
         r->uncommitted--;
     if (ok)
@@ -693,6 +698,7 @@ void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error)
     struct ble_relay *r = d->relay;
     if (!r || (r->have_done && seq <= r->done))
         return; /* stored before */
+    ble_dev_touch(d); /* a relay's deadlines move below */
     if (row_error) {
         r->row_fails = r->row_fails && r->row_seq == seq ? r->row_fails + 1 : 1;
         r->row_seq = seq;
@@ -743,6 +749,7 @@ void ble_relay_pause(struct ble_dev *d, int on)
     struct ble_relay *r = d->relay;
     if (!r || !live(d))
         return;
+    ble_dev_touch(d); /* a relay's deadlines move below */
     if (!on && gap_resume(d)) {
         ble_dev_after(d); /* a RESUME also ends a PAUSE */
         return;
@@ -759,6 +766,7 @@ void ble_relay_after_reply(struct ble_dev *d)
     struct ble_relay *r = d->relay;
     if (!r || !live(d))
         return;
+    ble_dev_touch(d); /* a relay's deadlines move below */
     if (gap_resume(d) || r->ack_due) {
         if (r->ack_due)
             write_ack(d);
@@ -800,6 +808,7 @@ int64_t ble_relay_deadline(const struct ble_dev *d)
 
 void ble_relay_on_timer(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     if (!live(d))
         return;
     struct ble_relay *r = d->relay;
@@ -842,6 +851,7 @@ void ble_relay_info(const struct ble_dev *d, struct ble_relay_info *ret)
 
 void ble_relay_free(struct ble_dev *d)
 {
+    ble_dev_touch(d);
     restore_free(d);
     free(d->relay);
     d->relay = NULL;

@@ -129,6 +129,7 @@ static void start_dev(struct ble_scan *sc, size_t i)
 static void wait_dev(struct ble_scan *sc, size_t i)
 {
     struct ble_dev *d = &sc->devs[i];
+    ble_dev_touch(d);
     d->fd = -1;
     d->deadline_ns = d->next_cts_ns = INT64_MAX;
     d->state = BLE_ST_BACKOFF;
