@@ -38,6 +38,12 @@ C1=$!
 "$PY" "$CLIENT" "$T/sim.sock" session "Test Co" 0x17 2 > "$T/c2.out" 2>&1 || { cat "$T/c2.out"; fail "second client"; }
 wait "$C1" || { cat "$T/c1.out"; fail "first client"; }
 grep -q "listening on $T/sim.sock" "$T/sim.out" || fail "no listening line"
+# the simulator logs a close when it reads the client's end of stream, which can come after
+# the client has exited: wait for it (up to 10 s) rather than racing it
+for _ in $(seq 1 200); do
+  [ "$(grep -c 'closed:' "$T/sim.err")" -ge 2 ] && break
+  sleep 0.05
+done
 [ "$(grep -c 'closed:' "$T/sim.err")" -eq 2 ] || fail "expected two closed connections"
 kill -TERM "$PID"
 rc=0; wait "$PID" || rc=$?
