@@ -3,6 +3,7 @@
  * --store drives it directly; store_writer.c drives it from its own thread and acknowledges
  * events only after store_sync_commit succeeds. */
 #include "daemon/store_int.h"
+#include "pipeline/sources.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ static const char *const stmt_sql[ST__N] = {
 #define POS_SLOTS 32
 struct pos_acc {
     char *source;
+    uint64_t hash; /* str_hash64(source): compared before the names */
     int64_t seq, ts;
     int has_seq;
     int hub; /* every event of the source in this transaction was hub-numbered */
@@ -59,6 +61,7 @@ struct pos_acc {
 #define HUB_POS_EVERY_MS 1000
 struct hub_pos {
     char *source;
+    uint64_t hash;
     int64_t seq, ts;
     int dirty; /* committed since the last write of the positions table */
 };
@@ -70,7 +73,7 @@ struct store_sync {
     size_t pending;
     struct pos_acc pos[POS_SLOTS];
     size_t npos;
-    struct hub_pos *hub; /* sorted by source */
+    struct hub_pos *hub; /* sorted by hash, then source */
     size_t nhub, hubcap, hub_dirty;
     int64_t hub_written_ms; /* monotonic */
     int hub_force;          /* write them at the next commit, whatever the time */
@@ -169,12 +172,14 @@ static int pos_write(struct store_sync *s, int keep_hub)
     return 0;
 }
 
-static struct hub_pos *hub_find(struct store_sync *s, const char *source, size_t *at)
+static struct hub_pos *hub_find(struct store_sync *s, const char *source, uint64_t hash,
+                                size_t *at)
 {
     size_t lo = 0, hi = s->nhub;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->hub[mid].source, source);
+        uint64_t h = s->hub[mid].hash;
+        int c = h != hash ? (h < hash ? -1 : 1) : strcmp(s->hub[mid].source, source);
         if (c == 0)
             return &s->hub[mid];
         if (c < 0)
@@ -208,11 +213,12 @@ static void hub_keep(struct store_sync *s)
     for (size_t i = 0; i < s->npos; i++) {
         struct pos_acc *p = &s->pos[i];
         size_t at = 0;
-        struct hub_pos *h = hub_find(s, p->source, &at);
+        struct hub_pos *h = hub_find(s, p->source, p->hash, &at);
         if (!h) {
             memmove(&s->hub[at + 1], &s->hub[at], (s->nhub - at) * sizeof *s->hub);
             h = &s->hub[at];
-            *h = (struct hub_pos){.source = p->source, .seq = p->seq, .ts = p->ts};
+            *h = (struct hub_pos){.source = p->source, .hash = p->hash, .seq = p->seq,
+                                  .ts = p->ts};
             p->source = NULL; /* moved */
             s->nhub++;
         } else {
@@ -263,8 +269,9 @@ static void hub_written(struct store_sync *s)
 static int pos_note(struct store_sync *s, const struct store_event *e)
 {
     struct pos_acc *p = NULL;
+    uint64_t hash = str_hash64(e->source);
     for (size_t i = 0; i < s->npos && !p; i++)
-        if (strcmp(s->pos[i].source, e->source) == 0)
+        if (s->pos[i].hash == hash && strcmp(s->pos[i].source, e->source) == 0)
             p = &s->pos[i];
     if (!p) {
         if (s->npos == POS_SLOTS) {
@@ -275,6 +282,7 @@ static int pos_note(struct store_sync *s, const struct store_event *e)
         p = &s->pos[s->npos];
         if (!(p->source = strdup(e->source)))
             return -ENOMEM;
+        p->hash = hash;
         s->npos++;
         p->has_seq = 0;
         p->seq = 0;

@@ -1,5 +1,6 @@
 /* App episodes from a compact log of screen and app events (appepisode.h has the rules). */
 #include "pipeline/appepisode.h"
+#include "pipeline/sources.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -45,15 +46,7 @@ int64_t aep_first_ts(const struct aep_log *l) { return l->n ? ev_ts(l->ev[0]) : 
 
 /* ---- the app table ------------------------------------------------------------------ */
 
-uint64_t aep_hash(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+uint64_t aep_hash(const char *s) { return str_hash64(s); }
 
 /* An item matches a package id exactly or, when it ends with '.', as a prefix. */
 static int list_match(const char (*list)[EV_NAME_MAX + 1], size_t n, const char *name)

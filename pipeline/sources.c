@@ -20,9 +20,9 @@ int vec_grow(void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-static uint64_t hash_str(const char *s)
+uint64_t str_hash64(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
@@ -32,7 +32,7 @@ static uint64_t hash_str(const char *s)
 static size_t *probe(size_t *slot, size_t cap, const char *key, name_of_fn name_of,
                      const void *ctx)
 {
-    size_t i = hash_str(key) & (cap - 1);
+    size_t i = str_hash64(key) & (cap - 1);
     while (slot[i] && strcmp(name_of(ctx, slot[i] - 1), key) != 0)
         i = (i + 1) & (cap - 1);
     return &slot[i];

@@ -14,6 +14,8 @@
 
 /* Grows *arr to hold at least need elements of elem bytes (doubling). 0 or -ENOMEM. */
 int vec_grow(void **arr, size_t *cap, size_t need, size_t elem);
+/* 64-bit FNV-1a of a NUL-terminated string: names compared by hash first. */
+uint64_t str_hash64(const char *s);
 
 typedef const char *(*name_of_fn)(const void *ctx, size_t i);
 
