@@ -18,6 +18,7 @@
  *        defaults 100 50 20, and one participant per device (devices are shared out in turn)
  * environment: BENCH_BLE_TMP (directory for the store and sockets, default /tmp),
  *              BENCH_BLE_LATENESS ([pipeline] lateness, default 2s),
+ *              BENCH_BLE_COALESCE ([store] ble_coalesce, default: the daemon's own, 3ms),
  *              BENCH_BLE_PHASES: spread (default: device i notifies at phase i/DEVICES of the
  *              period, as independent devices spread over it), burst (all at once), or
  *              connect (one period after each device's CCCD write: whatever the connection
@@ -415,6 +416,7 @@ int main(int argc, char **argv)
         return 1;
     snprintf(sock_path, sizeof sock_path, "%s/s", dir);
     const char *lateness = getenv("BENCH_BLE_LATENESS") ? getenv("BENCH_BLE_LATENESS") : "2s";
+    const char *coalesce = getenv("BENCH_BLE_COALESCE");
     const char *ph = getenv("BENCH_BLE_PHASES") ? getenv("BENCH_BLE_PHASES") : "spread";
     if (strcmp(ph, "burst") == 0)
         phases = PH_BURST;
@@ -450,8 +452,9 @@ int main(int argc, char **argv)
         }
     }
     printf("bench_ble: %d devices x %d notifications/s (phases: %s), %d participants, %d s "
-           "window, [pipeline] lateness %s, store in %s%s\n", n_dev, rate, ph, n_part, seconds,
-           lateness, dir, isolate ? "; isolated: the daemon on all CPUs but the last" : "");
+           "window, [pipeline] lateness %s, [store] ble_coalesce %s, store in %s%s\n", n_dev, rate,
+           ph, n_part, seconds, lateness, coalesce ? coalesce : "(default)", dir,
+           isolate ? "; isolated: the daemon on all CPUs but the last" : "");
 
     /* 1. baseline: simulators and a raw reader, this process only */
     struct sim_result sr = {0};
@@ -485,10 +488,12 @@ int main(int argc, char **argv)
     /* lateness: the pipeline holds every event until the watermark (newest event time minus
      * lateness) passes it; BLE events arrive in time order, seconds suffice (design card) */
     fprintf(f, "[daemon]\nlog_level = notice\n[pipeline]\nlateness = %s\n"
-               "[store]\npath = %s/engaged.db\n"
-               "[publish]\nendpoint = ipc://%s/feed\nevent_topics = yes\n"
+               "[store]\npath = %s/engaged.db\n", lateness, dir);
+    if (coalesce)
+        fprintf(f, "ble_coalesce = %s\n", coalesce);
+    fprintf(f, "[publish]\nendpoint = ipc://%s/feed\nevent_topics = yes\n"
                "[control]\nendpoint = ipc://%s/control\n[ingest]\nendpoint = ipc://%s/ingest\n",
-            lateness, dir, dir, dir, dir);
+            dir, dir, dir);
     for (int i = 0; i < n_part; i++)
         fprintf(f, "[participant p%03d]\ntz = Europe/London\n", i);
     for (int i = 0; i < n_dev; i++)
