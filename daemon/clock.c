@@ -13,3 +13,13 @@ static int64_t ms_of(clockid_t id)
 
 int64_t daemon_now_ms(void) { return ms_of(CLOCK_REALTIME); }
 int64_t daemon_mono_ms(void) { return ms_of(CLOCK_MONOTONIC); }
+
+void daemon_ts_add(struct timespec *t, time_t sec, long nsec)
+{
+    t->tv_sec += sec;
+    t->tv_nsec += nsec;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}

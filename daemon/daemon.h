@@ -4,6 +4,7 @@
 #define ENGAGED_DAEMON_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "daemon/zap.h"
 
@@ -52,6 +53,9 @@ struct daemon {
 /* daemon/clock.c: UTC and monotonic milliseconds */
 int64_t daemon_now_ms(void);
 int64_t daemon_mono_ms(void);
+/* t moved on by sec seconds and nsec (0 <= nsec < 1e9) nanoseconds, tv_nsec kept below 1e9:
+ * the deadlines of pthread_cond_timedwait and clock_nanosleep. */
+void daemon_ts_add(struct timespec *t, time_t sec, long nsec);
 /* Reads a socket's CURVE key files (if configured) into c, logging FILE:LINE errors. */
 int daemon_curve_setup(struct zap *zap, struct daemon_curve *c, const char *domain,
                        const char *secret_file, const char *clients_file);

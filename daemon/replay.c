@@ -152,12 +152,7 @@ static void pace(double speed, int64_t ts, int64_t *ts0, struct timespec *wall0)
     if (due_s <= 0)
         return;
     struct timespec t = *wall0;
-    t.tv_sec += (time_t)due_s;
-    t.tv_nsec += (long)((due_s - floor(due_s)) * 1e9);
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
+    daemon_ts_add(&t, (time_t)due_s, (long)((due_s - floor(due_s)) * 1e9));
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
         ;
 }

@@ -67,12 +67,7 @@ static void ckpt_wait(struct store_ckpt *c, int retry_ms)
     }
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += retry_ms / 1000;
-    until.tv_nsec += (long)(retry_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    daemon_ts_add(&until, retry_ms / 1000, (long)(retry_ms % 1000) * 1000000L);
     while (!c->want && !c->stop)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) {
             c->want = 1;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "daemon/daemon.h"
 #include "daemon/store.h"
 
 struct fx {
@@ -152,6 +153,24 @@ static void test_sqlite_memory_statistics_are_off(void **state)
     assert_int_equal(sqlite3_memory_used(), 0);
     assert_int_equal(store_sync_close(s), 0);
     assert_int_equal(sqlite3_memory_highwater(0), 0);
+}
+
+/* The checkpointer's retry deadline (and replay's pacing) add to a timespec through
+ * daemon_ts_add: the nanoseconds carry into the seconds at exactly 1e9. */
+static void test_timespec_add_carries(void **state)
+{
+    (void)state;
+    struct timespec t = {10, 999999999L};
+    daemon_ts_add(&t, 0, 1);
+    assert_int_equal(t.tv_sec, 11);
+    assert_int_equal(t.tv_nsec, 0);
+    t = (struct timespec){10, 500000000L};
+    daemon_ts_add(&t, 2, 499999999L);
+    assert_int_equal(t.tv_sec, 12);
+    assert_int_equal(t.tv_nsec, 999999999L);
+    daemon_ts_add(&t, 0, 999999999L);
+    assert_int_equal(t.tv_sec, 13);
+    assert_int_equal(t.tv_nsec, 999999998L);
 }
 
 static void test_migrates_empty_file_and_reopens(void **state)
@@ -1214,6 +1233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sqlite_memory_statistics_are_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_empty_file_and_reopens, setup, teardown),
+        cmocka_unit_test(test_timespec_add_carries),
         cmocka_unit_test_setup_teardown(test_refuses_newer_schema_and_foreign_databases, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_files_are_owner_only, setup, teardown),
