@@ -299,11 +299,8 @@ static void put_lit(struct out *o, const char *s)
  * and this avoids a snprintf per field on the store's hot path. */
 static void put_i64(struct out *o, int64_t v)
 {
-    char tmp[1 + FMT_U64_MAX];
-    size_t sign = v < 0;
-    tmp[0] = '-';
-    size_t n = fmt_u64(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, tmp + sign);
-    put(o, tmp, sign + n);
+    char tmp[FMT_I64_MAX];
+    put(o, tmp, fmt_i64(v, tmp));
 }
 
 static void put_num(struct out *o, double v)

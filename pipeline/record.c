@@ -41,14 +41,33 @@ static int fmt_integer(double v, char *buf, size_t cap)
 
 size_t fmt_u64(uint64_t v, char *buf)
 {
-    char tmp[FMT_U64_MAX];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(buf, tmp + i, sizeof tmp - i);
-    return sizeof tmp - i;
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char tmp[FMT_U64_MAX], *p = tmp + sizeof tmp;
+    while (v >= 100) {
+        p -= 2;
+        memcpy(p, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(buf, p, n);
+    return n;
+}
+
+size_t fmt_i64(int64_t v, char *buf)
+{
+    if (v >= 0)
+        return fmt_u64((uint64_t)v, buf);
+    buf[0] = '-';
+    return 1 + fmt_u64(0 - (uint64_t)v, buf + 1);
 }
 
 int fmt_number(double v, char *buf, size_t cap)
@@ -329,29 +348,11 @@ static int put_raw(char *buf, size_t cap, size_t *pos, const char *s)
  * time, from the end of a scratch buffer. */
 static int put_int(char *buf, size_t cap, size_t *pos, int64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
-                                "25262728293031323334353637383940414243444546474849"
-                                "50515253545556575859606162636465666768697071727374"
-                                "75767778798081828384858687888990919293949596979899";
-    char tmp[24], *p = tmp + sizeof tmp;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    while (u >= 100) {
-        p -= 2;
-        memcpy(p, pairs + 2 * (u % 100), 2);
-        u /= 100;
-    }
-    if (u >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * u, 2);
-    } else {
-        *--p = (char)('0' + u);
-    }
-    if (v < 0)
-        *--p = '-';
-    size_t n = (size_t)(tmp + sizeof tmp - p);
+    char tmp[FMT_I64_MAX];
+    size_t n = fmt_i64(v, tmp);
     if (*pos + n >= cap) /* the digits and the NUL */
         return -ENOSPC;
-    memcpy(buf + *pos, p, n);
+    memcpy(buf + *pos, tmp, n);
     *pos += n;
     buf[*pos] = 0;
     return 0;

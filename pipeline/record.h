@@ -55,9 +55,12 @@ int record_to_json(const struct feature_record *r, char *buf, size_t cap);
 int fmt_number(double v, char *buf, size_t cap);
 
 /* v in decimal into buf (room for FMT_U64_MAX bytes; no NUL): the number of digits. Exact
- * at any magnitude, and with no snprintf: it is on the per-event paths. */
+ * at any magnitude, and with no snprintf: it is on the per-event paths (records, canonical
+ * events, the last-value cache's seq). fmt_i64: the same with a leading '-' below 0. */
 #define FMT_U64_MAX 20
+#define FMT_I64_MAX 20 /* INT64_MIN: '-' and 19 digits */
 size_t fmt_u64(uint64_t v, char *buf);
+size_t fmt_i64(int64_t v, char *buf);
 
 /* Where the pipeline sends its output. Returns 0 or a negative errno; the pipeline
  * counts failures but never stops on them. The record is borrowed. */

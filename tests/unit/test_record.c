@@ -249,6 +249,15 @@ static void test_integers_and_strings_in_records(void **state)
     }
 }
 
+/* buf (cap bytes, '#' before the call) holds want as its first n bytes and nothing after. */
+static void check_digits(const char *buf, size_t cap, size_t n, const char *want)
+{
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(buf, want, n);
+    for (size_t j = n; j < cap; j++)
+        assert_int_equal(buf[j], '#');
+}
+
 /* fmt_u64: every digit count, both ends of the range, no NUL written, nothing past them. */
 static void test_u64_digits(void **state)
 {
@@ -264,16 +273,21 @@ static void test_u64_digits(void **state)
     }
     for (size_t k = 0; k < n_cases; k++) {
         memset(buf, '#', sizeof buf);
-        size_t n = fmt_u64(cases[k], buf);
         snprintf(want, sizeof want, "%" PRIu64, cases[k]);
-        assert_int_equal(n, strlen(want));
-        assert_memory_equal(buf, want, n);
-        for (size_t j = n; j < sizeof buf; j++)
-            assert_int_equal(buf[j], '#');
+        check_digits(buf, sizeof buf, fmt_u64(cases[k], buf), want);
     }
     memset(buf, '#', sizeof buf);
     assert_int_equal(fmt_u64(UINT64_MAX, buf), 20);
     assert_memory_equal(buf, "18446744073709551615", 20);
+    /* fmt_i64: the sign, and INT64_MIN, whose magnitude has no int64_t */
+    static const int64_t ic[] = {0, -1, 1, -9, -10, -99, -100, INT64_MAX, INT64_MIN,
+                                 INT64_MIN + 1, -1234567890123LL};
+    char ibuf[FMT_I64_MAX + 4];
+    for (size_t k = 0; k < sizeof ic / sizeof ic[0]; k++) {
+        memset(ibuf, '#', sizeof ibuf);
+        snprintf(want, sizeof want, "%" PRId64, ic[k]);
+        check_digits(ibuf, sizeof ibuf, fmt_i64(ic[k], ibuf), want);
+    }
 }
 
 int main(void)
