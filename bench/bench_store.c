@@ -15,13 +15,13 @@
  * Files go to a fresh directory under $TMPDIR (default /tmp) and are removed. */
 #include "daemon/store.h"
 
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 static double now(void)
 {
@@ -126,7 +126,7 @@ static double bare_sqlite(const char *db, const struct rows *r, unsigned batch_m
     return t;
 }
 
-static double through_writer(void *zctx, const char *db, const struct rows *r, size_t req,
+static double through_writer(const char *db, const struct rows *r, size_t req,
                              unsigned batch_max, int sync_full, size_t *bad)
 {
     struct store_opts o;
@@ -134,7 +134,7 @@ static double through_writer(void *zctx, const char *db, const struct rows *r, s
     o.batch_max = batch_max;
     o.sync_full = sync_full;
     int e = 0;
-    struct store_writer *w = store_writer_start(zctx, db, &o, &e);
+    struct store_writer *w = store_writer_start(db, &o, &e);
     if (!w) {
         fprintf(stderr, "bench_store: %s: %s\n", db, store_strerror(e));
         return -1;
@@ -165,9 +165,8 @@ static double through_writer(void *zctx, const char *db, const struct rows *r, s
                 *bad += all != 0 || st[i] != STORE_INSERTED;
         }
         if (acked < nreq) {
-            zmq_pollitem_t it = { store_writer_socket(w), 0,
-                                  (short)(ZMQ_POLLIN | (next < nreq ? ZMQ_POLLOUT : 0)), 0 };
-            zmq_poll(&it, 1, 1000);
+            struct pollfd p = { .fd = store_writer_fd(w), .events = POLLIN };
+            poll(&p, 1, 1000);
         }
     }
     double t = now() - t0;
@@ -201,7 +200,6 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(db, sizeof db, "%s/bench.db", dir);
-    void *zctx = zmq_ctx_new();
     size_t bad_b = 0, bad_c = 0;
 
     double ta = 1e30, tb = 1e30, tc = 1e30;
@@ -210,9 +208,9 @@ int main(int argc, char **argv)
         rm_db(db);
         t[0] = bare_sqlite(db, &r, batch_max);
         rm_db(db);
-        t[1] = through_writer(zctx, db, &r, req, batch_max, 0, &bad_b);
+        t[1] = through_writer(db, &r, req, batch_max, 0, &bad_b);
         rm_db(db);
-        t[2] = through_writer(zctx, db, &r, req, batch_max, 1, &bad_c);
+        t[2] = through_writer(db, &r, req, batch_max, 1, &bad_c);
         rm_db(db);
         if (t[0] <= 0 || t[1] <= 0 || t[2] <= 0 || bad_b || bad_c) {
             ta = -1;
@@ -223,7 +221,6 @@ int main(int argc, char **argv)
         tc = t[2] < tc ? t[2] : tc;
     }
     rmdir(dir);
-    zmq_ctx_term(zctx);
     if (ta <= 0 || tb <= 0 || tc <= 0) {
         fprintf(stderr, "bench_store: a run failed\n");
         return 1;

@@ -366,27 +366,26 @@ static void drain_store_replies(struct daemon *d)
     }
 }
 
-/* The loop's poll set is an epoll fd. The signalfd, the timerfds and the BLE and USB sets are
- * in it as they are; a ZeroMQ socket is in it through its ZMQ_FD, which only says that
+/* The loop's poll set is an epoll fd. The signalfd, the timerfds, the store writer's reply
+ * queue and the BLE and USB sets are in it as they are; a ZeroMQ socket is in it through its ZMQ_FD, which only says that
  * commands reached the socket's mailbox (a peer's message, a new pipe). What the socket can
  * do is then read with ZMQ_EVENTS, and since any call on the socket may take in those
  * commands without the fd ever showing them, ZMQ_EVENTS is asked again after every use of
  * the socket, not only when its fd fires. zmq_poll asks every socket on every call, twice
  * (before and after waiting), each time with a poll() on the mailbox and a getpid(); asking
  * only the sockets that can have changed saves most of those system calls under load. */
-enum { Z_ZAP, Z_CTL, Z_ING, Z_STORE, Z_PUB, Z_N }; /* the order sockets are served in */
-enum { T_SIG = Z_N, T_WD, T_ST, T_BLE, T_USB };
+enum { Z_ZAP, Z_CTL, Z_ING, Z_PUB, Z_N }; /* the order sockets are served in */
+enum { T_SIG = Z_N, T_WD, T_ST, T_STORE, T_BLE, T_USB };
 
 struct zwatch {
     void *sock;
     int check;    /* ask ZMQ_EVENTS: the fd fired, or the socket was used since last asked */
-    uint64_t ops; /* for the store and the publisher: their use count when last asked */
+    uint64_t ops; /* for the publisher: its use count when last asked */
 };
 
 static uint64_t zwatch_ops(const struct daemon *d, int k)
 {
-    return k == Z_STORE ? store_writer_socket_ops(d->sw)
-           : k == Z_PUB ? publisher_socket_ops(d->pub) : 0;
+    return k == Z_PUB ? publisher_socket_ops(d->pub) : 0;
 }
 
 static int epoll_add(int ep, int fd, uint32_t tag)
@@ -403,7 +402,6 @@ static int loop_open(struct daemon *d, struct zwatch *z)
     z[Z_ZAP].sock = d->zap ? zap_socket(d->zap) : NULL;
     z[Z_CTL].sock = d->ctl ? control_socket(d->ctl) : NULL;
     z[Z_ING].sock = d->ing ? ingest_socket(d->ing) : NULL;
-    z[Z_STORE].sock = store_writer_socket(d->sw);
     z[Z_PUB].sock = d->pub ? publisher_socket(d->pub) : NULL;
     int e = 0;
     for (int k = 0; k < Z_N && !e; k++) {
@@ -419,11 +417,19 @@ static int loop_open(struct daemon *d, struct zwatch *z)
     }
     if (!e && !((e = epoll_add(ep, d->sfd, T_SIG)) || (e = epoll_add(ep, d->wdfd, T_WD)) ||
                 (e = epoll_add(ep, d->stfd, T_ST)) ||
+                (e = epoll_add(ep, store_writer_fd(d->sw), T_STORE)) ||
                 (e = epoll_add(ep, d->ble ? ble_fd(d->ble) : -1, T_BLE)) || /* BLE */
                 (e = epoll_add(ep, usb_fd(d->usb), T_USB))))                /* USB */
         return ep;
     close(ep);
     return e;
+}
+
+/* The writer's replies; acknowledgements went out, and the ingest queue has room again. */
+static void store_replies(struct daemon *d, struct zwatch *z)
+{
+    drain_store_replies(d);
+    z[Z_ING].check = 1;
 }
 
 /* One turn over the ZeroMQ sockets that may have something: each is asked for its events
@@ -432,14 +438,17 @@ static int loop_open(struct daemon *d, struct zwatch *z)
 static int zmq_turn(struct daemon *d, struct zwatch *z)
 {
     int served = 0;
+    if (store_replies_held(d->sw)) { /* kept by a flush: the reply queue's fd does not say */
+        store_replies(d, z);
+        served = 1;
+    }
     for (int k = 0; k < Z_N; k++) {
         if (!z[k].sock)
             continue;
         uint64_t ops = zwatch_ops(d, k);
         if (ops != z[k].ops)
             z[k].check = 1;
-        int held = k == Z_STORE && store_replies_held(d->sw);
-        if (!z[k].check && !held)
+        if (!z[k].check)
             continue;
         int want = k != Z_ING || ingest_can_read(d->ing);
         int ev = 0;
@@ -452,16 +461,12 @@ static int zmq_turn(struct daemon *d, struct zwatch *z)
         z[k].check = 0;
         /* A full ingest queue: asked only to take in the fd's signal (level-triggered, it
          * would fire again and again). The store reply that makes room asks again. */
-        if (!want || (!(ev & ZMQ_POLLIN) && !held))
+        if (!want || !(ev & ZMQ_POLLIN))
             continue;
         switch (k) {
         case Z_ZAP: zap_on_readable(d->zap); break;
         case Z_CTL: control_on_readable(d->ctl, daemon_control, d); break;
         case Z_ING: ingest_on_readable(d->ing, d->sw, daemon_now_ms()); break;
-        case Z_STORE:
-            drain_store_replies(d);
-            z[Z_ING].check = 1; /* acknowledgements went out, and the queue has room */
-            break;
         case Z_PUB: publisher_on_readable(d->pub); break;
         }
         /* a batch may have left input behind, and the handler used the socket */
@@ -497,6 +502,7 @@ static int loop(struct daemon *d)
             case T_SIG: handle_signal(d); break;
             case T_WD: timer_drain(d->wdfd); watchdog_tick(d); break;
             case T_ST: timer_drain(d->stfd); notify_status(d); break;
+            case T_STORE: store_replies(d, z); break;
             case T_BLE: ble_dispatch(d->ble); break; /* BLE */
             case T_USB: usb_dispatch(d->usb); break; /* USB */
             default:
@@ -673,7 +679,7 @@ int run_main(int argc, char **argv)
     so.sync_full = d->cf->store.synchronous == CONF_SYNC_FULL;
     so.cache_kib = (int)(d->cf->store.cache_size >> 10);
     so.queue_hwm = 100000;
-    d->sw = store_writer_start(d->zctx, d->cf->store.path, &so, &e);
+    d->sw = store_writer_start(d->cf->store.path, &so, &e);
     if (!d->sw) {
         log_error("store %s: %s", d->cf->store.path, store_strerror(e));
         rc = EX_CANTCREAT;

@@ -4,8 +4,8 @@
  *
  * Three ways in:
  *  - store_writer_*: the daemon's path. A dedicated thread owns the only write connection
- *    and is fed through a ZeroMQ inproc PAIR, so an fsync on a slow SD card never blocks
- *    the main loop. Events are acknowledged (store_read_reply) only after COMMIT.
+ *    and is fed through an in-process queue (daemon/mq.h), so an fsync on a slow SD card
+ *    never blocks the main loop. Events are acknowledged (store_read_reply) only after COMMIT.
  *  - store_sync_*: the same writes, single-threaded, for replay --store and tools.
  *  - store_reader_*: a read-only connection, usable while a writer runs (replay of a
  *    store, restart recovery, engagectl).
@@ -120,22 +120,15 @@ struct store_writer;
 
 /* Opens (creating with mode 0600 and migrating if needed) the database in the calling
  * thread, so schema errors are reported here, then starts the writer thread with all
- * signals blocked. zctx is borrowed and must outlive the writer. Returns NULL with *err. */
-struct store_writer *store_writer_start(void *zctx, const char *path, const struct store_opts *o,
-                                        int *err);
+ * signals blocked. Returns NULL with *err. */
+struct store_writer *store_writer_start(const char *path, const struct store_opts *o, int *err);
 
-/* The caller's end of the PAIR (borrowed). Poll it for ZMQ_POLLIN (replies waiting) and,
- * when a submit returned -EAGAIN, for ZMQ_POLLOUT (room again). Do not read or write it
- * directly. */
-void *store_writer_socket(struct store_writer *w);
-
-/* How many times this end has called into libzmq on its socket (sends, receives, waits).
- * A loop that watches the socket's ZMQ_FD must ask ZMQ_EVENTS again whenever this changed:
- * the fd only signals commands reaching the socket, and any call may consume that signal. */
-uint64_t store_writer_socket_ops(const struct store_writer *w);
+/* Readable (POLLIN, level) while replies may wait for store_read_reply; it can also be
+ * readable with none (read until -EAGAIN, which clears it). Do not read it directly. */
+int store_writer_fd(const struct store_writer *w);
 
 /* 1 while replies that arrived during store_flush wait in memory for store_read_reply: the
- * socket does not signal those. */
+ * fd does not signal those. */
 int store_replies_held(const struct store_writer *w);
 
 /* Waits up to timeout_ms for room to send (after a submit returned -EAGAIN for a full
@@ -143,7 +136,7 @@ int store_replies_held(const struct store_writer *w);
 int store_wait_room(struct store_writer *w, int timeout_ms);
 
 /* Queue events for storage; nothing blocks. token comes back in the reply. Returns 0,
- * -EAGAIN when the queue is full (backpressure: stop reading inputs, poll POLLOUT, retry),
+ * -EAGAIN when the queue is full (backpressure: stop reading inputs, read replies, retry),
  * -EINVAL / -EMSGSIZE for a malformed request (n == 0 or > STORE_BATCH_MAX_LIMIT, missing
  * fields, body > STORE_BODY_MAX, request > STORE_REQ_MAX_BYTES). */
 int store_submit_events(struct store_writer *w, uint64_t token, const struct store_event *ev,

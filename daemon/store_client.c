@@ -1,73 +1,56 @@
 /* The caller's side of the store writer thread (store_writer.c): starting and stopping
- * it, and the non-blocking requests and replies the daemon's zmq_poll loop uses. Nothing
- * here touches SQLite after start-up, so the main loop never waits on the disk; the only
- * blocking calls are store_flush and store_writer_stop, meant for shutdown and tests. */
+ * it, and the non-blocking requests and replies the daemon's loop uses. Nothing here
+ * touches SQLite after start-up, so the main loop never waits on the disk; the only
+ * blocking calls are store_flush, store_wait_room and store_writer_stop, meant for
+ * shutdown, backpressure and tests. */
 #include "daemon/store_int.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
-
-static int set_int(void *sock, int opt, int v)
-{
-    return zmq_setsockopt(sock, opt, &v, sizeof v) < 0 ? -errno : 0;
-}
 
 static void writer_free(struct store_writer *w)
 {
     while (w->head) {
-        struct store_held *h = w->head;
-        w->head = h->next;
-        free(h);
+        struct mq_msg *m = w->head;
+        w->head = m->next;
+        mq_msg_free(m);
     }
-    if (w->sock)
-        zmq_close(w->sock);
-    if (w->tsock)
-        zmq_close(w->tsock);
+    mq_msg_free(w->stop);
+    mq_destroy(&w->req);
+    mq_destroy(&w->rep);
     if (w->db)
         store__ckpt_stop(w->ckpt, store__sync_db(w->db));
     store_sync_close(w->db);
     free(w);
 }
 
-struct store_writer *store_writer_start(void *zctx, const char *path, const struct store_opts *in,
-                                        int *err)
+struct store_writer *store_writer_start(const char *path, const struct store_opts *in, int *err)
 {
     struct store_writer *w = calloc(1, sizeof *w);
     int r = w ? 0 : -ENOMEM;
+    if (w)
+        w->req.efd = w->rep.efd = -1; /* what mq_destroy leaves alone */
     if (r == 0)
         r = store__norm_opts(in, &w->o);
     if (r == 0)
         r = store_sync_open(path, &w->o, &w->db);
     if (r == 0)
         r = store__ckpt_start(path, store__sync_db(w->db), &w->ckpt);
-    if (r == 0) {
-        w->sock = zmq_socket(zctx, ZMQ_PAIR);
-        w->tsock = zmq_socket(zctx, ZMQ_PAIR);
-        if (!w->sock || !w->tsock)
-            r = -errno;
-    }
     /* queue_hwm bounds the event requests in flight (counted in store_submit_events); the
-     * sockets' HWMs only bound fire-and-forget records and nudges, and leave room for every
-     * reply the budget allows, so the writer never blocks on a reply. */
-    int hwm = 0;
-    if (w) {
-        w->budget = w->o.queue_hwm > 1 ? (size_t)w->o.queue_hwm / 2 : 1;
-        hwm = w->o.queue_hwm + 1024;
-    }
-    for (int i = 0; r == 0 && i < 2; i++) {
-        void *sk = i ? w->tsock : w->sock;
-        if ((r = set_int(sk, ZMQ_SNDHWM, hwm)) == 0 && (r = set_int(sk, ZMQ_RCVHWM, hwm)) == 0)
-            r = set_int(sk, ZMQ_LINGER, 0);
-    }
+     * request queue's limit bounds fire-and-forget records and nudges, above what that
+     * budget can queue. Replies are bounded by the budget, so the thread never waits. */
     if (r == 0) {
-        char ep[64];
-        snprintf(ep, sizeof ep, "inproc://engaged-store-%p", (void *)w);
-        if (zmq_bind(w->tsock, ep) < 0 || zmq_connect(w->sock, ep) < 0)
-            r = -errno;
+        w->budget = w->o.queue_hwm > 1 ? (size_t)w->o.queue_hwm / 2 : 1;
+        r = mq_init(&w->req, (size_t)w->o.queue_hwm + 1024);
     }
+    if (r == 0)
+        r = mq_init(&w->rep, 0);
+    if (r == 0 && !(w->stop = mq_msg_new(1)))
+        r = -ENOMEM;
+    if (r == 0)
+        w->stop->data[0] = M_STOP;
     if (r == 0) {
         /* The daemon takes signals through signalfd on the main thread; a thread created
          * with everything blocked can never receive one, not even before it runs. */
@@ -87,29 +70,21 @@ struct store_writer *store_writer_start(void *zctx, const char *path, const stru
     return w;
 }
 
-void *store_writer_socket(struct store_writer *w)
-{
-    return w->sock;
-}
-
-uint64_t store_writer_socket_ops(const struct store_writer *w) { return w->ops; }
+int store_writer_fd(const struct store_writer *w) { return mq_fd(&w->rep); }
 int store_replies_held(const struct store_writer *w) { return w->head != NULL; }
 
 int store_wait_room(struct store_writer *w, int timeout_ms)
 {
-    w->ops++;
-    zmq_pollitem_t it = {w->sock, 0, ZMQ_POLLOUT, 0};
-    return zmq_poll(&it, 1, timeout_ms) < 0 ? -errno : 0;
+    mq_wait_room(&w->req, timeout_ms);
+    return 0;
 }
 
-static int send_now(struct store_writer *w, zmq_msg_t *m)
+static int send_now(struct store_writer *w, struct mq_msg *m)
 {
-    w->ops++;
-    if (zmq_msg_send(m, w->sock, ZMQ_DONTWAIT) >= 0)
-        return 0;
-    int e = errno;
-    zmq_msg_close(m);
-    return -e;
+    int r = mq_send(&w->req, m);
+    if (r < 0)
+        mq_msg_free(m);
+    return r;
 }
 
 static int str_len(const char *s, uint16_t *len)
@@ -179,10 +154,10 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
         if (total > STORE_REQ_MAX_BYTES)
             return -EMSGSIZE;
     }
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, total) < 0)
-        return -errno;
-    uint8_t *p = zmq_msg_data(&m);
+    struct mq_msg *m = mq_msg_new(total);
+    if (!m)
+        return -ENOMEM;
+    uint8_t *p = m->data;
     struct wire_req rq;
     memset(&rq, 0, sizeof rq);
     rq.token = token;
@@ -208,7 +183,7 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
         p = put_str(p, e->type, we.type_len);
         p = put_str(p, e->body, we.body_len);
     }
-    int r = send_now(w, &m);
+    int r = send_now(w, m);
     if (r == 0)
         w->outstanding++;
     return r;
@@ -231,18 +206,17 @@ int store_submit_record(struct store_writer *w, const struct store_record *r)
     wr.end = r->end;
     wr.revision = r->revision;
     wr.body_len = (uint32_t)r->body_len;
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, 1 + sizeof wr + wr.participant_len + wr.feature_len +
-                                  wr.window_len + wr.body_len + 4) < 0)
-        return -errno;
-    uint8_t *p = zmq_msg_data(&m);
+    struct mq_msg *m = mq_msg_new(1 + sizeof wr + wr.participant_len + wr.feature_len + wr.window_len + wr.body_len + 4);
+    if (!m)
+        return -ENOMEM;
+    uint8_t *p = m->data;
     *p++ = M_RECORD;
     p = put(p, &wr, sizeof wr);
     p = put_str(p, r->participant, wr.participant_len);
     p = put_str(p, r->feature, wr.feature_len);
     p = put_str(p, r->window, wr.window_len);
     put_str(p, r->body, wr.body_len);
-    return send_now(w, &m);
+    return send_now(w, m);
 }
 
 int store_submit_nudge(struct store_writer *w, const struct store_nudge *nu)
@@ -258,17 +232,16 @@ int store_submit_nudge(struct store_writer *w, const struct store_nudge *nu)
     wn.ts = nu->ts;
     wn.has_body = nu->body != NULL;
     wn.body_len = nu->body ? (uint32_t)nu->body_len : 0;
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, 1 + sizeof wn + wn.participant_len + wn.rule_len + wn.body_len +
-                                  3) < 0)
-        return -errno;
-    uint8_t *p = zmq_msg_data(&m);
+    struct mq_msg *m = mq_msg_new(1 + sizeof wn + wn.participant_len + wn.rule_len + wn.body_len + 3);
+    if (!m)
+        return -ENOMEM;
+    uint8_t *p = m->data;
     *p++ = M_NUDGE;
     p = put(p, &wn, sizeof wn);
     p = put_str(p, nu->participant, wn.participant_len);
     p = put_str(p, nu->rule, wn.rule_len);
     put_str(p, nu->body, wn.body_len);
-    return send_now(w, &m);
+    return send_now(w, m);
 }
 
 int store_submit_gatt_cache(struct store_writer *w, const char *device, const uint8_t *blob,
@@ -283,16 +256,16 @@ int store_submit_gatt_cache(struct store_writer *w, const char *device, const ui
         return len ? -EMSGSIZE : -EINVAL;
     wg.has_blob = blob != NULL;
     wg.blob_len = blob ? (uint32_t)len : 0;
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, 1 + sizeof wg + wg.device_len + 1 + wg.blob_len) < 0)
-        return -errno;
-    uint8_t *p = zmq_msg_data(&m);
+    struct mq_msg *m = mq_msg_new(1 + sizeof wg + wg.device_len + 1 + wg.blob_len);
+    if (!m)
+        return -ENOMEM;
+    uint8_t *p = m->data;
     *p++ = M_GATT;
     p = put(p, &wg, sizeof wg);
     p = put_str(p, device, wg.device_len);
     if (blob)
         memcpy(p, blob, len);
-    return send_now(w, &m);
+    return send_now(w, m);
 }
 
 /* Decodes an R_EVENTS reply; -EBADMSG for anything else. */
@@ -316,32 +289,17 @@ static int parse_reply(const uint8_t *d, size_t len, uint64_t *token, int *statu
 int store_read_reply(struct store_writer *w, uint64_t *token, int *status_all,
                      uint8_t *per_event, size_t cap, size_t *n)
 {
-    while (w->head) {
-        struct store_held *h = w->head;
-        if (!(w->head = h->next))
-            w->tail = NULL;
-        int r = parse_reply(h->data, h->len, token, status_all, per_event, cap, n);
-        free(h);
-        if (r == 0) {
-            w->outstanding--;
-            return 0;
-        }
-    }
     for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        w->ops++;
-        if (zmq_msg_recv(&m, w->sock, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            zmq_msg_close(&m);
-            if (e == EINTR)
-                continue;
-            return -e;
+        struct mq_msg *m = w->head;
+        if (m) {
+            if (!(w->head = m->next))
+                w->tail = NULL;
+        } else if (!(m = mq_recv(&w->rep))) {
+            return -EAGAIN;
         }
         /* Anything but an events reply is a leftover of a timed-out flush: skip it. */
-        int r = parse_reply(zmq_msg_data(&m), zmq_msg_size(&m), token, status_all, per_event,
-                            cap, n);
-        zmq_msg_close(&m);
+        int r = parse_reply(m->data, m->len, token, status_all, per_event, cap, n);
+        mq_msg_free(m);
         if (r == 0) {
             w->outstanding--;
             return 0;
@@ -349,77 +307,55 @@ int store_read_reply(struct store_writer *w, uint64_t *token, int *status_all,
     }
 }
 
-static int hold(struct store_writer *w, zmq_msg_t *m)
+static void hold(struct store_writer *w, struct mq_msg *m)
 {
-    size_t len = zmq_msg_size(m);
-    struct store_held *h = malloc(sizeof *h + len);
-    if (!h)
-        return -ENOMEM;
-    h->next = NULL;
-    h->len = len;
-    memcpy(h->data, zmq_msg_data(m), len);
+    m->next = NULL;
     if (w->tail)
-        w->tail->next = h;
+        w->tail->next = m;
     else
-        w->head = h;
-    w->tail = h;
-    return 0;
+        w->head = m;
+    w->tail = m;
 }
 
-/* Sends a control message (M_FLUSH or M_STOP) and waits for its answer, draining replies
- * meanwhile so that the thread never blocks on a full reply queue. keep: hold events
- * replies for store_read_reply (flush) or drop them (stop). Returns the answer's status,
- * -ETIMEDOUT or a negative errno. */
-static int control(struct store_writer *w, const uint8_t *msg, size_t len, uint8_t want,
-                   int timeout_ms, int keep)
+/* Sends a control message (M_FLUSH or M_STOP, whatever the queue's limit) and waits for its
+ * answer, taking the replies that come before it: kept for store_read_reply (keep, a flush)
+ * or dropped (a stop). Returns the answer's status, -ETIMEDOUT or a negative errno. */
+static int control(struct store_writer *w, struct mq_msg *out, uint8_t want, int timeout_ms,
+                   int keep)
 {
     int64_t deadline = timeout_ms >= 0 ? daemon_mono_ms() + timeout_ms : 0;
-    int sent = 0;
+    struct wire_req rq = {0};
+    if (out->len >= 1 + sizeof rq)
+        memcpy(&rq, out->data + 1, sizeof rq);
+    mq_send_force(&w->req, out);
     for (;;) {
-        long left = -1;
-        if (timeout_ms >= 0 && (left = (long)(deadline - daemon_mono_ms())) <= 0)
-            return -ETIMEDOUT;
-        zmq_pollitem_t it = { w->sock, 0, (short)(ZMQ_POLLIN | (sent ? 0 : ZMQ_POLLOUT)), 0 };
-        w->ops++; /* this wait, its send and its receive */
-        if (zmq_poll(&it, 1, left) < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (!sent && (it.revents & ZMQ_POLLOUT)) {
-            if (zmq_send(w->sock, msg, len, ZMQ_DONTWAIT) >= 0)
-                sent = 1;
-            else if (errno != EAGAIN && errno != EINTR)
-                return -errno;
-        }
-        if (!(it.revents & ZMQ_POLLIN))
+        struct mq_msg *m = mq_recv(&w->rep);
+        if (!m) {
+            long left = -1;
+            if (timeout_ms >= 0 && (left = (long)(deadline - daemon_mono_ms())) <= 0)
+                return -ETIMEDOUT;
+            int r = mq_wait(&w->rep, left > INT32_MAX ? INT32_MAX : (int)left);
+            if (r < 0)
+                return r;
             continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, w->sock, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            zmq_msg_close(&m);
-            if (e == EAGAIN || e == EINTR)
-                continue;
-            return -e;
         }
-        const uint8_t *d = zmq_msg_data(&m);
-        size_t dl = zmq_msg_size(&m);
+        const uint8_t *d = m->data;
+        size_t dl = m->len;
         int done = 0, r = 0;
         struct wire_reply h;
         if (dl && d[0] == R_EVENTS) {
-            if (keep)
-                done = (r = hold(w, &m)) < 0; /* a reply lost to OOM must not go unnoticed */
+            if (keep) {
+                hold(w, m);
+                continue;
+            }
         } else if (dl && d[0] == want && want == R_STOPPED) {
             done = 1;
         } else if (dl >= WIRE_REPLY_LEN && d[0] == want) {
-            struct wire_req rq;
             memcpy(&h, d + 1, sizeof h);
-            memcpy(&rq, msg + 1, sizeof rq);
             if (h.token == rq.token) /* else the answer to an earlier, timed-out flush */
                 done = 1, r = h.status;
         }
-        zmq_msg_close(&m);
+        mq_msg_free(m);
         if (done)
             return r;
     }
@@ -427,12 +363,15 @@ static int control(struct store_writer *w, const uint8_t *msg, size_t len, uint8
 
 int store_flush(struct store_writer *w, int timeout_ms)
 {
-    uint8_t msg[1 + sizeof(struct wire_req)] = { M_FLUSH };
+    struct mq_msg *m = mq_msg_new(1 + sizeof(struct wire_req));
+    if (!m)
+        return -ENOMEM;
     struct wire_req rq;
     memset(&rq, 0, sizeof rq);
     rq.token = ++w->flush_seq;
-    memcpy(msg + 1, &rq, sizeof rq);
-    return control(w, msg, sizeof msg, R_FLUSHED, timeout_ms, 1);
+    m->data[0] = M_FLUSH;
+    memcpy(m->data + 1, &rq, sizeof rq);
+    return control(w, m, R_FLUSHED, timeout_ms, 1);
 }
 
 void store_writer_stats(const struct store_writer *w, struct store_stats *s)
@@ -457,11 +396,12 @@ void store_writer_stop(struct store_writer *w)
 {
     if (!w)
         return;
-    uint8_t msg = M_STOP;
     /* No timeout: the thread answers once its last commit is done, however slow the disk;
-     * returning earlier would leave it running with sockets we are about to close. This
-     * fails only if the context was terminated, and then the thread has exited too. */
-    control(w, &msg, 1, R_STOPPED, -1, 0);
+     * returning earlier would leave it running with queues we are about to free. The
+     * message was made at start, so nothing can fail here. */
+    struct mq_msg *m = w->stop;
+    w->stop = NULL;
+    control(w, m, R_STOPPED, -1, 0);
     pthread_join(w->thr, NULL);
     writer_free(w);
 }

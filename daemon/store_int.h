@@ -5,6 +5,7 @@
 #define ENGAGED_STORE_INT_H
 
 #include "daemon/daemon.h"
+#include "daemon/mq.h"
 #include "daemon/store.h"
 
 #include <pthread.h>
@@ -36,7 +37,7 @@ void store__ckpt_stop(struct store_ckpt *c, struct sqlite3 *writer);
 void store__ckpt_counts(struct store_ckpt *c, uint64_t *runs, uint64_t *failures,
                         uint64_t *busy);
 
-/* Wire format of the inproc PAIR: one frame per message, a type byte, then a fixed header
+/* Wire format of the queues (daemon/mq.h): one message each, a type byte, then a fixed header
  * copied in and out with memcpy (both ends are one process: native layout and byte order),
  * then the strings, each followed by a NUL so the thread can bind them in place. No JSON
  * is parsed on this path. Headers are memset before filling so no padding byte is sent
@@ -93,28 +94,20 @@ struct wire_reply {
 
 #define WIRE_REPLY_LEN (1 + sizeof(struct wire_reply))
 
-struct store_held {
-    struct store_held *next;
-    size_t len;
-    uint8_t data[];
-};
-
 struct store_writer {
-    void *sock;  /* the caller's end */
-    void *tsock; /* the thread's end; the caller touches it only before start and after join */
+    struct mq req; /* the caller's requests, to the thread */
+    struct mq rep; /* the thread's replies */
+    struct mq_msg *stop; /* made at start, so that stopping cannot fail */
     pthread_t thr;
     struct store_sync *db; /* the thread's, once started */
     struct store_ckpt *ckpt;
     struct store_opts o;
     uint64_t flush_seq;
-    struct store_held *head, *tail; /* replies that arrived during store_flush */
-    /* Backpressure on event requests is counted here, not left to the PAIR sockets' HWM:
-     * libzmq's inproc flow control with small HWMs was seen to stall for good (a blocked
-     * sender never reactivated). Requests whose reply the caller has not read yet are
-     * limited to `budget`; the sockets' HWMs are set well above what that budget can queue,
-     * so the writer's blocking reply sends never wait. */
+    struct mq_msg *head, *tail; /* replies that arrived during store_flush */
+    /* Event requests whose reply the caller has not read yet are limited to `budget`, so
+     * the reply queue, which has no limit, holds at most that many events replies (plus a
+     * flush's or stop's answer). The request queue's limit bounds records and nudges. */
     size_t outstanding, budget;
-    uint64_t ops; /* libzmq calls on sock, see store_writer_socket_ops */
     _Atomic uint64_t n_ins, n_dup, n_fail, n_rec, n_nudge, n_gatt, n_drop, n_commit, n_cerr, hb;
     _Atomic int last_err;
 };

@@ -1,6 +1,6 @@
 /* The store's writer thread. It owns the only write connection (a store_sync) and is fed
- * through an inproc PAIR by store_client.c: requests are handed over as messages, never as
- * shared memory, so there are no locks.
+ * through a message queue by store_client.c (daemon/mq.h): requests are handed over as
+ * whole messages, never as shared state, so the only lock is the queue's own.
  *
  * It keeps one transaction open while requests keep arriving and commits when the queue
  * is momentarily empty, batch_max rows are written or batch_delay has passed: under load
@@ -17,7 +17,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
 #define ADD(w, f, v) atomic_fetch_add_explicit(&(w)->f, (v), memory_order_relaxed)
 
@@ -59,15 +58,10 @@ static const char *get_str(struct cur *c, size_t n)
     return (const char *)b;
 }
 
-/* A record, nudge or cache entry message kept until its transaction commits (moved, not
- * copied). */
-struct kept {
-    struct kept *next;
-    zmq_msg_t m;
-};
-
+/* A record, nudge or cache entry message is kept, as it came, until its transaction
+ * commits; its link serves the lists below. */
 struct klist {
-    struct kept *head, **tailp;
+    struct mq_msg *head, **tailp;
     size_t n;
 };
 
@@ -82,7 +76,7 @@ static void kl_init(struct klist *l)
     l->n = 0;
 }
 
-static void kl_push(struct klist *l, struct kept *k)
+static void kl_push(struct klist *l, struct mq_msg *k)
 {
     k->next = NULL;
     *l->tailp = k;
@@ -100,17 +94,11 @@ static void kl_append(struct klist *to, struct klist *from)
     kl_init(from);
 }
 
-static void kept_free(struct kept *k)
-{
-    zmq_msg_close(&k->m);
-    free(k);
-}
-
 static void kl_free(struct klist *l)
 {
-    for (struct kept *k = l->head, *next; k; k = next) {
+    for (struct mq_msg *k = l->head, *next; k; k = next) {
         next = k->next;
-        kept_free(k);
+        mq_msg_free(k);
     }
     kl_init(l);
 }
@@ -121,7 +109,7 @@ struct wctx {
     struct klist retry; /* those of failed transactions, oldest first */
     struct store_event *evs;
     size_t evcap;
-    uint8_t **pend; /* R_EVENTS replies waiting for COMMIT, in arrival order */
+    struct mq_msg **pend; /* R_EVENTS replies waiting for COMMIT, in arrival order */
     size_t npend, cappend;
     uint64_t recs, nudges, gatts; /* written in the open transaction */
     int in_tx;
@@ -129,16 +117,15 @@ struct wctx {
     int sticky; /* first failure since the last flush */
 };
 
-static void wsend(struct wctx *c, const void *buf, size_t len)
+/* The reply queue has no limit: the caller's budget bounds the events replies in it. */
+static void wsend(struct wctx *c, struct mq_msg *m)
 {
-    /* Blocking on purpose: if the main loop does not read replies the thread stalls, the
-     * request queue fills and submits return -EAGAIN (backpressure, not memory growth). */
-    while (zmq_send(c->w->tsock, buf, len, 0) < 0 && errno == EINTR)
-        ;
+    mq_send_force(&c->w->rep, m);
 }
 
-static void send_reply(struct wctx *c, uint8_t *rep, int status)
+static void send_reply(struct wctx *c, struct mq_msg *m, int status)
 {
+    uint8_t *rep = m->data;
     struct wire_reply h;
     uint8_t *st = rep + WIRE_REPLY_LEN;
     memcpy(&h, rep + 1, sizeof h);
@@ -155,8 +142,7 @@ static void send_reply(struct wctx *c, uint8_t *rep, int status)
         ADD(c->w, n_dup, count[STORE_DUPLICATE]);
         ADD(c->w, n_fail, count[STORE_ERROR]);
     }
-    wsend(c, rep, WIRE_REPLY_LEN + h.n);
-    free(rep);
+    wsend(c, m);
 }
 
 /* Ends the open transaction: commits it (err == 0) or discards it, then answers every
@@ -177,7 +163,7 @@ static void finish_tx(struct wctx *c, int err)
             c->sticky = err;
         kl_append(&c->retry, &c->tx);
         if (c->retry.n > RETRY_MAX) { /* drop the newest: the order of the rest holds */
-            struct kept **pp = &c->retry.head;
+            struct mq_msg **pp = &c->retry.head;
             for (size_t i = 0; i < RETRY_MAX; i++)
                 pp = &(*pp)->next;
             struct klist cut = { *pp, c->retry.tailp, c->retry.n - RETRY_MAX };
@@ -201,7 +187,7 @@ static void finish_tx(struct wctx *c, int err)
     c->in_tx = 0;
 }
 
-static int apply_kept(struct wctx *c, struct kept *k);
+static int apply_kept(struct wctx *c, struct mq_msg *k);
 
 /* Starts accounting for a new transaction (the engine begins it on the first write),
  * writing first whatever failed transactions left to retry. */
@@ -215,7 +201,7 @@ static void open_tx(struct wctx *c)
     if (!todo.head)
         return;
     kl_init(&c->retry);
-    for (struct kept *k = todo.head, *next; k; k = next) {
+    for (struct mq_msg *k = todo.head, *next; k; k = next) {
         next = k->next;
         if (apply_kept(c, k) < 0) { /* failed again: the rest waits, in order, behind it */
             while ((k = next)) {
@@ -270,16 +256,16 @@ static int write_gatt(struct wctx *c, struct cur *cu)
 /* Writes a record, nudge or cache entry message into the open transaction and keeps it until
  * the commit. Returns 0, or the negative errno that rolled the transaction back (k then waits
  * for a retry). A row-level failure (an invalid row) drops k, counted. */
-static int apply_kept(struct wctx *c, struct kept *k)
+static int apply_kept(struct wctx *c, struct mq_msg *k)
 {
-    const uint8_t *p = zmq_msg_data(&k->m);
-    size_t len = zmq_msg_size(&k->m);
+    const uint8_t *p = k->data;
+    size_t len = k->len;
     struct cur cu = { p + 1, p + len, 0 };
     int e = p[0] == M_RECORD ? write_record(c, &cu)
             : p[0] == M_NUDGE ? write_nudge(c, &cu) : write_gatt(c, &cu);
     if (e < 0 && store_sync_in_transaction(c->w->db)) {
         ADD(c->w, n_drop, 1);
-        kept_free(k);
+        mq_msg_free(k);
         return 0;
     }
     kl_push(&c->tx, k); /* committed with its transaction, or retried with it */
@@ -296,15 +282,8 @@ static int apply_kept(struct wctx *c, struct kept *k)
     return 0;
 }
 
-static void on_kept(struct wctx *c, zmq_msg_t *m)
+static void on_kept(struct wctx *c, struct mq_msg *k)
 {
-    struct kept *k = malloc(sizeof *k);
-    if (!k) {
-        ADD(c->w, n_drop, 1);
-        return;
-    }
-    zmq_msg_init(&k->m);
-    zmq_msg_move(&k->m, m);
     open_tx(c);
     apply_kept(c, k);
 }
@@ -321,7 +300,7 @@ static int reserve(struct wctx *c, uint32_t n)
     }
     if (c->npend == c->cappend) {
         size_t cap = c->cappend ? 2 * c->cappend : 64;
-        uint8_t **np = realloc(c->pend, cap * sizeof *np);
+        struct mq_msg **np = realloc(c->pend, cap * sizeof *np);
         if (!np)
             return -ENOMEM;
         c->pend = np;
@@ -330,28 +309,43 @@ static int reserve(struct wctx *c, uint32_t n)
     return 0;
 }
 
-static void on_events(struct wctx *c, const uint8_t *p, size_t len)
+/* The request's own message becomes a short answer (it is at least as long: both are a
+ * type byte and a 16-byte header), so that answering needs no memory. */
+_Static_assert(sizeof(struct wire_req) + 1 >= WIRE_REPLY_LEN, "a request holds a reply");
+
+static void answer_in_place(struct wctx *c, struct mq_msg *m, uint8_t type,
+                            const struct wire_reply *h)
 {
-    struct cur cu = { p + 1, p + len, 0 };
+    m->data[0] = type;
+    memcpy(m->data + 1, h, sizeof *h);
+    m->len = WIRE_REPLY_LEN;
+    wsend(c, m);
+}
+
+/* Takes m. */
+static void on_events(struct wctx *c, struct mq_msg *m)
+{
+    struct cur cu = { m->data + 1, m->data + m->len, 0 };
     struct wire_req rq;
     get(&cu, &rq, sizeof rq);
-    if (cu.bad || rq.n > STORE_BATCH_MAX_LIMIT)
+    if (cu.bad || rq.n > STORE_BATCH_MAX_LIMIT) {
+        mq_msg_free(m);
         return; /* cannot even name the request: impossible with our own encoder */
+    }
     struct wire_reply h = { .token = rq.token, .n = rq.n };
-    uint8_t *rep = malloc(WIRE_REPLY_LEN + (size_t)rq.n);
-    if (!rep || reserve(c, rq.n) < 0) {
+    struct mq_msg *rm = mq_msg_new(WIRE_REPLY_LEN + (size_t)rq.n);
+    if (!rm || reserve(c, rq.n) < 0) {
         /* Out of memory: refuse the request with no statuses, after answering the held
          * ones so that replies stay in submit order. The client will resend. */
-        uint8_t small[WIRE_REPLY_LEN] = { R_EVENTS };
-        free(rep);
+        mq_msg_free(rm);
         finish_tx(c, 0);
         ADD(c->w, n_fail, rq.n);
         h.status = -ENOMEM;
         h.n = 0;
-        memcpy(small + 1, &h, sizeof h);
-        wsend(c, small, sizeof small);
+        answer_in_place(c, m, R_EVENTS, &h);
         return;
     }
+    uint8_t *rep = rm->data;
     rep[0] = R_EVENTS;
     memcpy(rep + 1, &h, sizeof h);
     for (uint32_t i = 0; i < rq.n; i++) {
@@ -367,22 +361,24 @@ static void on_events(struct wctx *c, const uint8_t *p, size_t len)
         e->body = get_str(&cu, we.body_len);
     }
     if (cu.bad) { /* a corrupt request fails alone */
+        mq_msg_free(m);
         finish_tx(c, 0);
-        send_reply(c, rep, -EBADMSG);
+        send_reply(c, rm, -EBADMSG);
         return;
     }
     open_tx(c);
-    c->pend[c->npend++] = rep;
+    c->pend[c->npend++] = rm;
     int r = store_sync_events(c->w->db, c->evs, rq.n, rep + WIRE_REPLY_LEN);
+    mq_msg_free(m); /* the strings were bound for the call only */
     if (r < 0) /* the transaction is gone, and with it every request it held */
         finish_tx(c, r);
 }
 
-static void on_flush(struct wctx *c, const uint8_t *p, size_t len)
+/* Takes m. */
+static void on_flush(struct wctx *c, struct mq_msg *m)
 {
-    struct cur cu = { p + 1, p + len, 0 };
+    struct cur cu = { m->data + 1, m->data + m->len, 0 };
     struct wire_req rq;
-    uint8_t rep[WIRE_REPLY_LEN] = { R_FLUSHED };
     get(&cu, &rq, sizeof rq);
     finish_tx(c, 0);
     if (c->retry.head) { /* a flush is a good moment to try the leftovers again */
@@ -390,9 +386,13 @@ static void on_flush(struct wctx *c, const uint8_t *p, size_t len)
         finish_tx(c, 0);
     }
     struct wire_reply h = { .token = rq.token, .status = c->sticky };
-    memcpy(rep + 1, &h, sizeof h);
     c->sticky = 0;
-    wsend(c, rep, sizeof rep);
+    if (cu.bad) { /* impossible with our own encoder; answer anyway, nobody waits for ever */
+        mq_msg_free(m);
+        if (!(m = mq_msg_new(WIRE_REPLY_LEN)))
+            return;
+    }
+    answer_in_place(c, m, R_FLUSHED, &h);
 }
 
 void *store__writer_main(void *arg)
@@ -401,43 +401,30 @@ void *store__writer_main(void *arg)
     struct store_writer *w = c.w;
     kl_init(&c.tx);
     kl_init(&c.retry);
-    /* Idle, the thread waits in the receive itself (one wait on the socket's mailbox rather
-     * than zmq_poll's check, wait and check again), for at most a second, so the heartbeat
-     * shows it is alive and what a failed transaction left is retried at that pace at most. */
-    int stop = 0, idle = 0, timeout_ms = 1000;
-    zmq_setsockopt(w->tsock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    struct mq_msg *stop = NULL;
     while (!stop) {
         ADD(w, hb, 1);
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, w->tsock, idle ? 0 : ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            zmq_msg_close(&m);
-            if (e == EAGAIN && c.in_tx) {
-                finish_tx(&c, 0); /* queue momentarily empty: commit now */
-                idle = 1;
-            } else if (e == EAGAIN) {
-                if (idle && c.retry.head) { /* a second without requests */
-                    open_tx(&c);
-                    finish_tx(&c, 0);
-                }
-                idle = 1;
-            } else if (e != EINTR) {
-                break; /* ETERM: the context went away under us */
+        struct mq_msg *m = mq_recv(&w->req);
+        if (!m) {
+            /* Momentarily empty: commit now, then wait (a request queued meanwhile has made
+             * the queue's fd readable again). The wait lasts at most a second, so the
+             * heartbeat shows the thread alive, and what a failed transaction left is
+             * retried after a second without requests. */
+            if (c.in_tx)
+                finish_tx(&c, 0);
+            if (mq_wait(&w->req, 1000) == 0 && c.retry.head) {
+                open_tx(&c);
+                finish_tx(&c, 0);
             }
             continue;
         }
-        idle = 0;
-        const uint8_t *p = zmq_msg_data(&m);
-        size_t len = zmq_msg_size(&m);
-        switch (len ? p[0] : 0) {
-        case M_EVENTS: on_events(&c, p, len); break;
-        case M_RECORD: case M_NUDGE: case M_GATT: on_kept(&c, &m); break;
-        case M_FLUSH: on_flush(&c, p, len); break;
-        case M_STOP: stop = 1; break;
-        default: break;
+        switch (m->len ? m->data[0] : 0) {
+        case M_EVENTS: on_events(&c, m); break;
+        case M_RECORD: case M_NUDGE: case M_GATT: on_kept(&c, m); break;
+        case M_FLUSH: on_flush(&c, m); break;
+        case M_STOP: stop = m; break;
+        default: mq_msg_free(m); break;
         }
-        zmq_msg_close(&m);
         if (c.in_tx && (store_sync_pending(w->db) >= w->o.batch_max ||
                         daemon_mono_ms() - c.t0 >= (int64_t)w->o.batch_delay_ms))
             finish_tx(&c, 0);
@@ -449,10 +436,8 @@ void *store__writer_main(void *arg)
     }
     ADD(w, n_drop, c.retry.n);
     kl_free(&c.retry);
-    if (stop) {
-        uint8_t r = R_STOPPED;
-        wsend(&c, &r, 1);
-    }
+    stop->data[0] = R_STOPPED; /* the stop message is the answer */
+    wsend(&c, stop);
     free(c.evs);
     free(c.pend);
     return NULL;

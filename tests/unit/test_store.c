@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "daemon/daemon.h"
 #include "daemon/store.h"
@@ -25,7 +25,6 @@
 struct fx {
     char dir[64];
     char db[128];
-    void *zctx;
     struct store_writer *w; /* stopped by teardown if a failed assertion left it running */
 };
 
@@ -36,7 +35,6 @@ static int setup(void **state)
     if (!mkdtemp(f->dir))
         return -1;
     snprintf(f->db, sizeof f->db, "%s/engaged.db", f->dir);
-    f->zctx = zmq_ctx_new();
     *state = f;
     return 0;
 }
@@ -62,7 +60,6 @@ static int teardown(void **state)
     unlink(p);
     rmdir(f->dir);
     store_writer_stop(f->w);
-    zmq_ctx_term(f->zctx);
     free(f);
     return 0;
 }
@@ -100,7 +97,7 @@ static struct store_event mk(const char *source, int64_t seq, int has_seq, char 
 static struct store_writer *start(struct fx *f, const struct store_opts *o)
 {
     int e = 0;
-    struct store_writer *w = store_writer_start(f->zctx, f->db, o, &e);
+    struct store_writer *w = store_writer_start(f->db, o, &e);
     assert_non_null(w);
     assert_int_equal(e, 0);
     f->w = w;
@@ -122,8 +119,8 @@ static void reply(struct store_writer *w, uint64_t *token, int *all, uint8_t *st
         if (r == 0)
             return;
         assert_int_equal(r, -EAGAIN);
-        zmq_pollitem_t it = { store_writer_socket(w), 0, ZMQ_POLLIN, 0 };
-        zmq_poll(&it, 1, 10);
+        struct pollfd p = { .fd = store_writer_fd(w), .events = POLLIN };
+        poll(&p, 1, 10);
     }
     fail_msg("no reply from the store writer");
 }
