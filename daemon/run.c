@@ -278,9 +278,9 @@ static int timer_new(int64_t period_ms)
 
 static void timer_drain(int fd)
 {
-    uint64_t n;
-    while (read(fd, &n, sizeof n) == (ssize_t)sizeof n)
-        ;
+    uint64_t n; /* one read takes every expiry */
+    ssize_t r = read(fd, &n, sizeof n);
+    (void)r;
 }
 
 static void notify_status(struct daemon *d)
@@ -347,10 +347,11 @@ static int handle_signal(struct daemon *d)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
-static void drain_store_replies(struct daemon *d)
+/* Returns 1 if an ingest request was among the replies (its client's queue has room). */
+static int drain_store_replies(struct daemon *d)
 {
     uint64_t token;
-    int status_all;
+    int status_all, ingest = 0;
     size_t n;
     static uint8_t per_event[STORE_BATCH_MAX_LIMIT];
     while (store_read_reply(d->sw, &token, &status_all, per_event, sizeof per_event, &n) == 0) {
@@ -360,10 +361,12 @@ static void drain_store_replies(struct daemon *d)
         /* USB: events of the USB sources (tokens with USB_TOKEN_FLAG) */
         if (usb_on_store_reply(d->usb, token, status_all, per_event, n))
             continue;
-        if (!d->ing || !ingest_on_store_reply(d->ing, token, status_all, per_event, n,
-                                              push_event, d))
+        if (d->ing && ingest_on_store_reply(d->ing, token, status_all, per_event, n, push_event, d))
+            ingest = 1;
+        else
             log_warn("store: reply for unknown request %" PRIu64, token);
     }
+    return ingest;
 }
 
 /* The loop's poll set is an epoll fd. The signalfd, the timerfds, the store writer's reply
@@ -425,11 +428,12 @@ static int loop_open(struct daemon *d, struct zwatch *z)
     return e;
 }
 
-/* The writer's replies; acknowledgements went out, and the ingest queue has room again. */
+/* The writer's replies. If ingest acknowledgements went out, its queue has room again and
+ * the ingest socket is to be asked again (BLE and USB replies leave it alone). */
 static void store_replies(struct daemon *d, struct zwatch *z)
 {
-    drain_store_replies(d);
-    z[Z_ING].check = 1;
+    if (drain_store_replies(d))
+        z[Z_ING].check = 1;
 }
 
 /* One turn over the ZeroMQ sockets that may have something: each is asked for its events
