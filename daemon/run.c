@@ -370,13 +370,14 @@ static int drain_store_replies(struct daemon *d)
 }
 
 /* The loop's poll set is an epoll fd. The signalfd, the timerfds, the store writer's reply
- * queue and the BLE and USB sets are in it as they are; a ZeroMQ socket is in it through its ZMQ_FD, which only says that
- * commands reached the socket's mailbox (a peer's message, a new pipe). What the socket can
- * do is then read with ZMQ_EVENTS, and since any call on the socket may take in those
- * commands without the fd ever showing them, ZMQ_EVENTS is asked again after every use of
- * the socket, not only when its fd fires. zmq_poll asks every socket on every call, twice
- * (before and after waiting), each time with a poll() on the mailbox and a getpid(); asking
- * only the sockets that can have changed saves most of those system calls under load. */
+ * queue and the BLE and USB sets are in it as they are; a ZeroMQ socket is in it through its
+ * ZMQ_FD, which only says that commands reached the socket's mailbox (a peer's message, a
+ * new pipe). What the socket can do is then read with ZMQ_EVENTS, and since any call on the
+ * socket may take in those commands without the fd ever showing them, ZMQ_EVENTS is asked
+ * again after every use of the socket, not only when its fd fires. zmq_poll asks every
+ * socket on every call, twice (before and after waiting), each time with a poll() on the
+ * mailbox and a getpid(); asking only the sockets that can have changed saves most of those
+ * system calls under load. */
 enum { Z_ZAP, Z_CTL, Z_ING, Z_PUB, Z_N }; /* the order sockets are served in */
 enum { T_SIG = Z_N, T_WD, T_ST, T_STORE, T_BLE, T_USB };
 

@@ -206,7 +206,8 @@ int store_submit_record(struct store_writer *w, const struct store_record *r)
     wr.end = r->end;
     wr.revision = r->revision;
     wr.body_len = (uint32_t)r->body_len;
-    struct mq_msg *m = mq_msg_new(1 + sizeof wr + wr.participant_len + wr.feature_len + wr.window_len + wr.body_len + 4);
+    struct mq_msg *m = mq_msg_new(1 + sizeof wr + wr.participant_len + wr.feature_len +
+                                  wr.window_len + wr.body_len + 4);
     if (!m)
         return -ENOMEM;
     uint8_t *p = m->data;
@@ -232,7 +233,8 @@ int store_submit_nudge(struct store_writer *w, const struct store_nudge *nu)
     wn.ts = nu->ts;
     wn.has_body = nu->body != NULL;
     wn.body_len = nu->body ? (uint32_t)nu->body_len : 0;
-    struct mq_msg *m = mq_msg_new(1 + sizeof wn + wn.participant_len + wn.rule_len + wn.body_len + 3);
+    struct mq_msg *m = mq_msg_new(1 + sizeof wn + wn.participant_len + wn.rule_len +
+                                  wn.body_len + 3);
     if (!m)
         return -ENOMEM;
     uint8_t *p = m->data;
