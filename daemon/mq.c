@@ -61,7 +61,7 @@ void mq_destroy(struct mq *q)
         return;
     for (struct mq_msg *m = q->head, *next; m; m = next) {
         next = m->next;
-        free(m);
+        mq_msg_free(m);
     }
     q->head = NULL;
     q->tailp = &q->head;
@@ -154,21 +154,15 @@ int mq_wait_room(struct mq *q, int timeout_ms)
     if (timeout_ms > 0)
         daemon_ts_add(&dl, timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L);
     pthread_mutex_lock(&q->mu);
-    int ok = 1;
-    while (q->limit && q->n >= q->limit) {
-        if (timeout_ms == 0) {
-            ok = 0;
-            break;
-        }
+    while (q->limit && q->n >= q->limit && timeout_ms != 0) {
         q->room_waiters++;
         int e = timeout_ms < 0 ? pthread_cond_wait(&q->room, &q->mu)
                                : pthread_cond_timedwait(&q->room, &q->mu, &dl);
         q->room_waiters--;
-        if (e == ETIMEDOUT) {
-            ok = !(q->n >= q->limit);
+        if (e == ETIMEDOUT)
             break;
-        }
     }
+    int room = !(q->limit && q->n >= q->limit);
     pthread_mutex_unlock(&q->mu);
-    return ok;
+    return room;
 }
