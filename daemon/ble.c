@@ -82,7 +82,7 @@ struct ble_batch {
     /* Once submitted: the bodies sent to the store (ev[i]'s at json + body[i].off), which
      * go on to the event/ topics with the reply, so no event is serialised twice. */
     char *json;
-    size_t json_len, json_cap, n_body;
+    size_t json_len, json_cap, n_body, n_body_cap;
     struct ble_body *body;
 };
 
@@ -103,6 +103,9 @@ struct ble {
     int64_t armed_ns;                /* the timerfd's expiry (INT64_MAX: disarmed) */
     int64_t retry_ns;                /* submit again then (INT64_MAX: no need) */
     struct ble_batch *open;          /* events waiting to be submitted */
+    struct ble_batch *spare;         /* a replied batch kept with its arrays, for the next */
+    struct store_event *se;          /* submit()'s request rows, reused */
+    size_t se_cap;
     struct ble_batch *head, *tail;   /* submitted, in submit order */
     size_t inflight;
     uint64_t next_token;
@@ -201,6 +204,22 @@ static void batch_free(struct ble_batch *bt)
     free(bt);
 }
 
+/* A batch done with: kept, arrays and all, as the next open batch (a busy hub opens one
+ * every cycle), unless one is kept already. */
+static void batch_done(struct ble *b, struct ble_batch *bt)
+{
+    if (b->spare || !bt) {
+        batch_free(bt);
+        return;
+    }
+    for (size_t i = 0; i < bt->n; i++)
+        free(bt->ev[i].g);
+    bt->n = bt->json_len = bt->n_body = 0;
+    bt->token = 0;
+    bt->next = NULL;
+    b->spare = bt;
+}
+
 /* Appends ev's canonical JSON (NUL-terminated) to the batch's bodies: its length, or -ENOMEM
  * or -EINVAL (an event ev_to_json refuses). */
 static long body_add(struct ble_batch *o, const struct event *ev)
@@ -227,8 +246,12 @@ static void count_lost(struct ble *b, struct ble_dev *d, const char *why)
 /* Room for one more event in the open batch (NULL: none). */
 static struct ble_ev *open_slot(struct ble *b)
 {
-    if (!b->open && !(b->open = calloc(1, sizeof *b->open)))
-        return NULL;
+    if (!b->open) {
+        b->open = b->spare ? b->spare : calloc(1, sizeof *b->open);
+        b->spare = NULL;
+        if (!b->open)
+            return NULL;
+    }
     struct ble_batch *o = b->open;
     if (o->n >= b->open_max)
         return NULL;
@@ -364,11 +387,14 @@ static int submit(struct ble *b)
     if (!store_writer_has_room(b->h.sw))
         return -EAGAIN; /* before any body is built: a backlog is retried every 10 ms */
     size_t cap = o->n < STORE_BATCH_MAX_LIMIT ? o->n : STORE_BATCH_MAX_LIMIT;
-    struct store_event *se = calloc(cap, sizeof *se);
-    free(o->body);
-    o->body = calloc(cap, sizeof *o->body);
+    size_t body_cap = o->n_body_cap;
     o->json_len = o->n_body = 0;
-    int e = se && o->body ? 0 : -ENOMEM;
+    int e = vec_grow((void **)&b->se, &b->se_cap, cap, sizeof *b->se) < 0 ||
+                    vec_grow((void **)&o->body, &body_cap, cap, sizeof *o->body) < 0
+                ? -ENOMEM
+                : 0;
+    o->n_body_cap = body_cap;
+    struct store_event *se = b->se;
     struct store_fit fit = {0}; /* bodies are built only for what one request holds */
     size_t k = 0;
     while (e == 0 && k < cap) {
@@ -398,7 +424,6 @@ static int submit(struct ble *b)
     uint64_t token = BLE_TOKEN_FLAG | b->next_token;
     if (e == 0)
         e = store_submit_events(b->h.sw, token, se, k);
-    free(se);
     if (e == -EAGAIN)
         return e;
     if (e == 0 && k < o->n && split_open(b, k) < 0) {
@@ -524,7 +549,7 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
         requeue(b, bt->ev, again);
     }
     bt->n = 0;
-    batch_free(bt);
+    batch_done(b, bt);
     if (!b->stopping) {
         for (size_t i = 0; i < b->n_dev; i++)
             ble_relay_after_reply(&b->dev[i]);
@@ -925,6 +950,8 @@ struct ble *ble_free(struct ble *b)
         batch_free(bt);
     }
     batch_free(b->open);
+    batch_free(b->spare);
+    free(b->se);
     if (b->outer >= 0)
         close(b->outer);
     if (b->epfd >= 0)

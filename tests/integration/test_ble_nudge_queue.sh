@@ -20,8 +20,11 @@ ble_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use 
 : > "$T/status.out"
 $PY "$TOOL" sub "ipc://$T/feed" status/phone-p02 "$T/status.out" --min 1000000 --seconds 300 \
   > /dev/null &
+# 100 fragments/s: decisions come a few at a time, as days close. Faster, a store stall at the
+# start (an ASan build on a busy host) let one batch close 17 days at once, and the 17th nudge
+# was dropped while all 16 places still waited for a first write (seen twice in 19 runs).
 sim_start "$S/q.s" "$T/sim.err" --profiles gatt,dis --relay "$T/phone.jsonl" \
-  --relay-nudges "$T/nudges.jsonl" --relay-rate 500
+  --relay-nudges "$T/nudges.jsonl" --relay-rate 100
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
 # every closed day but the last decides a send: 23 (the open 24th day decides nothing)
