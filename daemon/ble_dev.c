@@ -3,8 +3,9 @@
  * ble_prof.c.
  *
  *   connecting --link up--> discovering --reads and CCCD writes answered--> streaming
- *        |                        |                                            |
- *        +--------failure---------+---------------link lost--------------------+
+ *        |                        |   ^                                        |  |
+ *        |                        |   +------Service Changed (same link)-------+  |
+ *        +--------failure---------+---------------link lost-----------------------+
  *                                 v
  *                        backoff (or error) --delay--> connecting
  *
@@ -130,6 +131,7 @@ static void drop_link(struct ble_dev *d, int err)
     d->dead = 0;
     d->dead_why = NULL;
     d->dead_local = 0;
+    d->changed = 0;
     d->deadline_ns = INT64_MAX;
     d->next_cts_ns = INT64_MAX;
 }
@@ -176,9 +178,14 @@ static void update_watch(struct ble_dev *d)
     }
 }
 
-/* After any call into the bearer: a failure seen inside a callback is handled here. */
+static void rediscover(struct ble_dev *d);
+
+/* After any call into the bearer: a failure or a Service Changed seen inside a callback is
+ * handled here. */
 static void after_att(struct ble_dev *d)
 {
+    if (d->changed && !d->dead)
+        rediscover(d);
     if (d->dead) {
         char why[BLE_TEXT_MAX];
         int err = d->dead;
@@ -197,8 +204,11 @@ void ble_dev_after(struct ble_dev *d)
 
 static void on_changed(struct gatt *g, uint16_t start, uint16_t end, void *ud)
 {
-    ble_dev_mark_dead(ud, -ESTALE, "the device's services changed; reconnecting to discover them",
-                      0);
+    struct ble_dev *d = ud;
+    ble_dev_touch(d);
+    d->changed = 1;
+    d->changed_start = start;
+    d->changed_end = end;
 }
 
 static void on_close(struct att *att, int err, void *ud)
@@ -216,6 +226,7 @@ void ble_dev_streaming(struct ble_dev *d)
         d->next_cts_ns = mono(d) + BLE_CTS_PERIOD_MS * NS_PER_MS;
     d->error[0] = '\0';
     d->last_err = 0;
+    d->rediscoveries = 0;
     log_info("ble %s (%s): streaming (%s, MTU %u)", d->name, d->address,
              d->cached ? "cached database" : "discovered", att_mtu(d->att));
     set_state(d, BLE_ST_STREAMING);
@@ -247,6 +258,50 @@ static int on_security(struct att *att, int level, uint8_t ecode, void *ud)
     return 0;
 }
 
+/* A GATT client on the link's bearer: discovery (from the attribute cache when it holds the
+ * device's database), then the profiles' setup (ble_prof_ready). Failures mark the device. */
+static void start_gatt(struct ble_dev *d)
+{
+    struct gatt_opts o = {
+        .mtu = 0, .cache = d->rec ? NULL : ble_cache(d->mgr), .device = d->cache_key,
+        .ready = ble_prof_ready, .changed = on_changed, .user_data = d,
+    };
+    d->pending = d->subscribed = 0;
+    d->profiles = 0;
+    d->cached = 0;
+    d->cts_sent_ns = 0;
+    d->next_cts_ns = INT64_MAX;
+    if (!(d->gatt = gatt_new(d->att, &o))) {
+        ble_dev_mark_dead(d, -errno, "cannot start the GATT client", 1);
+        return;
+    }
+    d->deadline_ns = mono(d) + BLE_SETUP_TIMEOUT_MS * NS_PER_MS;
+    set_state(d, BLE_ST_DISCOVERING);
+}
+
+/* Service Changed (the reference's discovery step 7): the attribute cache entry is gone
+ * (ble_gatt.c), and the database is discovered again on the same link, in full, and the
+ * profiles set up again from it, so a device that adds or moves a service does not lose its
+ * link. What it notifies meanwhile on the old subscriptions is dropped; a relay phone sends it
+ * again after the RESUME that ends the setup. A device that keeps changing before setup ends
+ * is reconnected instead, on the backoff schedule. */
+static void rediscover(struct ble_dev *d)
+{
+    ble_dev_touch(d);
+    d->changed = 0;
+    if (++d->rediscoveries > BLE_REDISCOVER_MAX) {
+        ble_dev_mark_dead(d, -ESTALE, "the device's services keep changing during setup; "
+                          "reconnecting", 0);
+        return;
+    }
+    log_notice("ble %s (%s): the device's services changed (handles 0x%04x-0x%04x); "
+               "discovering them again on the same link", d->name, d->address, d->changed_start,
+               d->changed_end);
+    ble_prof_flush(d);
+    d->gatt = gatt_free(d->gatt);
+    start_gatt(d);
+}
+
 static void linked(struct ble_dev *d)
 {
     d->connecting = 0;
@@ -258,21 +313,14 @@ static void linked(struct ble_dev *d)
     record_link(d);
     att_set_security_hook(d->att, ble_link_security(&d->tr), on_security, d, NULL);
     int e = att_register_close(d->att, on_close, d, NULL);
-    struct gatt_opts o = {
-        .mtu = 0, .cache = d->rec ? NULL : ble_cache(d->mgr), .device = d->cache_key,
-        .ready = ble_prof_ready, .changed = on_changed, .user_data = d,
-    };
     d->connects++;
-    d->pending = d->subscribed = 0;
-    d->profiles = 0;
-    d->cached = 0;
-    d->cts_sent_ns = 0;
-    if (e < 0 || !(d->gatt = gatt_new(d->att, &o))) {
-        fail(d, e < 0 ? e : -errno, "cannot start the GATT client", 1);
+    d->changed = 0;
+    d->rediscoveries = 0;
+    if (e < 0) {
+        fail(d, e, "cannot start the GATT client", 1);
         return;
     }
-    d->deadline_ns = mono(d) + BLE_SETUP_TIMEOUT_MS * NS_PER_MS;
-    set_state(d, BLE_ST_DISCOVERING);
+    start_gatt(d);
     after_att(d);
 }
 

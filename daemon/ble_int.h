@@ -11,6 +11,8 @@
 
 #define BLE_CONNECT_TIMEOUT_MS 10000  /* link setup (an L2CAP connect waits for the device) */
 #define BLE_SETUP_TIMEOUT_MS 60000    /* link up to streaming: discovery, reads, CCCD writes */
+#define BLE_REDISCOVER_MAX 3          /* Service Changed on one link without reaching streaming
+                                       * in between: after this many, the link is dropped */
 #define BLE_CTS_PERIOD_MS 60000       /* Current Time re-read while streaming (drift) */
 #define BLE_ACCEL_HZ 10.0             /* InfiniTime raw motion: one sample per ~100 ms */
 #define BLE_ACCEL_BLOCK 100           /* samples per accel event */
@@ -66,6 +68,9 @@ struct ble_dev {
     int dead;                     /* the link failed inside a callback: -errno, handled after */
     const char *dead_why;
     int dead_local;               /* ... for a reason that makes the state error */
+    int changed;                  /* Service Changed arrived: discover again after the bearer */
+    uint16_t changed_start, changed_end;
+    int rediscoveries;            /* on this link since it last reached streaming */
     int64_t deadline_ns;          /* connect/setup timeout, backoff end (INT64_MAX: none) */
     int64_t next_cts_ns;          /* streaming: next Current Time read (INT64_MAX: none) */
     int64_t dl_ns;                /* ble_dev_deadline() as of the last ble_dev_deadline_cached */

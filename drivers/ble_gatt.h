@@ -147,7 +147,8 @@ struct gatt;
 
 typedef void (*gatt_ready_fn)(struct gatt *g, int err, void *user_data);
 /* The server indicated Service Changed for [start, end]; the cache entry is already dropped.
- * Rediscovering means a new gatt (reconnect). */
+ * Rediscovering means a new gatt, on the same bearer or a new one; not from inside this
+ * callback. */
 typedef void (*gatt_changed_fn)(struct gatt *g, uint16_t start, uint16_t end, void *user_data);
 /* err 0, or as att_rsp.err with ecode the peer's ATT error (0 if none). value is borrowed. */
 typedef void (*gatt_read_fn)(struct gatt *g, int err, uint8_t ecode, const uint8_t *value,

@@ -199,6 +199,12 @@ size_t blesim_hr_value(const struct blesim_profile_opts *o, uint64_t count, size
 int64_t blesim_cts_now(const struct blesim *s, int64_t now_ns);
 /* Indicates Service Changed for [start, end] when the client enabled it: as blesim_indicate. */
 int blesim_service_changed(struct blesim *s, uint16_t start, uint16_t end);
+/* The device's database changes while connected: the services of the profiles in mask
+ * (not gatt) are added after the last handle, with the options given to blesim_add_profiles
+ * (the device information strings empty), and Service Changed is indicated for the new range.
+ * Their streams start once the client writes their CCCDs. As blesim_indicate, or -EINVAL
+ * (no profiles yet, or gatt in mask). */
+int blesim_change_services(struct blesim *s, unsigned mask);
 
 /* ---- the engaged relay service, phone side (ble_sim_relay.c) ---- */
 

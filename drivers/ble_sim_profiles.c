@@ -200,11 +200,12 @@ static int stream(struct blesim *s, int h, uint32_t period_ms, blesim_gen_fn gen
     return period_ms ? blesim_add_stream(s, (uint16_t)h, period_ms * 1000000LL, gen, ud) : 0;
 }
 
+static int add_services(struct blesim *s, struct profile *p, unsigned mask,
+                        const struct blesim_profile_opts *o);
+
 int blesim_add_profiles(struct blesim *s, unsigned mask, const struct blesim_profile_opts *o)
 {
-    int r, h;
-    uint8_t v[16];
-    struct att_uuid u;
+    int r;
     if (s->profile)
         return -EALREADY;
     struct profile *p = calloc(1, sizeof *p);
@@ -219,6 +220,29 @@ int blesim_add_profiles(struct blesim *s, unsigned mask, const struct blesim_pro
     p->o.name = p->o.manufacturer = p->o.model = p->o.serial = p->o.firmware = NULL;
     p->created_ns = s->now_ns;
     p->clock_ns = o->cts_unix_s * NS;
+    return add_services(s, p, mask, o);
+}
+
+int blesim_change_services(struct blesim *s, unsigned mask)
+{
+    struct profile *p = s->profile;
+    if (!p || (mask & BLESIM_PROFILE_GATT))
+        return -EINVAL;
+    size_t first = s->n_attrs + 1;
+    if (first > 0xFFFF)
+        return -ENOSPC;
+    int r = add_services(s, p, mask, &p->o);
+    if (r < 0)
+        return r;
+    return blesim_service_changed(s, (uint16_t)first, 0xFFFF);
+}
+
+static int add_services(struct blesim *s, struct profile *p, unsigned mask,
+                        const struct blesim_profile_opts *o)
+{
+    int r, h;
+    uint8_t v[16];
+    struct att_uuid u;
     if (mask & BLESIM_PROFILE_GATT) {
         TRY(service16(s, 0x1800));
         TRY(str_chrc(s, 0x2A00, o->name));

@@ -157,6 +157,7 @@ struct btsnoop_reader_stats {
     uint64_t no_data;            /* values carrying nothing (no skin contact, 0 bpm) */
     uint64_t map_full;           /* handles beyond the per-connection map */
     uint64_t conns_evicted;      /* connections forgotten for lack of room */
+    uint64_t changed;            /* Service Changed values: their range's mapping forgotten */
 };
 struct reader;
 /* The counters of a reader opened on a btsnoop file; NULL for any other reader. */

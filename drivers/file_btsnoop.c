@@ -6,10 +6,12 @@
  * into ATT PDUs per (controller index, connection handle, direction). The reader learns each
  * connection's handle -> characteristic map from the discovery the capture holds: Read By Type
  * responses to a request for 0x2803 (characteristic declarations: value handle and UUID) and
- * Find Information responses (handle and UUID; a declaration's mapping wins). It then decodes
- * Handle Value Notifications and Indications, and Read Responses (matched to the Read Request
- * going the other way), of Heart Rate Measurement, Battery Level and the InfiniTime step count
- * and raw motion characteristics into hr, battery, steps and accel events, ts = the record's
+ * Find Information responses (handle and UUID; a declaration's mapping wins); a Service
+ * Changed value forgets what it learnt in the range the value names, which the discovery that
+ * follows in the capture maps again. It then decodes Handle Value Notifications and
+ * Indications, and Read Responses (matched to the Read Request going the other way), of Heart
+ * Rate Measurement, Battery Level and the InfiniTime step count and raw motion
+ * characteristics into hr, battery, steps and accel events, ts = the record's
  * time. Whichever side of the link the capture was taken on, requests and their responses are
  * paired by direction, so phone-side and peripheral-side captures read alike.
  *
@@ -32,6 +34,7 @@
 #include <string.h>
 
 #include "drivers/ble_att.h"
+#include "drivers/ble_gatt.h"
 #include "drivers/btsnoop.h"
 #include "drivers/decode.h"
 #include "drivers/reader.h"
@@ -40,7 +43,7 @@
 #define SNOOP_CHARS 128
 #define SNOOP_QUEUE 4
 
-enum kind { K_OTHER = 0, K_HR, K_BATTERY, K_STEPS, K_MOTION };
+enum kind { K_OTHER = 0, K_HR, K_BATTERY, K_STEPS, K_MOTION, K_SVC_CHANGED };
 
 struct chr {
     uint16_t handle;
@@ -265,6 +268,8 @@ static void map(struct snoop *s, struct conn *c, uint16_t handle, const uint8_t 
             kind = K_HR;
         else if (v == DEC_UUID_BATTERY_LEVEL)
             kind = K_BATTERY;
+        else if (v == GATT_SERVICE_CHANGED)
+            kind = K_SVC_CHANGED;
     } else if (att_uuid_eq(&uu, &s->steps_uuid))
         kind = K_STEPS;
     else if (att_uuid_eq(&uu, &s->motion_uuid))
@@ -368,6 +373,21 @@ static void value(struct reader *r, struct snoop *s, struct conn *c, uint16_t ha
         }
         return;
     }
+    case K_SVC_CHANGED:
+        /* the device's database changed over [start, end]: what the connection learnt
+         * there is forgotten, and the discovery that follows in the capture maps it again */
+        if (n >= 4) {
+            uint16_t lo = att_get16(v), hi = att_get16(v + 2);
+            size_t kept = 0;
+            for (size_t i = 0; i < c->n_chr; i++)
+                if (c->chr[i].handle < lo || c->chr[i].handle > hi || c->chr[i].handle == handle)
+                    c->chr[kept++] = c->chr[i];
+            c->n_chr = kept;
+            s->st.changed++;
+            return;
+        }
+        snprintf(why, sizeof why, "Service Changed value of %zu bytes (4 expected)", n);
+        break;
     default:
         s->st.undecoded++;
         return;

@@ -29,11 +29,14 @@ struct conn {
     int fd;
     unsigned id;
     struct blesim *sim;
+    int64_t change_ns; /* --change-after: when its database changes (INT64_MAX: done/never) */
 };
 
 struct cfg {
     const char *path;
     unsigned profiles;
+    unsigned change_profiles;          /* --change-profiles */
+    int64_t change_after_ns;           /* --change-after (0: never) */
     uint16_t mtu;
     struct blesim_profile_opts po;
     struct blesim_faults faults;
@@ -94,6 +97,10 @@ static void usage(FILE *f)
         "  --relay-dropped N      the phone's Status reports N records discarded unsent\n"
         "  --relay-ack            answer each new nudge with a nudge_ack `delivered` record\n"
         "  --relay-ignore-pause   count the hub's PAUSEs but go on sending\n"
+        "  --change-after S       S seconds into each connection, the database changes: the\n"
+        "                         services of --change-profiles are added after the last handle\n"
+        "                         and Service Changed is indicated for them\n"
+        "  --change-profiles LIST hr,battery,cts,dis,motion (default battery)\n"
         "  --max-conn N           simultaneous connections (default 64)\n"
         "  --once                 exit when the first connection ends\n"
         "  --quiet                no per-connection lines on stderr\n"
@@ -164,7 +171,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
            O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
-           O_RELAY_ACK, O_RELAY_IGNORE_PAUSE,
+           O_RELAY_ACK, O_RELAY_IGNORE_PAUSE, O_CHANGE_AFTER, O_CHANGE_PROFILES,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -185,12 +192,14 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"relay-rate", 1, 0, O_RELAY_RATE}, {"relay-corrupt", 1, 0, O_RELAY_CORRUPT},
         {"relay-dropped", 1, 0, O_RELAY_DROPPED}, {"relay-ack", 0, 0, O_RELAY_ACK},
         {"relay-ignore-pause", 0, 0, O_RELAY_IGNORE_PAUSE},
+        {"change-after", 1, 0, O_CHANGE_AFTER}, {"change-profiles", 1, 0, O_CHANGE_PROFILES},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
     int o;
     memset(c, 0, sizeof *c);
     c->profiles = BLESIM_PROFILE_ALL;
+    c->change_profiles = BLESIM_PROFILE_BATTERY;
     c->max_conn = 64;
     c->relay_period_us = 1000;
     blesim_profile_defaults(&c->po);
@@ -247,6 +256,11 @@ static int parse(int argc, char **argv, struct cfg *c)
             c->relay_dropped = (uint32_t)v; break;
         case O_RELAY_ACK: c->relay_ack = 1; break;
         case O_RELAY_IGNORE_PAUSE: c->relay_ignore_pause = 1; break;
+        case O_CHANGE_AFTER: bad = num(optarg, 1, 86400, &v);
+            c->change_after_ns = v * 1000000000LL; break;
+        case O_CHANGE_PROFILES: bad = profiles(optarg, &c->change_profiles) ||
+                                      (c->change_profiles & BLESIM_PROFILE_GATT);
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -343,6 +357,8 @@ static int serve(const struct cfg *c, int lfd)
             int64_t t = blesim_next_timeout(conns[i].sim);
             if (t < due)
                 due = t;
+            if (conns[i].change_ns < due)
+                due = conns[i].change_ns;
         }
         struct timespec ts, *tsp = NULL;
         if (due != INT64_MAX) {
@@ -362,7 +378,9 @@ static int serve(const struct cfg *c, int lfd)
             int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             struct blesim *s = fd >= 0 ? make_sim(c, fd, now) : NULL;
             if (s) {
-                conns[n++] = (struct conn){.fd = fd, .id = next_id++, .sim = s};
+                conns[n++] = (struct conn){.fd = fd, .id = next_id++, .sim = s,
+                                           .change_ns = c->change_after_ns ? now + c->change_after_ns
+                                                                           : INT64_MAX};
                 if (!c->quiet)
                     fprintf(stderr, "blesim: connection %u\n", conns[n - 1].id);
             } else if (fd >= 0) {
@@ -373,6 +391,14 @@ static int serve(const struct cfg *c, int lfd)
             struct conn *k = &conns[i];
             if (r > 0 && pfd[1 + i].fd == k->fd && pfd[1 + i].revents)
                 blesim_on_readable(k->sim, now);
+            if (!blesim_closed(k->sim) && now >= k->change_ns) {
+                k->change_ns = INT64_MAX;
+                int e = blesim_change_services(k->sim, c->change_profiles);
+                if (!c->quiet)
+                    fprintf(stderr, "blesim: connection %u: database changed (%s)\n", k->id,
+                            e == 1 ? "Service Changed indicated" : e == 0 ? "not indicated: "
+                            "the client did not enable it" : strerror(-e));
+            }
             if (!blesim_closed(k->sim))
                 blesim_on_timer(k->sim, now);
         }

@@ -555,6 +555,62 @@ static void test_cache_on_reconnect_and_service_changed(void **state)
     gatt_cache_free(cache);
 }
 
+/* The simulated device adds a service while connected (blesim_change_services): Service
+ * Changed names the new handles, and a new client on the same bearer (no second MTU exchange)
+ * discovers the grown database in full and sees the new service's stream once subscribed. */
+static void test_database_change_rediscovered_on_the_same_bearer(void **state)
+{
+    struct gatt_cache *cache = gatt_cache_new(8);
+    struct blesim_profile_opts o;
+    struct link l;
+    blesim_profile_defaults(&o);
+    o.battery_period_ms = 1000;
+    o.battery_level = 61;
+    link_sim(&l, 0, BLESIM_PROFILE_GATT | BLESIM_PROFILE_HR, &o);
+    link_client(&l, 0, NULL, 0, cache);
+    assert_int_equal(l.ready_err, 0);
+    const struct gatt_db *db = gatt_get_db(l.g);
+    size_t n_svc = db->n_svc;
+    uint16_t last = 0;
+    for (size_t i = 0; i < db->n_svc; i++)
+        last = db->svc[i].end > last ? db->svc[i].end : last;
+    struct att_uuid bat = att_uuid16(0x180F);
+    assert_null(gatt_db_service(gatt_get_db(l.g), &bat));
+    assert_int_equal(blesim_change_services(l.sim, BLESIM_PROFILE_GATT), -EINVAL);
+    assert_int_equal(blesim_change_services(l.sim, BLESIM_PROFILE_BATTERY), 1);
+    pump(&l);
+    assert_int_equal(l.changed_calls, 1);
+    assert_int_equal(l.changed_start, last + 1);
+    assert_int_equal(l.changed_end, 0xffff);
+    assert_int_equal(gatt_cache_count(cache), 0);
+
+    /* as the daemon does: outside the callback, a new client on the same bearer */
+    l.g = gatt_free(l.g);
+    uint64_t before = blesim_stats(l.sim)->requests;
+    l.ready_calls = 0;
+    link_client(&l, 0, &bat, 1, cache);
+    assert_int_equal(l.ready_calls, 1);
+    assert_int_equal(l.ready_err, 0);
+    assert_false(gatt_from_cache(l.g));
+    assert_int_equal(gatt_get_db(l.g)->n_svc, n_svc + 1);
+    const struct gatt_service *sv = gatt_db_service(gatt_get_db(l.g), &bat);
+    assert_non_null(sv);
+    assert_int_equal(sv->start, last + 1);
+    assert_int_equal(gatt_cache_count(cache), 1);
+    /* MTU exchange not repeated: the first request of the new client is Read By Type */
+    assert_true(blesim_stats(l.sim)->requests > before);
+    assert_int_equal(att_mtu(l.att), 517);
+    uint16_t h = value_handle(&l, "2a19");
+    assert_true(gatt_subscribe(l.g, h, on_note, NULL, &l, NULL) > 0);
+    run_for(&l, 2 * SEC);
+    int battery = 0;
+    for (int i = 0; i < l.n_notes; i++)
+        battery += l.notes[i].handle == h && l.notes[i].len == 1 && l.notes[i].v[0] < 61;
+    assert_true(battery >= 1);
+    link_close(&l);
+    gatt_cache_free(cache);
+}
+
 /* The client's side of a simulator link raising its security: the control packet. */
 static int sim_raise(struct att *a, int level, uint8_t ecode, void *ud)
 {
@@ -822,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_secondary_service_and_include),
         cmocka_unit_test(test_indications_are_confirmed),
         cmocka_unit_test(test_cache_on_reconnect_and_service_changed),
+        cmocka_unit_test(test_database_change_rediscovered_on_the_same_bearer),
         cmocka_unit_test(test_security_raise_with_the_simulator),
         cmocka_unit_test(test_injected_faults),
         cmocka_unit_test(test_simulator_answers_bad_requests),

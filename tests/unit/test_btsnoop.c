@@ -405,6 +405,50 @@ static void test_disconnect(void **state)
     }
 }
 
+/* Service Changed in a capture (the daemon discovers again on the same link): the indicated
+ * range's mapping is forgotten, the SC characteristic's own kept, and the discovery that
+ * follows maps the range again; a value in between is unmapped; a short SC value is bad. */
+static void test_service_changed(void **state)
+{
+    (void)state;
+    struct cap c;
+    cap_open(&c, "sc.btsnoop", BTSNOOP_LINK_H4, 0);
+    pdu(&c, 0x40, TX, T0, 7, 0x08, 0x01, 0x00, 0xff, 0xff, 0x03, 0x28);
+    pdu(&c, 0x40, RX, T0, 23, 0x09, 7, 0x02, 0x00, 0x20, 0x03, 0x00, 0x05, 0x2a, /* SC */
+        0x0f, 0x00, 0x10, 0x10, 0x00, 0x37, 0x2a,                              /* HRM */
+        0x12, 0x00, 0x12, 0x13, 0x00, 0x19, 0x2a);                             /* battery */
+    pdu(&c, 0x40, RX, T0 + 1000, 7, 0x1b, 0x10, 0x00, 0x16, 0x48, 0x40, 0x03);
+    pdu(&c, 0x40, RX, T0 + 2000, 7, 0x1d, 0x03, 0x00, 0x10, 0x00, 0xff, 0xff);
+    pdu(&c, 0x40, TX, T0 + 2000, 1, 0x1e);
+    pdu(&c, 0x40, RX, T0 + 3000, 7, 0x1b, 0x10, 0x00, 0x16, 0x48, 0x40, 0x03); /* unmapped */
+    /* discovered again: 0x0010 is now the battery level, 0x0013 is gone */
+    pdu(&c, 0x40, TX, T0 + 4000, 7, 0x08, 0x10, 0x00, 0xff, 0xff, 0x03, 0x28);
+    pdu(&c, 0x40, RX, T0 + 4000, 9, 0x09, 7, 0x0f, 0x00, 0x12, 0x10, 0x00, 0x19, 0x2a);
+    pdu(&c, 0x40, RX, T0 + 5000, 4, 0x1b, 0x10, 0x00, 64);
+    pdu(&c, 0x40, RX, T0 + 5500, 4, 0x1b, 0x13, 0x00, 63);                     /* unmapped */
+    pdu(&c, 0x40, RX, T0 + 6000, 5, 0x1d, 0x03, 0x00, 0x10, 0x00);              /* short */
+    pdu(&c, 0x40, RX, T0 + 7000, 4, 0x1b, 0x10, 0x00, 62);
+    cap_close(&c);
+    static struct got gs;
+    struct got *g = &gs;
+    replay(path, "p1", g);
+    assert_int_equal(g->open_rc, 0);
+    assert_int_equal(g->n, 3);
+    assert_int_equal(g->ev[0].type, EV_HR);
+    assert_int_equal(g->ev[0].ts, T0 + 1000);
+    assert_int_equal(g->ev[1].type, EV_BATTERY);
+    assert_true(g->ev[1].u.battery.pct == 64);
+    assert_int_equal(g->ev[1].ts, T0 + 5000);
+    assert_int_equal(g->ev[2].type, EV_BATTERY); /* the short value changed nothing */
+    assert_true(g->ev[2].u.battery.pct == 62);
+    assert_int_equal(g->st.changed, 1);
+    assert_int_equal(g->st.unmapped, 2);
+    assert_int_equal(g->st.malformed, 1);
+    assert_int_equal(g->n_bad, 2);
+    assert_non_null(strstr(g->bad[0], "handle 0x0010"));
+    assert_non_null(strstr(g->bad[1], "Service Changed value of 2 bytes"));
+}
+
 /* Bounds: a 17th connection forgets the least recently used one; handles beyond 128 on one
  * connection are not mapped (one READ_BAD). */
 static void test_bounds(void **state)
@@ -626,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_hr_capture),
         cmocka_unit_test(test_find_info_and_pinetime),
         cmocka_unit_test(test_disconnect),
+        cmocka_unit_test(test_service_changed),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_truncated),
