@@ -378,9 +378,9 @@ static int serve(const struct cfg *c, int lfd)
             int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             struct blesim *s = fd >= 0 ? make_sim(c, fd, now) : NULL;
             if (s) {
+                int64_t change = c->change_after_ns ? now + c->change_after_ns : INT64_MAX;
                 conns[n++] = (struct conn){.fd = fd, .id = next_id++, .sim = s,
-                                           .change_ns = c->change_after_ns ? now + c->change_after_ns
-                                                                           : INT64_MAX};
+                                           .change_ns = change};
                 if (!c->quiet)
                     fprintf(stderr, "blesim: connection %u\n", conns[n - 1].id);
             } else if (fd >= 0) {

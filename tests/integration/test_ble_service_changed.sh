@@ -70,7 +70,8 @@ import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 hr = [r[0] for r in db.execute(
     "SELECT received FROM events WHERE source = 'hr1' AND type = 'hr' ORDER BY id")]
-bat = db.execute("SELECT count(*) FROM events WHERE source = 'hr1' AND type = 'battery'").fetchone()[0]
+bat = db.execute(
+    "SELECT count(*) FROM events WHERE source = 'hr1' AND type = 'battery'").fetchone()[0]
 assert len(hr) > 60, len(hr)
 gap = max(b - a for a, b in zip(hr, hr[1:]))
 assert gap < 500, "a %d ms hole in heart rate" % gap
