@@ -387,13 +387,11 @@ static int submit(struct ble *b)
     if (!store_writer_has_room(b->h.sw))
         return -EAGAIN; /* before any body is built: a backlog is retried every 10 ms */
     size_t cap = o->n < STORE_BATCH_MAX_LIMIT ? o->n : STORE_BATCH_MAX_LIMIT;
-    size_t body_cap = o->n_body_cap;
     o->json_len = o->n_body = 0;
     int e = vec_grow((void **)&b->se, &b->se_cap, cap, sizeof *b->se) < 0 ||
-                    vec_grow((void **)&o->body, &body_cap, cap, sizeof *o->body) < 0
+                    vec_grow((void **)&o->body, &o->n_body_cap, cap, sizeof *o->body) < 0
                 ? -ENOMEM
                 : 0;
-    o->n_body_cap = body_cap;
     struct store_event *se = b->se;
     struct store_fit fit = {0}; /* bodies are built only for what one request holds */
     size_t k = 0;

@@ -314,8 +314,7 @@ static void linked(struct ble_dev *d)
     att_set_security_hook(d->att, ble_link_security(&d->tr), on_security, d, NULL);
     int e = att_register_close(d->att, on_close, d, NULL);
     d->connects++;
-    d->changed = 0;
-    d->rediscoveries = 0;
+    d->rediscoveries = 0; /* changed: cleared with the last link (drop_link) */
     if (e < 0) {
         fail(d, e, "cannot start the GATT client", 1);
         return;
