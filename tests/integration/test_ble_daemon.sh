@@ -180,7 +180,17 @@ stop_daemon || fail "daemon exit"
 $PY - "$T/status.out" "$T/clocks" <<'EOP' || fail "status sequence"
 import json, sys
 clocks = [int(x) * 1000 for x in open(sys.argv[2])]
-msgs = [json.loads(l)[1] for l in open(sys.argv[1]) if l.startswith('["status/hr1"')]
+msgs = []
+for l in open(sys.argv[1]):
+    if l.startswith('["status/hr1"'):
+        m = json.loads(l)[1]
+        # docs/topics.md: a subscribe re-sends the topic's last value with its seq, and ZeroMQ
+        # may already have delivered that message live (the subscription reaches libzmq's
+        # filter before the daemon reads it): a repeat is the last message again, as it was
+        if msgs and m["seq"] == msgs[-1]["seq"]:
+            assert m == msgs[-1], (m, msgs[-1])
+            continue
+        msgs.append(m)
 states = [m["state"] for m in msgs]
 # every state change was published: the second connection's path is visible in order
 i = states.index("streaming")
