@@ -38,6 +38,7 @@ int ble_link_secure(const struct ble_transport *t, int fd, int level);
 
 struct ble;
 struct ble_dev;
+struct ble_nudge_restore;
 
 /* user_data of a Device Information read: which of ble_dev.dis[] it fills */
 struct ble_dis_ctx {
@@ -90,8 +91,8 @@ struct ble_dev {
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
     struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */
     int rec_stop_told;            /* status/<source> has told that recording stopped */
-    struct json_t **nudge_restore; /* stored nudge decisions (parsed) to queue once the relay
-                                    * is seen */
+    struct ble_nudge_restore *nudge_restore; /* stored nudge decisions to queue once the relay
+                                              * is seen (ble_relay.c) */
     size_t n_nudge_restore;
 
     /* setup */

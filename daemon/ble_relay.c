@@ -343,10 +343,17 @@ void ble_relay_nudge(struct ble_dev *d, const struct nudge_decision *nd, const c
 
 /* ---- nudges across a restart -------------------------------------------------------- */
 
+/* A stored decision to queue again: its body, parsed, and when the hub had it. */
+struct ble_nudge_restore {
+    json_t *body;
+    int64_t decided;         /* hub clock, ms UTC; 0 when stored before schema v5 */
+};
+
 struct restore {
     char **acked;            /* nudge ids the source's nudge_ack events name */
     size_t n_acked, cap;
-    json_t *body[BLE_RELAY_NUDGES]; /* the newest unconfirmed sends, oldest first */
+    struct ble_nudge_restore dec[BLE_RELAY_NUDGES]; /* the newest unconfirmed sends, oldest
+                                                      * first */
     size_t n;
 };
 
@@ -392,11 +399,11 @@ static int take_decision(void *ud, int64_t row, const struct store_nudge *n)
         return 0;
     }
     if (rs->n == BLE_RELAY_NUDGES) { /* the newest count: the oldest makes way */
-        json_decref(rs->body[0]);
-        memmove(rs->body, rs->body + 1, (BLE_RELAY_NUDGES - 1) * sizeof rs->body[0]);
+        json_decref(rs->dec[0].body);
+        memmove(rs->dec, rs->dec + 1, (BLE_RELAY_NUDGES - 1) * sizeof rs->dec[0]);
         rs->n--;
     }
-    rs->body[rs->n++] = o; /* kept parsed, for restore_queue */
+    rs->dec[rs->n++] = (struct ble_nudge_restore){.body = o, .decided = n->decided};
     return 0;
 }
 
@@ -404,6 +411,7 @@ int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms
 {
     ble_dev_touch(d);
     struct restore rs = {0};
+    /* hub time, as the live queue counts: an ack arrives after its nudge was decided */
     int64_t since = now_ms - BLE_RELAY_NUDGE_TTL_MS;
     int e = store_reader_nudge_acks(rd, d->name, since, take_ack, &rs);
     if (e == 0)
@@ -415,11 +423,11 @@ int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms
         e = -ENOMEM;
     if (e < 0) {
         for (size_t i = 0; i < rs.n; i++)
-            json_decref(rs.body[i]);
+            json_decref(rs.dec[i].body);
         return e;
     }
     if (rs.n)
-        memcpy(d->nudge_restore, rs.body, rs.n * sizeof *rs.body);
+        memcpy(d->nudge_restore, rs.dec, rs.n * sizeof *rs.dec);
     d->n_nudge_restore = rs.n;
     return 0;
 }
@@ -427,18 +435,19 @@ int ble_relay_restore(struct ble_dev *d, struct store_reader *rd, int64_t now_ms
 static void restore_free(struct ble_dev *d)
 {
     for (size_t i = 0; i < d->n_nudge_restore; i++)
-        json_decref(d->nudge_restore[i]);
+        json_decref(d->nudge_restore[i].body);
     free(d->nudge_restore);
     d->nudge_restore = NULL;
     d->n_nudge_restore = 0;
 }
 
 /* The phone is seen for the first time since the start: the nudges the store holds for it
- * unconfirmed join its queue, counted from their decision time. */
+ * unconfirmed join its queue, their 24 hours counted from when the hub decided them (from
+ * their event time, if earlier than now, for decisions stored before schema v5). */
 static void restore_queue(struct ble_dev *d)
 {
     for (size_t i = 0; i < d->n_nudge_restore; i++) {
-        json_t *o = d->nudge_restore[i];
+        json_t *o = d->nudge_restore[i].body;
         struct nudge_decision nd;
         memset(&nd, 0, sizeof nd);
         const char *id = jstr(o, "id"), *prio = jstr(o, "priority");
@@ -449,9 +458,10 @@ static void restore_queue(struct ble_dev *d)
         for (int p = NUDGE_PRIO_LOW; prio && p <= NUDGE_PRIO_HIGH; p++)
             if (strcmp(prio, nudge_priority_name(p)) == 0)
                 nd.priority = p;
+        int64_t had = d->nudge_restore[i].decided ? d->nudge_restore[i].decided : nd.ts;
         if (id && strlen(id) < sizeof nd.id) {
             strcpy(nd.id, id);
-            enqueue(d, &nd, d->participant, nd.ts < utc(d) ? nd.ts : utc(d));
+            enqueue(d, &nd, d->participant, had < utc(d) ? had : utc(d));
             d->relay->nudges_restored++;
         }
     }

@@ -53,6 +53,7 @@ static int write_record(void *ud, const struct feature_record *r)
         return n;
     if (rp->store && r->nudge) {
         struct store_nudge sn = {.participant = r->participant, .ts = r->nudge->ts,
+                                 .decided = r->nudge->decided,
                                  .rule = r->nudge->rule, .body = rp->buf, .body_len = (size_t)n};
         if (store_sync_nudge(rp->store, &sn) < 0)
             rp->store_errors++;

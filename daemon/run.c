@@ -75,6 +75,7 @@ static int emit_record(void *ud, const struct feature_record *r)
         .revision = r->revision, .body = d->buf, .body_len = (size_t)n,
     };
     struct store_nudge sn = {.participant = r->participant, .ts = r->nudge ? r->nudge->ts : 0,
+                             .decided = r->nudge ? r->nudge->decided : 0,
                              .rule = r->nudge ? r->nudge->rule : NULL, .body = d->buf,
                              .body_len = (size_t)n};
     int e, tries = 0;

@@ -47,6 +47,10 @@ static const char *const migrations[] = {
      * mark of the events they cover; up to v3 every commit wrote them, so they cover all. */
     "INSERT INTO meta(key, value) SELECT '" STORE_META_HUB_POSITIONS "', coalesce(max(id), 0)"
     " FROM events;",
+    /* v5: the hub clock when a nudge was decided. Its ts is event time, which for data a
+     * phone sends days late is days old: a restart counts a pending nudge's 24 hours from
+     * decided, as the live queue does (docs/ble.md). NULL for decisions stored before. */
+    "ALTER TABLE nudges ADD COLUMN decided INTEGER;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -457,20 +461,21 @@ int store_reader_latest(struct store_reader *rd, const char *participant, const 
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }
 
-int store_reader_nudge_acks(struct store_reader *rd, const char *source, int64_t since_ts,
+int store_reader_nudge_acks(struct store_reader *rd, const char *source, int64_t since,
                             store_nudge_ack_fn fn, void *ud)
 {
     sqlite3_stmt *st;
     int r = prep(rd,
                  "SELECT CASE WHEN json_valid(body) THEN json_extract(body, '$.nudge') END"
                  " FROM events INDEXED BY events_source_seq"
-                 " WHERE source = ?1 AND hub_seq = 0 AND type = 'nudge_ack' AND ts >= ?2"
+                 " WHERE source = ?1 AND hub_seq = 0 AND type = 'nudge_ack'"
+                 " AND received >= ?2"
                  " ORDER BY seq",
                  &st);
     if (r < 0)
         return r;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, since_ts);
+    sqlite3_bind_int64(st, 2, since);
     int rc = SQLITE_DONE, f = 0;
     while (!f && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = col_text(st, 0, NULL);
@@ -480,24 +485,25 @@ int store_reader_nudge_acks(struct store_reader *rd, const char *source, int64_t
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }
 
-int store_reader_nudges(struct store_reader *rd, const char *participant, int64_t since_ts,
+int store_reader_nudges(struct store_reader *rd, const char *participant, int64_t since,
                         store_nudge_fn fn, void *ud)
 {
     sqlite3_stmt *st;
     int r = prep(rd,
-                 "SELECT id, participant, ts, rule, body FROM nudges"
-                 " WHERE participant = ?1 AND ts >= ?2 ORDER BY ts, id",
+                 "SELECT id, participant, ts, rule, body, decided FROM nudges"
+                 " WHERE participant = ?1 AND coalesce(decided, ts) >= ?2 ORDER BY ts, id",
                  &st);
     if (r < 0)
         return r;
     sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, since_ts);
+    sqlite3_bind_int64(st, 2, since);
     int rc = SQLITE_DONE, f = 0;
     while (!f && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_nudge nu = {
             .participant = col_text(st, 1, NULL),
             .ts = sqlite3_column_int64(st, 2),
             .rule = col_text(st, 3, NULL),
+            .decided = sqlite3_column_int64(st, 5), /* NULL reads as 0 */
         };
         nu.body = col_text(st, 4, &nu.body_len);
         f = fn(ud, sqlite3_column_int64(st, 0), &nu);

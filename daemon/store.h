@@ -24,7 +24,7 @@
 /* PRAGMA application_id of an engaged store ('e','n','g','d'). */
 #define STORE_APPLICATION_ID 0x656e6764
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 #define STORE_BODY_MAX (1u << 20)     /* longest event/record/nudge body, bytes */
 #define STORE_STR_MAX 1024u           /* longest source/participant/type/feature/... */
@@ -74,6 +74,7 @@ struct store_record {
 struct store_nudge {
     const char *participant;
     int64_t ts;
+    int64_t decided;         /* ms UTC, the hub clock when decided; 0 = unknown (stored NULL) */
     const char *rule;
     const char *body;
     size_t body_len;
@@ -242,13 +243,16 @@ int64_t store_reader_count_nudges(struct store_reader *r);
  * a participant, ordered by feature and window; feature NULL = all features. */
 int store_reader_latest(struct store_reader *r, const char *participant, const char *feature,
                         store_record_fn fn, void *ud);
-/* Nudge decisions of a participant with ts >= since_ts, in ts then id order. */
-int store_reader_nudges(struct store_reader *r, const char *participant, int64_t since_ts,
+/* Nudge decisions of a participant the hub made at or after since (hub clock, ms UTC: the
+ * decided column; ts for a decision stored without it, before schema v5), in ts then id
+ * order. */
+int store_reader_nudges(struct store_reader *r, const char *participant, int64_t since,
                         store_nudge_fn fn, void *ud);
-/* The nudge ids named by nudge_ack events of a source with ts >= since_ts, in storage order
- * (a scan of the source's own events: it needs no index beyond (source, seq)). */
+/* The nudge ids named by nudge_ack events of a source that reached the hub at or after
+ * since (received, ms UTC), in storage order (a scan of the source's own events: it needs no
+ * index beyond (source, seq)). */
 typedef int (*store_nudge_ack_fn)(void *ud, const char *nudge_id);
-int store_reader_nudge_acks(struct store_reader *r, const char *source, int64_t since_ts,
+int store_reader_nudge_acks(struct store_reader *r, const char *source, int64_t since,
                             store_nudge_ack_fn fn, void *ud);
 /* Every source's position, ordered by source. */
 int store_reader_positions(struct store_reader *r, store_position_fn fn, void *ud);

@@ -231,6 +231,7 @@ int store_submit_nudge(struct store_writer *w, const struct store_nudge *nu)
     if (nu->body && nu->body_len > STORE_BODY_MAX)
         return -EMSGSIZE;
     wn.ts = nu->ts;
+    wn.decided = nu->decided;
     wn.has_body = nu->body != NULL;
     wn.body_len = nu->body ? (uint32_t)nu->body_len : 0;
     struct mq_msg *m = mq_msg_new(1 + sizeof wn + wn.participant_len + wn.rule_len +

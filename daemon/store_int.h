@@ -74,7 +74,7 @@ struct wire_record {
 };
 
 struct wire_nudge {
-    int64_t ts;
+    int64_t ts, decided;
     uint32_t body_len;
     uint16_t participant_len, rule_len;
     uint8_t has_body;

@@ -20,7 +20,8 @@ static const char *const stmt_sql[ST__N] = {
                  " hub_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_FEATURE] = "INSERT INTO features(participant, feature, \"window\", start, \"end\","
                    " revision, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [ST_NUDGE] = "INSERT INTO nudges(participant, ts, rule, body) VALUES(?1, ?2, ?3, ?4)",
+    [ST_NUDGE] = "INSERT INTO nudges(participant, ts, rule, body, decided)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5)",
     /* Positions only move forward, whatever order batches commit in. */
     [ST_POSITION] = "INSERT INTO positions(source, seq, ts, updated) VALUES(?1, ?2, ?3, ?4)"
                     " ON CONFLICT(source) DO UPDATE SET"
@@ -424,6 +425,10 @@ int store_sync_nudge(struct store_sync *s, const struct store_nudge *nu)
         sqlite3_bind_text(st, 4, nu->body, (int)nu->body_len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 4);
+    if (nu->decided)
+        sqlite3_bind_int64(st, 5, nu->decided);
+    else
+        sqlite3_bind_null(st, 5);
     return insert_one(s, st);
 }
 

@@ -235,7 +235,7 @@ static int write_nudge(struct wctx *c, struct cur *cu)
 {
     struct wire_nudge wn;
     get(cu, &wn, sizeof wn);
-    struct store_nudge nu = { .ts = wn.ts, .body_len = wn.body_len };
+    struct store_nudge nu = { .ts = wn.ts, .decided = wn.decided, .body_len = wn.body_len };
     nu.participant = get_str(cu, wn.participant_len);
     nu.rule = get_str(cu, wn.rule_len);
     nu.body = get_str(cu, wn.body_len);

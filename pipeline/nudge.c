@@ -624,6 +624,7 @@ static void emit_decision(const struct nudge_host *h, struct nudge_state *s, int
     const struct pipeline_participant_conf *pc = h->pc;
     struct nudge_decision d = {
         .ts = pt->t,
+        .decided = h->clock,
         .rule = rc->name,
         .message = rc->message,
         .recipient = rc->recipient,

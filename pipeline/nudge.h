@@ -79,6 +79,8 @@ struct nudge_evidence {
 struct nudge_decision {
     char id[NUDGE_ID_LEN + 1];
     int64_t ts;                       /* decision time (event time) */
+    int64_t decided;                  /* hub clock when decided: the arrival of the
+                                       * participant's newest event (nudge_host.clock) */
     char local_date[11];
     const char *rule, *message;
     int recipient, priority;

@@ -3,7 +3,8 @@
 # "Nudges"): a phone (tools/blesim --relay) streams a day of app use of p01, the nudge rule
 # decides `send` as the day closes and the hub writes the nudge to the phone. A phone that
 # does not answer with nudge_ack gets it again after the daemon restarts (read back from the
-# store: nudges_restored) and after it reconnects (a new delivery number each time:
+# store: nudges_restored, although the data it was decided on is three days old: the 24 hours
+# count from when the hub decided) and after it reconnects (a new delivery number each time:
 # nudges_resent). A phone that answers (--relay-ack) sends a nudge_ack `delivered` record,
 # stored like any record; from then on the hub no longer writes that nudge, whatever the
 # reconnections or restarts (nudges_confirmed, nothing waiting, nothing restored).
@@ -12,8 +13,9 @@ source "$(dirname "$0")/ble_lib.sh"
 
 # The participant's zone is chosen so that its last local midnight was about 12 hours ago:
 # the phone's records (an unlock, the intervention app in front for 5 minutes, the screen off,
-# every 2 hours from 8 h before that midnight to 6 h after it) close one day, whose `send`
-# decision is recent enough (< 24 h) to be queued again after a daemon restart.
+# every 2 hours from 8 h before the midnight three days before that to 6 h after it) close
+# one day, whose `send` decision the hub makes when the phone sends them, now: a backlog
+# (`late`), queued again after a daemon restart all the same.
 TZ_P=$($PY -c 'import time; h = time.gmtime().tm_hour; o = (12 - h + 12) % 24 - 12
 print("Etc/GMT%+d" % -o if o else "Etc/GMT")')
 # UTC ms of that midnight
@@ -25,7 +27,7 @@ local = int(time.time()) + off * 3600
 print((local - local % 86400 - off * 3600) * 1000)
 EOP
 )
-app_use "$T/phone.jsonl" p01 phone-p01 $((MIDNIGHT - 8 * 3600000)) 7200000 8
+app_use "$T/phone.jsonl" p01 phone-p01 $((MIDNIGHT - 3 * 86400000 - 8 * 3600000)) 7200000 8
 
 ble_conf "$T/engaged.conf" "[nudge checkin]" "when = engage.days_since_last_use >= 0" \
   "message = checkin-1" "min_coverage = 0" "[source phone-p01]" "driver = ble" \

@@ -294,7 +294,7 @@ static void test_v1_store_upgrades_and_hub_numbered_events_skip_the_index(void *
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
     assert_int_equal(store_sync_close(s), 0);
     const char *sql =
-        "DROP TABLE gatt_cache;"
+        "DROP TABLE gatt_cache; ALTER TABLE nudges DROP COLUMN decided;"
         "DROP INDEX events_source_seq; ALTER TABLE events DROP COLUMN hub_seq;"
         "CREATE UNIQUE INDEX events_source_seq ON events(source, seq);"
         "DELETE FROM meta WHERE key = 'hub_positions_id'; PRAGMA user_version=1;"
@@ -368,7 +368,7 @@ static void test_v2_store_upgrades_with_an_empty_gatt_cache(void **state)
     assert_int_equal(store_sync_events(s, &ev, 1, &st), 0);
     assert_int_equal(store_sync_close(s), 0);
     sql_exec(f->db, "DROP TABLE gatt_cache; DELETE FROM meta WHERE key = 'hub_positions_id';"
-                    " PRAGMA user_version=2;");
+                    " ALTER TABLE nudges DROP COLUMN decided; PRAGMA user_version=2;");
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'gatt_cache'"),
                      0);
     struct store_reader *rd;
@@ -712,7 +712,8 @@ static void test_v3_store_upgrade_marks_its_events_covered(void **state)
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
     hub_commit(s, "hr", 1, 4, 9);
     assert_int_equal(store_sync_close(s), 0);
-    sql_exec(f->db, "DELETE FROM meta WHERE key = 'hub_positions_id'; PRAGMA user_version=3;");
+    sql_exec(f->db, "DELETE FROM meta WHERE key = 'hub_positions_id';"
+                    " ALTER TABLE nudges DROP COLUMN decided; PRAGMA user_version=3;");
     assert_int_equal(read_pos(f->db, "hr"), 4); /* v3 as it is: the table */
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
     assert_int_equal(store_sync_close(s), 0);
@@ -720,6 +721,95 @@ static void test_v3_store_upgrade_marks_its_events_covered(void **state)
     assert_int_equal(sql_int(f->db, "SELECT value FROM meta WHERE key = 'hub_positions_id'"), 5);
     assert_int_equal(read_pos(f->db, "hr"), 4);
     assert_int_equal(read_pos(f->db, "phone"), 9);
+}
+
+/* Nudge decisions as a reader gets them. */
+struct nudges_seen {
+    int n;
+    int64_t ts[4], decided[4];
+};
+
+static int on_nudge_seen(void *ud, int64_t id, const struct store_nudge *nu)
+{
+    (void)id;
+    struct nudges_seen *ns = ud;
+    assert_true(ns->n < 4);
+    ns->ts[ns->n] = nu->ts;
+    ns->decided[ns->n++] = nu->decided;
+    return 0;
+}
+
+static int on_ack(void *ud, const char *id)
+{
+    struct nudges_seen *ns = ud;
+    assert_string_equal(id, "n0000000000000007");
+    ns->n++;
+    return 0;
+}
+
+/* A restart counts a pending nudge's 24 hours from when the hub decided it (decided, schema
+ * v5), not from its event time, which for data a phone sends late is days old; a decision
+ * stored by v4 has no decided and is selected by its ts. nudge_acks: by their arrival. */
+static void test_nudges_are_selected_by_when_the_hub_decided_them(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    struct store_nudge old = { .participant = "p01", .ts = 1000, .rule = "r", .body = "{}",
+                               .body_len = 2 }; /* stored without a decided */
+    assert_int_equal(store_sync_nudge(s, &old), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    sql_exec(f->db, "ALTER TABLE nudges DROP COLUMN decided; PRAGMA user_version=4;");
+
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0); /* upgrades to v5 */
+    struct store_nudge late = { .participant = "p01", .ts = 2000, .decided = 5000000,
+                                .rule = "r", .body = "{}", .body_len = 2 };
+    struct store_nudge other = { .participant = "p02", .ts = 2000, .decided = 5000000,
+                                 .rule = "r", .body = "{}", .body_len = 2 };
+    assert_int_equal(store_sync_nudge(s, &late), 0);
+    assert_int_equal(store_sync_nudge(s, &other), 0);
+    /* an ack the phone timestamped long before it reached the hub */
+    char body[64] = "{\"nudge\":\"n0000000000000007\"}";
+    struct store_event ack = { .source = "phone", .seq = 1, .has_seq = 1, .ts = 1500,
+                               .participant = "p01", .type = "nudge_ack", .body = body,
+                               .body_len = strlen(body), .received = 5000100 };
+    uint8_t st;
+    assert_int_equal(store_sync_events(s, &ack, 1, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM nudges WHERE decided IS NULL"), 1);
+
+    struct store_reader *rd;
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    struct nudges_seen ns = { 0 };
+    assert_int_equal(store_reader_nudges(rd, "p01", INT64_MIN, on_nudge_seen, &ns), 0);
+    assert_int_equal(ns.n, 2); /* ts order */
+    assert_int_equal(ns.ts[0], 1000);
+    assert_int_equal(ns.decided[0], 0);
+    assert_int_equal(ns.ts[1], 2000);
+    assert_int_equal(ns.decided[1], 5000000);
+    memset(&ns, 0, sizeof ns);
+    /* after both event times: only the one decided since */
+    assert_int_equal(store_reader_nudges(rd, "p01", 4000000, on_nudge_seen, &ns), 0);
+    assert_int_equal(ns.n, 1);
+    assert_int_equal(ns.decided[0], 5000000);
+    memset(&ns, 0, sizeof ns);
+    assert_int_equal(store_reader_nudges(rd, "p01", 5000001, on_nudge_seen, &ns), 0);
+    assert_int_equal(ns.n, 0);
+    /* the v4 row by its ts */
+    assert_int_equal(store_reader_nudges(rd, "p01", 1000, on_nudge_seen, &ns), 0);
+    assert_int_equal(ns.n, 2);
+    memset(&ns, 0, sizeof ns);
+    assert_int_equal(store_reader_nudges(rd, "p01", 1001, on_nudge_seen, &ns), 0);
+    assert_int_equal(ns.n, 1);
+    memset(&ns, 0, sizeof ns);
+    assert_int_equal(store_reader_nudge_acks(rd, "phone", 5000000, on_ack, &ns), 0);
+    assert_int_equal(ns.n, 1);
+    memset(&ns, 0, sizeof ns);
+    assert_int_equal(store_reader_nudge_acks(rd, "phone", 5000101, on_ack, &ns), 0);
+    assert_int_equal(ns.n, 0);
+    store_reader_close(rd);
 }
 
 struct iter {
@@ -1249,6 +1339,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_v3_store_upgrade_marks_its_events_covered, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_nudges_are_selected_by_when_the_hub_decided_them,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_nudges_and_positions_are_stored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reader_iterates_in_storage_order, setup, teardown),
