@@ -223,6 +223,12 @@ uint16_t blesim_cccd(const struct blesim *s, uint16_t value_handle)
     return c && c->len == 2 ? att_get16(c->value) : 0;
 }
 
+uint16_t blesim_cccd_handle(const struct blesim *s, uint16_t value_handle)
+{
+    const struct sim_attr *a = blesim_attr(s, value_handle);
+    return a ? a->cccd : 0;
+}
+
 static int is_decl(const struct sim_attr *a)
 {
     uint16_t t;

@@ -96,6 +96,8 @@ int blesim_value(const struct blesim *s, uint16_t handle, const uint8_t **ret, s
 uint16_t blesim_find(const struct blesim *s, const struct att_uuid *uuid);
 /* The CCCD value the client last wrote for a characteristic (0 when none). */
 uint16_t blesim_cccd(const struct blesim *s, uint16_t value_handle);
+/* The handle of a characteristic's CCCD (0 when it has none). */
+uint16_t blesim_cccd_handle(const struct blesim *s, uint16_t value_handle);
 /* A hash over the database layout (handles, types, declaration values), standing in for the
  * Database Hash 0x2B2A (the spec's AES-CMAC is not needed: clients only compare it). */
 void blesim_db_hash(const struct blesim *s, uint8_t out[16]);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drivers/ble_gatt.h"
 #include "drivers/ble_sim.h"
 
 #define MAX_CONN_LIMIT 1024
@@ -37,6 +38,7 @@ struct cfg {
     unsigned profiles;
     unsigned change_profiles;          /* --change-profiles */
     int64_t change_after_ns;           /* --change-after (0: never) */
+    unsigned change_storm;             /* --change-storm: Service Changed indications left */
     uint16_t mtu;
     struct blesim_profile_opts po;
     struct blesim_faults faults;
@@ -101,6 +103,10 @@ static void usage(FILE *f)
         "                         services of --change-profiles are added after the last handle\n"
         "                         and Service Changed is indicated for them\n"
         "  --change-profiles LIST hr,battery,cts,dis,motion (default battery)\n"
+        "  --change-storm N       the first N times a client enables Service Changed\n"
+        "                         indications (over all connections), indicate a change of the\n"
+        "                         whole database at once: a device that keeps changing while\n"
+        "                         the client sets up\n"
         "  --max-conn N           simultaneous connections (default 64)\n"
         "  --once                 exit when the first connection ends\n"
         "  --quiet                no per-connection lines on stderr\n"
@@ -172,6 +178,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
            O_RELAY_ACK, O_RELAY_IGNORE_PAUSE, O_CHANGE_AFTER, O_CHANGE_PROFILES,
+           O_CHANGE_STORM,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -193,6 +200,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"relay-dropped", 1, 0, O_RELAY_DROPPED}, {"relay-ack", 0, 0, O_RELAY_ACK},
         {"relay-ignore-pause", 0, 0, O_RELAY_IGNORE_PAUSE},
         {"change-after", 1, 0, O_CHANGE_AFTER}, {"change-profiles", 1, 0, O_CHANGE_PROFILES},
+        {"change-storm", 1, 0, O_CHANGE_STORM},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -261,6 +269,8 @@ static int parse(int argc, char **argv, struct cfg *c)
         case O_CHANGE_PROFILES: bad = profiles(optarg, &c->change_profiles) ||
                                       (c->change_profiles & BLESIM_PROFILE_GATT);
             break;
+        case O_CHANGE_STORM: bad = num(optarg, 0, 1000000, &v); c->change_storm = (unsigned)v;
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -284,13 +294,32 @@ static int parse(int argc, char **argv, struct cfg *c)
     return 0;
 }
 
-static struct blesim *make_sim(const struct cfg *c, int fd, int64_t now)
+/* --change-storm: the client enabled Service Changed indications; a change is indicated at
+ * once (while the client is still setting up) until the count runs out. */
+static void storm_write(struct blesim *s, uint16_t handle, const uint8_t *value, size_t len,
+                        void *user_data)
+{
+    unsigned *left = user_data;
+    struct att_uuid u = att_uuid16(GATT_SERVICE_CHANGED);
+    uint16_t sc = blesim_find(s, &u);
+    if (!*left || !sc || handle != blesim_cccd_handle(s, sc) || len != 2 || !(value[0] & 2))
+        return;
+    int e = blesim_service_changed(s, 0x0001, 0xFFFF);
+    if (e == 1)
+        (*left)--;
+    fprintf(stderr, "blesim: Service Changed storm: %s (%u left)\n",
+            e == 1 ? "indicated" : e == 0 ? "not indicated" : strerror(-e), *left);
+}
+
+static struct blesim *make_sim(struct cfg *c, int fd, int64_t now)
 {
     struct blesim *s = blesim_new(fd, c->mtu, now);
     if (!s)
         return NULL;
     if (blesim_add_profiles(s, c->profiles, &c->po) < 0)
         return blesim_free(s);
+    if (c->change_storm)
+        blesim_set_write_hook(s, storm_write, &c->change_storm);
     if (c->phone && blesim_add_relay(s, c->phone, c->relay_period_us) < 0)
         return blesim_free(s);
     blesim_set_faults(s, &c->faults);
@@ -332,7 +361,7 @@ static void end_conn(const struct cfg *c, struct conn *k)
     k->fd = -1;
 }
 
-static int serve(const struct cfg *c, int lfd)
+static int serve(struct cfg *c, int lfd)
 {
     struct conn *conns = calloc(c->max_conn, sizeof *conns);
     struct pollfd *pfd = calloc(c->max_conn + 1, sizeof *pfd);

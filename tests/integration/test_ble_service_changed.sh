@@ -7,19 +7,27 @@
 # recorded (which bypasses the cache): its capture
 # holds both discoveries, and `engaged replay` of it gives every event the daemon stored (the
 # reader forgets the changed range at the Service Changed value and maps it again), plus the
-# few heart rate values the daemon dropped while it discovered again.
+# few heart rate values the daemon dropped while it discovered again. A third, hr3, indicates
+# a change each time the daemon enables Service Changed, four times: after three discoveries
+# on the link the daemon gives up on it (BLE_REDISCOVER_MAX) and reconnects on the backoff
+# schedule; the next link, without changes, streams.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
 ble_conf "$T/engaged.conf" "[source hr1]" "driver = ble" "participant = p01" \
   "address = C4:7C:8D:6A:2F:01" "transport = sim:$S/a.s" "[source hr2]" "driver = ble" \
   "participant = p01" "address = C4:7C:8D:6A:2F:02" "transport = sim:$S/a.s" \
-  "record = $T/hr2.btsnoop"
+  "record = $T/hr2.btsnoop" "[source hr3]" "driver = ble" "participant = p02" \
+  "address = C4:7C:8D:6A:2F:03" "transport = sim:$S/b.s"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 : > "$T/status.out"
-$PY "$TOOL" sub "ipc://$T/feed" status/hr1 "$T/status.out" --min 1000000 --seconds 120 \
+$PY "$TOOL" sub "ipc://$T/feed" status/hr "$T/status.out" --min 1000000 --seconds 120 \
   > /dev/null &
+"$BLESIM" --listen "$S/b.s" --profiles gatt,hr --hr-rate 20 --change-storm 4 \
+  > /dev/null 2> "$T/sim3.err" &
+SIM3=$!
+for _ in $(seq 1 100); do [ -S "$S/b.s" ] && break; sleep 0.05; done
 sim_start "$S/a.s" "$T/sim.err" --profiles gatt,hr --hr-rate 20 --battery-period 1 \
   --battery-level 77 --change-after 3 --change-profiles battery
 start_daemon "$T/engaged.conf" "$T/daemon.log"
@@ -28,7 +36,8 @@ start_daemon "$T/engaged.conf" "$T/daemon.log"
 wait_status "$T/status.out" hr1 "last['state'] == 'streaming' and last['profiles'] == ['hr']"
 cache1=""
 for _ in $(seq 1 50); do # the writer thread stores it after discovery
-  cache1=$(db_value "$T/engaged.db" "SELECT coalesce(max(hex(blob)), '') FROM gatt_cache")
+  cache1=$(db_value "$T/engaged.db" "SELECT coalesce(max(hex(blob)), '') FROM gatt_cache
+                                     WHERE device = 'C4:7C:8D:6A:2F:01/sim'")
   [ -n "$cache1" ] && break
   sleep 0.1
 done
@@ -55,13 +64,42 @@ for src in "hr1 (C4:7C:8D:6A:2F:01)" "hr2 (C4:7C:8D:6A:2F:02)"; do
   grep -q "$src: the device's services changed (handles 0x[0-9a-f]*-0xffff); discovering them\
  again on the same link" "$T/daemon.log" || fail "no log line for the change of $src"
 done
-[ "$(grep -c "discovering them again" "$T/daemon.log")" = 2 ] || fail "rediscovered more than once"
+[ "$(grep -c "hr[12] .*discovering them again" "$T/daemon.log")" = 2 ] ||
+  fail "rediscovered more than once"
 [ "$(grep -c "database changed (Service Changed indicated)" "$T/sim.err")" = 2 ] ||
   fail "the simulator did not indicate the changes"
 ! grep -q "blesim: connection 3" "$T/sim.err" || fail "the daemon connected again"
 
+# hr3: three discoveries again on its first link, then a reconnection; its second link streams
+wait_status "$T/status.out" hr3 "last['state'] == 'streaming' and last['connects'] == 2" 30
+$PY - "$T/status.out" <<'EOP' || fail "hr3 status"
+import json, sys
+msgs = [json.loads(l)[1] for l in open(sys.argv[1]) if l.startswith('["status/hr3"')]
+gave_up = [m for m in msgs if m["state"] == "backoff"]
+assert gave_up and "keep changing during setup" in gave_up[0]["error"], gave_up
+assert not any(m["state"] == "streaming" for m in msgs[:msgs.index(gave_up[0])]), \
+    "hr3 streamed on its first link"
+assert msgs[-1]["reconnects"] == 1 and msgs[-1]["profiles"] == ["hr"], msgs[-1]
+EOP
+[ "$(grep -c "hr3 (C4:7C:8D:6A:2F:03): the device's services changed (handles 0x0001-0xffff)" \
+      "$T/daemon.log")" = 3 ] || fail "hr3: not three discoveries again"
+grep -q "hr3 (C4:7C:8D:6A:2F:03): the device's services keep changing during setup; reconnecting" \
+  "$T/daemon.log" || fail "hr3: no log line for giving up the link"
+[ "$(grep -c "Service Changed storm: indicated" "$T/sim3.err")" = 4 ] ||
+  fail "the storm simulator did not indicate four changes"
+grep -q "blesim: connection 2" "$T/sim3.err" && ! grep -q "blesim: connection 3" "$T/sim3.err" ||
+  fail "hr3 did not connect exactly twice"
+n3=0
+for _ in $(seq 1 50); do
+  n3=$(db_value "$T/engaged.db" "SELECT count(*) FROM events WHERE source = 'hr3' AND type = 'hr'")
+  [ "$n3" -ge 20 ] && break
+  sleep 0.1
+done
+[ "$n3" -ge 20 ] || fail "hr3 stored $n3 heart rate events"
+
 stop_daemon || fail "daemon exit"
 kill -TERM "$SIM_PID"; wait "$SIM_PID" || fail "blesim exit"; SIM_PID=""
+kill -TERM "$SIM3"; wait "$SIM3" || fail "blesim (hr3) exit"
 
 # heart rate went on across the change: no hole in what was received beyond a few samples at
 # 20 Hz (the old subscription's notifications are dropped while the database is read again)
@@ -79,10 +117,14 @@ assert bat >= 2, bat
 print("%d hr events, largest gap %d ms; %d battery events" % (len(hr), gap, bat))
 EOP
 # the attribute cache holds the new database (with the battery service), not the old one
-cache2=$(db_value "$T/engaged.db" "SELECT hex(blob) FROM gatt_cache")
+cache2=$(db_value "$T/engaged.db" "SELECT hex(blob) FROM gatt_cache
+                                 WHERE device = 'C4:7C:8D:6A:2F:01/sim'")
 [ -n "$cache1" ] && [ -n "$cache2" ] && [ "$cache1" != "$cache2" ] ||
   fail "the attribute cache was not replaced"
-[ "$(db_value "$T/engaged.db" "SELECT count(*) FROM gatt_cache")" = 1 ] || fail "cache rows"
+# hr1 and hr3 (hr2 is recorded, which bypasses the cache)
+[ "$(db_value "$T/engaged.db" "SELECT group_concat(device, ' ')
+                     FROM (SELECT device FROM gatt_cache ORDER BY device)")" = \
+  "C4:7C:8D:6A:2F:01/sim C4:7C:8D:6A:2F:03/sim" ] || fail "cache rows"
 
 "$ENGAGED" replay --participant p01 --store "$T/replay.db" --out /dev/null "$T/hr2.btsnoop" \
   > /dev/null 2> "$T/replay.err" || { cat "$T/replay.err"; fail "replay of the capture"; }
