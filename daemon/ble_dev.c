@@ -259,8 +259,9 @@ static int on_security(struct att *att, int level, uint8_t ecode, void *ud)
 }
 
 /* A GATT client on the link's bearer: discovery (from the attribute cache when it holds the
- * device's database), then the profiles' setup (ble_prof_ready). Failures mark the device. */
-static void start_gatt(struct ble_dev *d)
+ * device's database; after a Service Changed of [start, end], of that range only, the rest
+ * kept from old), then the profiles' setup (ble_prof_ready). Failures mark the device. */
+static void start_gatt(struct ble_dev *d, const struct gatt *old, uint16_t start, uint16_t end)
 {
     struct gatt_opts o = {
         .mtu = 0, .cache = d->rec ? NULL : ble_cache(d->mgr), .device = d->cache_key,
@@ -271,7 +272,7 @@ static void start_gatt(struct ble_dev *d)
     d->cached = 0;
     d->cts_sent_ns = 0;
     d->next_cts_ns = INT64_MAX;
-    if (!(d->gatt = gatt_new(d->att, &o))) {
+    if (!(d->gatt = old ? gatt_new_changed(d->att, &o, old, start, end) : gatt_new(d->att, &o))) {
         ble_dev_mark_dead(d, -errno, "cannot start the GATT client", 1);
         return;
     }
@@ -280,11 +281,12 @@ static void start_gatt(struct ble_dev *d)
 }
 
 /* Service Changed (the reference's discovery step 7): the attribute cache entry is gone
- * (ble_gatt.c), and the database is discovered again on the same link, in full, and the
- * profiles set up again from it, so a device that adds or moves a service does not lose its
- * link. What it notifies meanwhile on the old subscriptions is dropped; a relay phone sends it
- * again after the RESUME that ends the setup. A device that keeps changing before setup ends
- * is reconnected instead, on the backoff schedule. */
+ * (ble_gatt.c), and the changed range of the database is discovered again on the same link
+ * (all of it if the range cuts through a service, or if the first discovery had not ended),
+ * and the profiles set up again from it, so a device that adds or moves a service does not
+ * lose its link. What it notifies meanwhile on the old subscriptions is dropped; a relay
+ * phone sends it again after the RESUME that ends the setup. A device that keeps changing
+ * before setup ends is reconnected instead, on the backoff schedule. */
 static void rediscover(struct ble_dev *d)
 {
     ble_dev_touch(d);
@@ -294,12 +296,15 @@ static void rediscover(struct ble_dev *d)
                           "reconnecting", 0);
         return;
     }
-    log_notice("ble %s (%s): the device's services changed (handles 0x%04x-0x%04x); "
-               "discovering them again on the same link", d->name, d->address, d->changed_start,
-               d->changed_end);
     ble_prof_flush(d);
-    d->gatt = gatt_free(d->gatt);
-    start_gatt(d);
+    struct gatt *old = d->gatt;
+    start_gatt(d, old, d->changed_start, d->changed_end);
+    gatt_free(old);
+    if (d->gatt)
+        log_notice("ble %s (%s): the device's services changed (handles 0x%04x-0x%04x); "
+                   "discovering %s again on the same link", d->name, d->address,
+                   d->changed_start, d->changed_end,
+                   gatt_partial(d->gatt) ? "that range" : "the whole database");
 }
 
 static void linked(struct ble_dev *d)
@@ -319,7 +324,7 @@ static void linked(struct ble_dev *d)
         fail(d, e, "cannot start the GATT client", 1);
         return;
     }
-    start_gatt(d);
+    start_gatt(d, NULL, 0, 0);
     after_att(d);
 }
 

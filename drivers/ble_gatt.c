@@ -24,6 +24,7 @@
 static void g_release(struct gatt *g)
 {
     gatt_db_clear(&g->db);
+    gatt_db_clear(&g->keep);
     free(g);
 }
 
@@ -116,6 +117,20 @@ static void cache_store(struct gatt *g)
     }
 }
 
+/* The Service Changed characteristic, if the database has one. */
+static const struct gatt_chrc *sc_chrc(const struct gatt_db *db)
+{
+    struct att_uuid sc = att_uuid16(GATT_SERVICE_CHANGED), gu = att_uuid16(GATT_SERVICE_GATT);
+    const struct gatt_service *gs = gatt_db_service(db, &gu);
+    return gs ? gatt_db_chrc(db, gs, &sc) : NULL;
+}
+
+/* The last handle service discovery asks for. */
+static uint16_t disc_end(const struct gatt *g)
+{
+    return g->partial ? g->range_hi : 0xFFFF;
+}
+
 /* Sends the request that starts step s, or moves on when it has none. 1: procedure done. */
 static int start_step(struct gatt *g, enum gatt_step s)
 {
@@ -132,6 +147,8 @@ static int start_step(struct gatt *g, enum gatt_step s)
             g->disc_id = r;
         return r < 0 ? r : 0;
     case S_FEAT:
+        if (g->partial)   /* the previous client's, which read them on this bearer */
+            return start_step(g, S_HASH);
         return send_range(g, ATT_OP_READ_BY_TYPE_REQ, 1, 0xFFFF, GATT_SERVER_FEATURES);
     case S_HASH:
         if (!g->opts.cache)
@@ -139,16 +156,16 @@ static int start_step(struct gatt *g, enum gatt_step s)
         return send_range(g, ATT_OP_READ_BY_TYPE_REQ, 1, 0xFFFF, GATT_DB_HASH);
     case S_PRIM:
     case S_SEC:
-        g->cursor = 1;
-        return send_range(g, ATT_OP_READ_BY_GROUP_REQ, 1, 0xFFFF,
+        g->cursor = g->partial ? g->range_lo : 1;
+        return send_range(g, ATT_OP_READ_BY_GROUP_REQ, g->cursor, disc_end(g),
                           s == S_PRIM ? GATT_PRIMARY_SERVICE : GATT_SECONDARY_SERVICE);
     case S_INCL:
     case S_CHRC:
         if (s == S_INCL) {
             if ((r = gatt_db_finish_services(&g->db)) < 0)
                 return r;
-            if (g->db.n_svc == 0)
-                return start_step(g, S_SC);
+            if (g->db.n_svc == 0) /* partial: the range may have lost its services */
+                return start_step(g, g->partial ? S_DESC : S_SC);
             g->lo = g->db.svc[0].start;
             g->hi = 0;
             for (size_t i = 0; i < g->db.n_svc; i++)
@@ -164,9 +181,7 @@ static int start_step(struct gatt *g, enum gatt_step s)
         g->chrc_i = 0;
         return send_desc(g, 1);
     case S_SC: {
-        struct att_uuid sc = att_uuid16(GATT_SERVICE_CHANGED), gu = att_uuid16(GATT_SERVICE_GATT);
-        const struct gatt_service *gs = gatt_db_service(&g->db, &gu);
-        const struct gatt_chrc *c = gs ? gatt_db_chrc(&g->db, gs, &sc) : NULL;
+        const struct gatt_chrc *c = sc_chrc(&g->db);
         if (!c || !c->cccd || !(c->props & GATT_PROP_INDICATE))
             return 1;
         g->sc_handle = c->value;
@@ -199,16 +214,17 @@ static int on_services(struct gatt *g, const struct att_rsp *rsp)
         const uint8_t *e = att_list_entry(&l, i);
         uint16_t s = att_get16(e), end = att_get16(e + 2);
         int r;
-        if (!in_order(g, s, 0xFFFF) || end < s)
+        if (!in_order(g, s, disc_end(g)) || end < s || end > disc_end(g))
             return -EPROTO;
         g->cursor = (uint32_t)end + 1;
         att_uuid_from_wire(&u, e + 4, l.elen - 4);
         if ((r = gatt_db_add_service(&g->db, s, end, &u, g->step == S_PRIM)) < 0)
             return r;
     }
-    return g->cursor > 0xFFFF ? 1 : send_range(g, ATT_OP_READ_BY_GROUP_REQ, g->cursor, 0xFFFF,
-                                               g->step == S_PRIM ? GATT_PRIMARY_SERVICE
-                                                                 : GATT_SECONDARY_SERVICE);
+    return g->cursor > disc_end(g) ? 1 : send_range(g, ATT_OP_READ_BY_GROUP_REQ, g->cursor,
+                                                    disc_end(g), g->step == S_PRIM
+                                                    ? GATT_PRIMARY_SERVICE
+                                                    : GATT_SECONDARY_SERVICE);
 }
 
 static int on_includes_or_chrcs(struct gatt *g, const struct att_rsp *rsp)
@@ -331,7 +347,14 @@ static void advance(struct gatt *g, int r)
         case S_INCL: r = start_step(g, S_CHRC); break;
         case S_CHRC: r = start_step(g, S_DESC); break;
         case S_DESC: /* send_desc ran out of characteristics */
-            if ((r = gatt_db_finish(&g->db)) == 0) {
+            if ((r = gatt_db_finish(&g->db)) == 0 && g->partial) {
+                struct gatt_db m;
+                if ((r = gatt_db_merge(&m, &g->keep, &g->db)) == 0) {
+                    gatt_db_clear(&g->db);
+                    g->db = m;
+                }
+            }
+            if (r == 0) {
                 cache_store(g);
                 r = start_step(g, S_SC);
             }
@@ -397,7 +420,8 @@ static void on_notify(struct att *a, uint8_t opcode, uint16_t handle, const uint
     gatt_leave(g);
 }
 
-struct gatt *gatt_new(struct att *att, const struct gatt_opts *opts)
+static struct gatt *create(struct att *att, const struct gatt_opts *opts,
+                           const struct gatt *old, uint16_t start, uint16_t end)
 {
     uint16_t mtu = opts->mtu ? opts->mtu : ATT_MAX_LE_MTU;
     if (mtu < ATT_DEFAULT_LE_MTU || mtu > ATT_MAX_LE_MTU || opts->n_wanted > GATT_MAX_WANTED ||
@@ -428,6 +452,20 @@ struct gatt *gatt_new(struct att *att, const struct gatt_opts *opts)
     g->notify_id = att_register_notify(att, on_notify, g, NULL);
     g->close_id = att_register_close(att, on_close, g, NULL);
     int r = g->notify_id < 0 ? g->notify_id : g->close_id < 0 ? g->close_id : 0;
+    if (r == 0 && old) {
+        r = gatt_db_outside(&g->keep, &old->db, start, end);
+        if (r == 0) {
+            g->partial = 1;
+            g->range_lo = start;
+            g->range_hi = end;
+            g->features = old->features;
+            /* a kept Service Changed is recognised while the range is discovered again */
+            const struct gatt_chrc *c = sc_chrc(&g->keep);
+            g->sc_handle = c && (c->props & GATT_PROP_INDICATE) ? c->value : 0;
+        } else if (r == -ERANGE) {
+            r = 0; /* a service straddles the range: everything is discovered again */
+        }
+    }
     if (r == 0)
         r = start_step(g, S_MTU);
     if (r < 0) {
@@ -437,6 +475,23 @@ struct gatt *gatt_new(struct att *att, const struct gatt_opts *opts)
         return NULL;
     }
     return g;
+}
+
+struct gatt *gatt_new(struct att *att, const struct gatt_opts *opts)
+{
+    return create(att, opts, NULL, 0, 0);
+}
+
+struct gatt *gatt_new_changed(struct att *att, const struct gatt_opts *opts,
+                              const struct gatt *old, uint16_t start, uint16_t end)
+{
+    int whole = !old || old->step != S_READY || old->att != att || start == 0 || end < start;
+    return whole ? create(att, opts, NULL, 0, 0) : create(att, opts, old, start, end);
+}
+
+int gatt_partial(const struct gatt *g)
+{
+    return g->partial;
 }
 
 struct gatt *gatt_free(struct gatt *g)

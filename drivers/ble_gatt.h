@@ -173,6 +173,16 @@ struct gatt_opts {
 /* A client on att (borrowed; it must outlive the gatt), starting the procedure now.
  * NULL with errno EINVAL (bad options) or ENOMEM, or the bearer's send error. */
 struct gatt *gatt_new(struct att *att, const struct gatt_opts *opts);
+/* After a Service Changed of [start, end] on the bearer of old (a client whose procedure
+ * completed; the caller frees it afterwards): a new client that keeps old's services lying
+ * wholly outside the range, with their characteristics and descriptors, and discovers only
+ * within it (no Server Supported Features read either: old's are kept). The merged database
+ * is what a full discovery would find, at the cost of the changed range's requests. When a
+ * service straddles the range, or old is not ready, it discovers everything, as gatt_new. */
+struct gatt *gatt_new_changed(struct att *att, const struct gatt_opts *opts,
+                              const struct gatt *old, uint16_t start, uint16_t end);
+/* 1 when the client discovers only a changed range (gatt_new_changed). */
+int gatt_partial(const struct gatt *g);
 /* Cancels what is in flight (no callbacks; destroys run). Accepts NULL; returns NULL. */
 struct gatt *gatt_free(struct gatt *g);
 

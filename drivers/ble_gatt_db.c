@@ -174,6 +174,65 @@ int gatt_db_finish(struct gatt_db *db)
     return 0;
 }
 
+static int outside(uint16_t h, uint16_t lo, uint16_t hi)
+{
+    return h < lo || h > hi;
+}
+
+/* out: a's entries outside [lo, hi] (lo > hi: all of them) and all of b's, merged in handle
+ * order. a's services must lie wholly outside or wholly inside the range (else -ERANGE); so
+ * then do their characteristics and descriptors. */
+static int combine(struct gatt_db *out, const struct gatt_db *a, uint16_t lo, uint16_t hi,
+                   const struct gatt_db *b)
+{
+    int r = 0;
+    size_t i, j;
+    memset(out, 0, sizeof *out);
+    for (i = 0; r == 0 && i < a->n_svc; i++)
+        if (!outside(a->svc[i].start, lo, hi) != !outside(a->svc[i].end, lo, hi) ||
+            (a->svc[i].start < lo && a->svc[i].end > hi))
+            r = -ERANGE;
+    for (i = j = 0; r == 0 && (i < a->n_svc || j < b->n_svc);) {
+        int in_a = j == b->n_svc || (i < a->n_svc && a->svc[i].start < b->svc[j].start);
+        const struct gatt_service *s = in_a ? &a->svc[i++] : &b->svc[j++];
+        if (!in_a || outside(s->start, lo, hi))
+            r = gatt_db_add_service(out, s->start, s->end, &s->uuid, s->primary);
+    }
+    if (r == 0)
+        r = gatt_db_finish_services(out);
+    for (i = j = 0; r == 0 && (i < a->n_chrc || j < b->n_chrc);) {
+        int in_a = j == b->n_chrc || (i < a->n_chrc && a->chrc[i].decl < b->chrc[j].decl);
+        const struct gatt_chrc *c = in_a ? &a->chrc[i++] : &b->chrc[j++];
+        if (!in_a || outside(c->decl, lo, hi))
+            r = gatt_db_add_chrc(out, c->decl, c->props, c->value, &c->uuid);
+    }
+    if (r == 0)
+        r = gatt_db_finish_chrcs(out);
+    for (i = j = 0; r == 0 && (i < a->n_desc || j < b->n_desc);) {
+        int in_a = j == b->n_desc || (i < a->n_desc && a->desc[i].handle < b->desc[j].handle);
+        const struct gatt_desc *d = in_a ? &a->desc[i++] : &b->desc[j++];
+        if (!in_a || outside(d->handle, lo, hi))
+            r = gatt_db_add_desc(out, d->handle, &d->uuid);
+    }
+    if (r == 0)
+        r = gatt_db_finish(out);
+    out->n_incl = (lo > hi ? a->n_incl : 0) + b->n_incl; /* includes are counted, not kept */
+    if (r < 0)
+        gatt_db_clear(out);
+    return r;
+}
+
+int gatt_db_outside(struct gatt_db *out, const struct gatt_db *db, uint16_t lo, uint16_t hi)
+{
+    const struct gatt_db none = {0};
+    return combine(out, db, lo, hi, &none);
+}
+
+int gatt_db_merge(struct gatt_db *out, const struct gatt_db *a, const struct gatt_db *b)
+{
+    return combine(out, a, 1, 0, b);
+}
+
 const struct gatt_service *gatt_db_service(const struct gatt_db *db, const struct att_uuid *uuid)
 {
     for (size_t i = 0; i < db->n_svc; i++)

@@ -22,4 +22,13 @@ int gatt_db_add_desc(struct gatt_db *db, uint16_t handle, const struct att_uuid 
 /* After all descriptors: groups them by characteristic and finds the CCCDs. 0 or -EPROTO. */
 int gatt_db_finish(struct gatt_db *db);
 
+/* For a Service Changed of [lo, hi] (finished databases in, finished out; out is
+ * overwritten, and cleared on failure):
+ * gatt_db_outside: db's services lying wholly outside [lo, hi], with their characteristics
+ * and descriptors; -ERANGE when a service straddles lo or hi (the range does not cover whole
+ * services: only a full discovery knows what changed).
+ * gatt_db_merge: a and b together, their services not overlapping (else -EPROTO). */
+int gatt_db_outside(struct gatt_db *out, const struct gatt_db *db, uint16_t lo, uint16_t hi);
+int gatt_db_merge(struct gatt_db *out, const struct gatt_db *a, const struct gatt_db *b);
+
 #endif

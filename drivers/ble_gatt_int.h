@@ -45,6 +45,11 @@ struct gatt {
     uint16_t lo, hi;         /* range the services span */
     size_t chrc_i;
     struct gatt_db db;
+    /* gatt_new_changed: discovery limited to [range_lo, range_hi]; keep is the previous
+     * database outside it, merged into db when the descriptors are done */
+    int partial;
+    uint16_t range_lo, range_hi;
+    struct gatt_db keep;
     int from_cache, have_hash;
     uint8_t hash[16], features;
     uint16_t sc_handle;

@@ -8,7 +8,8 @@
  *   2 code        the peer answers the last request with an Error Response of that code
  *   3 n           n seconds pass (att_on_timer: the 30 s timeout)
  *   4 op h h      the client's owner calls read / write / subscribe / cancel / CCCD write /
- *                 write command / unregister on handle h
+ *                 write command / unregister on handle h; op >= 0xF0 (then h h more): a
+ *                 Service Changed of [h, h2]: a new client (gatt_new_changed) replaces it
  *   5             the peer hangs up (everything later sees a dead bearer)
  *   6 len bytes   the bytes go to a simulated server as a request PDU (len > 250: a control
  *                 packet raising its link to the level in the next byte instead)
@@ -38,6 +39,7 @@ struct run {
     struct att *att;
     struct gatt *g;
     struct gatt_cache *cache;
+    struct gatt_opts o;
     struct blesim *sim;
     int64_t now;
     uint8_t last_req;
@@ -139,6 +141,18 @@ static void api(struct run *r)
     uint16_t h = (uint16_t)(lo | hi << 8);
     uint8_t v[4] = {1, 0, 0, 0};
     int id = 0;
+    if (op >= 0xF0) {
+        int lo2 = byte(r), hi2 = byte(r);
+        if (lo2 < 0 || hi2 < 0)
+            return;
+        struct gatt *g = gatt_new_changed(r->att, &r->o, r->g, h, (uint16_t)(lo2 | hi2 << 8));
+        if (g) {
+            gatt_free(r->g);
+            r->g = g;
+            r->n_ids = 0;
+        }
+        return;
+    }
     switch (op % 7) {
     case 0: id = gatt_read(r->g, h, on_read, NULL, NULL); break;
     case 1: id = gatt_write(r->g, h, v, (size_t)(op / 7 % 5), on_write, NULL, NULL); break;
@@ -254,11 +268,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int first = byte(&r), sec_fails = first >= 0 && (first & 16);
     if (first >= 0 && (first & 8))
         att_set_security_hook(r.att, ATT_SECURITY_LOW, on_security, &sec_fails, NULL);
-    struct gatt_opts o = {.mtu = first < 0 ? 0 : (first & 1 ? 23 : (uint16_t)(24 + first)),
-                          .cache = first >= 0 && (first & 2) ? r.cache : NULL,
-                          .device = "fuzz", .trust_unhashed = first >= 0 && (first & 4),
-                          .ready = on_ready};
-    r.g = gatt_new(r.att, &o);
+    r.o = (struct gatt_opts){.mtu = first < 0 ? 0 : (first & 1 ? 23 : (uint16_t)(24 + first)),
+                             .cache = first >= 0 && (first & 2) ? r.cache : NULL,
+                             .device = "fuzz", .trust_unhashed = first >= 0 && (first & 4),
+                             .ready = on_ready};
+    r.g = gatt_new(r.att, &r.o);
     if (!r.g)
         abort();
     drain(&r);

@@ -62,6 +62,12 @@ seeds = {
         + err(0x0a) + err(0x0a)
         + rsp("15 92 00 12 93 00 d0 42 19 3a 3b 43 23 8e fe 48 fc 78 02 00 03 00") + err(0x0a)
         + rsp("01 94 00 02 29 95 00 01 29") + err(0x0a),
+    # after the discovery above, a Service Changed of [5, 0xffff]: the new client keeps the
+    # GATT service (1-4), finds Heart Rate (5-8) and a Battery service (9-12) there again
+    "changed_range": bytes([0]) + discovery_ab + bytes([4, 0xF0]) + struct.pack("<HH", 5, 0xFFFF)
+        + rsp("06 05 00 08 00 0d 18 09 00 0c 00 0f 18") + err(0x0a) + err(0x0a) + err(0x0a)
+        + rsp("07 06 00 10 07 00 37 2a 0a 00 12 0b 00 19 2a") + err(0x0a)
+        + rsp("01 08 00 02 29") + rsp("01 0c 00 02 29"),
     "long_read": bytes([1]) + err(0x0a) + err(0x0a) + err(0x0a) + api(0, 3)
         + rsp("00" * 22) + rsp("11" * 22) + rsp("22 33") + api(0, 4) + rsp("00" * 22)
         + err(0x0b),

@@ -61,10 +61,10 @@ print("states after the first streaming:", [s for i, s in enumerate(states[first
                                              if i == 0 or s != states[first + i - 1]])
 EOP
 for src in "hr1 (C4:7C:8D:6A:2F:01)" "hr2 (C4:7C:8D:6A:2F:02)"; do
-  grep -q "$src: the device's services changed (handles 0x[0-9a-f]*-0xffff); discovering them\
- again on the same link" "$T/daemon.log" || fail "no log line for the change of $src"
+  grep -q "$src: the device's services changed (handles 0x[0-9a-f]*-0xffff); discovering that\
+ range again on the same link" "$T/daemon.log" || fail "no log line for the change of $src"
 done
-[ "$(grep -c "hr[12] .*discovering them again" "$T/daemon.log")" = 2 ] ||
+[ "$(grep -c "hr[12] .*discovering that range again" "$T/daemon.log")" = 2 ] ||
   fail "rediscovered more than once"
 [ "$(grep -c "database changed (Service Changed indicated)" "$T/sim.err")" = 2 ] ||
   fail "the simulator did not indicate the changes"
