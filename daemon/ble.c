@@ -61,11 +61,19 @@
 #define BLE_IO_ROUNDS 8             /* epoll bursts per dispatch, at most */
 #define NS_PER_MS INT64_C(1000000)
 
+/* A relayed record the hub refused, kept in the store's refused table (ble_refuse_own). */
+struct ble_refusal {
+    char why[BLE_REFUSAL_WHY_MAX];
+    size_t len;
+    uint8_t rec[];                  /* the record's bytes */
+};
+
 struct ble_ev {
-    struct event ev;
+    struct event ev;                /* for a refusal: seq only */
     int64_t received;
     struct ble_dev *dev;
     float (*g)[3];                  /* owned accel samples */
+    struct ble_refusal *ref;        /* owned; non-NULL: a refusal, not an event */
     unsigned tries;
     int own;                        /* seq is the device's (a relayed record), not the hub's */
 };
@@ -192,12 +200,21 @@ void ble_publish_status(struct ble *b, struct ble_dev *d)
 
 /* ---- batches ------------------------------------------------------------------------ */
 
+/* What an entry owns. */
+static void ev_release(struct ble_ev *e)
+{
+    free(e->g);
+    e->g = NULL;
+    free(e->ref);
+    e->ref = NULL;
+}
+
 static void batch_free(struct ble_batch *bt)
 {
     if (!bt)
         return;
     for (size_t i = 0; i < bt->n; i++)
-        free(bt->ev[i].g);
+        ev_release(&bt->ev[i]);
     free(bt->ev);
     free(bt->json);
     free(bt->body);
@@ -213,7 +230,7 @@ static void batch_done(struct ble *b, struct ble_batch *bt)
         return;
     }
     for (size_t i = 0; i < bt->n; i++)
-        free(bt->ev[i].g);
+        ev_release(&bt->ev[i]);
     bt->n = bt->json_len = bt->n_body = 0;
     bt->token = 0;
     bt->next = NULL;
@@ -269,23 +286,33 @@ static struct ble_ev *open_slot(struct ble *b)
 /* 1 for a relayed phone record: one the phone keeps until acknowledged. */
 static int relayed(const struct ble_ev *e) { return e->own && e->dev && e->dev->relay; }
 
-/* A relayed record's event is done with: stored or a duplicate (processed), or not stored
- * (left with the phone, which sends it again after a RESUME). */
-static void relay_done(struct ble_ev *e, int processed, int row_error)
+/* A relayed record's event (or refusal) is done with: stored or a duplicate (processed), or
+ * not stored (left with the phone, which sends it again after a RESUME). body: the event's
+ * stored form, when known. */
+static void relay_done(struct ble_ev *e, int processed, int row_error, const char *body,
+                       size_t len)
 {
     if (!relayed(e))
         return;
+    if (!processed && e->ref && row_error) {
+        /* the refused table will not take it: as good as refused in memory, or the phone
+         * would send it for ever */
+        log_error("ble %s: relay: refused record %" PRId64 " not kept in the store (the store "
+                  "failed its row); counted as processed", e->dev->name, e->ev.seq);
+        processed = 1;
+    }
     if (!processed) /* first: the resume point must not pass it */
-        ble_relay_left(e->dev, e->ev.seq, row_error);
+        ble_relay_left(e->dev, e->ev.seq, row_error, body, len);
     ble_relay_stored(e->dev, e->ev.seq, processed);
 }
 
 /* An event that will not be stored: lost for a sensor, left with the phone for a relayed
  * record. row_error: the store failed that row only (the transaction went through). */
-static void not_stored(struct ble *b, struct ble_ev *e, int row_error, const char *why)
+static void not_stored(struct ble *b, struct ble_ev *e, int row_error, const char *body,
+                       size_t len, const char *why)
 {
     if (relayed(e))
-        relay_done(e, 0, row_error);
+        relay_done(e, 0, row_error, body, len);
     else
         count_lost(b, e->dev, why);
 }
@@ -359,6 +386,28 @@ int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t rec
     return emit(b, d, ev, received_ms, 1);
 }
 
+int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *why,
+                   const void *rec, size_t len, int64_t received_ms)
+{
+    struct ble_ev *e = open_slot(b);
+    struct ble_refusal *ref = e ? malloc(sizeof *ref + len) : NULL;
+    if (!ref)
+        return -ENOBUFS;
+    memset(e, 0, sizeof *e);
+    snprintf(ref->why, sizeof ref->why, "%s", why && *why ? why : "refused");
+    ref->len = len;
+    if (len)
+        memcpy(ref->rec, rec, len);
+    e->ref = ref;
+    e->ev.seq = seq;
+    e->ev.has_seq = 1;
+    e->own = 1;
+    e->received = received_ms;
+    e->dev = d;
+    b->open->n++;
+    return 0;
+}
+
 /* Moves the open batch's events from k on to a new open batch, so that ev[0..k) can be
  * submitted alone. 0 or -ENOMEM. */
 static int split_open(struct ble *b, size_t k)
@@ -397,7 +446,20 @@ static int submit(struct ble *b)
     size_t k = 0;
     while (e == 0 && k < cap) {
         const struct event *ev = &o->ev[k].ev;
+        const struct ble_refusal *ref = o->ev[k].ref;
         size_t off = o->json_len;
+        if (ref) { /* the record's own bytes, not an event's body */
+            o->body[k] = (struct ble_body){(uint32_t)off, 0};
+            se[k] = (struct store_event){
+                .source = o->ev[k].dev->name, .seq = ev->seq, .has_seq = 1,
+                .participant = o->ev[k].dev->participant, .body = (const char *)ref->rec,
+                .body_len = ref->len, .received = o->ev[k].received, .refused = ref->why,
+            };
+            if (!store_fit_add(&fit, &se[k]))
+                break;
+            k++;
+            continue;
+        }
         long len = body_add(o, ev);
         if (len < 0) {
             e = (int)len;
@@ -417,7 +479,8 @@ static int submit(struct ble *b)
     if (e == 0 && k == 0)
         e = -EMSGSIZE; /* cannot happen: an event's body is far below the limits */
     for (size_t i = 0; i < k; i++)
-        se[i].body = o->json + o->body[i].off; /* where json ended up */
+        if (!o->ev[i].ref)
+            se[i].body = o->json + o->body[i].off; /* where json ended up */
     o->n_body = k;
     uint64_t token = BLE_TOKEN_FLAG | b->next_token;
     if (e == 0)
@@ -432,7 +495,7 @@ static int submit(struct ble *b)
     if (e < 0) {
         log_error("ble: %zu events not stored: %s", o->n, strerror(-e));
         for (size_t i = 0; i < o->n; i++)
-            not_stored(b, &o->ev[i], 0, "the store refused them");
+            not_stored(b, &o->ev[i], 0, NULL, 0, "the store refused them");
         batch_free(o);
         b->open = NULL;
         return e;
@@ -476,8 +539,8 @@ static void requeue(struct ble *b, struct ble_ev *ev, size_t n)
     if (!nev || (!b->open && !(b->open = calloc(1, sizeof *b->open)))) {
         free(nev);
         for (size_t i = 0; i < n; i++) {
-            not_stored(b, &ev[i], 0, "out of memory");
-            free(ev[i].g);
+            not_stored(b, &ev[i], 0, NULL, 0, "out of memory");
+            ev_release(&ev[i]);
         }
         return;
     }
@@ -517,29 +580,32 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
     for (size_t i = 0; i < bt->n; i++) {
         struct ble_ev *e = &bt->ev[i];
         int s = status_all < 0 || i >= n ? STORE_ERROR : per_event[i];
-        if (s == STORE_INSERTED) {
+        int body = i < bt->n_body && !e->ref; /* every event submitted has one */
+        if (s == STORE_INSERTED && e->ref) {
+            relay_done(e, 1, 0, NULL, 0);
+        } else if (s == STORE_INSERTED) {
             b->st.stored++;
-            relay_done(e, 1, 0);
-            int body = i < bt->n_body; /* every event submitted has one */
+            relay_done(e, 1, 0, NULL, 0);
             if (!b->stopping && b->h.push)
                 b->h.push(b->h.ud, &e->ev, e->received, body ? bt->json + bt->body[i].off : NULL,
                           body ? bt->body[i].len : 0);
         } else if (s == STORE_DUPLICATE) {
-            b->st.duplicate++;
-            relay_done(e, 1, 0);
+            b->st.duplicate += !e->ref;
+            relay_done(e, 1, 0, NULL, 0);
         } else if (++e->tries < BLE_MAX_TRIES) {
             b->st.retries++;
             if (again != i) {
-                bt->ev[again] = *e; /* the samples move with it */
+                bt->ev[again] = *e; /* the samples and the refusal move with it */
                 e->g = NULL;
+                e->ref = NULL;
             }
             again++;
             continue;
         } else {
-            not_stored(b, e, status_all >= 0 && i < n, "the store failed to write it");
+            not_stored(b, e, status_all >= 0 && i < n, body ? bt->json + bt->body[i].off : NULL,
+                       body ? bt->body[i].len : 0, "the store failed to write it");
         }
-        free(e->g);
-        e->g = NULL;
+        ev_release(e);
     }
     if (again) {
         log_warn("ble: the store could not write %zu events (%s); sending them again", again,

@@ -176,8 +176,10 @@ void ble_relay_stored(struct ble_dev *d, int64_t seq, int processed);
 /* A record of the source that will not be stored now (the store is behind or failed it):
  * acknowledgements stop short of it, later records wait with the phone, and a RESUME asks
  * for it again once the store has room. row_error: the store failed that row alone (the
- * transaction went through); after BLE_RELAY_ROW_TRIES such sends it is refused. */
-void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error);
+ * transaction went through); after BLE_RELAY_ROW_TRIES such sends it is refused, and kept
+ * in the refused table with body (its event's stored form; NULL when not known). */
+void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error, const char *body,
+                    size_t len);
 /* The store is behind (on) or caught up (off): writes PAUSE or CONTINUE to the phone. */
 void ble_relay_pause(struct ble_dev *d, int on);
 /* After a store reply: writes the ACK if the resume point moved, or the RESUME for records
@@ -214,6 +216,13 @@ void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t receiv
 /* The same for an event that has its own seq (a relayed record): 0, or -ENOBUFS when it was
  * not queued (counted lost). */
 int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms);
+/* A relayed record the hub refused (seq: the phone's; why: printable, cut at
+ * BLE_REFUSAL_WHY_MAX - 1; rec: its len bytes, copied) goes to the store's refused table in
+ * order with the source's events, so that its seq is processed once committed, as an event's
+ * (ble_relay_stored). 0, or -ENOBUFS when it was not queued (the batch is full). */
+#define BLE_REFUSAL_WHY_MAX 256
+int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *why,
+                   const void *rec, size_t len, int64_t received_ms);
 /* The device's state or status changed: publish status/<source> now. */
 void ble_publish_status(struct ble *b, struct ble_dev *d);
 /* The zone offset (ms, local minus UTC) of the device's participant at utc_ms; 0 if unknown. */

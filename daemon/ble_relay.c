@@ -9,10 +9,10 @@
  * writes an ACK. Any stream error drops the partial record and writes a new RESUME, so the
  * phone sends again from what is stored; the (source, seq) dedupe drops what arrives twice.
  *
- * A refused record (invalid, oversized, unknown type) counts as processed, but only once every
- * record before it that was accepted is committed: while some are in flight it is held
- * (`hold`) and released by the reply that commits the last of them. Refusals live in memory
- * only: after a hub restart the phone sends a refused record at the tail again, once.
+ * A refused record (invalid, oversized, unknown type) is kept in the store's refused table,
+ * with why and its bytes, through the same batches as events (ble_refuse_own): it counts as
+ * processed once committed, in order with the records around it, after a restart too (the
+ * refused rows move the store's position and fill the gaps relay_resume_point looks for).
  *
  * A record that will not be stored now (the manager's batch is full because the store is
  * behind, or the store failed to write it) is left with the phone (ble_relay_left): the resume
@@ -74,9 +74,8 @@ struct ble_relay {
     int64_t done;            /* processed: stored or refused, up to here */
     int have_acked;
     int64_t acked;           /* the last resume point written (RESUME or ACK) */
-    size_t uncommitted;      /* this source's events queued or waiting for the store */
-    int have_hold;
-    int64_t hold;            /* a refused seq waiting for the records before it */
+    size_t uncommitted;      /* this source's events and refusals queued or waiting for the
+                                store */
     int gap;                 /* records from gap_seq on were left with the phone */
     int64_t gap_seq;
     int gap_resume;          /* the RESUME asking for them again is still to be written */
@@ -503,17 +502,15 @@ static void processed(struct ble_relay *r, int64_t seq)
     }
 }
 
-/* seq is processed without an event (refused or skipped). */
-static void refused(struct ble_dev *d, int64_t seq)
+/* seq is refused or skipped (why; rec: its bytes, len 0 when not kept): it goes to the
+ * store's refused table in order with the source's events and is processed once that
+ * commits (ble_relay_stored); when the batch is full it is left with the phone instead. */
+static void refuse(struct ble_dev *d, int64_t seq, const char *why, const void *rec, size_t len)
 {
-    struct ble_relay *r = d->relay;
-    if (r->uncommitted == 0) {
-        processed(r, seq);
-        r->ack_due = 1;
-    } else if (!r->have_hold || seq > r->hold) {
-        r->hold = seq;
-        r->have_hold = 1;
-    }
+    if (ble_refuse_own(d->mgr, d, seq, why, rec, len, utc(d)) == 0)
+        d->relay->uncommitted++;
+    else
+        ble_relay_left(d, seq, 0, NULL, 0);
 }
 
 static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversized)
@@ -533,20 +530,22 @@ static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversi
         d->malformed++;
         log_warn("ble %s: relay: record %" PRId64 " of %zu bytes refused (more than %d)",
                  d->name, f->seq, f->len, RELAY_RECORD_MAX);
-        refused(d, f->seq);
+        snprintf(why, sizeof why, "a record of %zu bytes (more than %d; not kept)", f->len,
+                 RELAY_RECORD_MAX);
+        refuse(d, f->seq, why, NULL, 0);
         return;
     }
     int e = relay_record_event(f, d->participant, d->name, &ev, why);
     if (e == -ENOENT) {
         r->skipped++;
-        refused(d, f->seq);
+        refuse(d, f->seq, why, f->data, f->len);
         return;
     }
     if (e < 0) {
         r->refused++;
         d->malformed++;
         log_warn("ble %s: relay: record %" PRId64 " refused: %s", d->name, f->seq, why);
-        refused(d, f->seq);
+        refuse(d, f->seq, why, f->data, f->len);
         return;
     }
     if (ev.type == EV_BATTERY) {
@@ -558,7 +557,7 @@ static void on_record(struct ble_dev *d, const struct relay_frame *f, int oversi
     if (ble_emit_own(d->mgr, d, &ev, utc(d)) == 0)
         r->uncommitted++;
     else
-        ble_relay_left(d, f->seq, 0); /* the batch is full: the phone keeps it */
+        ble_relay_left(d, f->seq, 0, NULL, 0); /* the batch is full: the phone keeps it */
 }
 
 static void on_records(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
@@ -657,7 +656,6 @@ int ble_relay_setup(struct ble_dev *d, const struct gatt_db *db)
     r->h_status = 0;
     r->status_writable = 0;
     write_ended(r); /* a write the lost link cut off without an answer */
-    r->have_hold = 0;
     ble_prof_subscribe(d, rec, on_records);
     if ((c = chrc(db, sv, RELAY_UUID_STATUS))) {
         r->h_status = c->value;
@@ -696,14 +694,11 @@ void ble_relay_stored(struct ble_dev *d, int64_t seq, int ok)
         r->uncommitted--;
     if (ok)
         processed(r, seq);
-    if (r->uncommitted == 0 && r->have_hold) {
-        processed(r, r->hold);
-        r->have_hold = 0;
-    }
     r->ack_due = 1;
 }
 
-void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error)
+void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error, const char *body,
+                    size_t len)
 {
     struct ble_relay *r = d->relay;
     if (!r || (r->have_done && seq <= r->done))
@@ -717,10 +712,11 @@ void ble_relay_left(struct ble_dev *d, int64_t seq, int row_error)
             r->row_fails = 0;
             r->refused++;
             d->malformed++;
-            log_error("ble %s: relay: record %" PRId64 " refused: the store failed its row "
-                      "each of the %d times the phone sent it", d->name, seq,
-                      BLE_RELAY_ROW_TRIES);
-            refused(d, seq);
+            char why[DEC_WHY_MAX];
+            snprintf(why, sizeof why, "the store failed its row each of the %d times the "
+                     "phone sent it", BLE_RELAY_ROW_TRIES);
+            log_error("ble %s: relay: record %" PRId64 " refused: %s", d->name, seq, why);
+            refuse(d, seq, why, body, len);
             return;
         }
     }

@@ -51,6 +51,13 @@ static const char *const migrations[] = {
      * phone sends days late is days old: a restart counts a pending nudge's 24 hours from
      * decided, as the live queue does (docs/ble.md). NULL for decisions stored before. */
     "ALTER TABLE nudges ADD COLUMN decided INTEGER;",
+    /* v6: records of sources with their own seqs (relay phones) that the hub refused, with
+     * why and their bytes: their seqs count as processed after a restart too, and what the
+     * phone sent is kept, not only a log line (docs/store.md). */
+    "CREATE TABLE refused(id INTEGER PRIMARY KEY, source TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " participant TEXT NOT NULL, received INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " record BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX refused_source_seq ON refused(source, seq);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -533,9 +540,12 @@ int store_reader_seq_gap(struct store_reader *rd, const char *source, int64_t lo
     if (lo > hi || hi == INT64_MAX)
         return -EINVAL;
     sqlite3_stmt *st;
-    /* hub_seq = 0: the partial unique index on (source, seq) answers it */
+    /* hub_seq = 0: the partial unique index on (source, seq) answers it; UNION drops a seq
+     * found in both (which the writer does not let happen) */
     int r = prep(rd, "SELECT seq FROM events WHERE source = ?1 AND hub_seq = 0"
-                     " AND seq BETWEEN ?2 AND ?3 ORDER BY seq", &st);
+                     " AND seq BETWEEN ?2 AND ?3 UNION"
+                     " SELECT seq FROM refused WHERE source = ?1 AND seq BETWEEN ?2 AND ?3"
+                     " ORDER BY seq", &st);
     if (r < 0)
         return r;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);

@@ -24,7 +24,7 @@
 /* PRAGMA application_id of an engaged store ('e','n','g','d'). */
 #define STORE_APPLICATION_ID 0x656e6764
 /* The schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 #define STORE_BODY_MAX (1u << 20)     /* longest event/record/nudge body, bytes */
 #define STORE_STR_MAX 1024u           /* longest source/participant/type/feature/... */
@@ -59,6 +59,12 @@ struct store_event {
     const char *body;   /* canonical JSON line (ev_to_json), no newline */
     size_t body_len;
     int64_t received;   /* ms UTC when the daemon received it; 0 = time of storing */
+    const char *refused; /* NULL: an event. Else a record of a source with its own seq that
+                            the hub refused, for this reason (NUL-terminated, at most
+                            STORE_STR_MAX): kept in the refused table with body as its bytes
+                            (body_len may be 0), so that its seq counts as processed; type and
+                            ts are not used. STORE_DUPLICATE when (source, seq) is stored
+                            already, as an event or a refusal. */
 };
 
 /* One feature record (spec §4): key fields for queries plus the canonical JSON body. */
@@ -256,9 +262,9 @@ int store_reader_nudge_acks(struct store_reader *r, const char *source, int64_t 
                             store_nudge_ack_fn fn, void *ud);
 /* Every source's position, ordered by source. */
 int store_reader_positions(struct store_reader *r, store_position_fn fn, void *ud);
-/* Among source's events with their own seq (not hub-numbered) in [lo, hi] (hi < INT64_MAX):
- * how many are stored (*n) and the smallest seq above the first of them that is not (*gap;
- * hi + 1 when none is missing or none is stored). */
+/* Among source's seqs of its own (not hub-numbered) in [lo, hi] (hi < INT64_MAX), stored as
+ * events or as refusals: how many are stored (*n) and the smallest seq above the first of them
+ * that is not (*gap; hi + 1 when none is missing or none is stored). */
 int store_reader_seq_gap(struct store_reader *r, const char *source, int64_t lo, int64_t hi,
                          int64_t *gap, int64_t *n);
 /* Every attribute cache entry, ordered by device. */

@@ -110,19 +110,39 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
     return p + n + 1;
 }
 
+/* The lengths of an event's strings (a refusal's type and an event's reason are ""), or
+ * -errno. */
+static int event_lens(const struct store_event *e, struct wire_event *we)
+{
+    int r;
+    if ((r = str_len(e->source, &we->source_len)) < 0 ||
+        (r = str_len(e->participant, &we->participant_len)) < 0)
+        return r;
+    if (e->refused) {
+        if (!e->has_seq || e->hub_seq)
+            return -EINVAL; /* only a seq of the source's own is processed by a refusal */
+        we->type_len = 0;
+        r = str_len(e->refused, &we->reason_len);
+    } else {
+        we->reason_len = 0;
+        r = str_len(e->type, &we->type_len);
+    }
+    if (r < 0)
+        return r;
+    if (!e->body && (e->body_len || !e->refused))
+        return -EINVAL;
+    return e->body_len > STORE_BODY_MAX ? -EMSGSIZE : 0;
+}
+
 /* The encoded size of one event in an EVENTS request, or -errno. */
 static long event_size(const struct store_event *e)
 {
-    uint16_t a, b, t;
-    int r;
-    if ((r = str_len(e->source, &a)) < 0 || (r = str_len(e->participant, &b)) < 0 ||
-        (r = str_len(e->type, &t)) < 0)
+    struct wire_event we;
+    int r = event_lens(e, &we);
+    if (r < 0)
         return r;
-    if (!e->body)
-        return -EINVAL;
-    if (e->body_len > STORE_BODY_MAX)
-        return -EMSGSIZE;
-    return (long)(sizeof(struct wire_event) + a + b + t + e->body_len + 4);
+    return (long)(sizeof we + we.source_len + we.participant_len + we.type_len + we.reason_len +
+                  e->body_len + 5);
 }
 
 int store_fit_add(struct store_fit *f, const struct store_event *e)
@@ -174,14 +194,14 @@ int store_submit_events(struct store_writer *w, uint64_t token, const struct sto
         we.ts = e->ts;
         we.received = e->received;
         we.body_len = (uint32_t)e->body_len;
-        str_len(e->source, &we.source_len);
-        str_len(e->participant, &we.participant_len);
-        str_len(e->type, &we.type_len);
+        we.refused = e->refused != NULL;
+        (void)event_lens(e, &we); /* checked by event_size above */
         p = put(p, &we, sizeof we);
         p = put_str(p, e->source, we.source_len);
         p = put_str(p, e->participant, we.participant_len);
         p = put_str(p, e->type, we.type_len);
         p = put_str(p, e->body, we.body_len);
+        p = put_str(p, e->refused, we.reason_len);
     }
     int r = send_now(w, m);
     if (r == 0)

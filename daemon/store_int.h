@@ -43,7 +43,8 @@ void store__ckpt_counts(struct store_ckpt *c, uint64_t *runs, uint64_t *failures
  * is parsed on this path. Headers are memset before filling so no padding byte is sent
  * uninitialised. */
 enum {
-    M_EVENTS = 1, /* wire_req, then n x (wire_event, source, participant, type, body) */
+    M_EVENTS = 1, /* wire_req, then n x (wire_event, source, participant, type, body,
+                   * reason); a refusal's type and an event's reason are "" */
     M_RECORD,     /* wire_record, participant, feature, window, body */
     M_NUDGE,      /* wire_nudge, participant, rule, body ("" when absent) */
     M_FLUSH,      /* wire_req with n = 0 */
@@ -62,8 +63,8 @@ struct wire_req {
 struct wire_event {
     int64_t seq, ts, received;
     uint32_t body_len;
-    uint16_t source_len, participant_len, type_len;
-    uint8_t has_seq, hub_seq;
+    uint16_t source_len, participant_len, type_len, reason_len;
+    uint8_t has_seq, hub_seq, refused;
 };
 
 struct wire_record {

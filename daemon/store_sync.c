@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_EVENT, ST_FEATURE, ST_NUDGE, ST_POSITION,
-       ST_HUB_MARK, ST_GATT_PUT, ST_GATT_DROP, ST__N };
+enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_EVENT, ST_REFUSED, ST_FEATURE, ST_NUDGE,
+       ST_POSITION, ST_HUB_MARK, ST_GATT_PUT, ST_GATT_DROP, ST__N };
 
 static const char *const stmt_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -18,6 +18,10 @@ static const char *const stmt_sql[ST__N] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_EVENT] = "INSERT OR IGNORE INTO events(source, seq, ts, participant, type, body, received,"
                  " hub_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* a seq stored as an event or refused before is a duplicate (no row: changes() = 0) */
+    [ST_REFUSED] = "INSERT OR IGNORE INTO refused(source, seq, participant, received, reason,"
+                   " record) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM"
+                   " events WHERE source = ?1 AND seq = ?2 AND hub_seq = 0)",
     [ST_FEATURE] = "INSERT INTO features(participant, feature, \"window\", start, \"end\","
                    " revision, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_NUDGE] = "INSERT INTO nudges(participant, ts, rule, body, decided)"
@@ -49,7 +53,7 @@ struct pos_acc {
     char *source;
     uint64_t hash; /* str_hash64(source): compared before the names */
     int64_t seq, ts;
-    int has_seq;
+    int has_seq, has_ts; /* has_ts: 0 while only refusals (no event time) were written */
     int hub; /* every event of the source in this transaction was hub-numbered */
 };
 
@@ -133,7 +137,7 @@ static int begin_tx(struct store_sync *s)
 }
 
 static int pos_row(struct store_sync *s, const char *source, int has_seq, int64_t seq,
-                   int64_t ts, int64_t now)
+                   int has_ts, int64_t ts, int64_t now)
 {
     sqlite3_stmt *st = s->st[ST_POSITION];
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
@@ -141,7 +145,10 @@ static int pos_row(struct store_sync *s, const char *source, int has_seq, int64_
         sqlite3_bind_int64(st, 2, seq);
     else
         sqlite3_bind_null(st, 2);
-    sqlite3_bind_int64(st, 3, ts);
+    if (has_ts)
+        sqlite3_bind_int64(st, 3, ts);
+    else
+        sqlite3_bind_null(st, 3); /* the row's own ts stays (ST_POSITION) */
     sqlite3_bind_int64(st, 4, now);
     int rc = step(s, st);
     return rc == SQLITE_DONE ? 0 : store__sqlite_err(s->db, rc);
@@ -159,7 +166,7 @@ static int pos_write(struct store_sync *s, int keep_hub)
             s->pos[kept++] = *p;
             continue;
         }
-        int r = pos_row(s, p->source, p->has_seq, p->seq, p->ts, now);
+        int r = pos_row(s, p->source, p->has_seq, p->seq, p->has_ts, p->ts, now);
         if (r < 0) {
             for (size_t j = i + 1; j < s->npos; j++) /* the rest are still owned here */
                 s->pos[kept++] = s->pos[j];
@@ -245,7 +252,7 @@ static int hub_write(struct store_sync *s)
         struct hub_pos *h = &s->hub[i];
         if (!h->dirty)
             continue;
-        int r = pos_row(s, h->source, 1, h->seq, h->ts, now);
+        int r = pos_row(s, h->source, 1, h->seq, 1, h->ts, now);
         if (r < 0)
             return r;
     }
@@ -287,7 +294,7 @@ static int pos_note(struct store_sync *s, const struct store_event *e)
         s->npos++;
         p->has_seq = 0;
         p->seq = 0;
-        p->ts = e->ts;
+        p->has_ts = 0;
         p->hub = 1;
     }
     if (!(e->has_seq && e->hub_seq))
@@ -296,8 +303,10 @@ static int pos_note(struct store_sync *s, const struct store_event *e)
         p->seq = e->seq;
         p->has_seq = 1;
     }
-    if (e->ts > p->ts)
+    if (!e->refused && (!p->has_ts || e->ts > p->ts)) {
         p->ts = e->ts;
+        p->has_ts = 1;
+    }
     return 0;
 }
 
@@ -333,33 +342,60 @@ static int valid_str(const char *p)
     return p && *p && strnlen(p, STORE_STR_MAX + 1) <= STORE_STR_MAX;
 }
 
+/* A refused record into the refused table (bound; stepped by the caller). */
+static sqlite3_stmt *bind_refused(struct store_sync *s, const struct store_event *e, int64_t now)
+{
+    sqlite3_stmt *st = s->st[ST_REFUSED];
+    sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, e->seq);
+    sqlite3_bind_text(st, 3, e->participant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, e->received ? e->received : now);
+    sqlite3_bind_text(st, 5, e->refused, -1, SQLITE_STATIC);
+    /* a NULL pointer would bind NULL: an empty record is a zero-length blob */
+    sqlite3_bind_blob(st, 6, e->body_len ? e->body : "", (int)e->body_len, SQLITE_STATIC);
+    return st;
+}
+
+static int valid_event(const struct store_event *e)
+{
+    if (!valid_str(e->source) || !valid_str(e->participant) || e->body_len > STORE_BODY_MAX)
+        return 0;
+    if (e->refused)
+        return valid_str(e->refused) && e->has_seq && !e->hub_seq && (e->body || !e->body_len);
+    return valid_str(e->type) && e->body;
+}
+
+static sqlite3_stmt *bind_event(struct store_sync *s, const struct store_event *e, int64_t now)
+{
+    sqlite3_stmt *st = s->st[ST_EVENT];
+    sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
+    if (e->has_seq)
+        sqlite3_bind_int64(st, 2, e->seq);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, e->ts);
+    sqlite3_bind_text(st, 4, e->participant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e->body, (int)e->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, e->received ? e->received : now);
+    sqlite3_bind_int(st, 8, e->has_seq && e->hub_seq);
+    return st;
+}
+
 int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t n,
                       uint8_t *status)
 {
     int r = begin_tx(s);
     if (r < 0)
         return r;
-    sqlite3_stmt *st = s->st[ST_EVENT];
     int64_t now = daemon_now_ms();
     for (size_t i = 0; i < n; i++) {
         const struct store_event *e = &ev[i];
-        if (!valid_str(e->source) || !valid_str(e->participant) || !valid_str(e->type) ||
-            !e->body || e->body_len > STORE_BODY_MAX) {
+        if (!valid_event(e)) {
             status[i] = STORE_ERROR;
             continue;
         }
-        sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
-        if (e->has_seq)
-            sqlite3_bind_int64(st, 2, e->seq);
-        else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, e->ts);
-        sqlite3_bind_text(st, 4, e->participant, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, e->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, e->body, (int)e->body_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, e->received ? e->received : now);
-        sqlite3_bind_int(st, 8, e->has_seq && e->hub_seq);
-        int rc = step(s, st);
+        int rc = step(s, e->refused ? bind_refused(s, e, now) : bind_event(s, e, now));
         if (rc != SQLITE_DONE) {
             if (!row_level(rc))
                 return abort_tx(s, store__sqlite_err(s->db, rc));
@@ -373,7 +409,7 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
         }
         status[i] = STORE_INSERTED;
         s->pending++;
-        s->events_since_mark = 1;
+        s->events_since_mark |= !e->refused;
         if ((r = pos_note(s, e)) < 0)
             return abort_tx(s, r);
     }

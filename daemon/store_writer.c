@@ -359,6 +359,8 @@ static void on_events(struct wctx *c, struct mq_msg *m)
         e->participant = get_str(&cu, we.participant_len);
         e->type = get_str(&cu, we.type_len);
         e->body = get_str(&cu, we.body_len);
+        const char *why = get_str(&cu, we.reason_len);
+        e->refused = we.refused ? why : NULL;
     }
     if (cu.bad) { /* a corrupt request fails alone */
         mq_msg_free(m);

@@ -54,7 +54,7 @@ stop_sim
 [ "$(cached one hr1)" = false ] || fail "first connection from a cache"
 read -r D1 D2 <<< "$(discovery "$T/sim1.err" | tr '\n' ' ')"
 [ "${D1:-0}" -gt 0 ] && [ "${D2:-0}" -gt 0 ] || fail "first run discovery: $D1 $D2"
-[ "$(sqlite3 "$T/engaged.db" "PRAGMA user_version")" -eq 5 ] || fail "schema version"
+[ "$(sqlite3 "$T/engaged.db" "PRAGMA user_version")" -eq 6 ] || fail "schema version"
 [ "$(sqlite3 "$T/engaged.db" "SELECT COUNT(*) FROM gatt_cache")" -eq 1 ] || fail "rows: $(sqlite3 "$T/engaged.db" "SELECT device FROM gatt_cache")"
 LEN=$(row "length(blob)")
 [ "${LEN:-0}" -gt 100 ] || fail "blob length $LEN"

@@ -188,6 +188,17 @@ assert seqs == want, "stored seqs differ: %d stored, first difference at %s" % (
     len(seqs), next((i for i, (a, b) in enumerate(zip(seqs, want)) if a != b), None))
 EOP
 grep -q "record $BAD1 refused" "$T/daemon.log" || fail "no refusal logged for seq $BAD1"
+# the refused records are kept in the store, once each, as the phone sent them
+$PY - "$T/engaged.db" "$T/phone.jsonl" "$BAD1" "$N" <<'EOP' || fail "refused table"
+import json, sqlite3, sys
+db, phone, bad1, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sent = {json.loads(l)["seq"]: l.rstrip("\n").encode() for l in open(phone)}
+rows = sqlite3.connect(db).execute("select seq, participant, reason, record from refused"
+                                   " where source='phone-p01' order by seq").fetchall()
+assert [r[0] for r in rows] == [bad1, n], [r[0] for r in rows]
+assert "type hr" in rows[0][2] and "participant" in rows[1][2], rows
+assert all(r[1] == "p01" and r[3] == sent[r[0]] for r in rows), rows
+EOP
 grep -q "relay stream: .*CRC.*asking the phone to resume" "$T/daemon.log" ||
   fail "no CRC error (and RESUME) seen"
 

@@ -3,7 +3,8 @@
 # SQLite abort the insert of seq 300; the transaction with the other rows goes through) is left
 # with the phone and asked for again, then refused when the third send failed too (docs/relay-profile.md,
 # "When the store falls behind"), instead of holding the phone's stream forever: every other
-# record is stored exactly once and the phone's outbox is acknowledged up to the end.
+# record is stored exactly once, the refused one is in the refused table, and the phone's
+# outbox is acknowledged up to the end.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 N=450
@@ -41,11 +42,17 @@ stop_daemon || fail "daemon exit"
 tail -n 1 "$T/sim.err"
 grep -q "acknowledged up to $N," <(tail -n 1 "$T/sim.err") || fail "the phone's outbox is not empty"
 $PY - "$T/engaged.db" "$N" "$BAD" <<'EOP' || fail "stored seqs"
-import sqlite3, sys
+import json, sqlite3, sys
 db, n, bad = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 seqs = [r[0] for r in sqlite3.connect(db).execute(
     "select seq from events where source='phone-p01'")]
 want = [s for s in range(1, n + 1) if s != bad]
 assert sorted(seqs) == want and len(seqs) == len(want), (len(seqs), len(set(seqs)))
+# kept in the refused table as the event the store would not take
+rows = sqlite3.connect(db).execute("select seq, reason, record from refused").fetchall()
+assert len(rows) == 1 and rows[0][0] == bad, rows
+assert rows[0][1] == "the store failed its row each of the 3 times the phone sent it", rows
+ev = json.loads(rows[0][2])
+assert ev["seq"] == bad and ev["source"] == "phone-p01" and ev["participant"] == "p01", ev
 EOP
 echo "PASS: seq $BAD refused after 3 sends, the other $((N - 1)) stored once"

@@ -297,7 +297,8 @@ static void test_v1_store_upgrades_and_hub_numbered_events_skip_the_index(void *
         "DROP TABLE gatt_cache; ALTER TABLE nudges DROP COLUMN decided;"
         "DROP INDEX events_source_seq; ALTER TABLE events DROP COLUMN hub_seq;"
         "CREATE UNIQUE INDEX events_source_seq ON events(source, seq);"
-        "DELETE FROM meta WHERE key = 'hub_positions_id'; PRAGMA user_version=1;"
+        "DELETE FROM meta WHERE key = 'hub_positions_id'; DROP TABLE refused;"
+        " PRAGMA user_version=1;"
         "INSERT INTO events(source, seq, ts, participant, type, body, received)"
         " VALUES('phone', 1, 1600000001000, 'p01', 'screen', '{}', 1600000001000);";
     sql_exec(f->db, sql);
@@ -368,7 +369,8 @@ static void test_v2_store_upgrades_with_an_empty_gatt_cache(void **state)
     assert_int_equal(store_sync_events(s, &ev, 1, &st), 0);
     assert_int_equal(store_sync_close(s), 0);
     sql_exec(f->db, "DROP TABLE gatt_cache; DELETE FROM meta WHERE key = 'hub_positions_id';"
-                    " ALTER TABLE nudges DROP COLUMN decided; PRAGMA user_version=2;");
+                    " ALTER TABLE nudges DROP COLUMN decided; DROP TABLE refused;"
+                    " PRAGMA user_version=2;");
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'gatt_cache'"),
                      0);
     struct store_reader *rd;
@@ -713,7 +715,8 @@ static void test_v3_store_upgrade_marks_its_events_covered(void **state)
     hub_commit(s, "hr", 1, 4, 9);
     assert_int_equal(store_sync_close(s), 0);
     sql_exec(f->db, "DELETE FROM meta WHERE key = 'hub_positions_id';"
-                    " ALTER TABLE nudges DROP COLUMN decided; PRAGMA user_version=3;");
+                    " ALTER TABLE nudges DROP COLUMN decided; DROP TABLE refused;"
+                    " PRAGMA user_version=3;");
     assert_int_equal(read_pos(f->db, "hr"), 4); /* v3 as it is: the table */
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
     assert_int_equal(store_sync_close(s), 0);
@@ -759,7 +762,8 @@ static void test_nudges_are_selected_by_when_the_hub_decided_them(void **state)
                                .body_len = 2 }; /* stored without a decided */
     assert_int_equal(store_sync_nudge(s, &old), 0);
     assert_int_equal(store_sync_close(s), 0);
-    sql_exec(f->db, "ALTER TABLE nudges DROP COLUMN decided; PRAGMA user_version=4;");
+    sql_exec(f->db, "ALTER TABLE nudges DROP COLUMN decided; DROP TABLE refused;"
+                    " PRAGMA user_version=4;");
 
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0); /* upgrades to v5 */
     struct store_nudge late = { .participant = "p01", .ts = 2000, .decided = 5000000,
@@ -906,6 +910,89 @@ static void test_reader_finds_the_first_missing_seq(void **state)
     assert_int_equal(store_reader_seq_gap(rd, "phone", 5, 4, &gap, &n), -EINVAL);
     assert_int_equal(store_reader_seq_gap(rd, "phone", 1, INT64_MAX, &gap, &n), -EINVAL);
     store_reader_close(rd);
+}
+
+/* A refused record (store_event.refused) goes to the refused table through the writer, with
+ * its bytes (any, NULs included) and reason; a seq stored as an event or refused before is a
+ * duplicate; refusals move the source's seq position but not its event time, and fill the
+ * gaps store_reader_seq_gap looks for. A v5 store gains the table on upgrade. */
+static void test_refused_records_are_kept_and_count_as_processed(void **state)
+{
+    struct fx *f = *state;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    /* a v5 store: the table comes with the upgrade */
+    sql_exec(f->db, "DROP TABLE refused; PRAGMA user_version=5;");
+    struct store_writer *w = start(f, NULL);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+
+    char b1[64], b2[64];
+    static const char raw[] = {'{', '"', 0, '\xff', 'x'}; /* not text: kept byte for byte */
+    struct store_event ev[5] = {
+        mk("phone", 1, 1, b1),
+        {.source = "phone", .seq = 2, .has_seq = 1, .participant = "p01", .body = raw,
+         .body_len = sizeof raw, .received = 1700000000123LL, .refused = "type hr: not sent"},
+        mk("phone", 3, 1, b2),
+        {.source = "phone", .seq = 4, .has_seq = 1, .participant = "p01",
+         .refused = "a record of 9000 bytes"}, /* oversized: no bytes */
+        {.source = "phone", .seq = 1, .has_seq = 1, .participant = "p01", .body = "x",
+         .body_len = 1, .refused = "stored as an event before"},
+    };
+    submit_and_check(w, 1, ev, 5,
+                     (const uint8_t[]){STORE_INSERTED, STORE_INSERTED, STORE_INSERTED,
+                                       STORE_INSERTED, STORE_DUPLICATE});
+    struct store_event again = {.source = "phone", .seq = 2, .has_seq = 1,
+                                .participant = "p01", .body = "y", .body_len = 1,
+                                .refused = "sent again"};
+    submit_and_check(w, 2, &again, 1, (const uint8_t[]){STORE_DUPLICATE});
+    /* malformed refusals: no reason is refused by the encoder; hub-numbered is invalid */
+    struct store_event bad = {.source = "phone", .seq = 9, .has_seq = 1, .hub_seq = 1,
+                              .participant = "p01", .refused = "why"};
+    assert_int_equal(store_submit_events(w, 3, &bad, 1), -EINVAL);
+    bad.hub_seq = 0;
+    bad.refused = "";
+    assert_int_equal(store_submit_events(w, 3, &bad, 1), -EINVAL);
+    bad.refused = "why";
+    bad.body_len = 3; /* bytes promised, none given */
+    assert_int_equal(store_submit_events(w, 3, &bad, 1), -EINVAL);
+    stop(f);
+
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM refused"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT length(record) FROM refused WHERE seq = 2"), 5);
+    assert_int_equal(sql_int(f->db, "SELECT record = x'7b2200ff78' AND reason = 'type hr: not "
+                                    "sent' AND received = 1700000000123 AND participant = 'p01'"
+                                    " FROM refused WHERE seq = 2"), 1);
+    assert_int_equal(sql_int(f->db, "SELECT length(record) = 0 AND typeof(record) = 'blob'"
+                                    " FROM refused WHERE seq = 4"), 1);
+    assert_int_equal(sql_int(f->db, "SELECT received > 1700000000123 FROM refused WHERE seq = 4"),
+                     1); /* 0: the time of storing */
+    /* the position: seq 4 (a refusal), event time of seq 3 (a refusal has none) */
+    struct store_reader *rd;
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    struct pos_seen ps = {0};
+    assert_int_equal(store_reader_positions(rd, on_position, &ps), 0);
+    assert_int_equal(ps.n, 1);
+    assert_int_equal(ps.seq[0], 4);
+    assert_int_equal(ps.ts[0], 1600000000000LL + 3 * 1000);
+    int64_t gap, n;
+    assert_int_equal(store_reader_seq_gap(rd, "phone", 1, 4, &gap, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(gap, 5); /* none missing */
+    store_reader_close(rd);
+
+    /* a source whose first row is a refusal: a position with a seq and no event time */
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    uint8_t st;
+    struct store_event first = {.source = "phone2", .seq = 7, .has_seq = 1,
+                                .participant = "p02", .refused = "why"};
+    assert_int_equal(store_sync_events(s, &first, 1, &st), 0);
+    assert_int_equal(st, STORE_INSERTED);
+    assert_int_equal(store_sync_commit(s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "SELECT seq = 7 AND ts IS NULL FROM positions"
+                                    " WHERE source = 'phone2'"), 1);
 }
 
 static void test_disk_full_fails_the_batch_and_the_writer_recovers(void **state)
@@ -1360,6 +1447,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_queue_pushes_back_with_eagain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_malformed_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_fit_one_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_records_are_kept_and_count_as_processed,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
