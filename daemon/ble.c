@@ -49,6 +49,7 @@
 #include "daemon/ble_record.h"
 #include "daemon/log.h"
 #include "daemon/publish.h"
+#include "daemon/refusal.h"
 #include "daemon/store.h"
 #include "pipeline/nudge.h"
 #include "pipeline/sources.h"
@@ -61,19 +62,12 @@
 #define BLE_IO_ROUNDS 8             /* epoll bursts per dispatch, at most */
 #define NS_PER_MS INT64_C(1000000)
 
-/* A relayed record the hub refused, kept in the store's refused table (ble_refuse_own). */
-struct ble_refusal {
-    char why[BLE_REFUSAL_WHY_MAX];
-    size_t len;
-    uint8_t rec[];                  /* the record's bytes */
-};
-
 struct ble_ev {
     struct event ev;                /* for a refusal: seq only */
     int64_t received;
     struct ble_dev *dev;
     float (*g)[3];                  /* owned accel samples */
-    struct ble_refusal *ref;        /* owned; non-NULL: a refusal, not an event */
+    struct refusal *ref;            /* owned; non-NULL: a refusal, not an event */
     unsigned tries;
     int own;                        /* seq is the device's (a relayed record), not the hub's */
 };
@@ -390,14 +384,10 @@ int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *wh
                    const void *rec, size_t len, int64_t received_ms)
 {
     struct ble_ev *e = open_slot(b);
-    struct ble_refusal *ref = e ? malloc(sizeof *ref + len) : NULL;
+    struct refusal *ref = e ? refusal_new(why, rec, len) : NULL;
     if (!ref)
         return -ENOBUFS;
     memset(e, 0, sizeof *e);
-    snprintf(ref->why, sizeof ref->why, "%s", why && *why ? why : "refused");
-    ref->len = len;
-    if (len)
-        memcpy(ref->rec, rec, len);
     e->ref = ref;
     e->ev.seq = seq;
     e->ev.has_seq = 1;
@@ -446,15 +436,12 @@ static int submit(struct ble *b)
     size_t k = 0;
     while (e == 0 && k < cap) {
         const struct event *ev = &o->ev[k].ev;
-        const struct ble_refusal *ref = o->ev[k].ref;
+        const struct refusal *ref = o->ev[k].ref;
         size_t off = o->json_len;
         if (ref) { /* the record's own bytes, not an event's body */
             o->body[k] = (struct ble_body){(uint32_t)off, 0};
-            se[k] = (struct store_event){
-                .source = o->ev[k].dev->name, .seq = ev->seq, .has_seq = 1,
-                .participant = o->ev[k].dev->participant, .body = (const char *)ref->rec,
-                .body_len = ref->len, .received = o->ev[k].received, .refused = ref->why,
-            };
+            se[k] = refusal_store_event(ref, o->ev[k].dev->name, o->ev[k].dev->participant,
+                                        ev->seq, o->ev[k].received);
             if (!store_fit_add(&fit, &se[k]))
                 break;
             k++;

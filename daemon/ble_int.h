@@ -216,11 +216,10 @@ void ble_emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t receiv
 /* The same for an event that has its own seq (a relayed record): 0, or -ENOBUFS when it was
  * not queued (counted lost). */
 int ble_emit_own(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms);
-/* A relayed record the hub refused (seq: the phone's; why: printable, cut at
- * BLE_REFUSAL_WHY_MAX - 1; rec: its len bytes, copied) goes to the store's refused table in
- * order with the source's events, so that its seq is processed once committed, as an event's
- * (ble_relay_stored). 0, or -ENOBUFS when it was not queued (the batch is full). */
-#define BLE_REFUSAL_WHY_MAX 256
+/* A relayed record the hub refused (seq: the phone's; why and rec copied: daemon/refusal.h)
+ * goes to the store's refused table in order with the source's events, so that its seq is
+ * processed once committed, as an event's (ble_relay_stored). 0, or -ENOBUFS when it was not
+ * queued (the batch is full). */
 int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *why,
                    const void *rec, size_t len, int64_t received_ms);
 /* The device's state or status changed: publish status/<source> now. */

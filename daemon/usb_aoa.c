@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/refusal.h"
 #include "daemon/usb_int.h"
 
 #define AOA_CTL_TIMEOUT_MS 1000
@@ -60,6 +61,7 @@ struct aoa_dev {
     size_t in_off, in_len;     /* bytes of the last IN transfer not yet processed */
     int have_held;
     struct event held;         /* a record's event the batch could not take yet */
+    struct refusal *held_ref;  /* owned: held is a refused record's (source, seq) */
     int64_t held_seq;
     struct aoa_out q[AOA_OUTQ];
     size_t q_head, q_n;
@@ -325,8 +327,23 @@ static int submit_in(struct usb_dev *d)
     return -EIO;
 }
 
-/* One complete record: to the batch, or refused and counted (its seq is processed). Returns
- * -EAGAIN when the batch cannot take it now (it is held). */
+/* The held record (or refusal) to the building batch: 0, -EAGAIN (still held) or -ENOMEM. */
+static int add_held(struct usb_dev *d)
+{
+    struct aoa_dev *a = priv(d);
+    int e = usb_src_add(d->src, &a->held, a->held_ref, USB_AOA_BATCH);
+    if (e == -EAGAIN)
+        return e;
+    a->have_held = 0;
+    if (e < 0)
+        free(a->held_ref); /* not taken (with 0 the batch owns it) */
+    a->held_ref = NULL;
+    return e;
+}
+
+/* One complete record: to the batch as an event, or refused and counted, and then to the
+ * batch as a refusal for the store's refused table (its seq is processed once that commits).
+ * Returns -EAGAIN when the batch cannot take it now (it is held). */
 static int on_record(struct usb_dev *d, const struct relay_frame *f, int oversized)
 {
     struct aoa_dev *a = priv(d);
@@ -335,37 +352,43 @@ static int on_record(struct usb_dev *d, const struct relay_frame *f, int oversiz
     a->last_record_mono_ms = daemon_mono_ms();
     a->frags_at_record = a->rx.st.fragments;
     s->aoa.records++;
+    int e = 0;
     if (oversized) {
         s->aoa.refused++;
         log_warn("usb %s: source %s: record %" PRId64 " of %zu bytes refused (more than %d)",
                  d->port, s->name, f->seq, f->len, RELAY_RECORD_MAX);
-        usb_src_note_ack(s, f->seq);
-        return 0;
-    }
-    int e = relay_record_event(f, s->participant, s->name, &a->held, why);
-    if (e == -ENOENT) {
+        snprintf(why, sizeof why, "a record of %zu bytes (more than %d; not kept)", f->len,
+                 RELAY_RECORD_MAX);
+        e = -EINVAL;
+    } else if ((e = relay_record_event(f, s->participant, s->name, &a->held, why)) == -ENOENT) {
         s->aoa.skipped++;
-        usb_src_note_ack(s, f->seq);
-        return 0;
-    }
-    if (e < 0) {
+    } else if (e < 0) {
         s->aoa.refused++;
         log_warn("usb %s: source %s: record %" PRId64 " refused: %s", d->port, s->name, f->seq,
                  why);
-        usb_src_note_ack(s, f->seq);
-        return 0;
+    }
+    if (e < 0) {
+        struct refusal *ref = refusal_new(why, oversized ? NULL : f->data,
+                                          oversized ? 0 : f->len);
+        if (!ref) { /* processed without its row once the batch commits */
+            log_error("usb %s: source %s: refused record %" PRId64 " not kept in the store "
+                      "(out of memory); counted as processed", d->port, s->name, f->seq);
+            usb_src_note_ack(s, f->seq);
+            return 0;
+        }
+        memset(&a->held, 0, sizeof a->held);
+        snprintf(a->held.source, sizeof a->held.source, "%s", s->name);
+        snprintf(a->held.participant, sizeof a->held.participant, "%s", s->participant);
+        a->held.seq = f->seq;
+        a->held.has_seq = 1;
+        a->held_ref = ref;
     }
     a->have_held = 1;
     a->held_seq = f->seq;
-    e = usb_src_add(s, &a->held, USB_AOA_BATCH);
-    if (e == -EAGAIN)
-        return e;
-    a->have_held = 0;
-    if (e < 0) {
+    e = add_held(d);
+    if (e < 0 && e != -EAGAIN)
         stop_streaming(d, "out of memory");
-        return e;
-    }
-    return 0;
+    return e;
 }
 
 static void on_envelope(struct usb_dev *d, uint8_t ch, const uint8_t *v, size_t n, int *paused)
@@ -410,10 +433,13 @@ static void process_in(struct usb_dev *d)
     struct aoa_dev *a = priv(d);
     struct usb_src *s = d->src;
     if (a->have_held) {
-        int e = usb_src_add(s, &a->held, USB_AOA_BATCH);
+        int e = add_held(d);
         if (e == -EAGAIN)
             return;
-        a->have_held = 0;
+        if (e < 0) {
+            stop_streaming(d, "out of memory");
+            return;
+        }
     }
     int paused = 0;
     while (a->in_off < a->in_len && !paused && !a->failed) {
@@ -646,6 +672,7 @@ void aoa_after_events(struct usb_dev *d)
         libusb_free_transfer(a->ctl);
         libusb_free_transfer(a->in);
         libusb_free_transfer(a->out);
+        free(a->held_ref);
         free(a);
         d->priv = NULL;
         usb_dev_free(d);
@@ -664,6 +691,8 @@ int aoa_stop(struct usb_dev *d)
     }
     stop_streaming(d, NULL);
     a->have_held = 0; /* not acknowledged: the phone sends it again */
+    free(a->held_ref);
+    a->held_ref = NULL;
     if (a->in_busy || a->out_busy || a->ctl_busy)
         return 0; /* freed in aoa_after_events once the cancelled transfers are back */
     aoa_after_events(d);

@@ -480,7 +480,7 @@ static int place_held(struct usb_dev *d)
     struct ax3_dev *a = priv(d);
     if (!a->have_held)
         return 0;
-    int e = usb_src_add(d->src, &a->held, USB_AX3_BATCH);
+    int e = usb_src_add(d->src, &a->held, NULL, USB_AX3_BATCH);
     if (e == -EAGAIN)
         return e;
     if (e < 0) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/refusal.h"
 #include "daemon/store.h"
 #include "daemon/usb_int.h"
 
@@ -15,9 +16,12 @@ void usb_batch_free(struct usb_batch *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         free(b->samples[i]);
+        free(b->ref[i]);
+    }
     free(b->samples);
+    free(b->ref);
     free(b->ev);
     free(b);
 }
@@ -29,7 +33,8 @@ static struct usb_batch *batch_new(size_t cap)
         return NULL;
     b->ev = calloc(cap, sizeof *b->ev);
     b->samples = calloc(cap, sizeof *b->samples);
-    if (!b->ev || !b->samples) {
+    b->ref = calloc(cap, sizeof *b->ref);
+    if (!b->ev || !b->samples || !b->ref) {
         usb_batch_free(b);
         return NULL;
     }
@@ -72,6 +77,10 @@ int usb_src_flush(struct usb_src *s)
     int64_t now = daemon_now_ms();
     for (size_t i = 0; i < b->n; i++) {
         const struct event *ev = &b->ev[i];
+        if (b->ref[i]) {
+            se[i] = refusal_store_event(b->ref[i], ev->source, ev->participant, ev->seq, now);
+            continue;
+        }
         if (!(bodies[i] = ev_to_json(ev))) {
             e = -ENOMEM;
             goto out;
@@ -111,7 +120,8 @@ out:
     s->building = NULL;
     s->batches++;
     u->st.batches++;
-    u->st.events += b->n;
+    for (size_t i = 0; i < b->n; i++)
+        u->st.events += !b->ref[i];
     return 1;
 }
 
@@ -120,7 +130,7 @@ int usb_src_can_add(const struct usb_src *s, size_t max)
     return !s->building || s->building->n < max || !s->inflight;
 }
 
-int usb_src_add(struct usb_src *s, const struct event *ev, size_t max)
+int usb_src_add(struct usb_src *s, const struct event *ev, struct refusal *ref, size_t max)
 {
     if (s->building && s->building->n >= max) {
         int e = usb_src_flush(s);
@@ -132,7 +142,8 @@ int usb_src_add(struct usb_src *s, const struct event *ev, size_t max)
     struct usb_batch *b = s->building;
     struct event *c = &b->ev[b->n];
     *c = *ev;
-    if (ev->type == EV_ACCEL && ev->u.accel.n) {
+    b->ref[b->n] = ref;
+    if (!ref && ev->type == EV_ACCEL && ev->u.accel.n) {
         float(*smp)[3] = malloc(ev->u.accel.n * sizeof *smp);
         if (!smp)
             return -ENOMEM;
@@ -141,7 +152,7 @@ int usb_src_add(struct usb_src *s, const struct event *ev, size_t max)
         b->samples[b->n] = smp;
     }
     b->n++;
-    s->events++;
+    s->events += !ref;
     if (b->n >= max && !s->inflight)
         (void)usb_src_flush(s);
     return 0;
@@ -181,7 +192,9 @@ int usb_on_store_reply(struct usb *u, uint64_t token, int status_all, const uint
         int st = ok && i < n ? per_event[i] : STORE_ERROR;
         const struct event *ev = &b->ev[i];
         if (st == STORE_INSERTED || st == STORE_DUPLICATE) {
-            if (st == STORE_INSERTED) {
+            if (b->ref[i]) {
+                /* a refusal kept: its seq is processed, as the store's position says */
+            } else if (st == STORE_INSERTED) {
                 s->stored++;
                 u->st.stored++;
                 if (!u->stopped && u->h.push)

@@ -31,11 +31,13 @@ struct usb_dev;
 
 /* A batch of events of one source on its way to the store. Samples of accel events are owned
  * by the batch (one allocation per event). */
+struct refusal;
 struct usb_batch {
     uint64_t token;
     size_t n, cap;
-    struct event *ev;
+    struct event *ev;          /* for a refusal: source, participant and seq */
     float (**samples)[3];
+    struct refusal **ref;      /* owned; non-NULL: ev[i] is a refused relay record */
     int64_t received;          /* hub UTC ms at the submit, stored with the events */
     int have_ack;
     int64_t ack_upto;          /* AOA: every relay seq up to this is processed once it commits */
@@ -160,8 +162,10 @@ void usb_set_error(struct usb_src *s, const char *fmt, ...) __attribute__((forma
 void usb_clear_error(struct usb_src *s);
 /* Adds a copy of ev (samples copied) to the source's building batch; submits the batch when it
  * holds max events. 0, -ENOMEM, or -EAGAIN when the batch is full and the previous one is still
- * in flight (the caller pauses and tries again when usb_src_can_add says so). */
-int usb_src_add(struct usb_src *s, const struct event *ev, size_t max);
+ * in flight (the caller pauses and tries again when usb_src_can_add says so). With ref (a
+ * refused relay record, daemon/refusal.h; ev gives its source, participant and seq), ref goes
+ * to the store's refused table instead, and the batch owns it once this returns 0. */
+int usb_src_add(struct usb_src *s, const struct event *ev, struct refusal *ref, size_t max);
 /* 1 when usb_src_add would take an event now (a batch of max can still grow or be started). */
 int usb_src_can_add(const struct usb_src *s, size_t max);
 /* Submits the building batch if there is one and nothing is in flight. 0, 1 = submitted,

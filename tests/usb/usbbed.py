@@ -664,7 +664,8 @@ def phone_seqs(bed, source="phone-p01"):
 def scenario_aoa(bed, a):
     n = a.records
     bad = {int(x) for x in a.bad.split(",") if x}
-    bed.acc = Accessory(bed, phone_records(n, bad=bad), frag=a.frag,
+    sent = phone_records(n, bad=bad)
+    bed.acc = Accessory(bed, dict(sent), frag=a.frag,
                         stall_in=[int(x) for x in a.stall_in.split(",") if x],
                         corrupt=[int(x) for x in a.corrupt.split(",") if x],
                         cut_at=a.cut_at)
@@ -722,7 +723,7 @@ def scenario_aoa(bed, a):
     ao = st.get("aoa", {})
     check(st["state"] == "streaming" and st["kind"] == "aoa" and st["connected"]
           and st["vid_pid"] == "18d1:2d01" and st["serial"] == "PHONE0001"
-          and st["position"] == want[-1] and ao.get("protocol") == 2 and ao.get("acks", 0) > 0
+          and st["position"] == n - 1 and ao.get("protocol") == 2 and ao.get("acks", 0) > 0
           and ao.get("refused") == len(bad) and ao.get("phone_pending") is not None,
           "status/phone-p01: %s" % json.dumps(st))
     if a.stall_in:
@@ -735,6 +736,15 @@ def scenario_aoa(bed, a):
     bed.wait_log(r"usb: 1 source", 10, count=2)
     bed.stop_daemon()
     check(phone_seqs(bed) == want, "unchanged after a restart")
+    # the refused records are kept in the store as the phone sent them, and processed: the
+    # store's position is the last seq even when that one was refused
+    refused = bed.db("SELECT seq, participant, reason, record FROM refused WHERE source = ?"
+                     " ORDER BY seq", "phone-p01")
+    check([r[0] for r in refused] == sorted(bad)
+          and all(r[1] == "p01" and "state" in r[2] and r[3] == sent[r[0]].encode()
+                  for r in refused), "the refused table: %r" % refused)
+    pos = bed.db("SELECT seq FROM positions WHERE source = ?", "phone-p01")
+    check(pos == [(n - 1,)], "the store's position %r is seq %d" % (pos, n - 1))
 
 
 def main():
