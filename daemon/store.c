@@ -540,8 +540,8 @@ int store_reader_seq_gap(struct store_reader *rd, const char *source, int64_t lo
     if (lo > hi || hi == INT64_MAX)
         return -EINVAL;
     sqlite3_stmt *st;
-    /* hub_seq = 0: the partial unique index on (source, seq) answers it; UNION drops a seq
-     * found in both (which the writer does not let happen) */
+    /* hub_seq = 0: the partial unique index on (source, seq) answers it; UNION counts once
+     * a seq found in both (an event stored after its seq was refused: store.h) */
     int r = prep(rd, "SELECT seq FROM events WHERE source = ?1 AND hub_seq = 0"
                      " AND seq BETWEEN ?2 AND ?3 UNION"
                      " SELECT seq FROM refused WHERE source = ?1 AND seq BETWEEN ?2 AND ?3"
