@@ -568,14 +568,15 @@ int ble_on_store_reply(struct ble *b, uint64_t token, int status_all, const uint
         struct ble_ev *e = &bt->ev[i];
         int s = status_all < 0 || i >= n ? STORE_ERROR : per_event[i];
         int body = i < bt->n_body && !e->ref; /* every event submitted has one */
-        if (s == STORE_INSERTED && e->ref) {
+        if (s == STORE_INSERTED) {
             relay_done(e, 1, 0, NULL, 0);
-        } else if (s == STORE_INSERTED) {
-            b->st.stored++;
-            relay_done(e, 1, 0, NULL, 0);
-            if (!b->stopping && b->h.push)
-                b->h.push(b->h.ud, &e->ev, e->received, body ? bt->json + bt->body[i].off : NULL,
-                          body ? bt->body[i].len : 0);
+            if (!e->ref) { /* a refusal kept is not an event: neither counted nor pushed */
+                b->st.stored++;
+                if (!b->stopping && b->h.push)
+                    b->h.push(b->h.ud, &e->ev, e->received,
+                              body ? bt->json + bt->body[i].off : NULL,
+                              body ? bt->body[i].len : 0);
+            }
         } else if (s == STORE_DUPLICATE) {
             b->st.duplicate += !e->ref;
             relay_done(e, 1, 0, NULL, 0);
