@@ -338,6 +338,17 @@ static void pressure(struct ble *b)
         ble_relay_pause(&b->dev[i], want);
 }
 
+/* The open batch's next slot e, filled in (seq set by the caller), joins the batch. */
+static void take_slot(struct ble *b, struct ble_ev *e, struct ble_dev *d, int own,
+                      int64_t received_ms)
+{
+    e->ev.has_seq = 1;
+    e->own = own;
+    e->received = received_ms;
+    e->dev = d;
+    b->open->n++;
+}
+
 static int emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t received_ms, int own)
 {
     struct ble_ev *e = open_slot(b);
@@ -358,13 +369,9 @@ static int emit(struct ble *b, struct ble_dev *d, struct event *ev, int64_t rece
         memcpy(e->g, ev->u.accel.g, ev->u.accel.n * sizeof *e->g);
         e->ev.u.accel.g = (const float(*)[3])e->g;
     }
-    e->ev.has_seq = 1;
-    e->own = own;
     if (!own)
         e->ev.seq = ++d->seq;
-    e->received = received_ms;
-    e->dev = d;
-    b->open->n++;
+    take_slot(b, e, d, own, received_ms);
     d->events++;
     b->st.events++;
     return 0;
@@ -390,11 +397,7 @@ int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *wh
     memset(e, 0, sizeof *e);
     e->ref = ref;
     e->ev.seq = seq;
-    e->ev.has_seq = 1;
-    e->own = 1;
-    e->received = received_ms;
-    e->dev = d;
-    b->open->n++;
+    take_slot(b, e, d, 1, received_ms);
     return 0;
 }
 
@@ -726,14 +729,13 @@ void ble_dispatch(struct ble *b)
 
 /* ---- set-up and shutdown ------------------------------------------------------------- */
 
-static int take_position(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
-                         int64_t updated)
+static int take_position(void *ud, const char *source, const struct store_position *p)
 {
     struct ble *b = ud;
     for (size_t i = 0; i < b->n_dev; i++)
-        if (has_seq && strcmp(b->dev[i].name, source) == 0 &&
-            (!b->dev[i].have_pos || seq > b->dev[i].seq)) {
-            b->dev[i].seq = seq;
+        if (p->has_seq && strcmp(b->dev[i].name, source) == 0 &&
+            (!b->dev[i].have_pos || p->seq > b->dev[i].seq)) {
+            b->dev[i].seq = p->seq;
             b->dev[i].have_pos = 1;
         }
     return 0;
@@ -744,8 +746,8 @@ static int take_position(void *ud, const char *source, int64_t seq, int has_seq,
  * while a later one was stored, not yet sent again when the hub stopped. Resuming after the
  * position would let the phone delete it, so the resume point is the seq before the first
  * missing one among the last BLE_RELAY_LOOKBACK (the phone's window, 64, is well inside).
- * A record refused for its content is missing too: the phone sends again what it still
- * holds from there, and duplicates are dropped. Hub-numbered sources have no such rows. */
+ * A record refused for its content is not missing: it is kept in the refused table, which
+ * store_reader_seq_gap counts. Hub-numbered sources have no such rows. */
 #define BLE_RELAY_LOOKBACK 256
 static void relay_resume_point(struct ble_dev *d, struct store_reader *rd)
 {

@@ -65,14 +65,14 @@ static int cmd_status(struct daemon *d, json_t *reply)
     return 0;
 }
 
-static int add_position(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
-                        int64_t updated)
+static int add_position(void *ud, const char *source, const struct store_position *p)
 {
     json_t *arr = ud;
-    json_t *o = json_pack("{s:s,s:I,s:I}", "source", source, "ts", (json_int_t)ts, "updated",
-                          (json_int_t)updated);
-    if (has_seq)
-        json_object_set_new(o, "seq", json_integer(seq));
+    json_t *o = json_pack("{s:s,s:o,s:I}", "source", source, "ts",
+                          p->has_ts ? json_integer(p->ts) : json_null(), "updated",
+                          (json_int_t)p->updated);
+    if (p->has_seq)
+        json_object_set_new(o, "seq", json_integer(p->seq));
     json_array_append_new(arr, o);
     return 0;
 }

@@ -582,9 +582,12 @@ int store_reader_positions(struct store_reader *rd, store_position_fn fn, void *
         return r;
     int rc = SQLITE_DONE, f = 0;
     while (!f && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int has_seq = sqlite3_column_type(st, 1) != SQLITE_NULL;
-        f = fn(ud, col_text(st, 0, NULL), sqlite3_column_int64(st, 1), has_seq,
-               sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
+        struct store_position p = {
+            .seq = sqlite3_column_int64(st, 1), .ts = sqlite3_column_int64(st, 2),
+            .updated = sqlite3_column_int64(st, 3),
+            .has_seq = sqlite3_column_type(st, 1) != SQLITE_NULL,
+            .has_ts = sqlite3_column_type(st, 2) != SQLITE_NULL};
+        f = fn(ud, col_text(st, 0, NULL), &p);
     }
     return finish_rows(rd, st, f ? SQLITE_DONE : rc, f);
 }

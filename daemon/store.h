@@ -234,8 +234,14 @@ typedef int (*store_event_fn)(void *ud, int64_t id, const char *body, size_t len
                               int64_t received);
 typedef int (*store_record_fn)(void *ud, int64_t id, const struct store_record *r);
 typedef int (*store_nudge_fn)(void *ud, int64_t id, const struct store_nudge *n);
-typedef int (*store_position_fn)(void *ud, const char *source, int64_t seq, int has_seq,
-                                 int64_t ts, int64_t updated);
+/* A source's stored position: its highest seq (has_seq: it numbers its records), its newest
+ * event time (has_ts: 0 while it has stored only refused records, which carry none) and when
+ * it was last written (ms, UTC). */
+struct store_position {
+    int64_t seq, ts, updated;
+    int has_seq, has_ts;
+};
+typedef int (*store_position_fn)(void *ud, const char *source, const struct store_position *p);
 /* blob: as stored, unchecked (len 0 for an empty or non-blob value): the caller validates. */
 typedef int (*store_gatt_cache_fn)(void *ud, const char *device, const uint8_t *blob,
                                    size_t len, int64_t updated);

@@ -66,14 +66,13 @@ void usb_clear_error(struct usb_src *s)
     s->dirty = 1;
 }
 
-static int take_position(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
-                         int64_t updated)
+static int take_position(void *ud, const char *source, const struct store_position *p)
 {
     struct usb *u = ud;
     for (size_t i = 0; i < u->n_src; i++)
-        if (has_seq && strcmp(u->src[i].name, source) == 0) {
+        if (p->has_seq && strcmp(u->src[i].name, source) == 0) {
             u->src[i].have_pos = 1;
-            u->src[i].pos = seq;
+            u->src[i].pos = p->seq;
         }
     return 0;
 }

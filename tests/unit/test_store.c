@@ -504,17 +504,19 @@ static int on_latest(void *ud, int64_t id, const struct store_record *r)
 struct pos_seen {
     int n;
     int64_t seq[4], ts[4];
-    int has_seq[4];
+    int has_seq[4], has_ts[4];
 };
 
-static int on_position(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
-                       int64_t updated)
+static int on_position(void *ud, const char *source, const struct store_position *p)
 {
     struct pos_seen *ps = ud;
-    ps->seq[ps->n] = seq;
-    ps->has_seq[ps->n] = has_seq;
-    ps->ts[ps->n++] = ts;
-    assert_true(updated > 0);
+    (void)source;
+    assert_true(ps->n < 4);
+    ps->seq[ps->n] = p->seq;
+    ps->has_seq[ps->n] = p->has_seq;
+    ps->has_ts[ps->n] = p->has_ts;
+    ps->ts[ps->n++] = p->ts;
+    assert_true(p->updated > 0);
     return 0;
 }
 
@@ -600,16 +602,13 @@ struct pos_named {
     int64_t seq[8];
 };
 
-static int on_named(void *ud, const char *source, int64_t seq, int has_seq, int64_t ts,
-                    int64_t updated)
+static int on_named(void *ud, const char *source, const struct store_position *p)
 {
     struct pos_named *pn = ud;
-    (void)ts;
-    (void)updated;
-    assert_true(has_seq);
+    assert_true(p->has_seq);
     assert_true(pn->n < 8);
     snprintf(pn->source[pn->n], sizeof pn->source[0], "%s", source);
-    pn->seq[pn->n++] = seq;
+    pn->seq[pn->n++] = p->seq;
     return 0;
 }
 
@@ -975,6 +974,7 @@ static void test_refused_records_are_kept_and_count_as_processed(void **state)
     assert_int_equal(store_reader_positions(rd, on_position, &ps), 0);
     assert_int_equal(ps.n, 1);
     assert_int_equal(ps.seq[0], 4);
+    assert_true(ps.has_ts[0]);
     assert_int_equal(ps.ts[0], 1600000000000LL + 3 * 1000);
     int64_t gap, n;
     assert_int_equal(store_reader_seq_gap(rd, "phone", 1, 4, &gap, &n), 0);
@@ -993,6 +993,15 @@ static void test_refused_records_are_kept_and_count_as_processed(void **state)
     assert_int_equal(store_sync_close(s), 0);
     assert_int_equal(sql_int(f->db, "SELECT seq = 7 AND ts IS NULL FROM positions"
                                     " WHERE source = 'phone2'"), 1);
+    /* and a reader is told it has no event time, not given 0 */
+    assert_int_equal(store_open_readonly(f->db, &rd), 0);
+    ps = (struct pos_seen){0};
+    assert_int_equal(store_reader_positions(rd, on_position, &ps), 0);
+    assert_int_equal(ps.n, 2); /* phone, phone2 */
+    assert_true(ps.has_seq[1]);
+    assert_int_equal(ps.seq[1], 7);
+    assert_false(ps.has_ts[1]);
+    store_reader_close(rd);
 }
 
 static void test_disk_full_fails_the_batch_and_the_writer_recovers(void **state)
