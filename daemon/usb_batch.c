@@ -192,14 +192,14 @@ int usb_on_store_reply(struct usb *u, uint64_t token, int status_all, const uint
         int st = ok && i < n ? per_event[i] : STORE_ERROR;
         const struct event *ev = &b->ev[i];
         if (st == STORE_INSERTED || st == STORE_DUPLICATE) {
-            if (b->ref[i]) {
-                /* a refusal kept: its seq is processed, as the store's position says */
-            } else if (st == STORE_INSERTED) {
+            /* a kept refusal is neither counted nor pushed: only its seq is processed below,
+             * as the store's position says */
+            if (!b->ref[i] && st == STORE_INSERTED) {
                 s->stored++;
                 u->st.stored++;
                 if (!u->stopped && u->h.push)
                     u->h.push(u->h.ud, ev, b->received);
-            } else {
+            } else if (!b->ref[i]) {
                 s->duplicate++;
                 u->st.duplicate++;
             }
