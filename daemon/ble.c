@@ -46,11 +46,13 @@
 #include <zmq.h>
 
 #include "daemon/ble_int.h"
+#include "daemon/ble_keys.h"
 #include "daemon/ble_record.h"
 #include "daemon/log.h"
 #include "daemon/publish.h"
 #include "daemon/refusal.h"
 #include "daemon/store.h"
+#include "drivers/ble_hci.h"
 #include "pipeline/nudge.h"
 #include "pipeline/sources.h"
 #include "pipeline/tz.h"
@@ -118,6 +120,7 @@ struct ble {
     int64_t lost_log_ms;
     struct ble_stats st;
     struct ble_scan *scan;           /* LE scanners (ble_scan.c); NULL: none */
+    struct ble_keys *keys;           /* bonding keys (ble_keys.c); NULL: not kept */
 };
 
 static void arm(struct ble *b);
@@ -623,6 +626,8 @@ static void arm(struct ble *b)
         t = b->hold_ns;
     if (ble_scan_deadline(b->scan) < t)
         t = ble_scan_deadline(b->scan);
+    if (ble_keys_deadline(b->keys) < t)
+        t = ble_keys_deadline(b->keys);
     for (size_t i = 0; i < b->n_dev; i++) {
         if (ble_scan_holds(b->scan, &b->dev[i]))
             continue; /* waits for its advertisement, however overdue */
@@ -693,6 +698,7 @@ static void timers(struct ble *b)
     if (b->holding && b->now.mono_ns >= b->hold_ns)
         hold(b, device_io(b) > 0); /* still busy: hold on; quiet: back to waking at once */
     ble_scan_on_timer(b->scan);
+    ble_keys_on_timer(b->keys, b->now.mono_ns);
     for (size_t i = 0; i < b->n_dev; i++)
         if (ble_dev_deadline_cached(&b->dev[i]) <= b->now.mono_ns &&
             !ble_scan_holds(b->scan, &b->dev[i]))
@@ -720,6 +726,8 @@ void ble_dispatch(struct ble *b)
             }
         } else if (evs[i].data.fd == b->tfd) {
             timers(b);
+        } else if (b->keys && evs[i].data.fd == ble_keys_fd(b->keys)) {
+            ble_keys_on_fd(b->keys, evs[i].events, b->now.mono_ns);
         } else {
             ble_scan_on_fd(b->scan, evs[i].data.fd);
         }
@@ -880,6 +888,34 @@ static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
     return 0;
 }
 
+/* Bonding keys kept by the daemon (daemon/ble_keys.h) when any source links over L2CAP:
+ * started before the devices, so that the kernel has the keys before a link asks for them
+ * (the mgmt commands take milliseconds, an L2CAP connect longer). */
+static void start_keys(struct ble *b, const struct conf *cf)
+{
+    struct ble_keys_device *devs = calloc(b->n_dev, sizeof *devs);
+    size_t n = 0;
+    for (size_t i = 0; devs && i < b->n_dev; i++) {
+        struct hci_addr a;
+        const struct ble_dev *d = &b->dev[i];
+        if (d->tr.kind != BLE_LINK_L2CAP || hci_addr_parse(d->address, &a) < 0)
+            continue;
+        memcpy(devs[n].addr, a.b, sizeof a.b);
+        devs[n++].addr_type = d->tr.addr_type == BLE_ADDR_RANDOM ? MGMT_ADDR_LE_RANDOM
+                                                                  : MGMT_ADDR_LE_PUBLIC;
+    }
+    char path[CONF_STR_SIZE + sizeof BLE_KEYS_SUFFIX], why[256] = "";
+    int fd = -1;
+    if (n && snprintf(path, sizeof path, "%s%s", cf->store.path, BLE_KEYS_SUFFIX) <
+                 (int)sizeof path) {
+        if ((fd = mgmt_open(why, sizeof why)) < 0)
+            log_notice("ble: bonding keys are not kept by engaged: %s", why);
+        else if (!(b->keys = ble_keys_start(fd, path, devs, n, b->outer, b->now.mono_ns)))
+            log_error("ble: bonding keys are not kept: out of memory");
+    }
+    free(devs);
+}
+
 int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
 {
     size_t n = 0;
@@ -952,6 +988,7 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
                                                              : 60000) * NS_PER_MS;
     b->next_status_ns = b->now.mono_ns + b->status_period_ns;
     log_info("ble: %zu source%s", b->n_dev, b->n_dev == 1 ? "" : "s");
+    start_keys(b, cf);
     /* sources that scan connect once they advertise (docs/ble-scan.md) */
     if ((b->scan = ble_scan_new(b, cf, b->dev, b->n_dev, b->outer)))
         ble_scan_start_devices(b->scan);
@@ -1013,6 +1050,7 @@ struct ble *ble_free(struct ble *b)
     if (b->tfd >= 0)
         close(b->tfd);
     b->scan = ble_scan_free(b->scan);
+    b->keys = ble_keys_free(b->keys);
     gatt_cache_free(b->cache);
     tz_db_free(b->tz);
     free(b->dev);

@@ -1,0 +1,500 @@
+/* Bonding keys of raw-mode BLE links (daemon/ble_keys.h, docs/ble.md "Bonding keys"). */
+#include "daemon/ble_keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "drivers/ble_hci.h"
+
+#define KEYS_VERSION 1
+
+/* ---- the key file ------------------------------------------------------------------ */
+
+static int hex_field(const json_t *o, const char *name, uint8_t *out, size_t n)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    if (!s || strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = s[2 * i + (size_t)j];
+            int d = c >= '0' && c <= '9' ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + (unsigned)d;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* An integer member in [lo, hi], or -1. */
+static int64_t int_field(const json_t *o, const char *name, int64_t lo, int64_t hi)
+{
+    const json_t *v = json_object_get(o, name);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return -1;
+    return json_integer_value(v);
+}
+
+static const char *const MEMBERS[] = {"controller", "address", "address_type", "key_type",
+                                      "central", "enc_size", "ediv", "rand", "value", NULL};
+
+static int parse_key(const json_t *o, struct ble_key *k, const char **bad)
+{
+    memset(k, 0, sizeof *k);
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)o, name, v) {
+        int known = 0;
+        for (size_t i = 0; MEMBERS[i] && !known; i++)
+            known = strcmp(name, MEMBERS[i]) == 0;
+        if (!known)
+            return *bad = "an unknown member", -1;
+    }
+    struct hci_addr a;
+    const char *addr = json_string_value(json_object_get(o, "address"));
+    const char *type = json_string_value(json_object_get(o, "address_type"));
+    int64_t ctl = int_field(o, "controller", 0, 0xFFFE);
+    int64_t kt = int_field(o, "key_type", 0, 3), es = int_field(o, "enc_size", 7, 16);
+    int64_t ediv = int_field(o, "ediv", 0, 0xFFFF);
+    const json_t *central = json_object_get(o, "central");
+    if (ctl < 0)
+        return *bad = "controller is not an integer 0..65534", -1;
+    if (!addr || hci_addr_parse(addr, &a) < 0)
+        return *bad = "address is not XX:XX:XX:XX:XX:XX", -1;
+    if (!type || (strcmp(type, "public") != 0 && strcmp(type, "random") != 0))
+        return *bad = "address_type is not public or random", -1;
+    if (kt < 0)
+        return *bad = "key_type is not an integer 0..3", -1;
+    if (!json_is_boolean(central))
+        return *bad = "central is not true or false", -1;
+    if (es < 0)
+        return *bad = "enc_size is not an integer 7..16", -1;
+    if (ediv < 0)
+        return *bad = "ediv is not an integer 0..65535", -1;
+    if (hex_field(o, "rand", k->ltk.rand, sizeof k->ltk.rand) < 0)
+        return *bad = "rand is not 16 hex digits", -1;
+    if (hex_field(o, "value", k->ltk.val, sizeof k->ltk.val) < 0)
+        return *bad = "value is not 32 hex digits", -1;
+    k->controller = (uint16_t)ctl;
+    memcpy(k->ltk.addr, a.b, sizeof a.b);
+    k->ltk.addr_type = strcmp(type, "public") == 0 ? MGMT_ADDR_LE_PUBLIC : MGMT_ADDR_LE_RANDOM;
+    k->ltk.key_type = (uint8_t)kt;
+    k->ltk.central = json_is_true(central);
+    k->ltk.enc_size = (uint8_t)es;
+    k->ltk.ediv = (uint16_t)ediv;
+    if (!mgmt_ltk_valid(&k->ltk))
+        return *bad = "not a key the kernel takes", -1;
+    return 0;
+}
+
+/* Keys are one per (controller, device, role): a later one replaces an earlier one. */
+static int same_slot(const struct ble_key *a, const struct ble_key *b)
+{
+    return a->controller == b->controller && a->ltk.addr_type == b->ltk.addr_type &&
+           a->ltk.central == b->ltk.central && memcmp(a->ltk.addr, b->ltk.addr, 6) == 0;
+}
+
+int ble_keys_parse(const char *text, size_t len, struct ble_key *out, size_t max, size_t *n,
+                   char *why, size_t cap)
+{
+    *n = 0;
+    if (len > BLE_KEYS_FILE_MAX) {
+        mgmt_say(why, cap, "longer than %d bytes", BLE_KEYS_FILE_MAX);
+        return -EINVAL;
+    }
+    json_error_t err;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        mgmt_say(why, cap, "not JSON: line %d: %s", err.line, err.text);
+        return -EINVAL;
+    }
+    int r = -EINVAL;
+    const json_t *keys = json_object_get(root, "keys");
+    if (!json_is_object(root) || int_field(root, "engaged_ble_keys", 1, 1) != KEYS_VERSION ||
+        json_object_size(root) != 2) {
+        mgmt_say(why, cap, "not an engaged key file (version %d): {\"engaged_ble_keys\": 1, "
+                      "\"keys\": [...]}", KEYS_VERSION);
+    } else if (!json_is_array(keys)) {
+        mgmt_say(why, cap, "keys is not an array");
+    } else if (json_array_size(keys) > max) {
+        mgmt_say(why, cap, "%zu keys, more than the %zu kept", json_array_size(keys), max);
+    } else {
+        r = 0;
+        for (size_t i = 0; r == 0 && i < json_array_size(keys); i++) {
+            const char *bad = NULL;
+            const json_t *o = json_array_get(keys, i);
+            if (!json_is_object(o) || parse_key(o, &out[*n], &bad) < 0) {
+                mgmt_say(why, cap, "key %zu: %s", i + 1, bad ? bad : "not an object");
+                r = -EINVAL;
+                break;
+            }
+            for (size_t j = 0; j < *n; j++)
+                if (same_slot(&out[j], &out[*n])) {
+                    mgmt_say(why, cap, "key %zu: a second key for the same device, role and "
+                                  "controller", i + 1);
+                    r = -EINVAL;
+                }
+            if (r == 0)
+                (*n)++;
+        }
+        if (r < 0)
+            *n = 0;
+    }
+    json_decref(root);
+    return r;
+}
+
+static void hex(char *dst, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(dst + 2 * i, 3, "%02x", b[i]);
+}
+
+char *ble_keys_format(const struct ble_key *keys, size_t n)
+{
+    json_t *arr = json_array(), *root = arr ? json_pack("{s:i,s:o}", "engaged_ble_keys",
+                                                        KEYS_VERSION, "keys", arr)
+                                            : NULL;
+    if (!root)
+        return NULL;
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        const struct mgmt_ltk *k = &keys[i].ltk;
+        char addr[18], rnd[17], val[33];
+        struct hci_addr a;
+        memcpy(a.b, k->addr, sizeof a.b);
+        hex(rnd, k->rand, sizeof k->rand);
+        hex(val, k->val, sizeof k->val);
+        json_t *o = json_pack("{s:i,s:s,s:s,s:i,s:b,s:i,s:i,s:s,s:s}", "controller",
+                              (int)keys[i].controller, "address",
+                              hci_addr_str(&a, addr, sizeof addr), "address_type",
+                              k->addr_type == MGMT_ADDR_LE_PUBLIC ? "public" : "random",
+                              "key_type", (int)k->key_type, "central", (int)k->central,
+                              "enc_size", (int)k->enc_size, "ediv", (int)k->ediv, "rand", rnd,
+                              "value", val);
+        bad = !o || json_array_append_new(arr, o) < 0;
+    }
+    char *s = bad ? NULL : json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}
+
+int ble_keys_load(const char *path, struct ble_key *out, size_t max, size_t *n, char *why,
+                  size_t cap)
+{
+    *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        int e = -errno;
+        mgmt_say(why, cap, "%s", strerror(-e));
+        return e;
+    }
+    struct stat st;
+    char *buf = NULL;
+    int r = 0;
+    if (fstat(fd, &st) < 0) {
+        r = -errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        r = -EINVAL;
+        mgmt_say(why, cap, "not a regular file");
+    } else if (st.st_size > BLE_KEYS_FILE_MAX) {
+        r = -EINVAL;
+        mgmt_say(why, cap, "longer than %d bytes", BLE_KEYS_FILE_MAX);
+    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
+        r = -ENOMEM;
+    } else {
+        size_t got = 0;
+        while (r == 0 && got < (size_t)st.st_size) {
+            ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                r = k < 0 ? -errno : -EIO;
+            else
+                got += (size_t)k;
+        }
+        if (r == 0)
+            r = ble_keys_parse(buf, got, out, max, n, why, cap);
+    }
+    if (r < 0 && r != -EINVAL)
+        mgmt_say(why, cap, "%s", strerror(-r));
+    free(buf);
+    close(fd);
+    return r;
+}
+
+static int write_all(int fd, const char *s, size_t len)
+{
+    while (len) {
+        ssize_t k = write(fd, s, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        s += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+int ble_keys_save(const char *path, const struct ble_key *keys, size_t n)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    char *text = ble_keys_format(keys, n);
+    if (!text)
+        return -ENOMEM;
+    int r = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        r = -errno;
+    } else {
+        /* 0600 whatever the umask or an older file's mode: the keys are secrets */
+        if (fchmod(fd, 0600) < 0 || (r = write_all(fd, text, strlen(text))) < 0 ||
+            write_all(fd, "\n", 1) < 0 || fsync(fd) < 0)
+            r = r < 0 ? r : -errno;
+        if (close(fd) < 0 && r == 0)
+            r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+            r = -errno;
+        if (r < 0)
+            unlink(tmp);
+    }
+    free(text);
+    if (r == 0) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            if (fsync(dfd) < 0)
+                r = -errno;
+            close(dfd);
+        }
+    }
+    return r;
+}
+
+/* ---- the keeper -------------------------------------------------------------------- */
+
+struct ble_keys {
+    int fd, outer;
+    uint32_t ep_events;
+    struct mgmt *m;
+    char path[PATH_MAX];
+    int file_bad;                    /* the file was refused: moved aside at the first save */
+    struct ble_key keys[BLE_KEYS_MAX];
+    size_t n;
+    struct ble_keys_device *devices;
+    size_t n_devices;
+};
+
+static size_t keys_for(void *ud, uint16_t index, struct mgmt_ltk *out, size_t max)
+{
+    struct ble_keys *k = ud;
+    size_t n = 0;
+    for (size_t i = 0; i < k->n && n < max; i++)
+        if (k->keys[i].controller == index)
+            out[n++] = k->keys[i].ltk;
+    return n;
+}
+
+static void save(struct ble_keys *k)
+{
+    if (k->file_bad) {
+        char aside[PATH_MAX + 32];
+        snprintf(aside, sizeof aside, "%s.bad-%lld", k->path, (long long)time(NULL));
+        if (rename(k->path, aside) == 0 || errno == ENOENT)
+            log_warn("ble: the key file %s could not be read; it is kept as %s and a new one "
+                     "is written", k->path, aside);
+        else {
+            log_error("ble: the key file %s could not be read nor moved aside (%s): new bonding"
+                      " keys are not saved", k->path, strerror(errno));
+            return;
+        }
+        k->file_bad = 0;
+    }
+    int r = ble_keys_save(k->path, k->keys, k->n);
+    if (r < 0)
+        log_error("ble: bonding keys not saved to %s: %s (the kernel holds them until the hub "
+                  "restarts)", k->path, strerror(-r));
+}
+
+static void new_key(void *ud, uint16_t index, const struct mgmt_ltk *ltk)
+{
+    struct ble_keys *k = ud;
+    struct ble_key nk = {.controller = index, .ltk = *ltk};
+    struct hci_addr a;
+    char addr[18];
+    memcpy(a.b, ltk->addr, sizeof a.b);
+    size_t i = 0;
+    while (i < k->n && !same_slot(&k->keys[i], &nk))
+        i++;
+    if (i == k->n && k->n == BLE_KEYS_MAX) {
+        log_error("ble: the bonding key of %s (hci%u) is not saved: %d keys are kept already",
+                  hci_addr_str(&a, addr, sizeof addr), (unsigned)index, BLE_KEYS_MAX);
+        return;
+    }
+    if (i < k->n && memcmp(&k->keys[i], &nk, sizeof nk) == 0)
+        return; /* the same key again: nothing to write */
+    k->keys[i] = nk;
+    if (i == k->n)
+        k->n++;
+    log_notice("ble: bonded with %s (hci%u, %s key); %zu keys in %s",
+               hci_addr_str(&a, addr, sizeof addr), (unsigned)index,
+               ltk->central ? "its" : "our", k->n, k->path);
+    save(k);
+}
+
+static int confirm(void *ud, uint16_t index, const uint8_t addr[6], uint8_t addr_type)
+{
+    struct ble_keys *k = ud;
+    (void)index;
+    for (size_t i = 0; i < k->n_devices; i++)
+        if (k->devices[i].addr_type == addr_type && memcmp(k->devices[i].addr, addr, 6) == 0)
+            return 1;
+    return 0;
+}
+
+static void note(void *ud, int level, const char *msg)
+{
+    (void)ud;
+    if (level == MGMT_NOTE_WARN)
+        log_warn("ble: mgmt: %s", msg);
+    else
+        log_info("ble: mgmt: %s", msg);
+}
+
+static const struct mgmt_ops OPS = {keys_for, new_key, confirm, note};
+
+static void watch(struct ble_keys *k)
+{
+    if (k->outer < 0 || !k->m)
+        return;
+    uint32_t want = EPOLLIN | (mgmt_want_write(k->m) ? EPOLLOUT : 0);
+    if (want == k->ep_events)
+        return;
+    struct epoll_event ev = {.events = want, .data.fd = k->fd};
+    if (epoll_ctl(k->outer, k->ep_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, k->fd, &ev) == 0)
+        k->ep_events = want;
+}
+
+struct ble_keys *ble_keys_start(int fd, const char *path, const struct ble_keys_device *devices,
+                                size_t n_devices, int outer, int64_t now_ns)
+{
+    struct ble_keys *k = calloc(1, sizeof *k);
+    if (!k || (n_devices && !(k->devices = malloc(n_devices * sizeof *devices))) ||
+        !(k->m = mgmt_new(fd, &OPS, k))) {
+        if (k)
+            free(k->devices);
+        free(k);
+        close(fd);
+        return NULL;
+    }
+    if (n_devices)
+        memcpy(k->devices, devices, n_devices * sizeof *devices);
+    k->n_devices = n_devices;
+    k->fd = fd;
+    k->outer = outer;
+    snprintf(k->path, sizeof k->path, "%s", path);
+    char why[256] = "";
+    if (ble_keys_load(path, k->keys, BLE_KEYS_MAX, &k->n, why, sizeof why) < 0) {
+        k->file_bad = 1;
+        log_error("ble: the key file %s is not read (%s): no bonding key is given to the "
+                  "kernel; devices that bonded before pair again", path, why);
+    } else {
+        log_info("ble: %zu bonding keys read from %s", k->n, path);
+    }
+    int r = mgmt_start(k->m, now_ns);
+    if (r < 0)
+        log_warn("ble: mgmt: cannot ask for the controllers: %s", strerror(-r));
+    watch(k);
+    return k;
+}
+
+static void stop_session(struct ble_keys *k)
+{
+    if (!k->m)
+        return;
+    if (k->outer >= 0 && k->ep_events)
+        epoll_ctl(k->outer, EPOLL_CTL_DEL, k->fd, NULL);
+    k->ep_events = 0;
+    k->m = (mgmt_free(k->m), NULL);
+    close(k->fd);
+    k->fd = -1;
+}
+
+struct ble_keys *ble_keys_free(struct ble_keys *k)
+{
+    if (k) {
+        stop_session(k);
+        free(k->devices);
+        free(k);
+    }
+    return NULL;
+}
+
+int ble_keys_fd(const struct ble_keys *k) { return k && k->m ? k->fd : -1; }
+
+void ble_keys_on_fd(struct ble_keys *k, uint32_t events, int64_t now_ns)
+{
+    if (!k || !k->m)
+        return;
+    if ((events & EPOLLOUT) && mgmt_on_writable(k->m, now_ns) < 0)
+        events |= EPOLLERR;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        int r = mgmt_on_readable(k->m, now_ns);
+        if (r < 0) {
+            log_warn("ble: the mgmt socket closed (%s): new bonding keys are no longer saved",
+                     strerror(-r));
+            stop_session(k);
+            return;
+        }
+    }
+    watch(k);
+}
+
+int64_t ble_keys_deadline(const struct ble_keys *k)
+{
+    return k && k->m ? mgmt_next_timeout(k->m) : INT64_MAX;
+}
+
+void ble_keys_on_timer(struct ble_keys *k, int64_t now_ns)
+{
+    if (!k || !k->m || mgmt_next_timeout(k->m) > now_ns)
+        return;
+    mgmt_on_timer(k->m, now_ns);
+    watch(k);
+}
+
+const struct mgmt_stats *ble_keys_stats(const struct ble_keys *k)
+{
+    return k && k->m ? mgmt_stats(k->m) : NULL;
+}
+
+size_t ble_keys_count(const struct ble_keys *k) { return k ? k->n : 0; }
