@@ -58,7 +58,8 @@ struct mgmt_ltk {
     uint8_t addr_type;  /* MGMT_ADDR_LE_PUBLIC or MGMT_ADDR_LE_RANDOM */
     uint8_t key_type;   /* 0x00-0x01 legacy (unauthenticated, authenticated), 0x02-0x04 P-256
                          * (unauthenticated, authenticated, debug) */
-    uint8_t central;    /* 1: the key the device (central role) uses; 0: the one we use */
+    uint8_t central;    /* 1: used when this host, as the central, starts encryption (the key
+                         * the peripheral handed over); 0: used when the peer is the central */
     uint8_t enc_size;   /* 7..16 */
     uint16_t ediv;
     uint8_t rand[8];
