@@ -127,4 +127,17 @@ grep -q WATCHDOG=1 "$T/notify.log"
 grep -q "STATUS=.*events" "$T/notify.log"
 grep -q STOPPING=1 "$T/notify.log"
 grep -q RELOADING=1 "$T/notify.log"
+
+# a source whose only stored rows are refused relay records has a position without an event
+# time: `sources` says "ts": null for it (not 0), and the table view shows null
+$PY - "$T/engaged.db" <<'EOP'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO positions(source, seq, ts, updated) VALUES('phone-ref', 3, NULL, 1700000000000)")
+db.commit()
+EOP
+start_daemon "$T/engaged.conf" "$T/daemon2.log"
+$CTL --json sources | $PY -c 'import json,sys; s={x["source"]: x for x in json.load(sys.stdin)["sources"]}; r=s["phone-ref"]; assert r["seq"] == 3 and r["ts"] is None and r["updated"] == 1700000000000, r; assert isinstance(s["t"]["ts"], int) and s["t"]["ts"] > 0, s'
+$CTL sources | grep phone-ref | grep -q null
+stop_daemon
 echo "daemon ok"
