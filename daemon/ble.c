@@ -121,6 +121,7 @@ struct ble {
     struct ble_stats st;
     struct ble_scan *scan;           /* LE scanners (ble_scan.c); NULL: none */
     struct ble_keys *keys;           /* bonding keys (ble_keys.c); NULL: not kept */
+    struct ble_mgmt_where mgmt;      /* [daemon] ble_mgmt: where the keeper finds mgmt */
 };
 
 static void arm(struct ble *b);
@@ -888,31 +889,56 @@ static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
     return 0;
 }
 
-/* Bonding keys kept by the daemon (daemon/ble_keys.h) when any source links over L2CAP:
- * started before the devices, so that the kernel has the keys before a link asks for them
- * (the mgmt commands take milliseconds, an L2CAP connect longer). */
+/* The keeper's mgmt socket: the kernel's, or with `ble_mgmt = sim:PATH` a fake kernel's. */
+static int open_mgmt(void *ud, char *why, size_t cap)
+{
+    const struct ble_mgmt_where *w = &((struct ble *)ud)->mgmt;
+    if (w->kind != BLE_MGMT_SIM)
+        return mgmt_open(why, cap);
+    struct ble_transport t = {.kind = BLE_LINK_SIM};
+    snprintf(t.path, sizeof t.path, "%s", w->path);
+    int fd = -1, e = ble_link_open(&t, NULL, &fd);
+    if (e < 0) {
+        snprintf(why, cap, "%s: %s", w->path, ble_link_strerror(&t, e));
+        return e;
+    }
+    return fd;
+}
+
+static void irk_kept(void *ud, const struct mgmt_irk *irk)
+{
+    struct ble *b = ud;
+    (void)irk; /* the scanner asks the keeper for its sources' keys */
+    ble_scan_learn_irk(b->scan, b->keys);
+}
+
+/* Bonding keys kept by the daemon (daemon/ble_keys.h) when any source links over L2CAP (or
+ * `[daemon] ble_mgmt` names a fake kernel): started before the devices and the scanners, so
+ * that the kernel has the keys before a link asks for them (the mgmt commands take
+ * milliseconds, an L2CAP connect longer) and the scanners the identity resolving keys. */
 static void start_keys(struct ble *b, const struct conf *cf)
 {
+    if (ble_mgmt_parse(cf->daemon.ble_mgmt, &b->mgmt, NULL, 0) < 0 ||
+        b->mgmt.kind == BLE_MGMT_OFF)
+        return; /* check-config refuses a bad value */
     struct ble_keys_device *devs = calloc(b->n_dev, sizeof *devs);
-    size_t n = 0;
+    size_t n = 0, l2cap = 0;
     for (size_t i = 0; devs && i < b->n_dev; i++) {
         struct hci_addr a;
         const struct ble_dev *d = &b->dev[i];
-        if (d->tr.kind != BLE_LINK_L2CAP || hci_addr_parse(d->address, &a) < 0)
+        if (hci_addr_parse(d->address, &a) < 0)
             continue;
+        l2cap += d->tr.kind == BLE_LINK_L2CAP;
         memcpy(devs[n].addr, a.b, sizeof a.b);
-        devs[n++].addr_type = d->tr.addr_type == BLE_ADDR_RANDOM ? MGMT_ADDR_LE_RANDOM
-                                                                  : MGMT_ADDR_LE_PUBLIC;
+        devs[n++].addr_type = ble_mgmt_addr_type(d);
     }
-    char path[CONF_STR_SIZE + sizeof BLE_KEYS_SUFFIX], why[256] = "";
-    int fd = -1;
-    if (n && snprintf(path, sizeof path, "%s%s", cf->store.path, BLE_KEYS_SUFFIX) <
-                 (int)sizeof path) {
-        if ((fd = mgmt_open(why, sizeof why)) < 0)
-            log_notice("ble: bonding keys are not kept by engaged: %s", why);
-        else if (!(b->keys = ble_keys_start(fd, path, devs, n, b->outer, b->now.mono_ns)))
-            log_error("ble: bonding keys are not kept: out of memory");
-    }
+    const struct ble_keys_hooks hooks = {open_mgmt, irk_kept, b};
+    char path[CONF_STR_SIZE + sizeof BLE_KEYS_SUFFIX];
+    if (devs && (l2cap || b->mgmt.kind == BLE_MGMT_SIM) &&
+        snprintf(path, sizeof path, "%s%s", cf->store.path, BLE_KEYS_SUFFIX) <
+            (int)sizeof path &&
+        !(b->keys = ble_keys_start(&hooks, path, devs, n, b->outer, b->now.mono_ns)))
+        log_error("ble: bonding keys are not kept: out of memory");
     free(devs);
 }
 
@@ -990,7 +1016,7 @@ int ble_new(const struct conf *cf, const struct ble_host *h, struct ble **ret)
     log_info("ble: %zu source%s", b->n_dev, b->n_dev == 1 ? "" : "s");
     start_keys(b, cf);
     /* sources that scan connect once they advertise (docs/ble-scan.md) */
-    if ((b->scan = ble_scan_new(b, cf, b->dev, b->n_dev, b->outer)))
+    if ((b->scan = ble_scan_new(b, cf, b->dev, b->n_dev, b->outer, b->keys)))
         ble_scan_start_devices(b->scan);
     else
         for (size_t i = 0; i < b->n_dev; i++)

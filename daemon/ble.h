@@ -68,6 +68,19 @@ struct ble_hci {
  * Returns 0, or -EINVAL with a reason in why (cap bytes, may be NULL). */
 int ble_hci_parse(const char *s, struct ble_hci *ret, char *why, size_t cap);
 
+/* `[daemon] ble_mgmt`: where the bonding-key keeper (daemon/ble_keys.h) finds the kernel's
+ * management socket. */
+enum ble_mgmt_kind { BLE_MGMT_AUTO = 0, BLE_MGMT_OFF, BLE_MGMT_SIM };
+struct ble_mgmt_where {
+    enum ble_mgmt_kind kind;
+    char path[BLE_SIM_PATH_MAX + 1];  /* BLE_MGMT_SIM: a fake kernel's socket */
+};
+/* Parses a ble_mgmt value: "" and "auto" (the kernel's, when any source uses l2cap), "off"
+ * (keys not kept by engaged) or "sim:/ABSOLUTE/PATH" (a fake kernel on a Unix SEQPACKET
+ * socket, for tests: the keeper then runs whatever the transports). 0, or -EINVAL with a
+ * reason in why (cap bytes, may be NULL). */
+int ble_mgmt_parse(const char *s, struct ble_mgmt_where *ret, char *why, size_t cap);
+
 #define BLE_IRK_SIZE 16
 /* Parses an irk value: exactly 32 hex digits (either case), least significant octet first as
  * BlueZ writes `[IdentityResolvingKey] Key=` in /var/lib/bluetooth/ADAPTER/DEVICE/info, not

@@ -230,11 +230,20 @@ int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t 
 /* ---- LE scanning (ble_scan.c, docs/ble-scan.md) ---- */
 
 struct ble_scan;
+struct ble_keys;
 /* One scanner per HCI device the scanning sources of cf name (`connect`, `hci`; `irk`s for
- * their resolvable private addresses), its fd in the loop's epoll set `outer` (data.fd). NULL
- * when no source scans (or out of memory: all direct). */
+ * their resolvable private addresses, or else those keys holds from their bonding: may be
+ * NULL), its fd in the loop's epoll set `outer` (data.fd). NULL when no source scans (or out
+ * of memory: all direct). */
 struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_dev *devs,
-                              size_t n_dev, int outer);
+                              size_t n_dev, int outer, const struct ble_keys *keys);
+/* The keeper kept a new Identity Resolving Key: sources without an `irk` of their own whose
+ * key keys now holds take it, and their running scans resolve with it from the next report.
+ * Accepts NULL sc. */
+void ble_scan_learn_irk(struct ble_scan *sc, const struct ble_keys *keys);
+/* mgmt's address type (MGMT_ADDR_LE_*) of device d's identity address: its l2cap type;
+ * public for a simulated link, which has none. */
+uint8_t ble_mgmt_addr_type(const struct ble_dev *d);
 /* Starts the devices (those waiting for an advertisement are only marked so) and opens the
  * scanners. A scanner that cannot scan is logged once and retried on the backoff schedule;
  * meanwhile its sources connect directly. */

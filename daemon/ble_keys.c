@@ -54,32 +54,78 @@ static int64_t int_field(const json_t *o, const char *name, int64_t lo, int64_t 
 
 static const char *const MEMBERS[] = {"controller", "address", "address_type", "key_type",
                                       "central", "enc_size", "ediv", "rand", "value", NULL};
+static const char *const IRK_MEMBERS[] = {"kind", "controller", "address", "address_type",
+                                          "value", NULL};
 
-static int parse_key(const json_t *o, struct ble_key *k, const char **bad)
+/* Every member of o is in names. */
+static int members_known(const json_t *o, const char *const *names)
 {
-    memset(k, 0, sizeof *k);
     const char *name;
     const json_t *v;
     json_object_foreach((json_t *)o, name, v) {
         int known = 0;
-        for (size_t i = 0; MEMBERS[i] && !known; i++)
-            known = strcmp(name, MEMBERS[i]) == 0;
+        for (size_t i = 0; names[i] && !known; i++)
+            known = strcmp(name, names[i]) == 0;
         if (!known)
-            return *bad = "an unknown member", -1;
+            return 0;
     }
+    return 1;
+}
+
+/* The members both kinds have: controller, address and its type (mgmt's). */
+static int parse_common(const json_t *o, uint16_t *ctl, uint8_t addr[6], uint8_t *addr_type,
+                        const char **bad)
+{
     struct hci_addr a;
-    const char *addr = json_string_value(json_object_get(o, "address"));
+    const char *as = json_string_value(json_object_get(o, "address"));
     const char *type = json_string_value(json_object_get(o, "address_type"));
-    int64_t ctl = int_field(o, "controller", 0, 0xFFFE);
-    int64_t kt = int_field(o, "key_type", 0, 3), es = int_field(o, "enc_size", 7, 16);
-    int64_t ediv = int_field(o, "ediv", 0, 0xFFFF);
-    const json_t *central = json_object_get(o, "central");
-    if (ctl < 0)
+    int64_t c = int_field(o, "controller", 0, 0xFFFE);
+    if (c < 0)
         return *bad = "controller is not an integer 0..65534", -1;
-    if (!addr || hci_addr_parse(addr, &a) < 0)
+    if (!as || hci_addr_parse(as, &a) < 0)
         return *bad = "address is not XX:XX:XX:XX:XX:XX", -1;
     if (!type || (strcmp(type, "public") != 0 && strcmp(type, "random") != 0))
         return *bad = "address_type is not public or random", -1;
+    *ctl = (uint16_t)c;
+    memcpy(addr, a.b, sizeof a.b);
+    *addr_type = strcmp(type, "public") == 0 ? MGMT_ADDR_LE_PUBLIC : MGMT_ADDR_LE_RANDOM;
+    return 0;
+}
+
+/* {"kind": "irk", "controller", "address", "address_type", "value"} */
+static int parse_irk(const json_t *o, struct ble_key *k, const char **bad)
+{
+    static const uint8_t zero[16];
+    k->kind = BLE_KEY_IRK;
+    if (!members_known(o, IRK_MEMBERS))
+        return *bad = "an unknown member", -1;
+    if (parse_common(o, &k->controller, k->irk.addr, &k->irk.addr_type, bad) < 0)
+        return -1;
+    if (hex_field(o, "value", k->irk.val, sizeof k->irk.val) < 0)
+        return *bad = "value is not 32 hex digits", -1;
+    if (memcmp(k->irk.val, zero, sizeof zero) == 0)
+        return *bad = "value is all zero", -1;
+    if (!mgmt_irk_valid(&k->irk))
+        return *bad = "not a key the kernel takes", -1;
+    return 0;
+}
+
+static int parse_key(const json_t *o, struct ble_key *k, const char **bad)
+{
+    memset(k, 0, sizeof *k);
+    const json_t *kind = json_object_get(o, "kind");
+    if (kind) {
+        if (json_is_string(kind) && strcmp(json_string_value(kind), "irk") == 0)
+            return parse_irk(o, k, bad);
+        return *bad = "kind is not \"irk\" (a long term key has none)", -1;
+    }
+    if (!members_known(o, MEMBERS))
+        return *bad = "an unknown member", -1;
+    if (parse_common(o, &k->controller, k->ltk.addr, &k->ltk.addr_type, bad) < 0)
+        return -1;
+    int64_t kt = int_field(o, "key_type", 0, 3), es = int_field(o, "enc_size", 7, 16);
+    int64_t ediv = int_field(o, "ediv", 0, 0xFFFF);
+    const json_t *central = json_object_get(o, "central");
     if (kt < 0)
         return *bad = "key_type is not an integer 0..3", -1;
     if (!json_is_boolean(central))
@@ -92,9 +138,6 @@ static int parse_key(const json_t *o, struct ble_key *k, const char **bad)
         return *bad = "rand is not 16 hex digits", -1;
     if (hex_field(o, "value", k->ltk.val, sizeof k->ltk.val) < 0)
         return *bad = "value is not 32 hex digits", -1;
-    k->controller = (uint16_t)ctl;
-    memcpy(k->ltk.addr, a.b, sizeof a.b);
-    k->ltk.addr_type = strcmp(type, "public") == 0 ? MGMT_ADDR_LE_PUBLIC : MGMT_ADDR_LE_RANDOM;
     k->ltk.key_type = (uint8_t)kt;
     k->ltk.central = json_is_true(central);
     k->ltk.enc_size = (uint8_t)es;
@@ -104,11 +147,16 @@ static int parse_key(const json_t *o, struct ble_key *k, const char **bad)
     return 0;
 }
 
-/* Keys are one per (controller, device, role): a later one replaces an earlier one. */
+/* Long Term Keys are one per (controller, device, role), Identity Resolving Keys one per
+ * (controller, device): a later one replaces an earlier one. */
 static int same_slot(const struct ble_key *a, const struct ble_key *b)
 {
-    return a->controller == b->controller && a->ltk.addr_type == b->ltk.addr_type &&
-           a->ltk.central == b->ltk.central && memcmp(a->ltk.addr, b->ltk.addr, 6) == 0;
+    if (a->controller != b->controller || a->kind != b->kind)
+        return 0;
+    if (a->kind == BLE_KEY_IRK)
+        return a->irk.addr_type == b->irk.addr_type && memcmp(a->irk.addr, b->irk.addr, 6) == 0;
+    return a->ltk.addr_type == b->ltk.addr_type && a->ltk.central == b->ltk.central &&
+           memcmp(a->ltk.addr, b->ltk.addr, 6) == 0;
 }
 
 int ble_keys_parse(const char *text, size_t len, struct ble_key *out, size_t max, size_t *n,
@@ -147,8 +195,8 @@ int ble_keys_parse(const char *text, size_t len, struct ble_key *out, size_t max
             }
             for (size_t j = 0; j < *n; j++)
                 if (same_slot(&out[j], &out[*n])) {
-                    mgmt_say(why, cap, "key %zu: a second key for the same device, role and "
-                                  "controller", i + 1);
+                    mgmt_say(why, cap, "key %zu: a second key of its kind for the same "
+                                  "device, role and controller", i + 1);
                     r = -EINVAL;
                 }
             if (r == 0)
@@ -179,6 +227,18 @@ char *ble_keys_format(const struct ble_key *keys, size_t n)
         const struct mgmt_ltk *k = &keys[i].ltk;
         char addr[18], rnd[17], val[33];
         struct hci_addr a;
+        if (keys[i].kind == BLE_KEY_IRK) {
+            const struct mgmt_irk *ik = &keys[i].irk;
+            memcpy(a.b, ik->addr, sizeof a.b);
+            hex(val, ik->val, sizeof ik->val);
+            json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:s}", "kind", "irk", "controller",
+                                  (int)keys[i].controller, "address",
+                                  hci_addr_str(&a, addr, sizeof addr), "address_type",
+                                  ik->addr_type == MGMT_ADDR_LE_PUBLIC ? "public" : "random",
+                                  "value", val);
+            bad = !o || json_array_append_new(arr, o) < 0;
+            continue;
+        }
         memcpy(a.b, k->addr, sizeof a.b);
         hex(rnd, k->rand, sizeof k->rand);
         hex(val, k->val, sizeof k->val);
@@ -305,7 +365,12 @@ int ble_keys_save(const char *path, const struct ble_key *keys, size_t n)
 struct ble_keys {
     int fd, outer;
     uint32_t ep_events;
-    struct mgmt *m;
+    struct mgmt *m;                  /* NULL: no session (opened again at reopen_ns) */
+    struct ble_keys_hooks h;
+    int64_t reopen_ns;               /* INT64_MAX: not tried again */
+    int64_t opened_ns;               /* when the session began */
+    unsigned fails;                  /* opens failed in a row, or short sessions */
+    char last_why[256];              /* the reason last logged: a new one is logged again */
     char path[PATH_MAX];
     int file_bad;                    /* the file was refused: moved aside at the first save */
     struct ble_key keys[BLE_KEYS_MAX];
@@ -319,8 +384,18 @@ static size_t keys_for(void *ud, uint16_t index, struct mgmt_ltk *out, size_t ma
     struct ble_keys *k = ud;
     size_t n = 0;
     for (size_t i = 0; i < k->n && n < max; i++)
-        if (k->keys[i].controller == index)
+        if (k->keys[i].controller == index && k->keys[i].kind == BLE_KEY_LTK)
             out[n++] = k->keys[i].ltk;
+    return n;
+}
+
+static size_t irks_for(void *ud, uint16_t index, struct mgmt_irk *out, size_t max)
+{
+    struct ble_keys *k = ud;
+    size_t n = 0;
+    for (size_t i = 0; i < k->n && n < max; i++)
+        if (k->keys[i].controller == index && k->keys[i].kind == BLE_KEY_IRK)
+            out[n++] = k->keys[i].irk;
     return n;
 }
 
@@ -345,30 +420,54 @@ static void save(struct ble_keys *k)
                   "restarts)", k->path, strerror(-r));
 }
 
-static void new_key(void *ud, uint16_t index, const struct mgmt_ltk *ltk)
+/* Puts nk in its slot (replacing the key there) and writes the file; what a new key is, for
+ * the log ("its key"). 1 when it is kept (new, or not the key held), else 0. */
+static int keep(struct ble_keys *k, const struct ble_key *nk, const uint8_t wire_addr[6],
+                const char *what)
 {
-    struct ble_keys *k = ud;
-    struct ble_key nk = {.controller = index, .ltk = *ltk};
     struct hci_addr a;
     char addr[18];
-    memcpy(a.b, ltk->addr, sizeof a.b);
+    memcpy(a.b, wire_addr, sizeof a.b);
     size_t i = 0;
-    while (i < k->n && !same_slot(&k->keys[i], &nk))
+    while (i < k->n && !same_slot(&k->keys[i], nk))
         i++;
     if (i == k->n && k->n == BLE_KEYS_MAX) {
         log_error("ble: the bonding key of %s (hci%u) is not saved: %d keys are kept already",
-                  hci_addr_str(&a, addr, sizeof addr), (unsigned)index, BLE_KEYS_MAX);
-        return;
+                  hci_addr_str(&a, addr, sizeof addr), (unsigned)nk->controller, BLE_KEYS_MAX);
+        return 0;
     }
-    if (i < k->n && memcmp(&k->keys[i], &nk, sizeof nk) == 0)
-        return; /* the same key again: nothing to write */
-    k->keys[i] = nk;
+    if (i < k->n && memcmp(&k->keys[i], nk, sizeof *nk) == 0)
+        return 0; /* the same key again: nothing to write */
+    k->keys[i] = *nk;
     if (i == k->n)
         k->n++;
-    log_notice("ble: bonded with %s (hci%u, %s key); %zu keys in %s",
-               hci_addr_str(&a, addr, sizeof addr), (unsigned)index,
-               ltk->central ? "its" : "our", k->n, k->path);
+    log_notice("ble: bonded with %s (hci%u, %s); %zu keys in %s",
+               hci_addr_str(&a, addr, sizeof addr), (unsigned)nk->controller, what, k->n,
+               k->path);
     save(k);
+    return 1;
+}
+
+static void new_key(void *ud, uint16_t index, const struct mgmt_ltk *ltk)
+{
+    struct ble_key nk;
+    memset(&nk, 0, sizeof nk);
+    nk.controller = index;
+    nk.ltk = *ltk;
+    nk.kind = BLE_KEY_LTK;
+    (void)keep(ud, &nk, ltk->addr, ltk->central ? "its key" : "our key");
+}
+
+static void new_irk(void *ud, uint16_t index, const struct mgmt_irk *irk)
+{
+    struct ble_key nk;
+    memset(&nk, 0, sizeof nk);
+    nk.controller = index;
+    nk.irk = *irk;
+    nk.kind = BLE_KEY_IRK;
+    struct ble_keys *k = ud;
+    if (keep(k, &nk, irk->addr, "its identity resolving key") && k->h.irk_kept)
+        k->h.irk_kept(k->h.ud, irk);
 }
 
 static int confirm(void *ud, uint16_t index, const uint8_t addr[6], uint8_t addr_type)
@@ -390,7 +489,9 @@ static void note(void *ud, int level, const char *msg)
         log_info("ble: mgmt: %s", msg);
 }
 
-static const struct mgmt_ops OPS = {keys_for, new_key, confirm, note};
+static const struct mgmt_ops OPS = {.keys_for = keys_for, .new_key = new_key,
+                                    .confirm = confirm, .note = note, .irks_for = irks_for,
+                                    .new_irk = new_irk};
 
 static void watch(struct ble_keys *k)
 {
@@ -404,23 +505,73 @@ static void watch(struct ble_keys *k)
         k->ep_events = want;
 }
 
-struct ble_keys *ble_keys_start(int fd, const char *path, const struct ble_keys_device *devices,
-                                size_t n_devices, int outer, int64_t now_ns)
+/* Schedules the next open: BLE_KEYS_REOPEN_MIN_S doubling to BLE_KEYS_REOPEN_MAX_S. */
+static void reopen_later(struct ble_keys *k, int64_t now_ns)
+{
+    int64_t s = BLE_KEYS_REOPEN_MIN_S;
+    for (unsigned i = 0; i < k->fails && s < BLE_KEYS_REOPEN_MAX_S; i++)
+        s *= 2;
+    if (s > BLE_KEYS_REOPEN_MAX_S)
+        s = BLE_KEYS_REOPEN_MAX_S;
+    k->reopen_ns = now_ns + s * 1000000000LL;
+    k->fails++;
+}
+
+/* Opens the mgmt socket and starts a session: the controllers are listed, made bondable and
+ * given every key held. A failure is logged when its reason is new; it is tried again later
+ * unless it cannot change while the daemon runs (no Bluetooth in the build, no capability). */
+static void open_session(struct ble_keys *k, int64_t now_ns)
+{
+    char why[256] = "";
+    int fd = k->h.open(k->h.ud, why, sizeof why);
+    if (fd < 0) {
+        int lasting = fd == -EPROTONOSUPPORT || fd == -EPERM || fd == -EACCES;
+        if (strcmp(why, k->last_why) != 0)
+            log_notice("ble: bonding keys are not kept by engaged: %s%s", why,
+                       lasting ? "" : " (tried again later)");
+        snprintf(k->last_why, sizeof k->last_why, "%s", why);
+        if (lasting)
+            k->reopen_ns = INT64_MAX;
+        else
+            reopen_later(k, now_ns);
+        return;
+    }
+    if (!(k->m = mgmt_new(fd, &OPS, k))) {
+        close(fd);
+        log_error("ble: bonding keys are not kept: out of memory");
+        reopen_later(k, now_ns);
+        return;
+    }
+    if (k->last_why[0])
+        log_notice("ble: the mgmt socket is open: bonding keys are kept again");
+    k->last_why[0] = 0;
+    k->fd = fd;
+    k->opened_ns = now_ns;
+    k->reopen_ns = INT64_MAX;
+    int r = mgmt_start(k->m, now_ns);
+    if (r < 0)
+        log_warn("ble: mgmt: cannot ask for the controllers: %s", strerror(-r));
+    watch(k);
+}
+
+struct ble_keys *ble_keys_start(const struct ble_keys_hooks *h, const char *path,
+                                const struct ble_keys_device *devices, size_t n_devices,
+                                int outer, int64_t now_ns)
 {
     struct ble_keys *k = calloc(1, sizeof *k);
-    if (!k || (n_devices && !(k->devices = malloc(n_devices * sizeof *devices))) ||
-        !(k->m = mgmt_new(fd, &OPS, k))) {
+    if (!k || (n_devices && !(k->devices = malloc(n_devices * sizeof *devices)))) {
         if (k)
             free(k->devices);
         free(k);
-        close(fd);
         return NULL;
     }
     if (n_devices)
         memcpy(k->devices, devices, n_devices * sizeof *devices);
     k->n_devices = n_devices;
-    k->fd = fd;
+    k->fd = -1;
     k->outer = outer;
+    k->h = *h;
+    k->reopen_ns = INT64_MAX;
     snprintf(k->path, sizeof k->path, "%s", path);
     char why[256] = "";
     if (ble_keys_load(path, k->keys, BLE_KEYS_MAX, &k->n, why, sizeof why) < 0) {
@@ -430,10 +581,7 @@ struct ble_keys *ble_keys_start(int fd, const char *path, const struct ble_keys_
     } else {
         log_info("ble: %zu bonding keys read from %s", k->n, path);
     }
-    int r = mgmt_start(k->m, now_ns);
-    if (r < 0)
-        log_warn("ble: mgmt: cannot ask for the controllers: %s", strerror(-r));
-    watch(k);
+    open_session(k, now_ns);
     return k;
 }
 
@@ -470,9 +618,14 @@ void ble_keys_on_fd(struct ble_keys *k, uint32_t events, int64_t now_ns)
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         int r = mgmt_on_readable(k->m, now_ns);
         if (r < 0) {
-            log_warn("ble: the mgmt socket closed (%s): new bonding keys are no longer saved",
-                     strerror(-r));
+            log_warn("ble: the mgmt socket closed (%s): new bonding keys are not saved until "
+                     "it is open again", strerror(-r));
             stop_session(k);
+            /* a session that lasted starts the backoff again; one that did not goes on with it */
+            if (now_ns - k->opened_ns >= BLE_KEYS_STEADY_S * 1000000000LL)
+                k->fails = 0;
+            snprintf(k->last_why, sizeof k->last_why, "the mgmt socket closed");
+            reopen_later(k, now_ns);
             return;
         }
     }
@@ -481,12 +634,21 @@ void ble_keys_on_fd(struct ble_keys *k, uint32_t events, int64_t now_ns)
 
 int64_t ble_keys_deadline(const struct ble_keys *k)
 {
-    return k && k->m ? mgmt_next_timeout(k->m) : INT64_MAX;
+    if (!k)
+        return INT64_MAX;
+    return k->m ? mgmt_next_timeout(k->m) : k->reopen_ns;
 }
 
 void ble_keys_on_timer(struct ble_keys *k, int64_t now_ns)
 {
-    if (!k || !k->m || mgmt_next_timeout(k->m) > now_ns)
+    if (!k)
+        return;
+    if (!k->m) {
+        if (now_ns >= k->reopen_ns)
+            open_session(k, now_ns);
+        return;
+    }
+    if (mgmt_next_timeout(k->m) > now_ns)
         return;
     mgmt_on_timer(k->m, now_ns);
     watch(k);
@@ -498,3 +660,17 @@ const struct mgmt_stats *ble_keys_stats(const struct ble_keys *k)
 }
 
 size_t ble_keys_count(const struct ble_keys *k) { return k ? k->n : 0; }
+
+int ble_keys_irk(const struct ble_keys *k, const uint8_t addr[6], uint8_t addr_type,
+                 uint8_t irk[16])
+{
+    for (size_t i = 0; k && i < k->n; i++) {
+        const struct ble_key *x = &k->keys[i];
+        if (x->kind == BLE_KEY_IRK && x->irk.addr_type == addr_type &&
+            memcmp(x->irk.addr, addr, 6) == 0) {
+            memcpy(irk, x->irk.val, 16);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -4,7 +4,9 @@
  * after a reboot of the hub a bonded wearable would be asked to pair again, and many refuse
  * until someone re-pairs them by hand. When any source uses an `l2cap` transport, the daemon
  * opens the kernel's mgmt socket (drivers/ble_mgmt.h) and:
- *   - sets every controller bondable and loads the keys of the key file into it;
+ *   - sets every controller bondable and loads the keys of the key file into it (Identity
+ *     Resolving Keys, with which the kernel knows a device that uses resolvable private
+ *     addresses by its identity address, and Long Term Keys);
  *   - writes every new key the kernel marks to keep to the key file (atomically, mode 0600);
  *   - confirms Just Works pairing with configured devices only.
  * The key file is `[store] path` + ".ble-keys": next to the store but not in it, so a copy of
@@ -21,9 +23,16 @@
 #define BLE_KEYS_MAX 1024            /* keys in the file at most (all controllers) */
 #define BLE_KEYS_SUFFIX ".ble-keys"
 
+enum { BLE_KEY_LTK = 0, BLE_KEY_IRK = 1 };
+
+/* One key of the file: a Long Term Key (kind BLE_KEY_LTK, ltk set, irk all zero) or an
+ * Identity Resolving Key (BLE_KEY_IRK, irk set, ltk all zero). No padding: keys compare with
+ * memcmp. */
 struct ble_key {
     uint16_t controller;             /* the mgmt controller index (hciN: N) */
     struct mgmt_ltk ltk;
+    struct mgmt_irk irk;
+    uint8_t kind;
 };
 
 /* ---- the key file (pure: fuzzed by tests/fuzz/fuzz_blekeys.c) ------------------------ */
@@ -53,22 +62,50 @@ struct ble_keys_device {
 
 struct ble_keys;
 
-/* Starts the keeper on an open mgmt fd (owned from here on; the daemon's is mgmt_open's, a
- * test's a socketpair end). path: the key file; devices: those whose pairing is confirmed;
- * outer: an epoll set the fd is added to (data.fd = the fd), or -1 (the caller polls
- * ble_keys_fd itself). NULL when out of memory (fd closed). */
-struct ble_keys *ble_keys_start(int fd, const char *path, const struct ble_keys_device *devices,
-                                size_t n_devices, int outer, int64_t now_ns);
+/* Opens the mgmt socket: an fd (owned by the keeper from then on), or -errno with the reason in
+ * why. The daemon's calls mgmt_open; a test's hands out socketpair ends. */
+typedef int (*ble_keys_open_fn)(void *ud, char *why, size_t cap);
+
+#define BLE_KEYS_REOPEN_MIN_S 2    /* the first try after a failed open or a closed socket */
+#define BLE_KEYS_REOPEN_MAX_S 300  /* the longest wait between tries */
+#define BLE_KEYS_STEADY_S 60       /* a session that lasted this long restarts the backoff */
+
+/* What the keeper calls. */
+struct ble_keys_hooks {
+    ble_keys_open_fn open;
+    /* An Identity Resolving Key was kept (new, or replacing the device's): the scanner can
+     * resolve the device's addresses with it from now on. May be NULL. */
+    void (*irk_kept)(void *ud, const struct mgmt_irk *irk);
+    void *ud;                      /* for both */
+};
+
+/* Starts the keeper: reads the key file, then opens the mgmt socket with h->open. When
+ * that fails, or the socket closes later (the Bluetooth module unloaded, ...), the keeper
+ * tries again BLE_KEYS_REOPEN_MIN_S later, doubling to BLE_KEYS_REOPEN_MAX_S, and hands the
+ * kernel every key it holds once it is open; a failure that cannot change while the daemon
+ * runs (-EPROTONOSUPPORT: built without Bluetooth; -EPERM, -EACCES: no CAP_NET_ADMIN) is not
+ * tried again. A reason is logged once, not at every try. path: the key file; devices: those
+ * whose pairing is confirmed; outer: an epoll set the fd is added to (data.fd = the fd), or
+ * -1 (the caller polls ble_keys_fd itself). NULL when out of memory. */
+struct ble_keys *ble_keys_start(const struct ble_keys_hooks *h, const char *path,
+                                const struct ble_keys_device *devices, size_t n_devices,
+                                int outer, int64_t now_ns);
 /* Frees k (closes its fd), returns NULL. */
 struct ble_keys *ble_keys_free(struct ble_keys *k);
 int ble_keys_fd(const struct ble_keys *k);
 /* The fd had events (EPOLLIN / EPOLLOUT / EPOLLHUP / EPOLLERR). When the kernel side is gone
- * the keeper stops (logged); the keys already written stay in the file. */
+ * the session ends (logged; the keys already written stay in the file) and a new one is
+ * opened later. */
 void ble_keys_on_fd(struct ble_keys *k, uint32_t events, int64_t now_ns);
-int64_t ble_keys_deadline(const struct ble_keys *k);  /* INT64_MAX: none; k may be NULL */
+/* The session's next timeout, or the next open; INT64_MAX: none. k may be NULL. */
+int64_t ble_keys_deadline(const struct ble_keys *k);
 void ble_keys_on_timer(struct ble_keys *k, int64_t now_ns);
 /* The session's counters (tests, status), NULL once stopped. */
 const struct mgmt_stats *ble_keys_stats(const struct ble_keys *k);
-size_t ble_keys_count(const struct ble_keys *k);  /* keys held (file and new) */
+size_t ble_keys_count(const struct ble_keys *k);  /* keys held (file and new), both kinds */
+/* The Identity Resolving Key held for a device (identity address in wire order, mgmt address
+ * type), on any controller: 1 with it in irk (wire order), else 0. k may be NULL. */
+int ble_keys_irk(const struct ble_keys *k, const uint8_t addr[6], uint8_t addr_type,
+                 uint8_t irk[16]);
 
 #endif

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "daemon/ble_int.h"
+#include "daemon/ble_keys.h"
 #include "daemon/log.h"
 #include "drivers/ble_hci.h"
 
@@ -76,6 +77,7 @@ struct scan_dev {
     int64_t seen_ms;                /* UTC of its last advertisement (0: none) */
     struct hci_addr addr;           /* the configured (identity) address */
     int has_irk;
+    int irk_kept;                   /* irk is the keeper's (from a bonding), not configured */
     uint8_t irk[BLE_IRK_SIZE];      /* most significant octet first; a secret, never logged */
     int via_rpa;                    /* the device's link_address is a resolvable private one */
 };
@@ -384,6 +386,20 @@ static int open_sim(const char *path, char *why, size_t cap)
     return fd;
 }
 
+/* The keys of s's sources into irks (room for every device) and, for each, its device into
+ * irk_dev: how many. */
+static size_t irk_list(const struct scanner *s, uint8_t (*irks)[BLE_IRK_SIZE], size_t *irk_dev)
+{
+    const struct ble_scan *sc = s->sc;
+    size_t n = 0;
+    for (size_t i = 0; i < sc->n_dev; i++)
+        if (of(sc, i, s) && sc->sd[i].has_irk) {
+            irk_dev[n] = i;
+            memcpy(irks[n++], sc->sd[i].irk, BLE_IRK_SIZE);
+        }
+    return n;
+}
+
 /* The scan's filter: the sources' identity addresses and keys. 0 or -ENOMEM. */
 static int filter(struct scanner *s, struct hci_scan_opts *o)
 {
@@ -396,15 +412,10 @@ static int filter(struct scanner *s, struct hci_scan_opts *o)
         free(irks);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < sc->n_dev; i++) {
-        if (!of(sc, i, s))
-            continue;
-        addrs[o->n_addrs++] = sc->sd[i].addr;
-        if (sc->sd[i].has_irk) {
-            s->irk_dev[o->n_irks] = i;
-            memcpy(irks[o->n_irks++], sc->sd[i].irk, BLE_IRK_SIZE);
-        }
-    }
+    for (size_t i = 0; i < sc->n_dev; i++)
+        if (of(sc, i, s))
+            addrs[o->n_addrs++] = sc->sd[i].addr;
+    o->n_irks = irk_list(s, irks, s->irk_dev);
     o->addrs = addrs;
     o->irks = (const uint8_t(*)[16])irks;
     return 0;
@@ -485,16 +496,80 @@ static int scanner_for(struct ble_scan *sc, const struct conf_source *src)
     return (int)sc->n_sc++;
 }
 
-/* Device i's addresses: the configured one, and its key. 0, or -EINVAL (check-config refuses
- * both). */
-static int dev_keys(struct ble_scan *sc, size_t i, const struct conf_source *s)
+/* mgmt's address type of device d's identity address: l2cap's as configured; a simulated
+ * link has none, and its keys are made with "public" (docs/ble.md "Bonding keys"). */
+uint8_t ble_mgmt_addr_type(const struct ble_dev *d)
+{
+    return d->tr.kind == BLE_LINK_L2CAP && d->tr.addr_type == BLE_ADDR_RANDOM
+               ? MGMT_ADDR_LE_RANDOM
+               : MGMT_ADDR_LE_PUBLIC;
+}
+
+/* An Identity Resolving Key the keeper holds for device i (learnt when it bonded) becomes its
+ * key, unless its source configures one. 1 when device i's key changed. */
+static int kept_irk(struct ble_scan *sc, size_t i, const struct ble_keys *keys)
+{
+    struct scan_dev *sd = &sc->sd[i];
+    uint8_t wire[BLE_IRK_SIZE], irk[BLE_IRK_SIZE];
+    if ((sd->has_irk && !sd->irk_kept) ||
+        !ble_keys_irk(keys, sd->addr.b, ble_mgmt_addr_type(&sc->devs[i]), wire))
+        return 0;
+    for (size_t k = 0; k < BLE_IRK_SIZE; k++) /* the scanner's order: most significant first */
+        irk[k] = wire[BLE_IRK_SIZE - 1 - k];
+    int changed = !sd->has_irk || memcmp(sd->irk, irk, sizeof irk) != 0;
+    memcpy(sd->irk, irk, sizeof irk);
+    explicit_bzero(wire, sizeof wire);
+    explicit_bzero(irk, sizeof irk);
+    sd->has_irk = sd->irk_kept = 1;
+    if (changed)
+        log_info("ble %s (%s): the identity resolving key of its bonding is used to recognise "
+                 "its resolvable private addresses", sc->devs[i].name, sc->devs[i].address);
+    return changed;
+}
+
+void ble_scan_learn_irk(struct ble_scan *sc, const struct ble_keys *keys)
+{
+    for (size_t k = 0; sc && k < sc->n_sc; k++) {
+        struct scanner *s = &sc->sc[k];
+        int changed = 0;
+        for (size_t i = 0; i < sc->n_dev; i++)
+            if (of(sc, i, s))
+                changed |= kept_irk(sc, i, keys);
+        if (!changed || !s->s)
+            continue; /* a scanner not running takes the keys when it opens */
+        uint8_t (*irks)[BLE_IRK_SIZE] = calloc(sc->n_dev, sizeof *irks);
+        size_t *irk_dev = calloc(sc->n_dev, sizeof *irk_dev);
+        size_t n = irks && irk_dev ? irk_list(s, irks, irk_dev) : 0;
+        int e = irks && irk_dev ? hci_scan_set_irks(s->s, (const uint8_t(*)[16])irks, n)
+                                : -ENOMEM;
+        if (e == 0) {
+            free(s->irk_dev);
+            s->irk_dev = irk_dev;
+            irk_dev = NULL;
+        } else {
+            log_error("ble: the scan on %s cannot take a new identity resolving key (%s); it "
+                      "is used from the scan's next start", hci_name(s), strerror(-e));
+        }
+        if (irks)
+            explicit_bzero(irks, sc->n_dev * sizeof *irks);
+        free(irks);
+        free(irk_dev);
+    }
+}
+
+/* Device i's addresses: the configured one, and its key (configured, or kept from its
+ * bonding). 0, or -EINVAL (check-config refuses both). */
+static int dev_keys(struct ble_scan *sc, size_t i, const struct conf_source *s,
+                    const struct ble_keys *keys)
 {
     struct scan_dev *sd = &sc->sd[i];
     char why[BLE_TEXT_MAX];
     if (hci_addr_parse(sc->devs[i].address, &sd->addr) < 0)
         return -EINVAL;
-    if (!s->irk[0])
+    if (!s->irk[0]) {
+        (void)kept_irk(sc, i, keys);
         return 0;
+    }
     if (ble_irk_parse(s->irk, sd->irk, why, sizeof why) < 0) {
         log_error("%s:%d: [source %s] irk: %s; matching its address only",
                   s->loc.file ? s->loc.file : "?", s->loc.line, s->name, why);
@@ -505,7 +580,7 @@ static int dev_keys(struct ble_scan *sc, size_t i, const struct conf_source *s)
 }
 
 struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_dev *devs,
-                              size_t n_dev, int outer)
+                              size_t n_dev, int outer, const struct ble_keys *keys)
 {
     struct ble_scan *sc = calloc(1, sizeof *sc);
     if (!sc || !(sc->sd = calloc(n_dev, sizeof *sc->sd)) ||
@@ -525,7 +600,7 @@ struct ble_scan *ble_scan_new(struct ble *b, const struct conf *cf, struct ble_d
         if (s->driver != CONF_DRIVER_BLE)
             continue;
         sc->sd[i].scanner = -1;
-        if (wants_scan(s, &devs[i]) && dev_keys(sc, i, s) == 0)
+        if (wants_scan(s, &devs[i]) && dev_keys(sc, i, s, keys) == 0)
             sc->sd[i].scanner = scanner_for(sc, s);
         if (sc->sd[i].scanner >= 0) {
             struct scanner *sn = &sc->sc[sc->sd[i].scanner];

@@ -99,6 +99,7 @@ struct conf_daemon {
     int log_level;                    /* syslog priority 3..7 (daemon/log.h LOG_LVL_*) */
     int64_t watchdog_ms;              /* -1 = auto (systemd's WATCHDOG_USEC / 2), 0 = off */
     int64_t status_interval_ms;
+    char ble_mgmt[CONF_STR_SIZE];     /* auto | off | sim:/PATH (daemon/ble.h ble_mgmt_parse) */
 };
 
 struct conf_store {

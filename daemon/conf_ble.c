@@ -106,6 +106,22 @@ int ble_hci_parse(const char *s, struct ble_hci *ret, char *why, size_t cap)
     return 0;
 }
 
+int ble_mgmt_parse(const char *s, struct ble_mgmt_where *ret, char *why, size_t cap)
+{
+    struct ble_mgmt_where w = {.kind = BLE_MGMT_AUTO};
+    if (strncmp(s, "sim:", 4) == 0) {
+        if (sim_path(s + 4, w.path, why, cap) < 0)
+            return -EINVAL;
+        w.kind = BLE_MGMT_SIM;
+    } else if (strcmp(s, "off") == 0) {
+        w.kind = BLE_MGMT_OFF;
+    } else if (s[0] && strcmp(s, "auto") != 0) {
+        return fail(why, cap, "expected auto, off or sim:/PATH");
+    }
+    *ret = w;
+    return 0;
+}
+
 int ble_irk_parse(const char *s, uint8_t ret[BLE_IRK_SIZE], char *why, size_t cap)
 {
     uint8_t k[BLE_IRK_SIZE];

@@ -279,8 +279,21 @@ static void check_sockets(struct conf_loader *L)
     }
 }
 
+static void check_daemon(struct conf_loader *L)
+{
+    struct ble_mgmt_where w;
+    char why[128];
+    const char *v = L->c->daemon.ble_mgmt;
+    if (ble_mgmt_parse(v, &w, why, sizeof why) < 0) {
+        struct conf_loc at = key_at(L, CS_DAEMON, 0, "ble_mgmt");
+        conf_error(L, at.file, at.line, "[daemon] ble_mgmt: invalid \"%.40s%s\": %s", v,
+                   strlen(v) > 40 ? "..." : "", why);
+    }
+}
+
 void conf_check(struct conf_loader *L)
 {
+    check_daemon(L);
     for (size_t i = 0; i < L->c->n_sources; i++)
         check_source(L, i);
     check_nudges(L);

@@ -54,6 +54,8 @@ const struct conf_key conf_keys[] = {
      .min = 0, .max = HOUR, .def = "auto", .flags = CK_AUTO},
     {.sect = CS_DAEMON, .name = "status_interval", .type = CT_DURATION,
      FLD(conf_daemon, status_interval_ms), .min = SEC, .max = HOUR, .def = "60s"},
+    {.sect = CS_DAEMON, .name = "ble_mgmt", .type = CT_STRING, FLD(conf_daemon, ble_mgmt),
+     .def = "auto"},
 
     {.sect = CS_STORE, .name = "path", .type = CT_PATH, FLD(conf_store, path),
      .def = "/var/lib/engaged/engaged.db"},

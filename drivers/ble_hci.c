@@ -397,6 +397,19 @@ struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o)
     return s;
 }
 
+int hci_scan_set_irks(struct hci_scan *s, const uint8_t (*irks)[16], size_t n)
+{
+    if (n > HCI_SCAN_FILTER_MAX || (n && !irks))
+        return -EINVAL;
+    struct rpa_keys *k = NULL;
+    if (n && !(k = rpa_keys_new(irks, n)))
+        return -errno;
+    rpa_keys_free(s->keys);
+    s->keys = k;
+    s->o.n_irks = n;
+    return 0;
+}
+
 static void really_free(struct hci_scan *s)
 {
     rpa_keys_free(s->keys);

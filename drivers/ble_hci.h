@@ -296,6 +296,11 @@ struct hci_scan_stats {
  * filter longer than HCI_SCAN_FILTER_MAX, no on_report), ENOMEM, or ENOSYS/EIO (libgcrypt,
  * for irks). */
 struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o);
+/* Replaces the filter's Identity Resolving Keys with irks[0..n) (n 0 leaves none), e.g. with
+ * one learnt while scanning. Takes effect from the next report; the scan itself goes on. 0,
+ * or -EINVAL (n above HCI_SCAN_FILTER_MAX), -ENOMEM, -ENOSYS/-EIO (libgcrypt): the old keys
+ * stay then. */
+int hci_scan_set_irks(struct hci_scan *s, const uint8_t (*irks)[16], size_t n);
 /* Sends nothing: call hci_scan_stop() first for a clean end. Accepts NULL; callbacks may call
  * it (the scanner goes when the outermost call returns). Returns NULL. */
 struct hci_scan *hci_scan_free(struct hci_scan *s);

@@ -7,9 +7,11 @@
  *   Command Status      0x0002: opcode(2) | status                           (3 bytes)
  *   Index Added/Removed 0x0004/0x0005: nothing
  *   New Long Term Key   0x000A: store_hint | key                             (37 bytes)
+ *   New IRK             0x0018: store_hint | rpa(6) | irk                    (30 bytes)
  *   User Confirm Req    0x000F: addr(6) | addr_type | confirm_hint | value(4) (12 bytes)
  *   a key               addr(6) | addr_type | key_type | central | enc_size | ediv(2) |
  *                       rand(8) | value(16)                                  (36 bytes)
+ *   an irk              addr(6) | addr_type | value(16)                      (23 bytes)
  *
  * The session keeps one command out at a time and waits for its Command Complete (or a
  * Command Status that is not a success: a successful status only says the command is
@@ -62,6 +64,28 @@ int mgmt_ltk_valid(const struct mgmt_ltk *k)
     return (k->addr_type == MGMT_ADDR_LE_PUBLIC ||
             (k->addr_type == MGMT_ADDR_LE_RANDOM && (k->addr[5] & 0xC0) == 0xC0)) &&
            k->key_type <= 0x03 && k->central <= 1 && k->enc_size >= 7 && k->enc_size <= 16;
+}
+
+int mgmt_irk_valid(const struct mgmt_irk *k)
+{
+    static const uint8_t zero[16];
+    return (k->addr_type == MGMT_ADDR_LE_PUBLIC ||
+            (k->addr_type == MGMT_ADDR_LE_RANDOM && (k->addr[5] & 0xC0) == 0xC0)) &&
+           memcmp(k->val, zero, sizeof zero) != 0;
+}
+
+static void irk_read(const uint8_t *p, struct mgmt_irk *k)
+{
+    memcpy(k->addr, p, 6);
+    k->addr_type = p[6];
+    memcpy(k->val, p + 7, 16);
+}
+
+static void irk_write(uint8_t *p, const struct mgmt_irk *k)
+{
+    memcpy(p, k->addr, 6);
+    p[6] = k->addr_type;
+    memcpy(p + 7, k->val, 16);
 }
 
 static void ltk_read(const uint8_t *p, struct mgmt_ltk *k)
@@ -118,6 +142,13 @@ int mgmt_parse_event(const uint8_t *p, size_t len, struct mgmt_event *ev)
         ev->u.ltk.store_hint = q[0];
         ltk_read(q + 1, &ev->u.ltk.key);
         return 0;
+    case MGMT_EV_NEW_IRK:
+        if (plen != 1 + 6 + MGMT_IRK_LEN)
+            return -EBADMSG;
+        ev->u.irk.store_hint = q[0];
+        memcpy(ev->u.irk.rpa, q + 1, 6);
+        irk_read(q + 7, &ev->u.irk.key);
+        return 0;
     case MGMT_EV_USER_CONFIRM_REQUEST:
         if (plen != 12)
             return -EBADMSG;
@@ -157,24 +188,47 @@ size_t mgmt_cmd(uint8_t *buf, size_t cap, uint16_t op, uint16_t index, const voi
     return MGMT_HDR_LEN + len;
 }
 
+/* The header and key count of a Load command of n keys of len bytes each: the command's
+ * length, or 0 (n too big, no room). The keys go after it at MGMT_HDR_LEN + 2. */
+static size_t load_head(uint8_t *buf, size_t cap, uint16_t op, uint16_t index, size_t n,
+                        size_t len)
+{
+    size_t plen = 2 + len * n;
+    if (n > MGMT_MAX_KEYS || cap < MGMT_HDR_LEN + plen)
+        return 0;
+    put16(buf, op);
+    put16(buf + 2, index);
+    put16(buf + 4, (uint16_t)plen);
+    put16(buf + MGMT_HDR_LEN, (uint16_t)n);
+    return MGMT_HDR_LEN + plen;
+}
+
 size_t mgmt_cmd_load_ltks(uint8_t *buf, size_t cap, uint16_t index, const struct mgmt_ltk *keys,
                           size_t n)
 {
-    if (n > MGMT_MAX_KEYS || (n && !keys))
-        return 0;
-    size_t plen = 2 + MGMT_LTK_LEN * n;
-    if (cap < MGMT_HDR_LEN + plen)
+    if (n && !keys)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!mgmt_ltk_valid(&keys[i]))
             return 0;
-    put16(buf, MGMT_OP_LOAD_LTKS);
-    put16(buf + 2, index);
-    put16(buf + 4, (uint16_t)plen);
-    put16(buf + MGMT_HDR_LEN, (uint16_t)n);
-    for (size_t i = 0; i < n; i++)
+    size_t total = load_head(buf, cap, MGMT_OP_LOAD_LTKS, index, n, MGMT_LTK_LEN);
+    for (size_t i = 0; total && i < n; i++)
         ltk_write(buf + MGMT_HDR_LEN + 2 + MGMT_LTK_LEN * i, &keys[i]);
-    return MGMT_HDR_LEN + plen;
+    return total;
+}
+
+size_t mgmt_cmd_load_irks(uint8_t *buf, size_t cap, uint16_t index, const struct mgmt_irk *keys,
+                          size_t n)
+{
+    if (n && !keys)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!mgmt_irk_valid(&keys[i]))
+            return 0;
+    size_t total = load_head(buf, cap, MGMT_OP_LOAD_IRKS, index, n, MGMT_IRK_LEN);
+    for (size_t i = 0; total && i < n; i++)
+        irk_write(buf + MGMT_HDR_LEN + 2 + MGMT_IRK_LEN * i, &keys[i]);
+    return total;
 }
 
 /* The names of mgmt status codes (mgmt-api.txt, "Error Codes"). */
@@ -200,6 +254,8 @@ static const char *op_name(uint16_t op)
         return "Set Bondable";
     case MGMT_OP_LOAD_LTKS:
         return "Load Long Term Keys";
+    case MGMT_OP_LOAD_IRKS:
+        return "Load Identity Resolving Keys";
     case MGMT_OP_USER_CONFIRM_REPLY:
         return "User Confirmation Reply";
     case MGMT_OP_USER_CONFIRM_NEG_REPLY:
@@ -232,11 +288,12 @@ struct mgmt {
     /* the command out (CUR_SENT) or built but not taken by the socket yet (CUR_BLOCKED) */
     int cur_state;
     struct qcmd cur;
-    size_t cur_keys;              /* Load LTKs: how many keys it carries */
+    size_t cur_keys;              /* Load LTKs / IRKs: how many keys it carries */
     int64_t deadline_ns;
     uint8_t tx[MGMT_LOAD_LTKS_MAX];
     size_t tx_len;
     struct mgmt_ltk keys[MGMT_MAX_KEYS];
+    struct mgmt_irk irks[MGMT_MAX_KEYS];
     uint8_t rx[MGMT_PARAMS_MAX + MGMT_HDR_LEN];
 };
 
@@ -307,20 +364,21 @@ static void enqueue(struct mgmt *m, uint16_t op, uint16_t index, const uint8_t *
         memcpy(c->params, params, plen);
 }
 
-/* Set Bondable then Load Long Term Keys, unless they wait for this controller already: both
- * or neither. */
+/* Set Bondable, Load Identity Resolving Keys, Load Long Term Keys, unless they wait for this
+ * controller already: all three or none. */
 static void enqueue_controller(struct mgmt *m, uint16_t index)
 {
     for (size_t i = 0; i < m->q_n; i++)
         if (m->q[i].op == MGMT_OP_SET_BONDABLE && m->q[i].index == index)
             return;
-    if (m->q_n + 2 > MGMT_MAX_QUEUE) {
+    if (m->q_n + 3 > MGMT_MAX_QUEUE) {
         note(m, MGMT_NOTE_WARN, "hci%u: not set up: %d commands wait already", (unsigned)index,
              MGMT_MAX_QUEUE);
         return;
     }
     const uint8_t on = 1;
     enqueue(m, MGMT_OP_SET_BONDABLE, index, &on, 1);
+    enqueue(m, MGMT_OP_LOAD_IRKS, index, NULL, 0);
     enqueue(m, MGMT_OP_LOAD_LTKS, index, NULL, 0);
 }
 
@@ -354,12 +412,40 @@ static void cur_failed(struct mgmt *m, const char *fmt, ...)
     finish_cur(m);
 }
 
+static void note_skipped(struct mgmt *m, size_t skipped)
+{
+    char pre[16];
+    if (skipped)
+        note(m, MGMT_NOTE_WARN, "%s%zu key%s not loaded: not a key the kernel takes",
+             ctl_prefix(m->cur.index, pre, sizeof pre), skipped, skipped == 1 ? "" : "s");
+}
+
+/* Load Identity Resolving Keys with the owner's keys for the controller, as they are now. */
+static void build_load_irks(struct mgmt *m)
+{
+    size_t got =
+        m->ops->irks_for ? m->ops->irks_for(m->ud, m->cur.index, m->irks, MGMT_MAX_KEYS) : 0;
+    if (got > MGMT_MAX_KEYS)
+        got = MGMT_MAX_KEYS;
+    size_t n = 0;
+    for (size_t i = 0; i < got; i++)
+        if (mgmt_irk_valid(&m->irks[i]))
+            m->irks[n++] = m->irks[i];
+    note_skipped(m, got - n);
+    m->cur_keys = n;
+    m->tx_len = mgmt_cmd_load_irks(m->tx, sizeof m->tx, m->cur.index, m->irks, n);
+}
+
 /* Builds q[0] into tx as the current command. */
 static void build_next(struct mgmt *m)
 {
     m->cur = m->q[0];
     memmove(m->q, m->q + 1, --m->q_n * sizeof m->q[0]);
     m->cur_keys = 0;
+    if (m->cur.op == MGMT_OP_LOAD_IRKS) {
+        build_load_irks(m);
+        return;
+    }
     if (m->cur.op != MGMT_OP_LOAD_LTKS) {
         m->tx_len =
             mgmt_cmd(m->tx, sizeof m->tx, m->cur.op, m->cur.index, m->cur.params, m->cur.plen);
@@ -376,11 +462,7 @@ static void build_next(struct mgmt *m)
         else
             m->keys[n++] = m->keys[i];
     }
-    if (skipped) {
-        char pre[16];
-        note(m, MGMT_NOTE_WARN, "%s%zu key%s not loaded: not a key the kernel takes",
-             ctl_prefix(m->cur.index, pre, sizeof pre), skipped, skipped == 1 ? "" : "s");
-    }
+    note_skipped(m, skipped);
     m->cur_keys = n;
     m->tx_len = mgmt_cmd_load_ltks(m->tx, sizeof m->tx, m->cur.index, m->keys, n);
 }
@@ -481,6 +563,8 @@ static void on_cmd_result(struct mgmt *m, const struct mgmt_event *ev)
     finish_cur(m);
     if (c.op == MGMT_OP_READ_INDEX_LIST) {
         on_index_list(m, ev);
+    } else if (c.op == MGMT_OP_LOAD_IRKS) {
+        m->st.irks_loaded += keys;
     } else if (c.op == MGMT_OP_LOAD_LTKS) {
         m->st.keys_loaded += keys;
         if (!c.not_bondable)
@@ -519,6 +603,22 @@ static void on_new_ltk(struct mgmt *m, const struct mgmt_event *ev)
     m->st.new_keys++;
     if (m->ops->new_key)
         m->ops->new_key(m->ud, ev->index, k);
+}
+
+static void on_new_irk(struct mgmt *m, const struct mgmt_event *ev)
+{
+    if (ev->u.irk.store_hint != 1)
+        return; /* a key the kernel does not mean to be kept */
+    if (!mgmt_irk_valid(&ev->u.irk.key)) {
+        char pre[16];
+        note(m, MGMT_NOTE_WARN, "%snew identity resolving key ignored: all zero, or its "
+             "address is not an identity address (type %u)", ctl_prefix(ev->index, pre,
+             sizeof pre), ev->u.irk.key.addr_type);
+        return;
+    }
+    m->st.new_irks++;
+    if (m->ops->new_irk)
+        m->ops->new_irk(m->ud, ev->index, &ev->u.irk.key);
 }
 
 static const char *addr_type_str(uint8_t t)
@@ -576,6 +676,9 @@ static void on_packet(struct mgmt *m, const uint8_t *p, size_t len)
         break;
     case MGMT_EV_USER_CONFIRM_REQUEST:
         on_confirm_request(m, &ev);
+        break;
+    case MGMT_EV_NEW_IRK:
+        on_new_irk(m, &ev);
         break;
     default:
         break; /* settings, connections, devices found ...: not this module's business */

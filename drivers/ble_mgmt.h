@@ -10,8 +10,8 @@
  *   mgmt socket in the daemon (mgmt_open), one end of a socketpair(AF_UNIX, SOCK_SEQPACKET) in
  *   tests. It asks for the controller list, then for every controller (and every one added
  *   later) sets it bondable (without that, pairing makes keys the kernel marks not to keep)
- *   and loads the keys the owner hands it; it passes on every new LTK the kernel marks to
- *   keep, and answers Just Works confirmation requests (the kernel asks when a device that
+ *   and loads the keys the owner hands it (Identity Resolving Keys, then Long Term Keys); it
+ *   passes on every new LTK and IRK the kernel marks to keep, and answers Just Works confirmation requests (the kernel asks when a device that
  *   already has a key pairs again) for the devices the owner accepts, refusing the others.
  *   One command at a time, each with a 2 s timeout.
  *
@@ -28,7 +28,8 @@
 #define MGMT_HDR_LEN 6            /* opcode or event code, controller index, parameter length */
 #define MGMT_INDEX_NONE 0xFFFF    /* a command or event about no controller */
 #define MGMT_LTK_LEN 36           /* one key in Load Long Term Keys and New Long Term Key */
-#define MGMT_MAX_KEYS 256         /* keys loaded into one controller at most */
+#define MGMT_IRK_LEN 23           /* one key in Load Identity Resolving Keys and New IRK */
+#define MGMT_MAX_KEYS 256         /* keys (of each kind) loaded into one controller at most */
 #define MGMT_CMD_TIMEOUT_NS 2000000000LL
 #define MGMT_MAX_QUEUE 64         /* commands waiting behind the one out */
 
@@ -38,6 +39,7 @@ enum {
     MGMT_OP_LOAD_LTKS = 0x0013,
     MGMT_OP_USER_CONFIRM_REPLY = 0x001C,
     MGMT_OP_USER_CONFIRM_NEG_REPLY = 0x001D,
+    MGMT_OP_LOAD_IRKS = 0x0030,
 };
 
 enum {
@@ -47,6 +49,7 @@ enum {
     MGMT_EV_INDEX_REMOVED = 0x0005,
     MGMT_EV_NEW_LTK = 0x000A,
     MGMT_EV_USER_CONFIRM_REQUEST = 0x000F,
+    MGMT_EV_NEW_IRK = 0x0018,
 };
 
 /* Address types in mgmt packets. */
@@ -71,6 +74,20 @@ struct mgmt_ltk {
  * defined key type other than debug (0x04), central 0 or 1, enc_size 7..16. */
 int mgmt_ltk_valid(const struct mgmt_ltk *k);
 
+/* An Identity Resolving Key as mgmt carries it: the key a device that uses resolvable private
+ * addresses handed over in pairing, with which the kernel (and the hub's scanner) recognises
+ * its changing addresses as the device. */
+struct mgmt_irk {
+    uint8_t addr[6];    /* the device's identity address, wire order */
+    uint8_t addr_type;  /* MGMT_ADDR_LE_PUBLIC or MGMT_ADDR_LE_RANDOM */
+    uint8_t val[16];    /* wire order (least significant octet first) */
+};
+
+/* 1 when k is a key worth loading: an identity address, as for mgmt_ltk_valid (the kernel
+ * refuses others), and not all zero (a device that distributes no key; no address resolves
+ * with it). */
+int mgmt_irk_valid(const struct mgmt_irk *k);
+
 /* A parsed event. Pointers point into the packet parsed (borrowed). */
 struct mgmt_event {
     uint16_t code, index;
@@ -85,6 +102,11 @@ struct mgmt_event {
             uint8_t store_hint;
             struct mgmt_ltk key;
         } ltk;
+        struct {                  /* MGMT_EV_NEW_IRK */
+            uint8_t store_hint;
+            uint8_t rpa[6];       /* the address it was learnt under (all zero: none) */
+            struct mgmt_irk key;
+        } irk;
         struct {                  /* MGMT_EV_USER_CONFIRM_REQUEST */
             uint8_t addr[6], addr_type, confirm_hint;
             uint32_t value;
@@ -110,6 +132,10 @@ size_t mgmt_cmd(uint8_t *buf, size_t cap, uint16_t op, uint16_t index, const voi
  * or a key that is not mgmt_ltk_valid). */
 size_t mgmt_cmd_load_ltks(uint8_t *buf, size_t cap, uint16_t index, const struct mgmt_ltk *keys,
                           size_t n);
+/* Load Identity Resolving Keys with n keys (n <= MGMT_MAX_KEYS). Its length, or 0 (no room, n
+ * too big, or a key that is not mgmt_irk_valid). */
+size_t mgmt_cmd_load_irks(uint8_t *buf, size_t cap, uint16_t index, const struct mgmt_irk *keys,
+                          size_t n);
 
 /* ---- the session --------------------------------------------------------------------- */
 
@@ -126,12 +152,18 @@ struct mgmt_ops {
     /* A line for the log: a controller set up (with how many keys), a command refused or
      * timed out, a malformed packet, a refused pairing. */
     void (*note)(void *ud, int level, const char *msg);
+    /* As keys_for and new_key, for Identity Resolving Keys (Load Identity Resolving Keys goes
+     * to a controller between Set Bondable and Load Long Term Keys). Either may be NULL. */
+    size_t (*irks_for)(void *ud, uint16_t index, struct mgmt_irk *keys, size_t max);
+    void (*new_irk)(void *ud, uint16_t index, const struct mgmt_irk *key);
 };
 
 struct mgmt_stats {
     uint64_t controllers;     /* controllers set up (bondable and keys loaded) */
     uint64_t keys_loaded;     /* keys sent in Load Long Term Keys that the kernel accepted */
     uint64_t new_keys;        /* New Long Term Key events passed to new_key */
+    uint64_t irks_loaded;     /* keys sent in Load Identity Resolving Keys, accepted */
+    uint64_t new_irks;        /* New Identity Resolving Key events passed to new_irk */
     uint64_t confirmed, refused;
     uint64_t failed;          /* commands answered with an error status or timed out */
     uint64_t malformed;       /* packets mgmt_parse_event refused */

@@ -2,6 +2,7 @@
 # written back out and parsed again (tests/fuzz/fuzz_blekeys.c). Seeds in corpus_blekeys/.
 #   cmake --build build/fuzz --target fuzz_blekeys
 #   mkdir -p /tmp/fuzz-blekeys && build/fuzz/tests/fuzz/fuzz_blekeys -max_total_time=300 \
+#       -dict=tests/fuzz/blekeys.dict \
 #       /tmp/fuzz-blekeys tests/fuzz/corpus_blekeys
 fuzz_harness(fuzz_blekeys
   SOURCES

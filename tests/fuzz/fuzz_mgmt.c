@@ -13,9 +13,10 @@
  *                 0xF3 s      ... with status s (a Command Status)
  *                 0xF4        mgmt_on_writable
  *                 others      the kernel hangs up
- * keys_for hands out a few keys, two of them invalid. Any input must end without a crash,
+ * keys_for hands out a few keys, two of them invalid; irks_for three, one invalid. Any input must end without a crash,
  * leak, hang or sanitizer report; what the parsers hand out must lie inside the input, the
- * session must never pass on an invalid key nor send a malformed command, and its counters
+ * session must never pass on an invalid key (LTK or IRK) nor send a malformed command, and its
+ * counters
  * must add up. */
 #include <errno.h>
 #include <stdint.h>
@@ -55,7 +56,8 @@ static void parsers(const uint8_t *data, size_t size)
 
 struct ctx {
     int yes, no_keys;
-    uint64_t new_keys, notes;
+    uint64_t new_keys, new_irks, notes;
+    uint64_t irk_loads_sent;    /* Load Identity Resolving Keys commands seen */
     uint64_t loads_sent;        /* Load Long Term Keys commands seen on the kernel's side */
 };
 
@@ -86,6 +88,32 @@ static void new_key(void *ud, uint16_t index, const struct mgmt_ltk *key)
     c->new_keys++;
 }
 
+static size_t irks_for(void *ud, uint16_t index, struct mgmt_irk *keys, size_t max)
+{
+    struct ctx *c = ud;
+    if (c->no_keys || max < 3)
+        return 0;
+    memset(keys, 0, 3 * sizeof *keys);
+    for (size_t i = 0; i < 3; i++) {
+        keys[i].addr[0] = (uint8_t)(0x10 + i);
+        keys[i].addr[5] = 0xc0;
+        keys[i].addr_type = MGMT_ADDR_LE_RANDOM;
+        keys[i].val[0] = (uint8_t)index;
+        keys[i].val[15] = 0xa5; /* never all zero: that is no key */
+    }
+    keys[1].addr[5] = 0x40;     /* resolvable: not loaded */
+    return 3;
+}
+
+static void new_irk(void *ud, uint16_t index, const struct mgmt_irk *key)
+{
+    struct ctx *c = ud;
+    (void)index;
+    if (!mgmt_irk_valid(key))
+        abort();
+    c->new_irks++;
+}
+
 static int confirm(void *ud, uint16_t index, const uint8_t addr[6], uint8_t addr_type)
 {
     return ((struct ctx *)ud)->yes;
@@ -98,7 +126,9 @@ static void note(void *ud, int level, const char *msg)
     ((struct ctx *)ud)->notes++;
 }
 
-static const struct mgmt_ops OPS = {keys_for, new_key, confirm, note};
+static const struct mgmt_ops OPS = {.keys_for = keys_for, .new_key = new_key,
+                                    .confirm = confirm, .note = note, .irks_for = irks_for,
+                                    .new_irk = new_irk};
 
 /* What the session sent must be a well-formed command of those it knows, carrying only the
  * valid keys keys_for handed out. */
@@ -127,6 +157,19 @@ static void check_cmd(struct ctx *c, const uint8_t *p, ssize_t n)
                 abort();
         }
         c->loads_sent++;
+        break;
+    }
+    case MGMT_OP_LOAD_IRKS: {
+        size_t keys = (size_t)(p[6] | p[7] << 8);
+        if (plen != 2 + MGMT_IRK_LEN * keys || keys != (c->no_keys ? 0u : 2u))
+            abort();
+        for (size_t i = 0; i < keys; i++) {
+            const uint8_t *k = p + 8 + MGMT_IRK_LEN * i;
+            if (k[0] != 0x10 + 2 * i || k[5] != 0xc0 || k[6] != MGMT_ADDR_LE_RANDOM ||
+                k[7] != (uint8_t)(p[2] | p[3] << 8))
+                abort();
+        }
+        c->irk_loads_sent++;
         break;
     }
     case MGMT_OP_USER_CONFIRM_REPLY:
@@ -212,6 +255,9 @@ static void script(const uint8_t *data, size_t size)
             ;
     /* a load counts only when answered, and carries the two valid keys (none with no_keys) */
     const struct mgmt_stats *st = mgmt_stats(m);
+    if (st->new_irks != c.new_irks || st->irks_loaded > (c.no_keys ? 0 : 2) * c.irk_loads_sent ||
+        st->irks_loaded % (c.no_keys ? 1 : 2) != 0)
+        abort();
     if (st->new_keys != c.new_keys || st->controllers > c.loads_sent ||
         st->keys_loaded > (c.no_keys ? 0 : 2) * c.loads_sent ||
         st->keys_loaded % (c.no_keys ? 1 : 2) != 0)

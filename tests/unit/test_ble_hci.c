@@ -3,9 +3,8 @@
  * Command Complete/Status, legacy and extended advertising reports, multi-report packets,
  * truncations, wrong lengths), and the scanner over a socketpair with a fake controller in
  * the test (the command/complete exchange, error status, a controller that never answers,
- * filters by address, by Identity Resolving Key and by service UUID, duplicate suppression,
- * stop, a closed socket,
- * freeing from a callback), and hci_dev_open() failing cleanly on a kernel without
+ * filters by address, by Identity Resolving Key (also keys replaced while the scan runs) and
+ * by service UUID, duplicate suppression, stop, a closed socket, freeing from a callback), and hci_dev_open() failing cleanly on a kernel without
  * Bluetooth. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -800,6 +799,31 @@ static void test_scan_filter_irk(void **state)
     ctl_close(&c);
     o = (struct hci_scan_opts){.n_irks = 1, .on_report = ctl_on_report};
     assert_null(hci_scan_new(3, &o));
+
+    /* keys set while the scan runs (one learnt in a bonding): from the next report on */
+    o = (struct hci_scan_opts){.addrs = &id, .n_addrs = 1, .dedupe_ns = -1};
+    ctl_open(&c, &o);
+    ctl_start(&c);
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0");
+    assert_int_equal(c.reports, 0);
+    assert_int_equal(hci_scan_set_irks(c.s, irks, 2), 0);
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0");
+    assert_int_equal(c.reports, 1);
+    assert_int_equal(c.last.irk, 1);
+    assert_int_equal(hci_scan_set_irks(c.s, irks + 1, 1), 0); /* the sample key alone */
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0");
+    assert_int_equal(c.reports, 2);
+    assert_int_equal(c.last.irk, 0);
+    assert_int_equal(hci_scan_set_irks(c.s, irks, HCI_SCAN_FILTER_MAX + 1), -EINVAL);
+    assert_int_equal(hci_scan_set_irks(c.s, NULL, 1), -EINVAL);
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0"); /* refused: the keys stay */
+    assert_int_equal(c.reports, 3);
+    assert_int_equal(hci_scan_set_irks(c.s, NULL, 0), 0); /* none: the address alone again */
+    ctl_send(&c, "043e0c 0201 00 01 aafb0d948170 00 c0");
+    ctl_send(&c, "043e0c 0201 00 00 032f6a8d7cc4 00 c0");
+    assert_int_equal(c.reports, 4);
+    assert_int_equal(c.last.irk, -1);
+    ctl_close(&c);
 }
 
 static void test_scan_filter_uuid(void **state)

@@ -1,8 +1,8 @@
 /* drivers/ble_mgmt.c: the mgmt codec byte by byte (commands, every event it parses with its
  * wrong lengths, the controller list), and the session against a fake kernel on a
- * socketpair(AF_UNIX, SOCK_SEQPACKET): the controller list, Set Bondable and Load Long Term
- * Keys per controller (an invalid key left out, a refused load), new keys kept or not by
- * their store hint, Just Works confirmations, a command never answered, a controller added
+ * socketpair(AF_UNIX, SOCK_SEQPACKET): the controller list, Set Bondable, Load Identity
+ * Resolving Keys and Load Long Term Keys per controller (an invalid key left out, a refused
+ * load, a kernel without Load IRKs), new LTKs and IRKs kept or not by their store hint, Just Works confirmations, a command never answered, a controller added
  * and removed, a Command Status, malformed packets, a socket that will not take a command
  * yet (EAGAIN), the bounded queue, the kernel side closing, and mgmt_open() failing with a
  * reason on a host without Bluetooth. The expected bytes are written out by hand from BlueZ
@@ -52,6 +52,17 @@ static const struct mgmt_ltk KEY_B = {
 };
 #define KEY_B_HEX "112233445566 01 00 00 07 efbe 0102030405060708 f0e0d0c0b0a090807060504030201000"
 
+/* Identity Resolving Key A: key A's device (static random address). */
+static const struct mgmt_irk IRK_A = {
+    .addr = {0x01, 0x2f, 0x6a, 0x8d, 0x7c, 0xc4},
+    .addr_type = MGMT_ADDR_LE_RANDOM,
+    .val = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d,
+            0x1e, 0x1f},
+};
+#define IRK_A_HEX "012f6a8d7cc4 02 101112131415161718191a1b1c1d1e1f"
+#define NO_IRKS(i) "3000 " i "00 0200 0000"
+#define CC_IRKS(i) "0100 " i "00 0300 3000 00"
+
 /* ---- the codec ---- */
 
 static void test_ltk_valid(void **state)
@@ -85,6 +96,51 @@ static void test_ltk_valid(void **state)
     assert_false(mgmt_ltk_valid(&k));
     k.addr_type = MGMT_ADDR_LE_PUBLIC; /* any public address */
     assert_true(mgmt_ltk_valid(&k));
+}
+
+static void test_irk_valid(void **state)
+{
+    struct mgmt_irk k = IRK_A;
+    assert_true(mgmt_irk_valid(&k));
+    k.addr[5] = 0x4C; /* resolvable private: not an identity */
+    assert_false(mgmt_irk_valid(&k));
+    k.addr[5] = 0x0C; /* non-resolvable private */
+    assert_false(mgmt_irk_valid(&k));
+    k.addr_type = MGMT_ADDR_LE_PUBLIC;
+    assert_true(mgmt_irk_valid(&k));
+    k.addr_type = MGMT_ADDR_BREDR;
+    assert_false(mgmt_irk_valid(&k));
+    k.addr_type = 7;
+    assert_false(mgmt_irk_valid(&k));
+    k = IRK_A;
+    memset(k.val, 0, sizeof k.val); /* no key */
+    assert_false(mgmt_irk_valid(&k));
+    k.val[15] = 1;
+    assert_true(mgmt_irk_valid(&k));
+}
+
+static void test_load_irks(void **state)
+{
+    static uint8_t b[MGMT_HDR_LEN + 2 + MGMT_IRK_LEN * (MGMT_MAX_KEYS + 1)];
+    size_t n = mgmt_cmd_load_irks(b, sizeof b, 1, &IRK_A, 1);
+    assert_int_equal(n, 6 + 2 + 23);
+    assert_int_equal(hx("3000 0100 1900 0100 " IRK_A_HEX), n);
+    assert_memory_equal(b, hb, n);
+    assert_int_equal(mgmt_cmd_load_irks(b, sizeof b, 0, NULL, 0), 8);
+    assert_memory_equal(b, hb, hx(NO_IRKS("00")));
+    assert_int_equal(mgmt_cmd_load_irks(b, 30, 0, &IRK_A, 1), 0); /* one byte short */
+    assert_int_equal(mgmt_cmd_load_irks(b, 31, 0, &IRK_A, 1), 31);
+    struct mgmt_irk two[2] = {IRK_A, IRK_A};
+    two[1].addr[5] = 0x40;
+    assert_int_equal(mgmt_cmd_load_irks(b, sizeof b, 0, two, 2), 0);
+    static struct mgmt_irk many[MGMT_MAX_KEYS + 1];
+    for (size_t i = 0; i <= MGMT_MAX_KEYS; i++)
+        many[i] = IRK_A;
+    n = mgmt_cmd_load_irks(b, sizeof b, 0, many, MGMT_MAX_KEYS);
+    assert_int_equal(n, 6 + 2 + 23 * MGMT_MAX_KEYS);
+    assert_int_equal(b[6] | b[7] << 8, MGMT_MAX_KEYS);
+    assert_memory_equal(b + n - 23, hb, hx(IRK_A_HEX));
+    assert_int_equal(mgmt_cmd_load_irks(b, sizeof b, 0, many, MGMT_MAX_KEYS + 1), 0);
 }
 
 static void test_commands(void **state)
@@ -208,6 +264,20 @@ static void test_parse_events(void **state)
     assert_memory_equal(ev.u.ltk.key.val, KEY_A.val, 16);
     assert_int_equal(parse_hex("0a00 0000 2400 " KEY_A_HEX, &ev), -EBADMSG);
     assert_int_equal(parse_hex("0a00 0000 2600 01 " KEY_A_HEX "00", &ev), -EBADMSG);
+    /* New Identity Resolving Key: store hint, the address it came from, the key */
+    assert_int_equal(parse_hex("1800 0100 1e00 01 a1a2a3a4a5 4b " IRK_A_HEX, &ev), 0);
+    assert_int_equal(ev.code, MGMT_EV_NEW_IRK);
+    assert_int_equal(ev.index, 1);
+    assert_int_equal(ev.u.irk.store_hint, 1);
+    assert_int_equal(ev.u.irk.rpa[0], 0xa1);
+    assert_int_equal(ev.u.irk.rpa[5], 0x4b);
+    assert_memory_equal(ev.u.irk.key.addr, IRK_A.addr, 6);
+    assert_int_equal(ev.u.irk.key.addr_type, MGMT_ADDR_LE_RANDOM);
+    assert_memory_equal(ev.u.irk.key.val, IRK_A.val, 16);
+    assert_int_equal(parse_hex("1800 0100 1d00 01 a1a2a3a4a5 4b 012f6a8d7cc4 02 "
+                               "1011121314151617 18191a1b1c1d1e", &ev), -EBADMSG);
+    assert_int_equal(parse_hex("1800 0100 1f00 01 a1a2a3a4a5 4b " IRK_A_HEX "00", &ev),
+                     -EBADMSG);
     /* User Confirmation Request */
     assert_int_equal(parse_hex("0f00 0000 0c00 0a2f6a8d7cc4 02 01 78563412", &ev), 0);
     assert_int_equal(ev.code, MGMT_EV_USER_CONFIRM_REQUEST);
@@ -274,6 +344,10 @@ struct kern {
     int new_keys;
     uint16_t new_index;
     struct mgmt_ltk new_key;
+    struct mgmt_irk irks[3][2];  /* what irks_for hands out per controller */
+    size_t n_irks[3];
+    int new_irks;
+    struct mgmt_irk new_irk;
     uint8_t accept[6];           /* the one address confirm() says yes to */
     int confirms;
     char notes[80][200];
@@ -317,7 +391,27 @@ static void k_note(void *ud, int level, const char *msg)
     k->n_notes++;
 }
 
-static const struct mgmt_ops OPS = {k_keys_for, k_new_key, k_confirm, k_note};
+static size_t k_irks_for(void *ud, uint16_t index, struct mgmt_irk *keys, size_t max)
+{
+    struct kern *k = ud;
+    if (index >= 3)
+        return 0;
+    size_t n = k->n_irks[index] < max ? k->n_irks[index] : max;
+    memcpy(keys, k->irks[index], n * sizeof *keys);
+    return n;
+}
+
+static void k_new_irk(void *ud, uint16_t index, const struct mgmt_irk *key)
+{
+    struct kern *k = ud;
+    (void)index;
+    k->new_irks++;
+    k->new_irk = *key;
+}
+
+static const struct mgmt_ops OPS = {.keys_for = k_keys_for, .new_key = k_new_key,
+                                    .confirm = k_confirm, .note = k_note,
+                                    .irks_for = k_irks_for, .new_irk = k_new_irk};
 
 static void k_open(struct kern *k)
 {
@@ -397,6 +491,10 @@ static void test_session(void **state)
     k.n_keys[0] = 3;
     k.keys[1][0] = KEY_B;
     k.n_keys[1] = 1;
+    k.irks[0][0] = IRK_A;
+    k.irks[0][1] = IRK_A;
+    k.irks[0][1].addr[5] = 0x44; /* resolvable: skipped */
+    k.n_irks[0] = 2;
     memcpy(k.accept, KEY_A.addr, 6);
 
     /* the controller list */
@@ -411,6 +509,12 @@ static void test_session(void **state)
     k_nothing(&k); /* one command out at a time */
     assert_int_equal(k.keys_for_calls, 0);
     k_send(&k, CC_BONDABLE("00"));
+    k_expect(&k, "3000 0000 1900 0100 " IRK_A_HEX);
+    assert_true(k_noted(&k, MGMT_NOTE_WARN, "hci0: 1 key not loaded") >= 0);
+    assert_int_equal(k.keys_for_calls, 0); /* the LTKs are taken when they go */
+    k.n_notes = 0; /* the next "not loaded" is the LTKs' */
+    k_send(&k, CC_IRKS("00"));
+    assert_int_equal(st->irks_loaded, 1);
     k_expect(&k, "1300 0000 4a00 0200 " KEY_A_HEX KEY_B_HEX);
     assert_true(k_noted(&k, MGMT_NOTE_WARN, "hci0: 1 key not loaded") >= 0);
     assert_int_equal(st->controllers, 0);
@@ -420,12 +524,17 @@ static void test_session(void **state)
     assert_int_equal(st->failed, 0);
     assert_true(k_noted(&k, MGMT_NOTE_INFO, "hci0: bondable, 2 keys loaded") >= 0);
 
-    /* controller 1: the kernel refuses its keys */
+    /* controller 1: a kernel without Load Identity Resolving Keys; then it refuses its keys */
     k_expect(&k, BONDABLE("01"));
     k_send(&k, CC_BONDABLE("01"));
+    k_expect(&k, NO_IRKS("01"));
+    k_send(&k, "0100 0100 0300 3000 01");
+    assert_int_equal(st->failed, 1);
+    assert_true(k_noted(&k, MGMT_NOTE_WARN,
+                        "hci1: Load Identity Resolving Keys failed: Unknown Command (0x01)") >= 0);
     k_expect(&k, "1300 0100 2600 0100 " KEY_B_HEX);
     k_send(&k, "0100 0100 0300 1300 0d");
-    assert_int_equal(st->failed, 1);
+    assert_int_equal(st->failed, 2);
     assert_int_equal(st->controllers, 1);
     assert_int_equal(st->keys_loaded, 2);
     assert_true(k_noted(&k, MGMT_NOTE_WARN,
@@ -447,6 +556,18 @@ static void test_session(void **state)
     assert_true(k_noted(&k, MGMT_NOTE_WARN, "hci0: new key ignored") >= 0);
     k_nothing(&k);
 
+    /* a new identity resolving key to keep, one not to keep, one for a non-identity address */
+    k_send(&k, "1800 0000 1e00 01 a1a2a3a4a5 4b " IRK_A_HEX);
+    assert_int_equal(k.new_irks, 1);
+    assert_memory_equal(&k.new_irk, &IRK_A, sizeof IRK_A);
+    k_send(&k, "1800 0000 1e00 00 a1a2a3a4a5 4b " IRK_A_HEX);
+    k_send(&k, "1800 0000 1e00 01 a1a2a3a4a5 4b 012f6a8d7c44 02 101112131415161718191a1b1c1d1e1f");
+    k_send(&k, "1800 0000 1e00 01 a1a2a3a4a5 4b 012f6a8d7cc4 02 00000000000000000000000000000000");
+    assert_int_equal(k.new_irks, 1);
+    assert_int_equal(st->new_irks, 1);
+    assert_true(k_noted(&k, MGMT_NOTE_WARN, "hci0: new identity resolving key ignored") >= 0);
+    k_nothing(&k);
+
     /* Just Works: yes for the accepted device, no for another */
     k_send(&k, "0f00 0000 0c00 012f6a8d7cc4 02 01 00000000");
     k_expect(&k, "1c00 0000 0700 012f6a8d7cc4 02");
@@ -466,9 +587,9 @@ static void test_session(void **state)
     assert_true(dl > k.now && dl != INT64_MAX);
     mgmt_on_timer(k.m, dl - 1);
     k_nothing(&k);
-    assert_int_equal(st->failed, 1);
-    mgmt_on_timer(k.m, dl);
     assert_int_equal(st->failed, 2);
+    mgmt_on_timer(k.m, dl);
+    assert_int_equal(st->failed, 3);
     assert_true(k_noted(&k, MGMT_NOTE_WARN,
                         "hci1: User Confirmation Negative Reply not answered in 2 s") >= 0);
     k_expect(&k, "1d00 0000 0700 012f6a8d7cc4 01");
@@ -484,6 +605,8 @@ static void test_session(void **state)
     k_send(&k, "0400 0200 0000");
     k_expect(&k, BONDABLE("02"));
     k_send(&k, CC_BONDABLE("02"));
+    k_expect(&k, NO_IRKS("02"));
+    k_send(&k, CC_IRKS("02"));
     k_expect(&k, "1300 0200 0200 0000");
     k_send(&k, "0100 0200 0300 1300 00");
     assert_int_equal(st->controllers, 2);
@@ -509,7 +632,7 @@ static void test_session(void **state)
     close(k.fd[1]);
     k.fd[1] = -1;
     assert_int_equal(mgmt_on_readable(k.m, k.now), -EPIPE);
-    assert_int_equal(st->failed, 2);
+    assert_int_equal(st->failed, 3);
     k_close(&k);
 }
 
@@ -532,6 +655,8 @@ static void test_bondable_refused_and_status(void **state)
     k_send(&k, "0200 0000 0300 0900 0f"); /* Not Powered */
     assert_int_equal(st->failed, 1);
     assert_true(k_noted(&k, MGMT_NOTE_WARN, "hci0: Set Bondable failed: Not Powered (0x0f)") >= 0);
+    k_expect(&k, NO_IRKS("00"));
+    k_send(&k, CC_IRKS("00"));
     k_expect(&k, "1300 0000 2600 0100 " KEY_A_HEX);
     k_send(&k, "0100 0000 0300 1300 00");
     assert_int_equal(st->controllers, 0);
@@ -586,6 +711,8 @@ static void test_index_removed(void **state)
     k_send(&k, "0100 0000 0a00 1d00 00 012f6a8d7cc4 02");
     k_expect(&k, BONDABLE("01"));
     k_send(&k, CC_BONDABLE("01"));
+    k_expect(&k, NO_IRKS("01"));
+    k_send(&k, CC_IRKS("01"));
     k_expect(&k, "1300 0100 0200 0000");
     k_send(&k, "0100 0100 0300 1300 00");
     k_nothing(&k);
@@ -739,6 +866,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ltk_valid),
+        cmocka_unit_test(test_irk_valid),
+        cmocka_unit_test(test_load_irks),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_load_ltks),
         cmocka_unit_test(test_parse_events),

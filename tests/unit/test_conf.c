@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "daemon/ble.h"
 #include "daemon/conf.h"
 #include "daemon/conf_internal.h"
 #include "pipeline/pipeline.h"
@@ -283,6 +284,33 @@ static void test_bad_enum_is_an_error(void **state)
     assert_string_equal(conf_enum_name("pipeline", "nonwear", CONF_NONWEAR_TROIANO), "troiano");
     assert_string_equal(conf_enum_name("daemon", "log_level", 4), "warning");
     assert_null(conf_enum_name("daemon", "log_level", 9));
+    conf_free(c);
+}
+
+static void test_ble_mgmt_values(void **state)
+{
+    (void)state;
+    expect_errors("[daemon]\nble_mgmt = kernel\n",
+                  "t.conf:2: [daemon] ble_mgmt: invalid \"kernel\": expected auto, off or "
+                  "sim:/PATH\n");
+    expect_errors("[daemon]\nble_mgmt = sim:m.s\n",
+                  "t.conf:2: [daemon] ble_mgmt: invalid \"sim:m.s\": sim: needs an absolute "
+                  "socket path (sim:/PATH)\n");
+    const char *ok[] = {"auto", "off", "sim:/run/fake-mgmt.s"};
+    const enum ble_mgmt_kind kind[] = {BLE_MGMT_AUTO, BLE_MGMT_OFF, BLE_MGMT_SIM};
+    for (size_t i = 0; i < 3; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[daemon]\nble_mgmt = %s\n", ok[i]);
+        struct conf *c = expect_ok(text);
+        struct ble_mgmt_where w;
+        assert_int_equal(ble_mgmt_parse(c->daemon.ble_mgmt, &w, NULL, 0), 0);
+        assert_int_equal(w.kind, kind[i]);
+        if (kind[i] == BLE_MGMT_SIM)
+            assert_string_equal(w.path, "/run/fake-mgmt.s");
+        conf_free(c);
+    }
+    struct conf *c = expect_ok("[store]\npath = /tmp/x.db\n");
+    assert_string_equal(c->daemon.ble_mgmt, "auto");
     conf_free(c);
 }
 
@@ -1077,6 +1105,7 @@ int main(void)
         T(test_durations_parse_and_bad_ones_are_errors),
         T(test_out_of_range_values_are_errors),
         T(test_bad_enum_is_an_error),
+        T(test_ble_mgmt_values),
         T(test_bad_tz_is_an_error),
         T(test_other_value_types),
         T(test_quiet_hours_edges),
