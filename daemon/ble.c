@@ -1100,9 +1100,23 @@ void ble_on_nudge(struct ble *b, const char *participant, const struct nudge_dec
 
 void ble_get_stats(const struct ble *b, struct ble_stats *ret)
 {
+    static const char *const states[] = {"kept", "retrying", "failed"};
     *ret = b->st;
     ret->devices = b->n_dev;
     ret->streaming = 0;
     for (size_t i = 0; i < b->n_dev; i++)
         ret->streaming += b->dev[i].state == BLE_ST_STREAMING;
+    ret->keys_state = b->mgmt.kind == BLE_MGMT_OFF ? "off" : "none";
+    ret->keys_error = "";
+    if (b->keys) {
+        struct ble_keys_status ks;
+        ble_keys_get_status(b->keys, &ks);
+        ret->keys_state = states[ks.state];
+        ret->keys_ltks = ks.ltks;
+        ret->keys_irks = ks.irks;
+        ret->keys_controllers = ks.controllers;
+        ret->keys_error = ks.error;
+        if (ks.state == BLE_KEYS_RETRYING)
+            ret->keys_next_attempt_ms = b->now.utc_ms + (ks.reopen_ns - b->now.mono_ns) / NS_PER_MS;
+    }
 }

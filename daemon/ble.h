@@ -294,6 +294,13 @@ int ble_source_status(struct ble *b, const char *source, struct ble_status *ret)
 struct ble_stats {
     uint64_t events, stored, duplicate, lost, batches, retries;
     size_t devices, streaming;
+    /* the bonding-key keeper (docs/ble.md "Bonding keys") */
+    const char *keys_state;           /* "kept", "retrying", "failed", "off" (ble_mgmt = off),
+                                       * "none" (no source uses l2cap) */
+    size_t keys_ltks, keys_irks;      /* keys held */
+    uint64_t keys_controllers;        /* controllers set up by the open session */
+    const char *keys_error;           /* why the mgmt socket is not open, "" if it is */
+    int64_t keys_next_attempt_ms;     /* retrying: UTC of the next try, else 0 */
 };
 void ble_get_stats(const struct ble *b, struct ble_stats *ret);
 

@@ -661,6 +661,19 @@ const struct mgmt_stats *ble_keys_stats(const struct ble_keys *k)
 
 size_t ble_keys_count(const struct ble_keys *k) { return k ? k->n : 0; }
 
+void ble_keys_get_status(const struct ble_keys *k, struct ble_keys_status *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    for (size_t i = 0; i < k->n; i++)
+        k->keys[i].kind == BLE_KEY_IRK ? ret->irks++ : ret->ltks++;
+    ret->state = k->m                         ? BLE_KEYS_KEPT
+                 : k->reopen_ns == INT64_MAX ? BLE_KEYS_FAILED
+                                             : BLE_KEYS_RETRYING;
+    ret->controllers = k->m ? mgmt_stats(k->m)->controllers : 0;
+    ret->error = k->m ? "" : k->last_why;
+    ret->reopen_ns = k->m ? INT64_MAX : k->reopen_ns;
+}
+
 int ble_keys_irk(const struct ble_keys *k, const uint8_t addr[6], uint8_t addr_type,
                  uint8_t irk[16])
 {

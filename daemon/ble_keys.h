@@ -100,6 +100,20 @@ void ble_keys_on_fd(struct ble_keys *k, uint32_t events, int64_t now_ns);
 /* The session's next timeout, or the next open; INT64_MAX: none. k may be NULL. */
 int64_t ble_keys_deadline(const struct ble_keys *k);
 void ble_keys_on_timer(struct ble_keys *k, int64_t now_ns);
+/* What the keeper is doing, for `engagectl status`. */
+enum ble_keys_state {
+    BLE_KEYS_KEPT,         /* the mgmt socket is open: keys loaded, new ones saved */
+    BLE_KEYS_RETRYING,     /* not open (error says why): tried again at reopen_ns */
+    BLE_KEYS_FAILED,       /* not open, and not tried again (error says why) */
+};
+struct ble_keys_status {
+    enum ble_keys_state state;
+    size_t ltks, irks;              /* keys held (file and new) */
+    uint64_t controllers;           /* set up in the current session */
+    const char *error;              /* "" when kept; borrowed from k */
+    int64_t reopen_ns;              /* RETRYING: the next try (monotonic ns) */
+};
+void ble_keys_get_status(const struct ble_keys *k, struct ble_keys_status *ret);
 /* The session's counters (tests, status), NULL once stopped. */
 const struct mgmt_stats *ble_keys_stats(const struct ble_keys *k);
 size_t ble_keys_count(const struct ble_keys *k);  /* keys held (file and new), both kinds */

@@ -52,6 +52,24 @@ static int cmd_status(struct daemon *d, json_t *reply)
                                       "lvc_evictions", u64(st.lvc_evictions), "subscriptions",
                                       u64(st.subscriptions)));
     }
+    if (d->ble) {
+        struct ble_stats bs;
+        ble_get_stats(d->ble, &bs);
+        json_t *keys = json_pack("{s:s,s:I,s:I,s:I,s:s}", "state", bs.keys_state, "ltks",
+                                 (json_int_t)bs.keys_ltks, "irks", (json_int_t)bs.keys_irks,
+                                 "controllers", (json_int_t)bs.keys_controllers, "error",
+                                 bs.keys_error);
+        if (keys && bs.keys_next_attempt_ms)
+            json_object_set_new(keys, "next_attempt", json_integer(bs.keys_next_attempt_ms));
+        json_object_set_new(reply, "ble",
+                            json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "devices",
+                                      (json_int_t)bs.devices, "streaming",
+                                      (json_int_t)bs.streaming, "events", u64(bs.events),
+                                      "stored", u64(bs.stored), "duplicate", u64(bs.duplicate),
+                                      "lost", u64(bs.lost), "batches", u64(bs.batches),
+                                      "retries", u64(bs.retries), "bonding_keys",
+                                      keys ? keys : json_null()));
+    }
     struct store_stats ss;
     store_writer_stats(d->sw, &ss);
     json_object_set_new(reply, "writer",

@@ -176,6 +176,18 @@ sleep 2
 stop_sim
 wait_status "$T/status.out" hr1 'last["state"] == "backoff" and last["reconnects"] == 1'
 sleep 0.5
+# engagectl status: the BLE part, with the keeper waiting for a mgmt socket this kernel lacks
+"$ENGAGED_BIN/engagectl" -s "ipc://$T/control" --json status > "$T/ctl.json" || fail "engagectl status"
+$PY - "$T/ctl.json" "$T/daemon.log" <<'EOP' || { cat "$T/ctl.json"; fail "engagectl status ble"; }
+import json, sys, time
+b = json.load(open(sys.argv[1]))["ble"]
+assert b["devices"] == 4 and b["events"] >= b["stored"] > 0 and b["lost"] == 0, b
+k = b["bonding_keys"]
+if "no Bluetooth in this kernel" in open(sys.argv[2]).read():
+    assert k["state"] == "retrying" and k["error"] == "no Bluetooth in this kernel", k
+    assert k["ltks"] == 0 and k["irks"] == 0 and k["controllers"] == 0, k
+    assert time.time() * 1000 < k["next_attempt"] <= time.time() * 1000 + 300000, k
+EOP
 stop_daemon || fail "daemon exit"
 # the l2cap source starts the bonding-key keeper; with no mgmt socket here it is tried again
 # every 2, 4, 8 ... s (the run lasts longer than that) and the reason is logged once

@@ -62,6 +62,17 @@ wait_commands() { # SESSION N: until the session has N commands
   cat "$T/mgmt.log"; fail "session $1: fewer than $2 mgmt commands"
 }
 nospace() { tr -d ' ' <<< "$1"; }
+# keys_status EXPR: `engagectl --json status` has a "ble" part whose bonding_keys k (and the
+# part itself, b) make the Python expression EXPR true
+keys_status() {
+  "$ENGAGED_BIN/engagectl" -s "ipc://$T/control" --json status > "$T/ctl.json" || fail "engagectl status"
+  $PY - "$T/ctl.json" "$1" <<'EOP' || { cat "$T/ctl.json"; fail "engagectl status: $1"; }
+import json, sys
+b = json.load(open(sys.argv[1]))["ble"]
+k = b["bonding_keys"]
+sys.exit(0 if eval(sys.argv[2], {}, {"b": b, "k": k}) else 1)
+EOP
+}
 
 # 1. the keys go to the kernel; hr3 waits for an advertisement its key resolves
 wait_commands 1 4
@@ -74,6 +85,7 @@ wait_status "$T/status.out" hr3 'last["state"] == "backoff" and "advertisement" 
 sleep 2
 wait_status "$T/status.out" hr3 'all(m["attempts"] == 0 for m in msgs) and len(msgs) >= 3' 1
 grep -q "bonding keys are not kept" "$T/daemon.log" && fail "keeper failed"
+keys_status 'k == {"state": "kept", "ltks": 1, "irks": 0, "controllers": 1, "error": ""} and b["devices"] == 1'
 
 # 2. hr3 bonds: its IRK and a new LTK arrive; confirmation requests for hr3 and another device
 cat > "$S/ctl/send.tmp" <<EOF
@@ -106,8 +118,13 @@ wait_commands 1 6
 [ "$(commands 1 | sed -n 5,6p | tr '\n' ' ')" = "001c:0:${HR3_WIRE}01 001d:0:0a2f6a8d7cc401 " ] \
   || { commands 1; fail "confirmations"; }
 
-# 3. the kernel side closes: the keeper opens it again and loads every key it holds
+keys_status 'k["state"] == "kept" and k["ltks"] == 2 and k["irks"] == 1 and b["streaming"] == 1'
+
+# 3. the kernel side closes: the keeper opens it again and loads every key it holds; until
+# then engagectl says so, with the next attempt (about 2 s after the close)
 touch "$S/ctl/drop"
+for _ in $(seq 1 50); do grep -q "ble: the mgmt socket closed" "$T/daemon.log" && break; sleep 0.02; done
+keys_status 'k["state"] == "retrying" and k["error"] == "the mgmt socket closed" and 0 < k["next_attempt"] - __import__("time").time() * 1000 <= 2100'
 wait_commands 2 4
 grep -q "ble: the mgmt socket closed" "$T/daemon.log" || fail "no line for the closed socket"
 [ "$(grep -c "bonding keys are kept again" "$T/daemon.log")" -eq 1 ] || fail "reopen line"
@@ -116,6 +133,11 @@ want="0003:65535:
 0030:0:0100${HR3_WIRE}01${IRK1}
 0013:0:0200$(nospace "$LTK_FILE_WIRE$LTK_NEW_WIRE")"
 [ "$(commands 2)" = "$want" ] || { commands 2; fail "session 2 commands"; }
+for _ in $(seq 1 20); do
+  "$ENGAGED_BIN/engagectl" -s "ipc://$T/control" --json status | grep -q '"controllers": *1' && break
+  sleep 0.1
+done
+keys_status 'k == {"state": "kept", "ltks": 2, "irks": 1, "controllers": 1, "error": ""}' 
 stop_daemon || fail "daemon exit"
 
 # 4. a restart: the scan resolves RPA1 with the kept key from the start
