@@ -11,12 +11,15 @@ the --controller indexes. Each command received is logged to --log as a JSON lin
 Driven by files in --ctl (the test writes them; each is removed once acted on):
   send   hex packets, one per line, sent on the current connection (events the kernel makes)
   drop   the current connection is closed (as when the Bluetooth module goes away)
+  down   while it exists, the connection is closed and the socket removed (connects fail);
+         once it is removed the socket is offered again (not removed by this program)
 """
 import argparse
 import json
 import os
 import select
 import socket
+import time
 
 
 def complete(op, index, params=b""):
@@ -32,13 +35,21 @@ def main():
     ap.add_argument("--controller", type=int, action="append", default=[])
     a = ap.parse_args()
     log = open(a.log, "a", buffering=1)
-    if os.path.exists(a.listen):
-        os.unlink(a.listen)
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    srv.bind(a.listen)
-    srv.listen(4)
+    down = os.path.join(a.ctl, "down")
+    srv = None
     session = 0
     while True:
+        if os.path.exists(down):
+            if srv:
+                srv.close()
+                os.unlink(a.listen)
+                srv = None
+            time.sleep(0.05)
+            continue
+        if not srv:
+            srv = listen(a.listen)
+        if not select.select([srv], [], [], 0.05)[0]:
+            continue
         conn, _ = srv.accept()
         session += 1
         try:
@@ -48,12 +59,23 @@ def main():
         conn.close()
 
 
+def listen(path):
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv.bind(path)
+    srv.listen(4)
+    return srv
+
+
 def serve(conn, a, log, session):
     send = os.path.join(a.ctl, "send")
     drop = os.path.join(a.ctl, "drop")
+    down = os.path.join(a.ctl, "down")
     while True:
-        if os.path.exists(drop):
-            os.unlink(drop)
+        if os.path.exists(drop) or os.path.exists(down):
+            if os.path.exists(drop):
+                os.unlink(drop)
             return
         if os.path.exists(send):
             with open(send) as f:
