@@ -16,8 +16,9 @@ socket is offered again.
 import argparse
 import os
 import select
-import socket
 import time
+
+import seqpacket_server
 
 
 def report(addr_text, addr_type, rssi):
@@ -43,34 +44,7 @@ def main():
     ap.add_argument("--down", default="/nonexistent")
     a = ap.parse_args()
     log = open(a.log, "a", buffering=1)
-    srv = None
-    while True:
-        if os.path.exists(a.down):
-            if srv:
-                srv.close()
-                os.unlink(a.listen)
-                srv = None
-            time.sleep(0.05)
-            continue
-        if not srv:
-            srv = listen(a.listen)
-        if not select.select([srv], [], [], 0.05)[0]:
-            continue
-        conn, _ = srv.accept()
-        try:
-            serve(conn, a, log)
-        except OSError:  # the daemon went away mid-send
-            pass
-        conn.close()
-
-
-def listen(path):
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    if os.path.exists(path):
-        os.unlink(path)
-    srv.bind(path)
-    srv.listen(4)
-    return srv
+    seqpacket_server.serve_forever(a.listen, a.down, lambda conn: serve(conn, a, log))
 
 
 def serve(conn, a, log):

@@ -18,8 +18,8 @@ import argparse
 import json
 import os
 import select
-import socket
-import time
+
+import seqpacket_server
 
 
 def complete(op, index, params=b""):
@@ -35,37 +35,13 @@ def main():
     ap.add_argument("--controller", type=int, action="append", default=[])
     a = ap.parse_args()
     log = open(a.log, "a", buffering=1)
-    down = os.path.join(a.ctl, "down")
-    srv = None
-    session = 0
-    while True:
-        if os.path.exists(down):
-            if srv:
-                srv.close()
-                os.unlink(a.listen)
-                srv = None
-            time.sleep(0.05)
-            continue
-        if not srv:
-            srv = listen(a.listen)
-        if not select.select([srv], [], [], 0.05)[0]:
-            continue
-        conn, _ = srv.accept()
-        session += 1
-        try:
-            serve(conn, a, log, session)
-        except OSError:  # the daemon went away
-            pass
-        conn.close()
+    sessions = [0]
 
+    def one(conn):
+        sessions[0] += 1
+        serve(conn, a, log, sessions[0])
 
-def listen(path):
-    if os.path.exists(path):
-        os.unlink(path)
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    srv.bind(path)
-    srv.listen(4)
-    return srv
+    seqpacket_server.serve_forever(a.listen, os.path.join(a.ctl, "down"), one)
 
 
 def serve(conn, a, log, session):
