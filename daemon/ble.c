@@ -918,9 +918,17 @@ static void irk_kept(void *ud, const struct mgmt_irk *irk)
  * milliseconds, an L2CAP connect longer) and the scanners the identity resolving keys. */
 static void start_keys(struct ble *b, const struct conf *cf)
 {
-    if (ble_mgmt_parse(cf->daemon.ble_mgmt, &b->mgmt, NULL, 0) < 0 ||
-        b->mgmt.kind == BLE_MGMT_OFF)
+    if (ble_mgmt_parse(cf->daemon.ble_mgmt, &b->mgmt, NULL, 0) < 0)
         return; /* check-config refuses a bad value */
+    if (b->mgmt.kind == BLE_MGMT_OFF) {
+        for (size_t i = 0; i < b->n_dev; i++)
+            if (b->dev[i].tr.kind == BLE_LINK_L2CAP) {
+                log_info("ble: bonding keys are left to the kernel ([daemon] ble_mgmt = off): "
+                         "bonded devices pair again after the hub restarts");
+                break;
+            }
+        return;
+    }
     struct ble_keys_device *devs = calloc(b->n_dev, sizeof *devs);
     size_t n = 0, l2cap = 0;
     for (size_t i = 0; devs && i < b->n_dev; i++) {

@@ -289,6 +289,8 @@ struct mgmt {
     int cur_state;
     struct qcmd cur;
     size_t cur_keys;              /* Load LTKs / IRKs: how many keys it carries */
+    int irks_index;               /* the controller of the last Load IRKs answered, -1: none */
+    size_t irks_done;             /* ... and how many keys it loaded (for the LTKs' note) */
     int64_t deadline_ns;
     uint8_t tx[MGMT_LOAD_LTKS_MAX];
     size_t tx_len;
@@ -333,6 +335,7 @@ struct mgmt *mgmt_new(int fd, const struct mgmt_ops *ops, void *ud)
     m->ops = ops;
     m->ud = ud;
     m->deadline_ns = INT64_MAX;
+    m->irks_index = -1;
     return m;
 }
 
@@ -565,12 +568,20 @@ static void on_cmd_result(struct mgmt *m, const struct mgmt_event *ev)
         on_index_list(m, ev);
     } else if (c.op == MGMT_OP_LOAD_IRKS) {
         m->st.irks_loaded += keys;
+        m->irks_index = c.index;
+        m->irks_done = keys;
     } else if (c.op == MGMT_OP_LOAD_LTKS) {
         m->st.keys_loaded += keys;
         if (!c.not_bondable)
             m->st.controllers++;
-        note(m, MGMT_NOTE_INFO, "hci%u: %s%zu key%s loaded", (unsigned)c.index,
-             c.not_bondable ? "not bondable, " : "bondable, ", keys, keys == 1 ? "" : "s");
+        char irks[64] = ""; /* the IRKs loaded just before, when there were any */
+        if (m->irks_index == c.index && m->irks_done)
+            snprintf(irks, sizeof irks, ", %zu identity resolving key%s", m->irks_done,
+                     m->irks_done == 1 ? "" : "s");
+        m->irks_index = -1;
+        note(m, MGMT_NOTE_INFO, "hci%u: %s%zu key%s loaded%s", (unsigned)c.index,
+             c.not_bondable ? "not bondable, " : "bondable, ", keys, keys == 1 ? "" : "s",
+             irks);
     }
 }
 

@@ -262,14 +262,23 @@ assert any(m["state"] == "streaming" and "motion" in m["profiles"] for m in st),
 print(f"pt4: {len(steps)} steps events, {len(accel)} accel blocks of {n} samples")
 EOP
 
-# 4. restart: seq continues after the stored position
+# 4. restart: seq continues after the stored position. This run has `ble_mgmt = off`: the
+# l2cap source gets one line that the kernel keeps the keys, and no keeper
+sed -i 's/^status_interval = 1s$/&\nble_mgmt = off/' "$T/engaged.conf"
 start_sim "$T/sim3.err"
+L0=$(wc -l < "$T/daemon.log")
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 for _ in $(seq 1 100); do
   M=$(sqlite3 "$T/engaged.db" "SELECT COUNT(*) FROM events WHERE source = 'hr1' AND seq > $MAXS")
   [ "$M" -ge 10 ] && break; sleep 0.2
 done
 [ "$M" -ge 10 ] || fail "no events after the restart"
+[ "$(grep -c "bonding keys are left to the kernel (\[daemon\] ble_mgmt = off)" "$T/daemon.log")" -eq 1 ] \
+  || fail "ble_mgmt = off line"
+tail -n +$((L0 + 1)) "$T/daemon.log" | grep -q "bonding keys are not kept by engaged" \
+  && fail "a keeper with ble_mgmt = off"
+"$ENGAGED_BIN/engagectl" -s "ipc://$T/control" --json status | grep -q '"state": *"off"' \
+  || fail "engagectl: keeper state off"
 stop_sim
 sleep 1
 stop_daemon || fail "daemon exit after restart"

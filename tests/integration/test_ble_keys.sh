@@ -148,6 +148,8 @@ rm "$S/ctl/down"
 wait_commands 3 4
 [ "$(commands 3)" = "$want" ] || { commands 3; fail "session 3 commands"; }
 [ "$(grep -c "bonding keys are kept again" "$T/daemon.log")" -eq 2 ] || fail "second reopen line"
+[ "$(grep -c "ble: mgmt: hci0: bondable, 2 keys loaded, 1 identity resolving key$" "$T/daemon.log")" -eq 2 ] \
+  || fail "mgmt lines with the IRK"
 stop_daemon || fail "daemon exit"
 
 # 4. a restart: the scan resolves RPA1 with the kept key from the start

@@ -522,7 +522,8 @@ static void test_session(void **state)
     assert_int_equal(st->controllers, 1);
     assert_int_equal(st->keys_loaded, 2);
     assert_int_equal(st->failed, 0);
-    assert_true(k_noted(&k, MGMT_NOTE_INFO, "hci0: bondable, 2 keys loaded") >= 0);
+    assert_true(k_noted(&k, MGMT_NOTE_INFO,
+                        "hci0: bondable, 2 keys loaded, 1 identity resolving key") >= 0);
 
     /* controller 1: a kernel without Load Identity Resolving Keys; then it refuses its keys */
     k_expect(&k, BONDABLE("01"));
@@ -612,6 +613,7 @@ static void test_session(void **state)
     assert_int_equal(st->controllers, 2);
     assert_int_equal(st->keys_loaded, 2);
     assert_true(k_noted(&k, MGMT_NOTE_INFO, "hci2: bondable, 0 keys loaded") >= 0);
+    assert_int_equal(k_noted(&k, MGMT_NOTE_INFO, "hci2: bondable, 0 keys loaded, "), -1);
 
     /* malformed packets are counted and noted; the session goes on */
     int notes = k.n_notes;
