@@ -189,7 +189,8 @@ size_t mgmt_cmd(uint8_t *buf, size_t cap, uint16_t op, uint16_t index, const voi
 }
 
 /* The header and key count of a Load command of n keys of len bytes each: the command's
- * length, or 0 (n too big, no room). The keys go after it at MGMT_HDR_LEN + 2. */
+ * length, or 0 (n too big, no room). The keys go after it at MGMT_HDR_LEN + 2. The callers
+ * check n first too: before they look at the keys. */
 static size_t load_head(uint8_t *buf, size_t cap, uint16_t op, uint16_t index, size_t n,
                         size_t len)
 {
@@ -206,7 +207,7 @@ static size_t load_head(uint8_t *buf, size_t cap, uint16_t op, uint16_t index, s
 size_t mgmt_cmd_load_ltks(uint8_t *buf, size_t cap, uint16_t index, const struct mgmt_ltk *keys,
                           size_t n)
 {
-    if (n && !keys)
+    if (n > MGMT_MAX_KEYS || (n && !keys))
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!mgmt_ltk_valid(&keys[i]))
@@ -220,7 +221,7 @@ size_t mgmt_cmd_load_ltks(uint8_t *buf, size_t cap, uint16_t index, const struct
 size_t mgmt_cmd_load_irks(uint8_t *buf, size_t cap, uint16_t index, const struct mgmt_irk *keys,
                           size_t n)
 {
-    if (n && !keys)
+    if (n > MGMT_MAX_KEYS || (n && !keys))
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!mgmt_irk_valid(&keys[i]))
