@@ -893,16 +893,8 @@ static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
 static int open_mgmt(void *ud, char *why, size_t cap)
 {
     const struct ble_mgmt_where *w = &((struct ble *)ud)->mgmt;
-    if (w->kind != BLE_MGMT_SIM)
-        return mgmt_open(why, cap);
-    struct ble_transport t = {.kind = BLE_LINK_SIM};
-    snprintf(t.path, sizeof t.path, "%s", w->path);
-    int fd = -1, e = ble_link_open(&t, NULL, &fd);
-    if (e < 0) {
-        snprintf(why, cap, "%s: %s", w->path, ble_link_strerror(&t, e));
-        return e;
-    }
-    return fd;
+    return w->kind == BLE_MGMT_SIM ? ble_link_open_sim_path(w->path, why, cap)
+                                   : mgmt_open(why, cap);
 }
 
 static void irk_kept(void *ud, const struct mgmt_irk *irk)
@@ -920,30 +912,30 @@ static void start_keys(struct ble *b, const struct conf *cf)
 {
     if (ble_mgmt_parse(cf->daemon.ble_mgmt, &b->mgmt, NULL, 0) < 0)
         return; /* check-config refuses a bad value */
+    int l2cap = 0;
+    for (size_t i = 0; i < b->n_dev && !l2cap; i++)
+        l2cap = b->dev[i].tr.kind == BLE_LINK_L2CAP;
     if (b->mgmt.kind == BLE_MGMT_OFF) {
-        for (size_t i = 0; i < b->n_dev; i++)
-            if (b->dev[i].tr.kind == BLE_LINK_L2CAP) {
-                log_info("ble: bonding keys are left to the kernel ([daemon] ble_mgmt = off): "
-                         "bonded devices pair again after the hub restarts");
-                break;
-            }
+        if (l2cap)
+            log_info("ble: bonding keys are left to the kernel ([daemon] ble_mgmt = off): "
+                     "bonded devices pair again after the hub restarts");
         return;
     }
+    if (!l2cap && b->mgmt.kind != BLE_MGMT_SIM)
+        return;
     struct ble_keys_device *devs = calloc(b->n_dev, sizeof *devs);
-    size_t n = 0, l2cap = 0;
+    size_t n = 0;
     for (size_t i = 0; devs && i < b->n_dev; i++) {
         struct hci_addr a;
         const struct ble_dev *d = &b->dev[i];
         if (hci_addr_parse(d->address, &a) < 0)
             continue;
-        l2cap += d->tr.kind == BLE_LINK_L2CAP;
         memcpy(devs[n].addr, a.b, sizeof a.b);
         devs[n++].addr_type = ble_mgmt_addr_type(d);
     }
     const struct ble_keys_hooks hooks = {open_mgmt, irk_kept, b};
     char path[CONF_STR_SIZE + sizeof BLE_KEYS_SUFFIX];
-    if (devs && (l2cap || b->mgmt.kind == BLE_MGMT_SIM) &&
-        snprintf(path, sizeof path, "%s%s", cf->store.path, BLE_KEYS_SUFFIX) <
+    if (devs && snprintf(path, sizeof path, "%s%s", cf->store.path, BLE_KEYS_SUFFIX) <
             (int)sizeof path &&
         !(b->keys = ble_keys_start(&hooks, path, devs, n, b->outer, b->now.mono_ns)))
         log_error("ble: bonding keys are not kept: out of memory");

@@ -23,6 +23,9 @@
 /* Opens a link to the device: 0 connected, 1 connecting (wait for POLLOUT, then
  * ble_link_finish), or -errno. *ret_fd is non-blocking and close-on-exec. */
 int ble_link_open(const struct ble_transport *t, const char *address, int *ret_fd);
+/* A simulated peer's socket at path (a fake controller for `hci = sim:`, a fake kernel for
+ * `ble_mgmt = sim:`): the fd, or -errno with "PATH: reason" in why. */
+int ble_link_open_sim_path(const char *path, char *why, size_t cap);
 /* The outcome of a background connect: 0 or -errno. */
 int ble_link_finish(int fd);
 /* A failure worded for the log and the status topic (static string or strerror). */

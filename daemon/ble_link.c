@@ -160,3 +160,16 @@ const char *ble_link_strerror(const struct ble_transport *t, int err)
         return "no simulator listening on the socket";
     return strerror(-err);
 }
+
+int ble_link_open_sim_path(const char *path, char *why, size_t cap)
+{
+    struct ble_transport t = {.kind = BLE_LINK_SIM};
+    int fd = -1;
+    snprintf(t.path, sizeof t.path, "%s", path);
+    int e = ble_link_open(&t, NULL, &fd);
+    if (e < 0) {
+        snprintf(why, cap, "%s: %s", path, ble_link_strerror(&t, e));
+        return e;
+    }
+    return fd;
+}

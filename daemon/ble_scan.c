@@ -373,19 +373,6 @@ static void on_done(struct hci_scan *s, int starting, int err, uint8_t status, v
 /* ---- opening ------------------------------------------------------------------------ */
 
 /* A fake controller's socket: the same kind of connection as a simulated device's. */
-static int open_sim(const char *path, char *why, size_t cap)
-{
-    struct ble_transport t = {.kind = BLE_LINK_SIM};
-    int fd = -1;
-    snprintf(t.path, sizeof t.path, "%s", path);
-    int e = ble_link_open(&t, NULL, &fd);
-    if (e < 0) {
-        snprintf(why, cap, "%s: %s", path, ble_link_strerror(&t, e));
-        return e;
-    }
-    return fd;
-}
-
 /* The keys of s's sources into irks (room for every device) and, for each, its device into
  * irk_dev: how many. */
 static size_t irk_list(const struct scanner *s, uint8_t (*irks)[BLE_IRK_SIZE], size_t *irk_dev)
@@ -434,7 +421,7 @@ static void open_scanner(struct scanner *s)
 {
     char why[BLE_SCAN_WHY_MAX] = "";
     struct ble_scan *sc = s->sc;
-    s->fd = s->where.kind == BLE_HCI_SIM ? open_sim(s->where.path, why, sizeof why)
+    s->fd = s->where.kind == BLE_HCI_SIM ? ble_link_open_sim_path(s->where.path, why, sizeof why)
                                          : hci_dev_open(s->where.dev, &s->saved, why, sizeof why);
     if (s->fd < 0) {
         s->fd = -1;

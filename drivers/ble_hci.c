@@ -374,10 +374,10 @@ struct hci_scan *hci_scan_new(int fd, const struct hci_scan_opts *o)
         errno = ENOMEM;
         return NULL;
     }
-    if (d.n_irks && !(s->keys = rpa_keys_new(d.irks, d.n_irks))) {
-        int e = errno;
+    int e = hci_scan_set_irks(s, d.irks, d.n_irks);
+    if (e < 0) {
         hci_scan_free(s);
-        errno = e;
+        errno = -e;
         return NULL;
     }
     d.irks = NULL; /* not kept: the schedules in keys are */
