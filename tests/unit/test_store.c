@@ -356,6 +356,64 @@ static void read_cache(struct fx *f, struct cache_seen *cs)
     store_reader_close(rd);
 }
 
+/* Hub-numbered events go in as runs of up to 16 rows per INSERT (store_sync.c): broken by
+ * relayed and invalid events, stored in submit order (the id order replay relies on), and
+ * when a row of a run fails the run's rows go one by one, so that only that row fails. */
+static void test_hub_numbered_runs_keep_order_and_find_the_failing_row(void **state)
+{
+    struct fx *f = *state;
+    char b[40][64], name[40][8];
+    struct store_event ev[40];
+    uint8_t want[40] = {0}, got[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name[i], sizeof name[i], "d%02d", i % 20);
+        ev[i] = mk(name[i], 100 + i, 1, b[i]);
+        ev[i].hub_seq = 1;
+    }
+    ev[18] = mk("phone", 1, 1, b[18]); /* relayed: its own seq, in the dedupe index */
+    ev[25].participant = ""; /* invalid (the writer's client refuses it before, replay does
+                                * not): refused before SQLite, it breaks the run */
+    want[25] = STORE_ERROR;
+    struct store_sync *s;
+    assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
+    assert_int_equal(store_sync_events(s, ev, 40, got), 0); /* runs of 16, 2, 6 and 14 */
+    assert_memory_equal(got, want, 40);
+    assert_int_equal(store_sync_commit(s), 0);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events"), 39);
+    /* ids follow the submission: a row's seq is 100 + its place c in id order (c + 1 from
+     * the place of the one not stored), but for "phone" */
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM (SELECT source, seq, (SELECT count(*)"
+                                    " FROM events o WHERE o.id < e.id) AS c FROM events e)"
+                                    " WHERE source != 'phone' AND seq != 100 + c + (c >= 25)"),
+                     0);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM events WHERE source = 'phone' AND"
+                                    " id = (SELECT min(id) FROM events) + 18"),
+                     1);
+    /* d05's second event was the invalid one */
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'd05'"), 105);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'd06'"), 126);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'd19'"), 139);
+
+    /* a row of a run that SQLite refuses (here a trigger; a constraint or a too-big row in
+     * life): the other nine are stored, in order, and only that one is reported */
+    sql_exec(f->db, "CREATE TRIGGER no_1005 BEFORE INSERT ON events WHEN NEW.seq = 1005"
+                    " BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+    struct store_writer *w = start(f, NULL);
+    uint8_t want2[10] = {0};
+    for (int i = 0; i < 10; i++) {
+        ev[i] = mk("d00", 1000 + i, 1, b[i]);
+        ev[i].hub_seq = 1;
+    }
+    want2[5] = STORE_ERROR;
+    submit_and_check(w, 2, ev, 10, want2);
+    stop(f);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE seq >= 1000"), 9);
+    assert_int_equal(sql_int(f->db, "SELECT group_concat(seq - 1000, '') FROM (SELECT seq FROM"
+                                    " events WHERE seq >= 1000 ORDER BY id)"),
+                     12346789);
+}
+
 /* A store written by schema v2 gets the attribute cache table; its rows stay as they were. */
 static void test_v2_store_upgrades_with_an_empty_gatt_cache(void **state)
 {
@@ -1424,6 +1482,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_v1_store_upgrades_and_hub_numbered_events_skip_the_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_hub_numbered_runs_keep_order_and_find_the_failing_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_store_upgrades_with_an_empty_gatt_cache, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gatt_cache_entries_are_written_through_the_writer,
