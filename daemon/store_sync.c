@@ -75,8 +75,10 @@ struct hub_pos {
  * in as one INSERT of up to RUN_MAX rows: per row, a statement's own work (open the table,
  * halt, reset) was a third of the writer's instructions. Their rows are outside the dedupe
  * index (hub_seq = 1), so all of them are stored or, on a row's error, none, and then they
- * go one by one, which says which. The statement of k rows is prepared when first needed. */
-#define RUN_MAX 16
+ * go one by one, which says which. The statement of k rows is prepared when first needed;
+ * the seven of 2..8 rows take about 50 KiB (those of 2..16, about 150 KiB, showed in
+ * bench_ble's RSS for little more gain). */
+#define RUN_MAX 8
 #define RUN_COLS 7
 
 struct store_sync {
@@ -177,10 +179,10 @@ static int pos_write(struct store_sync *s, int keep_hub)
         }
         int r = pos_row(s, p->source, p->has_seq, p->seq, p->has_ts, p->ts, now);
         if (r < 0) {
+            free(p->source); /* before the rest move down, maybe over *p */
             for (size_t j = i + 1; j < s->npos; j++) /* the rest are still owned here */
                 s->pos[kept++] = s->pos[j];
             s->npos = kept;
-            free(p->source);
             return r;
         }
         free(p->source);

@@ -356,7 +356,7 @@ static void read_cache(struct fx *f, struct cache_seen *cs)
     store_reader_close(rd);
 }
 
-/* Hub-numbered events go in as runs of up to 16 rows per INSERT (store_sync.c): broken by
+/* Hub-numbered events go in as runs of up to 8 rows per INSERT (store_sync.c): broken by
  * relayed and invalid events, stored in submit order (the id order replay relies on), and
  * when a row of a run fails the run's rows go one by one, so that only that row fails. */
 static void test_hub_numbered_runs_keep_order_and_find_the_failing_row(void **state)
@@ -376,7 +376,7 @@ static void test_hub_numbered_runs_keep_order_and_find_the_failing_row(void **st
     want[25] = STORE_ERROR;
     struct store_sync *s;
     assert_int_equal(store_sync_open(f->db, NULL, &s), 0);
-    assert_int_equal(store_sync_events(s, ev, 40, got), 0); /* runs of 16, 2, 6 and 14 */
+    assert_int_equal(store_sync_events(s, ev, 40, got), 0); /* runs of 8, 8, 2, 6, 8, 6 */
     assert_memory_equal(got, want, 40);
     assert_int_equal(store_sync_commit(s), 0);
     assert_int_equal(store_sync_close(s), 0);
@@ -394,6 +394,22 @@ static void test_hub_numbered_runs_keep_order_and_find_the_failing_row(void **st
     assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'd05'"), 105);
     assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'd06'"), 126);
     assert_int_equal(sql_int(f->db, "SELECT seq FROM positions WHERE source = 'd19'"), 139);
+
+    /* sixteen of them are two statements: the fourth write statement (after BEGIN and two
+     * runs) is the commit's first position row, which fails. That also once freed a source
+     * name twice: a failed position row with more slots after it */
+    struct store_opts o;
+    store_opts_default(&o);
+    o.fail_after_steps = 4;
+    for (int i = 0; i < 16; i++) {
+        ev[i] = mk(name[i], 200 + i, 1, b[i]);
+        ev[i].hub_seq = 1;
+    }
+    assert_int_equal(store_sync_open(f->db, &o, &s), 0);
+    assert_int_equal(store_sync_events(s, ev, 16, got), 0);
+    assert_int_equal(store_sync_commit(s), -EIO);
+    assert_int_equal(store_sync_close(s), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE seq >= 200"), 0);
 
     /* a row of a run that SQLite refuses (here a trigger; a constraint or a too-big row in
      * life): the other nine are stored, in order, and only that one is reported */
