@@ -73,7 +73,7 @@ struct hub_pos {
 
 /* Runs of hub-numbered events (a BLE batch: one notification from each of many devices) go
  * in as one INSERT of up to RUN_MAX rows: per row, a statement's own work (open the table,
- * halt, reset) was a third of the writer's instructions. Their rows are outside the dedupe
+ * halt, reset) was a sixth of the writer's instructions. Their rows are outside the dedupe
  * index (hub_seq = 1), so all of them are stored or, on a row's error, none, and then they
  * go one by one, which says which. The statement of k rows is prepared when first needed;
  * the seven of 2..8 rows take about 50 KiB (those of 2..16, about 150 KiB, showed in
