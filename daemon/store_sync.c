@@ -12,12 +12,15 @@
 enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_EVENT, ST_REFUSED, ST_FEATURE, ST_NUDGE,
        ST_POSITION, ST_HUB_MARK, ST_GATT_PUT, ST_GATT_DROP, ST__N };
 
+/* The columns bind_event_at binds, in its order: the single and the multi-row inserts */
+#define EVENT_INTO "INTO events(source, seq, ts, participant, type, body, received, hub_seq) VALUES"
+#define EVENT_COLS 8
+
 static const char *const stmt_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_EVENT] = "INSERT OR IGNORE INTO events(source, seq, ts, participant, type, body, received,"
-                 " hub_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_EVENT] = "INSERT OR IGNORE " EVENT_INTO "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     /* a seq stored as an event or refused before is a duplicate (no row: changes() = 0) */
     [ST_REFUSED] = "INSERT OR IGNORE INTO refused(source, seq, participant, received, reason,"
                    " record) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM"
@@ -79,7 +82,6 @@ struct hub_pos {
  * the seven of 2..8 rows take about 50 KiB (those of 2..16, about 150 KiB, showed in
  * bench_ble's RSS for little more gain). */
 #define RUN_MAX 8
-#define RUN_COLS 7
 
 struct store_sync {
     sqlite3 *db;
@@ -376,20 +378,26 @@ static int valid_event(const struct store_event *e)
     return valid_str(e->type) && e->body;
 }
 
+/* Binds e to the EVENT_COLS parameters of st after the first c. */
+static void bind_event_at(sqlite3_stmt *st, int c, const struct store_event *e, int64_t now)
+{
+    sqlite3_bind_text(st, c + 1, e->source, -1, SQLITE_STATIC);
+    if (e->has_seq)
+        sqlite3_bind_int64(st, c + 2, e->seq);
+    else
+        sqlite3_bind_null(st, c + 2);
+    sqlite3_bind_int64(st, c + 3, e->ts);
+    sqlite3_bind_text(st, c + 4, e->participant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, c + 5, e->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, c + 6, e->body, (int)e->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, c + 7, e->received ? e->received : now);
+    sqlite3_bind_int(st, c + 8, e->has_seq && e->hub_seq);
+}
+
 static sqlite3_stmt *bind_event(struct store_sync *s, const struct store_event *e, int64_t now)
 {
     sqlite3_stmt *st = s->st[ST_EVENT];
-    sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
-    if (e->has_seq)
-        sqlite3_bind_int64(st, 2, e->seq);
-    else
-        sqlite3_bind_null(st, 2);
-    sqlite3_bind_int64(st, 3, e->ts);
-    sqlite3_bind_text(st, 4, e->participant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, e->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, e->body, (int)e->body_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, e->received ? e->received : now);
-    sqlite3_bind_int(st, 8, e->has_seq && e->hub_seq);
+    bind_event_at(st, 0, e, now);
     return st;
 }
 
@@ -404,9 +412,8 @@ static int insert_run(struct store_sync *s, const struct store_event *ev, size_t
 {
     sqlite3_stmt *st = s->run[k];
     if (!st) {
-        static const char head[] = "INSERT INTO events(source, seq, ts, participant, type, body,"
-                                   " received, hub_seq) VALUES";
-        static const char row[] = "(?,?,?,?,?,?,?,1),";
+        static const char head[] = "INSERT " EVENT_INTO;
+        static const char row[] = "(?,?,?,?,?,?,?,?),"; /* EVENT_COLS */
         char sql[sizeof head + RUN_MAX * (sizeof row - 1)];
         memcpy(sql, head, sizeof head - 1);
         char *p = sql + sizeof head - 1;
@@ -418,17 +425,8 @@ static int insert_run(struct store_sync *s, const struct store_event *ev, size_t
             return rc;
         st = s->run[k];
     }
-    for (size_t i = 0; i < k; i++) {
-        const struct store_event *e = &ev[i];
-        int c = (int)i * RUN_COLS;
-        sqlite3_bind_text(st, c + 1, e->source, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, c + 2, e->seq);
-        sqlite3_bind_int64(st, c + 3, e->ts);
-        sqlite3_bind_text(st, c + 4, e->participant, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, c + 5, e->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, c + 6, e->body, (int)e->body_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, c + 7, e->received ? e->received : now);
-    }
+    for (size_t i = 0; i < k; i++)
+        bind_event_at(st, (int)i * EVENT_COLS, &ev[i], now);
     return step(s, st); /* a plain INSERT: no row is skipped without an error */
 }
 
