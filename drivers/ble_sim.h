@@ -171,6 +171,12 @@ enum {
     BLESIM_PROFILE_ALL = 0x3F,
 };
 
+enum {
+    BLESIM_CTS_WRITE_SET,      /* the Write property; a write sets the clock */
+    BLESIM_CTS_WRITE_REFUSE,   /* the Write property, but writes get Write Not Permitted */
+    BLESIM_CTS_WRITE_NONE,     /* read and notify only */
+};
+
 struct blesim_profile_opts {
     const char *name;          /* GAP Device Name */
     uint8_t hr_flags;          /* 0x2A37 flags: bit0 u16 rate, bits1-2 contact, bit3 energy,
@@ -181,6 +187,9 @@ struct blesim_profile_opts {
     uint32_t battery_period_ms;
     int64_t cts_unix_s;        /* device clock at blesim time 0 (UTC) */
     uint32_t cts_period_ms;
+    uint8_t cts_write;         /* BLESIM_CTS_WRITE_*: what writing Current Time does */
+    uint8_t cts_unset;         /* Current Time reads as date 0 (never set) until written */
+    uint8_t cts_no_lti;        /* no Local Time Information characteristic */
     uint32_t steps_period_ms;  /* step count notifications */
     uint32_t motion_period_ms; /* raw motion notifications */
     uint8_t hr_security;       /* Heart Rate Measurement (its CCCD) needs a link at this level,

@@ -21,6 +21,7 @@ struct profile {
     struct blesim_profile_opts o;    /* string pointers not kept */
     int64_t created_ns;              /* simulator time the clock is anchored at */
     int64_t clock_ns;                /* device clock (UTC ns) at created_ns */
+    int unset;                       /* the clock reads as date 0 until written */
 };
 
 void blesim_profile_defaults(struct blesim_profile_opts *o)
@@ -119,6 +120,10 @@ static int gen_cts(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns,
                    size_t cap, void *user_data)
 {
     const struct profile *p = user_data;
+    if (p->unset) {   /* a watch whose clock was never set: 0000-00-00 00:00:00 */
+        memset(buf, 0, 10);
+        return 10;
+    }
     int64_t t = p->clock_ns + (now_ns - p->created_ns);
     int64_t sec = blesim_cts_now(s, now_ns);
     int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
@@ -150,6 +155,7 @@ static void cts_written(struct blesim *s, uint16_t h, const uint8_t *v, size_t l
     int64_t sec = days * 86400 + v[4] * 3600 + v[5] * 60 + v[6];
     p->created_ns = s->now_ns;
     p->clock_ns = sec * NS + (int64_t)v[8] * NS / 256;
+    p->unset = 0;
 }
 
 static int gen_steps(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns, uint8_t *buf,
@@ -220,6 +226,7 @@ int blesim_add_profiles(struct blesim *s, unsigned mask, const struct blesim_pro
     p->o.name = p->o.manufacturer = p->o.model = p->o.serial = p->o.firmware = NULL;
     p->created_ns = s->now_ns;
     p->clock_ns = o->cts_unix_s * NS;
+    p->unset = o->cts_unset;
     return add_services(s, p, mask, o);
 }
 
@@ -279,12 +286,18 @@ static int add_services(struct blesim *s, struct profile *p, unsigned mask,
         TRY(service16(s, 0x1805));
         uint8_t ct[10];
         gen_cts(s, 0, 0, s->now_ns, ct, sizeof ct, p);
-        TRY(h = chrc16(s, 0x2A2B, GATT_PROP_READ | GATT_PROP_WRITE | GATT_PROP_NOTIFY, ct, 10));
+        uint8_t props = GATT_PROP_READ | GATT_PROP_NOTIFY;
+        if (o->cts_write != BLESIM_CTS_WRITE_NONE)
+            props |= GATT_PROP_WRITE;
+        TRY(h = chrc16(s, 0x2A2B, props, ct, 10));
         TRY(blesim_set_attr_hooks(s, (uint16_t)h, gen_cts, cts_written, p));
+        if (o->cts_write == BLESIM_CTS_WRITE_REFUSE)   /* says writable, answers 0x03 */
+            blesim_attr(s, (uint16_t)h)->perm &= (uint8_t)~BLESIM_PERM_WRITE;
         TRY(stream(s, h, o->cts_period_ms, gen_cts, p));
         v[0] = 0;   /* local time information: UTC, no DST */
         v[1] = 0;
-        TRY(chrc16(s, 0x2A0F, GATT_PROP_READ, v, 2));
+        if (!o->cts_no_lti)
+            TRY(chrc16(s, 0x2A0F, GATT_PROP_READ, v, 2));
     }
     if (mask & BLESIM_PROFILE_DIS) {
         TRY(service16(s, 0x180A));

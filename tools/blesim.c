@@ -84,6 +84,11 @@ static void usage(FILE *f)
         "  --battery-level N      starting battery %% (default 100)\n"
         "  --cts-period S         current time notification period in s (default 0 none)\n"
         "  --time UNIX_S          device clock at start (default 2024-01-01T00:00:00Z)\n"
+        "  --cts-write MODE       writing Current Time: set (default: sets the clock), refuse\n"
+        "                         (declared writable, answered Write Not Permitted) or none\n"
+        "                         (not writable)\n"
+        "  --cts-unset            the clock reads as date 0 (never set) until written\n"
+        "  --cts-no-lti           no Local Time Information (the client assumes a zone)\n"
         "  --steps-rate HZ        step count notifications per second (default 1)\n"
         "  --motion-rate HZ       raw motion notifications per second (default 10)\n"
         "  --hr-security N        the heart rate measurement (its CCCD) needs a link at level N:\n"
@@ -178,7 +183,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
            O_RELAY_ACK, O_RELAY_IGNORE_PAUSE, O_CHANGE_AFTER, O_CHANGE_PROFILES,
-           O_CHANGE_STORM,
+           O_CHANGE_STORM, O_CTS_WRITE, O_CTS_UNSET, O_CTS_NO_LTI,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -200,7 +205,8 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"relay-dropped", 1, 0, O_RELAY_DROPPED}, {"relay-ack", 0, 0, O_RELAY_ACK},
         {"relay-ignore-pause", 0, 0, O_RELAY_IGNORE_PAUSE},
         {"change-after", 1, 0, O_CHANGE_AFTER}, {"change-profiles", 1, 0, O_CHANGE_PROFILES},
-        {"change-storm", 1, 0, O_CHANGE_STORM},
+        {"change-storm", 1, 0, O_CHANGE_STORM}, {"cts-write", 1, 0, O_CTS_WRITE},
+        {"cts-unset", 0, 0, O_CTS_UNSET}, {"cts-no-lti", 0, 0, O_CTS_NO_LTI},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -227,6 +233,18 @@ static int parse(int argc, char **argv, struct cfg *c)
         case O_CTS_PERIOD: bad = num(optarg, 0, 86400, &v);
             c->po.cts_period_ms = (uint32_t)v * 1000; break;
         case O_TIME: bad = num(optarg, 0, 4102444800LL, &v); c->po.cts_unix_s = v; break;
+        case O_CTS_WRITE:
+            if (!strcmp(optarg, "set"))
+                c->po.cts_write = BLESIM_CTS_WRITE_SET;
+            else if (!strcmp(optarg, "refuse"))
+                c->po.cts_write = BLESIM_CTS_WRITE_REFUSE;
+            else if (!strcmp(optarg, "none"))
+                c->po.cts_write = BLESIM_CTS_WRITE_NONE;
+            else
+                bad = 1;
+            break;
+        case O_CTS_UNSET: c->po.cts_unset = 1; break;
+        case O_CTS_NO_LTI: c->po.cts_no_lti = 1; break;
         case O_STEPS: bad = rate(optarg, &c->po.steps_period_ms); break;
         case O_MOTION: bad = rate(optarg, &c->po.motion_period_ms); break;
         case O_SERIAL: c->po.serial = optarg; break;
