@@ -873,6 +873,8 @@ static int setup_dev(struct ble *b, struct ble_dev *d, const struct conf *cf,
     snprintf(d->transport_text, sizeof d->transport_text, "%s", s->transport);
     /* a conf not made by the parser may leave it 0: never resend in a loop */
     d->nudge_resend_ms = s->nudge_resend_ms > 0 ? s->nudge_resend_ms : 60000;
+    d->set_clock = s->set_clock;
+    d->clock_tolerance_ms = s->clock_tolerance_ms > 0 ? s->clock_tolerance_ms : 1000;
     const struct conf_participant *p = conf_participant(cf, s->participant);
     if (p)
         snprintf(d->tz, sizeof d->tz, "%s", p->tz);

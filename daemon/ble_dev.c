@@ -271,6 +271,7 @@ static void start_gatt(struct ble_dev *d, const struct gatt *old, uint16_t start
     d->profiles = 0;
     d->cached = 0;
     d->cts_sent_ns = 0;
+    d->clock_set_out = 0; /* the old client's requests are gone with it */
     d->next_cts_ns = INT64_MAX;
     if (!(d->gatt = old ? gatt_new_changed(d->att, &o, old, start, end) : gatt_new(d->att, &o))) {
         ble_dev_mark_dead(d, -errno, "cannot start the GATT client", 1);
@@ -320,6 +321,8 @@ static void linked(struct ble_dev *d)
     int e = att_register_close(d->att, on_close, d, NULL);
     d->connects++;
     d->rediscoveries = 0; /* changed: cleared with the last link (drop_link) */
+    d->clock_refused = 0; /* a new link may set the clock again at once */
+    d->clock_set_ns = 0;
     if (e < 0) {
         fail(d, e, "cannot start the GATT client", 1);
         return;
@@ -491,6 +494,9 @@ void ble_dev_status(const struct ble_dev *d, struct ble_status *st)
     st->offset_set = ble_clock_offset(&d->clock, &st->clock_offset_ms) == 0;
     st->drift_set = ble_clock_drift(&d->clock, &st->clock_drift_ppm) == 0;
     st->clock_samples = d->clock.n;
+    st->clock_sets = d->clock_sets;
+    st->clock_refusals = d->clock_refusals;
+    st->clock_last_set_ms = d->clock_last_set_ms;
     const char **dis[4] = {&st->manufacturer, &st->model, &st->serial, &st->firmware};
     for (int i = 0; i < 4; i++)
         *dis[i] = d->dis[i][0] ? d->dis[i] : NULL;

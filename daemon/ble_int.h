@@ -91,6 +91,8 @@ struct ble_dev {
     int64_t relay_from;           /* a relay phone's resume point at start: seq, or below the
                                    * first of its last records missing from the store */
     int64_t nudge_resend_ms;      /* `nudge_resend`: a relay nudge without nudge_ack again */
+    int set_clock;                /* `set_clock` */
+    int64_t clock_tolerance_ms;   /* `clock_tolerance` */
     struct ble_relay *relay;      /* the relay service, once seen (ble_relay.c) */
     struct ble_rec *rec;          /* `record`: the capture of the link's traffic, or NULL */
     int rec_stop_told;            /* status/<source> has told that recording stopped */
@@ -104,6 +106,10 @@ struct ble_dev {
     unsigned profiles;
     uint16_t h_cts, h_lti;
     int64_t cts_sent_ns;          /* a Current Time read is out since then (0: none) */
+    int cts_writable;             /* Current Time has the Write property */
+    int clock_set_out;            /* a Current Time write is out (ble_prof.c) */
+    int clock_refused;            /* the device refused one on this link: not tried again */
+    int64_t clock_set_ns;         /* mono time of this link's last write (0: none yet) */
     int lti_known;
     struct dec_lti lti;           /* the device's Local Time Information */
     struct ble_dis_ctx dis_ctx[4];
@@ -116,6 +122,8 @@ struct ble_dev {
     /* status */
     uint64_t attempts, connects, failures, events, no_contact, malformed, lost;
     uint64_t security_raises;     /* raises of a link's security level the transport took */
+    uint64_t clock_sets, clock_refusals; /* Current Time writes acknowledged, refused */
+    int64_t clock_last_set_ms;    /* UTC of the last acknowledged one (0: none) */
     int64_t last_note_ms;
     int64_t malformed_log_ms;
     int battery_set;

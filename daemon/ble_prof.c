@@ -138,28 +138,95 @@ static void on_motion(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, 
         malformed(d, "raw motion", "sample beyond 1000 g");
 }
 
-/* A Current Time value read (or notified) now; the request went out at cts_sent_ns (0 for a
- * notification). The device time is taken to be that of the middle of the round trip. */
-static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len)
+/* ---- the device clock ---------------------------------------------------------------- */
+
+/* The device's wall clock at UTC t: in its own zone (Local Time Information, when it gives
+ * both zone and DST), else in the participant's, as cts_value reads it back. */
+static int64_t device_wall_ms(struct ble_dev *d, int64_t t)
+{
+    if (d->lti_known && d->lti.has_tz && d->lti.has_dst)
+        return t + (int64_t)(d->lti.tz_quarters + d->lti.dst_quarters) * 15 * 60000;
+    return t + ble_participant_zone_ms(d->mgr, d, t);
+}
+
+static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
+{
+    struct ble_dev *d = ud;
+    d->clock_set_out = 0;
+    if (d->dead)
+        return;
+    if (err == 0) {
+        d->clock_sets++;
+        d->clock_last_set_ms = utc(d);
+        /* the old readings are of a clock that no longer runs: start again, from a reading
+         * of the clock as set */
+        ble_clock_reset(&d->clock);
+        ble_prof_read_clock(d);
+        return;
+    }
+    d->clock_refused = 1;
+    d->clock_refusals++;
+    log_warn("ble %s: the device did not let its clock be set: %s%s%s; not tried again on "
+             "this link", d->name, strerror(-err), ecode ? ", " : "",
+             ecode ? att_ecode_str(ecode) : "");
+}
+
+/* After a Current Time reading off by offset_ms (known = 0: the device does not know the
+ * date), taken with a round trip of 2 * half_rtt_ms: writes the hub's time to the device
+ * when `set_clock` allows, the characteristic is writable, the device is not a relay phone,
+ * this link has no write out and no refusal, and ble_clock_set_due says so (more than
+ * `clock_tolerance` off, no write on this link in the last hour). */
+static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int64_t half_rtt_ms)
+{
+    if (!d->set_clock || !d->cts_writable || !d->gatt || d->dead || d->clock_set_out ||
+        d->clock_refused || (d->profiles & BLE_PROF_RELAY) || /* a phone keeps its own time */
+        !ble_clock_set_due(known, offset_ms, d->clock_tolerance_ms, d->clock_set_ns, mono(d)))
+        return;
+    uint8_t v[DEC_CTS_LEN];
+    /* the device takes the value about half a round trip after it leaves */
+    if (dec_cts_encode(device_wall_ms(d, utc(d) + half_rtt_ms), DEC_CTS_ADJUST_EXTERNAL, v) < 0)
+        return;
+    int id = gatt_write(d->gatt, d->h_cts, v, sizeof v, on_clock_written, d, NULL);
+    if (id <= 0) {
+        log_warn("ble %s: cannot write the device clock: %s", d->name, strerror(-id));
+        return;
+    }
+    d->clock_set_out = 1;
+    d->clock_set_ns = mono(d);
+    int64_t a = offset_ms < 0 ? -offset_ms : offset_ms;
+    if (known)
+        log_notice("ble %s: the device clock is %c%" PRId64 ".%03d s off the hub's; setting it",
+                   d->name, offset_ms < 0 ? '-' : '+', a / 1000, (int)(a % 1000));
+    else
+        log_notice("ble %s: the device clock does not know the date; setting it", d->name);
+}
+
+/* A Current Time value read now with a round trip of 2 * half_rtt_ms (0: notified). The
+ * device time is taken to be that of the middle of the round trip. */
+static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len, int64_t half_rtt_ms)
 {
     struct dec_cts c;
     char why[DEC_WHY_MAX];
     if (decode_current_time(v, len, &c, why) < 0) {
-        malformed(d, "current time", why);
+        /* a value of the right size whose date is 0 (year, month or day) is a clock never
+         * set, which Current Time may say; anything else it refuses is malformed */
+        if (len == DEC_CTS_LEN && ((v[0] | v[1]) == 0 || v[2] == 0 || v[3] == 0))
+            maybe_set_clock(d, 0, 0, half_rtt_ms);
+        else
+            malformed(d, "clock", why);
         return;
     }
-    int64_t half_rtt_ms = d->cts_sent_ns ? (mono(d) - d->cts_sent_ns) / 2 / NS_PER_MS : 0;
     int64_t hub = utc(d) - half_rtt_ms, dev;
-    d->cts_sent_ns = 0;
     if (!d->lti_known || dec_cts_utc(&c, &d->lti, &dev) < 0)
         dev = c.local_ms - ble_participant_zone_ms(d->mgr, d, hub);
     ble_clock_add(&d->clock, hub, dev);
+    maybe_set_clock(d, 1, dev - hub, half_rtt_ms);
 }
 
 static void on_cts(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
                    void *ud)
 {
-    cts_value(ud, v, len);
+    cts_value(ud, v, len, 0);
 }
 
 /* ---- setup: reads and subscriptions after discovery ----------------------------------- */
@@ -211,9 +278,10 @@ static void on_cts_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v
                         void *ud)
 {
     struct ble_dev *d = ud;
-    if (err == 0)
-        cts_value(d, v, len);
+    int64_t half_rtt_ms = d->cts_sent_ns ? (mono(d) - d->cts_sent_ns) / 2 / NS_PER_MS : 0;
     d->cts_sent_ns = 0;
+    if (err == 0)
+        cts_value(d, v, len, half_rtt_ms);
 }
 
 static void on_cts_setup_read(struct gatt *g, int err, uint8_t ecode, const uint8_t *v,
@@ -351,9 +419,11 @@ void ble_prof_ready(struct gatt *g, int err, void *ud)
     d->cached = gatt_from_cache(g);
     d->h_cts = d->h_lti = 0;
     d->lti_known = 0;
+    d->cts_writable = 0;
     if ((c = find16(db, 0x1805, DEC_UUID_CURRENT_TIME)) && (c->props & GATT_PROP_READ)) {
         d->profiles |= BLE_PROF_CTS;
         d->h_cts = c->value;
+        d->cts_writable = (c->props & GATT_PROP_WRITE) != 0;
         if ((c = find16(db, 0x1805, DEC_UUID_LOCAL_TIME_INFO)) && (c->props & GATT_PROP_READ))
             d->h_lti = c->value;
     }

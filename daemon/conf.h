@@ -205,6 +205,9 @@ struct conf_source {
                                        * again after this */
     int64_t scan_silence_ms;          /* ble: a scanner that hears no advertisement at all
                                        * for this long while a source waits is restarted */
+    int set_clock;                    /* ble: write the device clock (Current Time) when a
+                                       * reading is more than clock_tolerance_ms off */
+    int64_t clock_tolerance_ms;
 };
 
 struct conf_nudge {

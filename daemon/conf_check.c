@@ -66,6 +66,8 @@ static const struct driver_opt driver_opts[] = {
     {"irk", D(BLE)},
     {"nudge_resend", D(BLE)},
     {"scan_silence", D(BLE)},
+    {"set_clock", D(BLE)},
+    {"clock_tolerance", D(BLE)},
 };
 
 /* The values only ble sources have: hci and irk (daemon/conf_ble.c), and whether an irk can

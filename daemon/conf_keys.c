@@ -186,6 +186,10 @@ const struct conf_key conf_keys[] = {
      FLD(conf_source, nudge_resend_ms), .min = SEC, .max = HOUR, .def = "60s"},
     {.sect = CS_SOURCE, .name = "scan_silence", .type = CT_DURATION,
      FLD(conf_source, scan_silence_ms), .min = 5 * SEC, .max = HOUR, .def = "60s"},
+    {.sect = CS_SOURCE, .name = "set_clock", .type = CT_BOOL, FLD(conf_source, set_clock),
+     .def = "yes"},
+    {.sect = CS_SOURCE, .name = "clock_tolerance", .type = CT_DURATION,
+     FLD(conf_source, clock_tolerance_ms), .min = 100, .max = HOUR, .def = "1s"},
 
     {.sect = CS_NUDGE, .name = "when", .type = CT_WHEN, FLD(conf_nudge, when),
      .flags = CK_REQUIRED},

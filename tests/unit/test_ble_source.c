@@ -209,6 +209,29 @@ static void test_clock_set_restarts_the_estimate(void **state)
     assert_int_equal(c.n, 2);
 }
 
+/* When a reading calls for writing the device clock: beyond the tolerance either way (not
+ * at it), or a date the device does not know, and at most once an hour on a link. */
+static void test_clock_set_due(void **state)
+{
+    (void)state;
+    const int64_t h = BLE_CLOCK_SET_MIN_MS * INT64_C(1000000), t0 = INT64_C(5000000000000);
+    assert_int_equal(BLE_CLOCK_SET_MIN_MS, 3600000);
+    /* no write yet on the link */
+    assert_int_equal(ble_clock_set_due(1, 0, 1000, 0, t0), 0);
+    assert_int_equal(ble_clock_set_due(1, 1000, 1000, 0, t0), 0);
+    assert_int_equal(ble_clock_set_due(1, -1000, 1000, 0, t0), 0);
+    assert_int_equal(ble_clock_set_due(1, 1001, 1000, 0, t0), 1);
+    assert_int_equal(ble_clock_set_due(1, -1001, 1000, 0, t0), 1);
+    assert_int_equal(ble_clock_set_due(1, -400 * INT64_C(86400000), 1000, 0, t0), 1);
+    assert_int_equal(ble_clock_set_due(0, 0, 1000, 0, t0), 1); /* date unknown */
+    assert_int_equal(ble_clock_set_due(1, 30000, 120000, 0, t0), 0);
+    /* a write on this link 1 ns short of an hour ago, and exactly an hour ago */
+    assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h + 1, t0), 0);
+    assert_int_equal(ble_clock_set_due(0, 0, 1000, t0 - h + 1, t0), 0);
+    assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h, t0), 1);
+    assert_int_equal(ble_clock_set_due(1, 500, 1000, t0 - h, t0), 0);
+}
+
 /* ---- status JSON ---- */
 
 static void test_state_names(void **state)
@@ -234,7 +257,8 @@ static void test_status_json_streaming(void **state)
         .mtu = 247, .cached = 1, .security_raises = 2,
         .profiles = BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_CTS,
         .offset_set = 1, .clock_offset_ms = -1520, .drift_set = 1, .clock_drift_ppm = 12.3456,
-        .clock_samples = 5, .manufacturer = "Pine64", .model = "PineTime",
+        .clock_samples = 5, .clock_sets = 1, .clock_last_set_ms = 1795700001000,
+        .clock_refusals = 0, .manufacturer = "Pine64", .model = "PineTime",
     };
     char *s = ble_status_json(&st);
     assert_non_null(s);
@@ -246,7 +270,8 @@ static void test_status_json_streaming(void **state)
         "\"last_notification\":1795700004999,\"battery\":87,\"mtu\":247,\"cached\":true,"
         "\"security_raises\":2,"
         "\"profiles\":[\"hr\",\"battery\",\"cts\"],\"clock_offset_ms\":-1520,"
-        "\"clock_drift_ppm\":12.35,\"clock_samples\":5,\"no_contact\":2,\"malformed\":1,"
+        "\"clock_drift_ppm\":12.35,\"clock_samples\":5,\"clock_sets\":1,"
+        "\"clock_last_set\":1795700001000,\"clock_refusals\":0,\"no_contact\":2,\"malformed\":1,"
         "\"lost\":0,\"device\":{\"manufacturer\":\"Pine64\",\"model\":\"PineTime\","
         "\"serial\":null,\"firmware\":null},\"relay\":null,\"record\":null,\"scan\":null}";
     assert_string_equal(s, want);
@@ -319,7 +344,7 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "error")), "device said \"no\"\n");
     assert_int_equal(json_integer_value(json_object_get(j, "next_attempt")), 2010);
     const char *nulls[] = {"last_notification", "battery", "mtu", "clock_offset_ms",
-                           "clock_drift_ppm"};
+                           "clock_drift_ppm", "clock_last_set"};
     for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
         assert_true(json_is_null(json_object_get(j, nulls[i])));
     assert_true(json_is_false(json_object_get(j, "cached")));
@@ -336,7 +361,8 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
         "source", "driver", "participant", "address", "transport", "state", "since", "time",
         "error", "next_attempt", "attempts", "connects", "reconnects", "failures", "events",
         "last_notification", "battery", "mtu", "cached", "security_raises", "profiles",
-        "clock_offset_ms", "clock_drift_ppm", "clock_samples", "no_contact", "malformed", "lost",
+        "clock_offset_ms", "clock_drift_ppm", "clock_samples", "clock_sets", "clock_last_set",
+        "clock_refusals", "no_contact", "malformed", "lost",
         "device",
         "relay", "record", "scan"};
     assert_int_equal(json_object_size(j), sizeof keys / sizeof keys[0]);
@@ -413,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_clock_offset_and_drift),
         cmocka_unit_test(test_clock_exact_drift_and_ring),
         cmocka_unit_test(test_clock_set_restarts_the_estimate),
+        cmocka_unit_test(test_clock_set_due),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_backoff_after_a_time_up),
         cmocka_unit_test(test_status_json_scan),

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Setting a device's clock through the Current Time Service (docs/ble.md, "The device clock").
+# One daemon, seven sources on six simulators (each connection of a simulator has its own
+# clock, which starts at --time when the connection opens):
+#   w1  a watch 400 days behind, default options: the daemon writes the hub's time once; the
+#       clock read back afterwards is within 250 ms of the hub's, in the device's own zone
+#       (Local Time Information: UTC), and the estimate started again from it;
+#   w2  the same watch with `set_clock = no`: left 400 days behind;
+#   w3  a watch whose Current Time says writable but refuses the write, and notifies it every
+#       second (each a reading an hour off): refused once, logged, not tried again on the
+#       link, and the device streams all the same;
+#   w4  a watch whose Current Time is not writable: never written;
+#   w5  a watch that never had its clock set (date 0) and has no Local Time Information, worn
+#       by p01 (America/New_York): set to New York wall time, which reads back as offset ~0;
+#   w6  a watch 30 s ahead with `clock_tolerance = 2min`: within it, left alone;
+#   w7  a watch about a second behind (--time is whole seconds) with `clock_tolerance =
+#       100ms`: set, and the estimate holds only the reading after the set (a jump of less
+#       than 2 s would not have restarted it on its own).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ble_lib.sh"
+
+src() { # NAME PARTICIPANT SOCKET N [EXTRA...]
+  local name=$1 p=$2 sock=$3 n=$4
+  shift 4
+  printf '%s\n' "[source $name]" "driver = ble" "participant = $p" \
+    "address = C4:7C:8D:6A:2F:0$n" "transport = sim:$S/$sock" "$@"
+}
+now=$(date +%s)
+ble_conf "$T/engaged.conf" "$(src w1 p02 a.s 1)" "$(src w2 p02 a.s 2 'set_clock = no')" \
+  "$(src w3 p02 c.s 3)" "$(src w4 p02 d.s 4)" "$(src w5 p01 e.s 5)" \
+  "$(src w6 p02 f.s 6 'clock_tolerance = 2min')" \
+  "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')"
+"$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
+
+# options of another driver, and a tolerance out of range, are refused
+write_conf "$T/bad.conf" "[source f]" "driver = file" "path = /dev/null" "set_clock = no" \
+  "[source b]" "driver = ble" "participant = p01" "address = C4:7C:8D:6A:2F:09" \
+  "transport = sim:$S/a.s" "clock_tolerance = 10ms"
+rc=0; "$ENGAGED" check-config -c "$T/bad.conf" > "$T/bad.out" 2>&1 || rc=$?
+[ "$rc" -eq 78 ] || { cat "$T/bad.out"; fail "bad options: exit $rc"; }
+grep -q "\[source f\] set_clock" "$T/bad.out" || { cat "$T/bad.out"; fail "set_clock on file"; }
+grep -q "\[source b\] clock_tolerance" "$T/bad.out" || { cat "$T/bad.out"; fail "10ms"; }
+
+sims=()
+sim() { # SOCKET LOG OPTIONS...
+  sim_start "$@"
+  sims+=("$SIM_PID")
+}
+sim "$S/a.s" "$T/sima.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 400 * 86400))
+sim "$S/c.s" "$T/simc.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 3600)) \
+  --cts-write refuse --cts-period 1
+sim "$S/d.s" "$T/simd.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 3600)) \
+  --cts-write none
+sim "$S/e.s" "$T/sime.err" --profiles gatt,hr,cts --hr-rate 5 --cts-unset --cts-no-lti
+sim "$S/f.s" "$T/simf.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now + 30))
+sim "$S/g.s" "$T/simg.err" --profiles gatt,hr,cts --hr-rate 5 --time "$now"
+
+: > "$T/status.out"
+$PY "$TOOL" sub "ipc://$T/feed" status/w "$T/status.out" --min 1000000 --seconds 120 \
+  > /dev/null &
+start_daemon "$T/engaged.conf" "$T/daemon.log"
+
+for w in w1 w2 w3 w4 w5 w6 w7; do
+  wait_status "$T/status.out" $w "last['state'] == 'streaming' and last['clock_samples'] >= 1"
+done
+wait_status "$T/status.out" w1 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
+wait_status "$T/status.out" w5 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
+wait_status "$T/status.out" w7 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
+wait_status "$T/status.out" w3 "last['clock_refusals'] == 1"
+sleep 3 # three more status rounds: nothing is written again
+$PY - "$T/status.out" "$now" <<'EOP' || fail "status"
+import json, sys
+now_ms = int(sys.argv[2]) * 1000
+last = {}
+for l in open(sys.argv[1]):
+    topic, m = json.loads(l)
+    last[topic.split("/")[1]] = m
+day = 86400000
+w1, w2, w3, w4, w5, w6, w7 = (last["w%d" % i] for i in range(1, 8))
+for w in (w1, w2, w3, w4, w5, w6, w7):
+    assert w["state"] == "streaming" and w["connects"] == 1 and w["failures"] == 0, w
+    assert "cts" in w["profiles"] and w["events"] > 0, w
+# set once, read back within 250 ms of the hub's clock; the estimate restarted at the set
+assert w1["clock_sets"] == 1 and w1["clock_refusals"] == 0, w1
+assert abs(w1["clock_offset_ms"]) < 250 and w1["clock_samples"] == 1, w1
+assert now_ms - 5000 <= w1["clock_last_set"] <= w1["time"], (w1["clock_last_set"], now_ms)
+# left alone: still about 400 days behind, every reading on one line
+assert w2["clock_sets"] == 0 and w2["clock_last_set"] is None, w2
+assert abs(w2["clock_offset_ms"] + 400 * day) < 60000, w2
+# refused once, not tried again; the watch still streams with its clock an hour behind
+assert w3["clock_refusals"] == 1 and w3["clock_sets"] == 0, w3
+assert abs(w3["clock_offset_ms"] + 3600000) < 60000, w3
+# not writable: never tried
+assert w4["clock_sets"] == 0 and w4["clock_refusals"] == 0, w4
+assert abs(w4["clock_offset_ms"] + 3600000) < 60000, w4
+# never set, no Local Time Information: set in the participant's zone, reads back ~0
+assert w5["clock_sets"] == 1 and abs(w5["clock_offset_ms"]) < 250, w5
+# within its tolerance: left 30 s ahead (less the few seconds before it connected)
+assert w6["clock_sets"] == 0 and 20000 < w6["clock_offset_ms"] < 31000, w6
+# set from about a second off; only the reading after the set is in the estimate (the next
+# Current Time read is 60 s away and this one notifies none)
+assert w7["clock_sets"] == 1 and abs(w7["clock_offset_ms"]) < 250, w7
+assert w7["clock_samples"] == 1, w7
+print("w1 offset after the set %d ms; w5 %d ms; w6 left at %d ms" %
+      (w1["clock_offset_ms"], w5["clock_offset_ms"], w6["clock_offset_ms"]))
+EOP
+
+grep -q "ble w1: the device clock is -3456[0-9]*\.[0-9]\{3\} s off the hub's; setting it" \
+  "$T/daemon.log" || fail "no log line for w1's set"
+grep -q "ble w5: the device clock does not know the date; setting it" "$T/daemon.log" ||
+  fail "no log line for w5's set"
+grep -q "ble w3: the device did not let its clock be set: .*[Ww]rite [Nn]ot [Pp]ermitted.*not tried \
+again on this link" "$T/daemon.log" || fail "no log line for w3's refusal"
+[ "$(grep -c "setting it" "$T/daemon.log")" = 4 ] ||
+  fail "clocks written other than w1, w3, w5 and w7"
+grep -q "ble w2.*setting it\|ble w4.*setting it\|ble w6.*setting it" "$T/daemon.log" &&
+  fail "a clock written that should not have been"
+# w7's clock before the set: within 2 s, it tested the restart (else a jump restarted it)
+grep "ble w7: the device clock is" "$T/daemon.log"
+
+stop_daemon || fail "daemon exit"
+for p in "${sims[@]}"; do kill -TERM "$p"; wait "$p" || fail "blesim exit"; done
+no_sanitizer_report "$T/daemon.log" "$T"/sim?.err
+echo "device clocks: set where they were off and writable, left alone otherwise"
