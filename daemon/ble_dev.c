@@ -321,8 +321,7 @@ static void linked(struct ble_dev *d)
     int e = att_register_close(d->att, on_close, d, NULL);
     d->connects++;
     d->rediscoveries = 0; /* changed: cleared with the last link (drop_link) */
-    d->clock_refused = 0; /* a new link may set the clock again at once */
-    d->clock_set_ns = 0;
+    d->clock_set_ns = 0; /* a new link may set the device clock at once */
     if (e < 0) {
         fail(d, e, "cannot start the GATT client", 1);
         return;

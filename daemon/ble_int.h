@@ -108,7 +108,6 @@ struct ble_dev {
     int64_t cts_sent_ns;          /* a Current Time read is out since then (0: none) */
     int cts_writable;             /* Current Time has the Write property */
     int clock_set_out;            /* a Current Time write is out (ble_prof.c) */
-    int clock_refused;            /* the device refused one on this link: not tried again */
     int64_t clock_set_ns;         /* mono time of this link's last write (0: none yet) */
     int lti_known;
     struct dec_lti lti;           /* the device's Local Time Information */

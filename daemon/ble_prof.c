@@ -164,22 +164,21 @@ static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
         ble_prof_read_clock(d);
         return;
     }
-    d->clock_refused = 1;
     d->clock_refusals++;
-    log_warn("ble %s: the device did not let its clock be set: %s%s%s; not tried again on "
-             "this link", d->name, strerror(-err), ecode ? ", " : "",
+    log_warn("ble %s: the device did not let its clock be set: %s%s%s; not tried again for "
+             "an hour on this link", d->name, strerror(-err), ecode ? ", " : "",
              ecode ? att_ecode_str(ecode) : "");
 }
 
 /* After a Current Time reading off by offset_ms (known = 0: the device does not know the
  * date), taken with a round trip of 2 * half_rtt_ms: writes the hub's time to the device
  * when `set_clock` allows, the characteristic is writable, the device is not a relay phone,
- * this link has no write out and no refusal, and ble_clock_set_due says so (more than
- * `clock_tolerance` off, no write on this link in the last hour). */
+ * this link has no write out, and ble_clock_set_due says so (more than `clock_tolerance`
+ * off, no write on this link in the last hour, whatever its answer was). */
 static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int64_t half_rtt_ms)
 {
     if (!d->set_clock || !d->cts_writable || !d->gatt || d->dead || d->clock_set_out ||
-        d->clock_refused || (d->profiles & BLE_PROF_RELAY) || /* a phone keeps its own time */
+        (d->profiles & BLE_PROF_RELAY) || /* a phone keeps its own time */
         !ble_clock_set_due(known, offset_ms, d->clock_tolerance_ms, d->clock_set_ns, mono(d)))
         return;
     uint8_t v[DEC_CTS_LEN];

@@ -7,8 +7,8 @@
 #       (Local Time Information: UTC), and the estimate started again from it;
 #   w2  the same watch with `set_clock = no`: left 400 days behind;
 #   w3  a watch whose Current Time says writable but refuses the write, and notifies it every
-#       second (each a reading an hour off): refused once, logged, not tried again on the
-#       link, and the device streams all the same;
+#       second (each a reading an hour off): refused once, logged, not tried again within the
+#       hour, and the device streams all the same;
 #   w4  a watch whose Current Time is not writable: never written;
 #   w5  a watch that never had its clock set (date 0) and has no Local Time Information, worn
 #       by p01 (America/New_York): set to New York wall time, which reads back as offset ~0;
@@ -87,7 +87,7 @@ assert now_ms - 5000 <= w1["clock_last_set"] <= w1["time"], (w1["clock_last_set"
 # left alone: still about 400 days behind, every reading on one line
 assert w2["clock_sets"] == 0 and w2["clock_last_set"] is None, w2
 assert abs(w2["clock_offset_ms"] + 400 * day) < 60000, w2
-# refused once, not tried again; the watch still streams with its clock an hour behind
+# refused once, not tried again within the hour; the watch still streams with its clock an hour behind
 assert w3["clock_refusals"] == 1 and w3["clock_sets"] == 0, w3
 assert abs(w3["clock_offset_ms"] + 3600000) < 60000, w3
 # not writable: never tried
@@ -110,7 +110,7 @@ grep -q "ble w1: the device clock is -3456[0-9]*\.[0-9]\{3\} s off the hub's; se
 grep -q "ble w5: the device clock does not know the date; setting it" "$T/daemon.log" ||
   fail "no log line for w5's set"
 grep -q "ble w3: the device did not let its clock be set: .*[Ww]rite [Nn]ot [Pp]ermitted.*not tried \
-again on this link" "$T/daemon.log" || fail "no log line for w3's refusal"
+again for an hour on this link" "$T/daemon.log" || fail "no log line for w3's refusal"
 [ "$(grep -c "setting it" "$T/daemon.log")" = 4 ] ||
   fail "clocks written other than w1, w3, w5 and w7"
 grep -q "ble w2.*setting it\|ble w4.*setting it\|ble w6.*setting it" "$T/daemon.log" &&
