@@ -430,6 +430,15 @@ static int insert_run(struct store_sync *s, const struct store_event *ev, size_t
     return step(s, st); /* a plain INSERT: no row is skipped without an error */
 }
 
+/* What a stored row of store_sync_events means, whichever statement stored it. */
+static int inserted(struct store_sync *s, const struct store_event *e, uint8_t *status)
+{
+    *status = STORE_INSERTED;
+    s->pending++;
+    s->events_since_mark |= !e->refused;
+    return pos_note(s, e);
+}
+
 int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t n,
                       uint8_t *status)
 {
@@ -446,13 +455,9 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
         if (k >= 2) {
             int rc = insert_run(s, e, k, now);
             if (rc == SQLITE_DONE) {
-                for (size_t j = i; j < i + k; j++) {
-                    status[j] = STORE_INSERTED;
-                    s->pending++;
-                    if ((r = pos_note(s, &ev[j])) < 0)
+                for (size_t j = i; j < i + k; j++)
+                    if ((r = inserted(s, &ev[j], &status[j])) < 0)
                         return abort_tx(s, r);
-                }
-                s->events_since_mark = 1;
                 i += k - 1;
                 continue;
             }
@@ -476,10 +481,7 @@ int store_sync_events(struct store_sync *s, const struct store_event *ev, size_t
             status[i] = STORE_DUPLICATE;
             continue;
         }
-        status[i] = STORE_INSERTED;
-        s->pending++;
-        s->events_since_mark |= !e->refused;
-        if ((r = pos_note(s, e)) < 0)
+        if ((r = inserted(s, e, &status[i])) < 0)
             return abort_tx(s, r);
     }
     return 0;
