@@ -140,13 +140,15 @@ static void on_motion(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, 
 
 /* ---- the device clock ---------------------------------------------------------------- */
 
-/* The device's wall clock at UTC t: in its own zone (Local Time Information, when it gives
- * both zone and DST), else in the participant's, as cts_value reads it back. */
-static int64_t device_wall_ms(struct ble_dev *d, int64_t t)
+/* The device's wall clock minus UTC at UTC t: its own zone (Local Time Information, when it
+ * gives both zone and DST), else the participant's. Readings and writes of the clock both
+ * go through it, so a clock that was set reads back as offset 0. */
+static int64_t device_zone_ms(struct ble_dev *d, int64_t t)
 {
-    if (d->lti_known && d->lti.has_tz && d->lti.has_dst)
-        return t + (int64_t)(d->lti.tz_quarters + d->lti.dst_quarters) * 15 * 60000;
-    return t + ble_participant_zone_ms(d->mgr, d, t);
+    int64_t z;
+    if (d->lti_known && dec_lti_offset_ms(&d->lti, &z) == 0)
+        return z;
+    return ble_participant_zone_ms(d->mgr, d, t);
 }
 
 static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
@@ -183,7 +185,8 @@ static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int
         return;
     uint8_t v[DEC_CTS_LEN];
     /* the device takes the value about half a round trip after it leaves */
-    if (dec_cts_encode(device_wall_ms(d, utc(d) + half_rtt_ms), DEC_CTS_ADJUST_EXTERNAL, v) < 0)
+    int64_t t = utc(d) + half_rtt_ms;
+    if (dec_cts_encode(t + device_zone_ms(d, t), DEC_CTS_ADJUST_EXTERNAL, v) < 0)
         return;
     int id = gatt_write(d->gatt, d->h_cts, v, sizeof v, on_clock_written, d, NULL);
     if (id <= 0) {
@@ -215,9 +218,7 @@ static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len, int64_t h
             malformed(d, "clock", why);
         return;
     }
-    int64_t hub = utc(d) - half_rtt_ms, dev;
-    if (!d->lti_known || dec_cts_utc(&c, &d->lti, &dev) < 0)
-        dev = c.local_ms - ble_participant_zone_ms(d->mgr, d, hub);
+    int64_t hub = utc(d) - half_rtt_ms, dev = c.local_ms - device_zone_ms(d, hub);
     ble_clock_add(&d->clock, hub, dev);
     maybe_set_clock(d, 1, dev - hub, half_rtt_ms);
 }

@@ -140,8 +140,11 @@ struct dec_lti {
 /* Two bytes: tz s8 (-128 = unknown) and dst u8 (255 = unknown). */
 int decode_local_time_info(const uint8_t *buf, size_t len, struct dec_lti *out, char *why);
 
+/* The device's wall clock minus UTC by its Local Time Information: (tz + dst) * 15 min, in
+ * ms. -ENODATA when the zone or DST offset is unknown. */
+int dec_lti_offset_ms(const struct dec_lti *l, int64_t *ret_ms);
 /* UTC ms of a Current Time value given the device's Local Time Information:
- * local - (tz + dst) * 15 min. -ENODATA when the zone or DST offset is unknown. */
+ * local - dec_lti_offset_ms. -ENODATA when the zone or DST offset is unknown. */
 int dec_cts_utc(const struct dec_cts *c, const struct dec_lti *l, int64_t *ret_utc_ms);
 
 /* ---- Device Information strings 0x2A29 0x2A24 0x2A25 0x2A27 0x2A26 0x2A28 ---- */

@@ -110,10 +110,20 @@ int decode_local_time_info(const uint8_t *buf, size_t len, struct dec_lti *out, 
     return 0;
 }
 
-int dec_cts_utc(const struct dec_cts *c, const struct dec_lti *l, int64_t *ret_utc_ms)
+int dec_lti_offset_ms(const struct dec_lti *l, int64_t *ret_ms)
 {
     if (!l->has_tz || !l->has_dst)
         return -ENODATA;
-    *ret_utc_ms = c->local_ms - (int64_t)(l->tz_quarters + l->dst_quarters) * 15 * 60000;
+    *ret_ms = (int64_t)(l->tz_quarters + l->dst_quarters) * 15 * 60000;
+    return 0;
+}
+
+int dec_cts_utc(const struct dec_cts *c, const struct dec_lti *l, int64_t *ret_utc_ms)
+{
+    int64_t off;
+    int r = dec_lti_offset_ms(l, &off);
+    if (r < 0)
+        return r;
+    *ret_utc_ms = c->local_ms - off;
     return 0;
 }

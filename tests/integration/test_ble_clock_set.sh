@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Setting a device's clock through the Current Time Service (docs/ble.md, "The device clock").
-# One daemon, seven sources on six simulators (each connection of a simulator has its own
+# One daemon, eight sources on seven simulators (each connection of a simulator has its own
 # clock, which starts at --time when the connection opens):
 #   w1  a watch 400 days behind, default options: the daemon writes the hub's time once; the
 #       clock read back afterwards is within 250 ms of the hub's, in the device's own zone
@@ -15,7 +15,10 @@
 #   w6  a watch 30 s ahead with `clock_tolerance = 2min`: within it, left alone;
 #   w7  a watch about a second behind (--time is whole seconds) with `clock_tolerance =
 #       100ms`: set, and the estimate holds only the reading after the set (a jump of less
-#       than 2 s would not have restarted it on its own).
+#       than 2 s would not have restarted it on its own);
+#   w8  a watch without Local Time Information showing New York wall time, worn by p01, with
+#       `set_clock = no`: read as about the hub's time (so w5's round trip through the same
+#       zone conversion pins both directions, not only their agreement).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
@@ -29,7 +32,7 @@ now=$(date +%s)
 ble_conf "$T/engaged.conf" "$(src w1 p02 a.s 1)" "$(src w2 p02 a.s 2 'set_clock = no')" \
   "$(src w3 p02 c.s 3)" "$(src w4 p02 d.s 4)" "$(src w5 p01 e.s 5)" \
   "$(src w6 p02 f.s 6 'clock_tolerance = 2min')" \
-  "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')"
+  "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')" "$(src w8 p01 h.s 8 'set_clock = no')"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 # options of another driver, and a tolerance out of range, are refused
@@ -54,13 +57,17 @@ sim "$S/d.s" "$T/simd.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 36
 sim "$S/e.s" "$T/sime.err" --profiles gatt,hr,cts --hr-rate 5 --cts-unset --cts-no-lti
 sim "$S/f.s" "$T/simf.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now + 30))
 sim "$S/g.s" "$T/simg.err" --profiles gatt,hr,cts --hr-rate 5 --time "$now"
+ny=$($PY -c 'import datetime, zoneinfo
+z = zoneinfo.ZoneInfo("America/New_York")
+print(int(datetime.datetime.now(z).utcoffset().total_seconds()))')
+sim "$S/h.s" "$T/simh.err" --profiles gatt,hr,cts --hr-rate 5 --cts-no-lti --time $((now + ny))
 
 : > "$T/status.out"
 $PY "$TOOL" sub "ipc://$T/feed" status/w "$T/status.out" --min 1000000 --seconds 120 \
   > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
-for w in w1 w2 w3 w4 w5 w6 w7; do
+for w in w1 w2 w3 w4 w5 w6 w7 w8; do
   wait_status "$T/status.out" $w "last['state'] == 'streaming' and last['clock_samples'] >= 1"
 done
 wait_status "$T/status.out" w1 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
@@ -76,8 +83,8 @@ for l in open(sys.argv[1]):
     topic, m = json.loads(l)
     last[topic.split("/")[1]] = m
 day = 86400000
-w1, w2, w3, w4, w5, w6, w7 = (last["w%d" % i] for i in range(1, 8))
-for w in (w1, w2, w3, w4, w5, w6, w7):
+w1, w2, w3, w4, w5, w6, w7, w8 = (last["w%d" % i] for i in range(1, 9))
+for w in (w1, w2, w3, w4, w5, w6, w7, w8):
     assert w["state"] == "streaming" and w["connects"] == 1 and w["failures"] == 0, w
     assert "cts" in w["profiles"] and w["events"] > 0, w
 # set once, read back within 250 ms of the hub's clock; the estimate restarted at the set
@@ -87,7 +94,7 @@ assert now_ms - 5000 <= w1["clock_last_set"] <= w1["time"], (w1["clock_last_set"
 # left alone: still about 400 days behind, every reading on one line
 assert w2["clock_sets"] == 0 and w2["clock_last_set"] is None, w2
 assert abs(w2["clock_offset_ms"] + 400 * day) < 60000, w2
-# refused once, not tried again within the hour; the watch still streams with its clock an hour behind
+# refused once, not tried again within the hour; the watch streams on, its clock an hour behind
 assert w3["clock_refusals"] == 1 and w3["clock_sets"] == 0, w3
 assert abs(w3["clock_offset_ms"] + 3600000) < 60000, w3
 # not writable: never tried
@@ -101,6 +108,8 @@ assert w6["clock_sets"] == 0 and 20000 < w6["clock_offset_ms"] < 31000, w6
 # Current Time read is 60 s away and this one notifies none)
 assert w7["clock_sets"] == 1 and abs(w7["clock_offset_ms"]) < 250, w7
 assert w7["clock_samples"] == 1, w7
+# New York wall time read in New York's zone: the hub's time less the seconds to connect
+assert w8["clock_sets"] == 0 and -5000 < w8["clock_offset_ms"] <= 1000, w8
 print("w1 offset after the set %d ms; w5 %d ms; w6 left at %d ms" %
       (w1["clock_offset_ms"], w5["clock_offset_ms"], w6["clock_offset_ms"]))
 EOP

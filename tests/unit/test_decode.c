@@ -324,11 +324,16 @@ static void test_current_time_decodes_to_device_local_time(void **state)
     assert_int_equal(l.dst_quarters, 4);
     assert_int_equal(dec_cts_utc(&c, &l, &utc), 0);
     assert_true(utc == 1709210096500 + 4 * 3600000);
+    int64_t off;
+    assert_int_equal(dec_lti_offset_ms(&l, &off), 0);
+    assert_true(off == -4 * 3600000);
     static const uint8_t lti_unknown_tz[] = {0x80, 0x00}, lti_unknown_dst[] = {0x04, 0xFF};
     assert_int_equal(decode_local_time_info(lti_unknown_tz, 2, &l, why), 0);
     assert_int_equal(dec_cts_utc(&c, &l, &utc), -ENODATA);
+    assert_int_equal(dec_lti_offset_ms(&l, &off), -ENODATA);
     assert_int_equal(decode_local_time_info(lti_unknown_dst, 2, &l, why), 0);
     assert_int_equal(dec_cts_utc(&c, &l, &utc), -ENODATA);
+    assert_int_equal(dec_lti_offset_ms(&l, &off), -ENODATA);
     static const uint8_t bad_tz[] = {57, 0}, bad_dst[] = {0, 3};
     assert_int_equal(decode_local_time_info(bad_tz, 2, &l, why), -EINVAL);
     assert_int_equal(decode_local_time_info(bad_dst, 2, &l, why), -EINVAL);
