@@ -271,7 +271,6 @@ static void start_gatt(struct ble_dev *d, const struct gatt *old, uint16_t start
     d->profiles = 0;
     d->cached = 0;
     d->cts_sent_ns = 0;
-    d->clock_set_out = 0; /* the old client's requests are gone with it */
     d->next_cts_ns = INT64_MAX;
     if (!(d->gatt = old ? gatt_new_changed(d->att, &o, old, start, end) : gatt_new(d->att, &o))) {
         ble_dev_mark_dead(d, -errno, "cannot start the GATT client", 1);

@@ -107,8 +107,8 @@ struct ble_dev {
     uint16_t h_cts, h_lti;
     int64_t cts_sent_ns;          /* a Current Time read is out since then (0: none) */
     int cts_writable;             /* Current Time has the Write property */
-    int clock_set_out;            /* a Current Time write is out (ble_prof.c) */
-    int64_t clock_set_ns;         /* mono time of this link's last write (0: none yet) */
+    int64_t clock_set_ns;         /* mono time of this link's last write (0: none yet); no
+                                   * other write for an hour, so none while one is out */
     int lti_known;
     struct dec_lti lti;           /* the device's Local Time Information */
     struct ble_dis_ctx dis_ctx[4];

@@ -154,7 +154,6 @@ static int64_t device_zone_ms(struct ble_dev *d, int64_t t)
 static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
 {
     struct ble_dev *d = ud;
-    d->clock_set_out = 0;
     if (d->dead)
         return;
     if (err == 0) {
@@ -175,11 +174,12 @@ static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
 /* After a Current Time reading off by offset_ms (known = 0: the device does not know the
  * date), taken with a round trip of 2 * half_rtt_ms: writes the hub's time to the device
  * when `set_clock` allows, the characteristic is writable, the device is not a relay phone,
- * this link has no write out, and ble_clock_set_due says so (more than `clock_tolerance`
- * off, no write on this link in the last hour, whatever its answer was). */
+ * and ble_clock_set_due says so (more than `clock_tolerance` off, no write on this link in
+ * the last hour, whether answered, refused or still out: a request unanswered for 30 s
+ * closes the link). */
 static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int64_t half_rtt_ms)
 {
-    if (!d->set_clock || !d->cts_writable || !d->gatt || d->dead || d->clock_set_out ||
+    if (!d->set_clock || !d->cts_writable || !d->gatt || d->dead ||
         (d->profiles & BLE_PROF_RELAY) || /* a phone keeps its own time */
         !ble_clock_set_due(known, offset_ms, d->clock_tolerance_ms, d->clock_set_ns, mono(d)))
         return;
@@ -193,7 +193,6 @@ static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int
         log_warn("ble %s: cannot write the device clock: %s", d->name, strerror(-id));
         return;
     }
-    d->clock_set_out = 1;
     d->clock_set_ns = mono(d);
     int64_t a = offset_ms < 0 ? -offset_ms : offset_ms;
     if (known)
