@@ -138,9 +138,11 @@ int ble_clock_offset(const struct ble_clock *c, int64_t *ret_ms);
 int ble_clock_drift(const struct ble_clock *c, double *ret_ppm);
 
 #define BLE_CLOCK_SET_MIN_MS 3600000 /* a link writes the device clock at most this often */
-/* Whether a Current Time reading calls for writing the device clock: it is more than
- * tolerance_ms off the hub's (offset_ms = device minus hub), or the device does not know the
- * date (known = 0); and the link's last write (at last_ns, 0: none yet) was at least
+/* Whether a Current Time reading is off: more than tolerance_ms from the hub's clock
+ * (offset_ms = device minus hub), or the device does not know the date (known = 0). */
+int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms);
+/* Whether a Current Time reading calls for writing the device clock: it is off
+ * (ble_clock_off); and the link's last write (at last_ns, 0: none yet) was at least
  * BLE_CLOCK_SET_MIN_MS before now_ns, so that a device another time source keeps setting (a
  * phone in another zone, say) is not fought over at every reading. */
 int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_t last_ns,
@@ -236,6 +238,7 @@ struct ble_status {
     double clock_drift_ppm;
     size_t clock_samples;
     uint64_t clock_sets, clock_refusals; /* device clock writes acknowledged, refused */
+    uint64_t clock_ignored;      /* acknowledged writes the next reading showed not taken */
     int64_t clock_last_set_ms;   /* UTC ms of the last acknowledged one, 0: none */
     const char *manufacturer, *model, *serial, *firmware; /* NULL: not read */
     int has_relay;                        /* a relay phone: relay is set */

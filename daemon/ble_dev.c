@@ -321,6 +321,7 @@ static void linked(struct ble_dev *d)
     d->connects++;
     d->rediscoveries = 0; /* changed: cleared with the last link (drop_link) */
     d->clock_set_ns = 0; /* a new link may set the device clock at once */
+    d->clock_check = 0;
     if (e < 0) {
         fail(d, e, "cannot start the GATT client", 1);
         return;
@@ -494,6 +495,7 @@ void ble_dev_status(const struct ble_dev *d, struct ble_status *st)
     st->clock_samples = d->clock.n;
     st->clock_sets = d->clock_sets;
     st->clock_refusals = d->clock_refusals;
+    st->clock_ignored = d->clock_ignored;
     st->clock_last_set_ms = d->clock_last_set_ms;
     const char **dis[4] = {&st->manufacturer, &st->model, &st->serial, &st->firmware};
     for (int i = 0; i < 4; i++)

@@ -109,6 +109,8 @@ struct ble_dev {
     int cts_writable;             /* Current Time has the Write property */
     int64_t clock_set_ns;         /* mono time of this link's last write (0: none yet); no
                                    * other write for an hour, so none while one is out */
+    int clock_check;              /* a write was acknowledged on this link: the next reading
+                                   * says whether the device took it */
     int lti_known;
     struct dec_lti lti;           /* the device's Local Time Information */
     struct ble_dis_ctx dis_ctx[4];
@@ -122,6 +124,7 @@ struct ble_dev {
     uint64_t attempts, connects, failures, events, no_contact, malformed, lost;
     uint64_t security_raises;     /* raises of a link's security level the transport took */
     uint64_t clock_sets, clock_refusals; /* Current Time writes acknowledged, refused */
+    uint64_t clock_ignored;       /* acknowledged, and the next reading still off */
     int64_t clock_last_set_ms;    /* UTC of the last acknowledged one (0: none) */
     int64_t last_note_ms;
     int64_t malformed_log_ms;

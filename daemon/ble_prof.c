@@ -162,6 +162,7 @@ static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
         /* the old readings are of a clock that no longer runs: start again, from a reading
          * of the clock as set */
         ble_clock_reset(&d->clock);
+        d->clock_check = 1;
         ble_prof_read_clock(d);
         return;
     }
@@ -169,6 +170,27 @@ static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
     log_warn("ble %s: the device did not let its clock be set: %s%s%s; not tried again for "
              "an hour on this link", d->name, strerror(-err), ecode ? ", " : "",
              ecode ? att_ecode_str(ecode) : "");
+}
+
+/* The first reading after an acknowledged write: a device that answers a write and keeps its
+ * clock (or cannot hold it within the tolerance) is told apart from one that took it. The
+ * hour's wait before the next write stands either way. */
+static void check_clock_set(struct ble_dev *d, int known, int64_t offset_ms)
+{
+    if (!d->clock_check)
+        return;
+    d->clock_check = 0;
+    if (!ble_clock_off(known, offset_ms, d->clock_tolerance_ms))
+        return;
+    d->clock_ignored++;
+    int64_t a = offset_ms < 0 ? -offset_ms : offset_ms;
+    if (known)
+        log_warn("ble %s: the device acknowledged the clock set, but its clock still reads "
+                 "%c%" PRId64 ".%03d s off the hub's; not tried again for an hour on this link",
+                 d->name, offset_ms < 0 ? '-' : '+', a / 1000, (int)(a % 1000));
+    else
+        log_warn("ble %s: the device acknowledged the clock set, but its clock still does not "
+                 "know the date; not tried again for an hour on this link", d->name);
 }
 
 /* After a Current Time reading off by offset_ms (known = 0: the device does not know the
@@ -211,14 +233,16 @@ static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len, int64_t h
     if (decode_current_time(v, len, &c, why) < 0) {
         /* a value of the right size whose date is 0 (year, month or day) is a clock never
          * set, which Current Time may say; anything else it refuses is malformed */
-        if (len == DEC_CTS_LEN && ((v[0] | v[1]) == 0 || v[2] == 0 || v[3] == 0))
+        if (len == DEC_CTS_LEN && ((v[0] | v[1]) == 0 || v[2] == 0 || v[3] == 0)) {
+            check_clock_set(d, 0, 0);
             maybe_set_clock(d, 0, 0, half_rtt_ms);
-        else
+        } else
             malformed(d, "clock", why);
         return;
     }
     int64_t hub = utc(d) - half_rtt_ms, dev = c.local_ms - device_zone_ms(d, hub);
     ble_clock_add(&d->clock, hub, dev);
+    check_clock_set(d, 1, dev - hub);
     maybe_set_clock(d, 1, dev - hub, half_rtt_ms);
 }
 

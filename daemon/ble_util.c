@@ -135,10 +135,15 @@ int ble_clock_drift(const struct ble_clock *c, double *ret_ppm)
     return 0;
 }
 
+int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms)
+{
+    return !known || offset_ms > tolerance_ms || offset_ms < -tolerance_ms;
+}
+
 int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_t last_ns,
                       int64_t now_ns)
 {
-    if (known && offset_ms <= tolerance_ms && offset_ms >= -tolerance_ms)
+    if (!ble_clock_off(known, offset_ms, tolerance_ms))
         return 0;
     return last_ns == 0 || now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
 }
@@ -286,6 +291,7 @@ char *ble_status_json(const struct ble_status *st)
                                                  ? json_integer(st->clock_last_set_ms)
                                                  : json_null());
     json_object_set_new(o, "clock_refusals", u64(st->clock_refusals));
+    json_object_set_new(o, "clock_ignored", u64(st->clock_ignored));
     json_object_set_new(o, "no_contact", u64(st->no_contact));
     json_object_set_new(o, "malformed", u64(st->malformed));
     json_object_set_new(o, "lost", u64(st->lost));

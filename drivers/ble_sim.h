@@ -175,6 +175,7 @@ enum {
     BLESIM_CTS_WRITE_SET,      /* the Write property; a write sets the clock */
     BLESIM_CTS_WRITE_REFUSE,   /* the Write property, but writes get Write Not Permitted */
     BLESIM_CTS_WRITE_NONE,     /* read and notify only */
+    BLESIM_CTS_WRITE_IGNORE,   /* the Write property; a write is answered but changes nothing */
 };
 
 struct blesim_profile_opts {

@@ -143,13 +143,15 @@ static int gen_cts(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns,
 }
 
 /* The client set the clock: re-anchor it (fields out of range are ignored, the year too:
- * nanoseconds since 1970 in an int64_t reach only 2262). */
+ * nanoseconds since 1970 in an int64_t reach only 2262), unless this device only pretends to
+ * take writes (BLESIM_CTS_WRITE_IGNORE). */
 static void cts_written(struct blesim *s, uint16_t h, const uint8_t *v, size_t len,
                         void *user_data)
 {
     struct profile *p = user_data;
-    if (len < 9 || att_get16(v) < 1970 || att_get16(v) > 2200 || v[2] < 1 || v[2] > 12 ||
-        v[3] < 1 || v[3] > 31 || v[4] > 23 || v[5] > 59 || v[6] > 59)
+    if (p->o.cts_write == BLESIM_CTS_WRITE_IGNORE || len < 9 || att_get16(v) < 1970 ||
+        att_get16(v) > 2200 || v[2] < 1 || v[2] > 12 || v[3] < 1 || v[3] > 31 || v[4] > 23 ||
+        v[5] > 59 || v[6] > 59)
         return;
     int64_t days = days_from_civil(att_get16(v), v[2], v[3]);
     int64_t sec = days * 86400 + v[4] * 3600 + v[5] * 60 + v[6];

@@ -85,8 +85,8 @@ static void usage(FILE *f)
         "  --cts-period S         current time notification period in s (default 0 none)\n"
         "  --time UNIX_S          device clock at start (default 2024-01-01T00:00:00Z)\n"
         "  --cts-write MODE       writing Current Time: set (default: sets the clock), refuse\n"
-        "                         (declared writable, answered Write Not Permitted) or none\n"
-        "                         (not writable)\n"
+        "                         (declared writable, answered Write Not Permitted), none\n"
+        "                         (not writable) or ignore (answered, the clock kept)\n"
         "  --cts-unset            the clock reads as date 0 (never set) until written\n"
         "  --cts-no-lti           no Local Time Information (the client assumes a zone)\n"
         "  --steps-rate HZ        step count notifications per second (default 1)\n"
@@ -240,6 +240,8 @@ static int parse(int argc, char **argv, struct cfg *c)
                 c->po.cts_write = BLESIM_CTS_WRITE_REFUSE;
             else if (!strcmp(optarg, "none"))
                 c->po.cts_write = BLESIM_CTS_WRITE_NONE;
+            else if (!strcmp(optarg, "ignore"))
+                c->po.cts_write = BLESIM_CTS_WRITE_IGNORE;
             else
                 bad = 1;
             break;

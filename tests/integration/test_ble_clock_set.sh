@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Setting a device's clock through the Current Time Service (docs/ble.md, "The device clock").
-# One daemon, eight sources on seven simulators (each connection of a simulator has its own
+# One daemon, nine sources on eight simulators (each connection of a simulator has its own
 # clock, which starts at --time when the connection opens):
 #   w1  a watch 400 days behind, default options: the daemon writes the hub's time once; the
 #       clock read back afterwards is within 250 ms of the hub's, in the device's own zone
@@ -18,7 +18,9 @@
 #       than 2 s would not have restarted it on its own);
 #   w8  a watch without Local Time Information showing New York wall time, worn by p01, with
 #       `set_clock = no`: read as about the hub's time (so w5's round trip through the same
-#       zone conversion pins both directions, not only their agreement).
+#       zone conversion pins both directions, not only their agreement);
+#   w9  a watch 400 days behind that answers the write and keeps its clock: written once,
+#       the reading after it counted (`clock_ignored`) and logged, not written again.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
@@ -32,7 +34,8 @@ now=$(date +%s)
 ble_conf "$T/engaged.conf" "$(src w1 p02 a.s 1)" "$(src w2 p02 a.s 2 'set_clock = no')" \
   "$(src w3 p02 c.s 3)" "$(src w4 p02 d.s 4)" "$(src w5 p01 e.s 5)" \
   "$(src w6 p02 f.s 6 'clock_tolerance = 2min')" \
-  "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')" "$(src w8 p01 h.s 8 'set_clock = no')"
+  "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')" "$(src w8 p01 h.s 8 'set_clock = no')" \
+  "$(src w9 p02 i.s 9)"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 # options of another driver, and a tolerance out of range, are refused
@@ -61,19 +64,22 @@ ny=$($PY -c 'import datetime, zoneinfo
 z = zoneinfo.ZoneInfo("America/New_York")
 print(int(datetime.datetime.now(z).utcoffset().total_seconds()))')
 sim "$S/h.s" "$T/simh.err" --profiles gatt,hr,cts --hr-rate 5 --cts-no-lti --time $((now + ny))
+sim "$S/i.s" "$T/simi.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 400 * 86400)) \
+  --cts-write ignore
 
 : > "$T/status.out"
 $PY "$TOOL" sub "ipc://$T/feed" status/w "$T/status.out" --min 1000000 --seconds 120 \
   > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
-for w in w1 w2 w3 w4 w5 w6 w7 w8; do
+for w in w1 w2 w3 w4 w5 w6 w7 w8 w9; do
   wait_status "$T/status.out" $w "last['state'] == 'streaming' and last['clock_samples'] >= 1"
 done
 wait_status "$T/status.out" w1 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
 wait_status "$T/status.out" w5 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
 wait_status "$T/status.out" w7 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
 wait_status "$T/status.out" w3 "last['clock_refusals'] == 1"
+wait_status "$T/status.out" w9 "last['clock_ignored'] == 1"
 sleep 3 # three more status rounds: nothing is written again
 $PY - "$T/status.out" "$now" <<'EOP' || fail "status"
 import json, sys
@@ -83,10 +89,12 @@ for l in open(sys.argv[1]):
     topic, m = json.loads(l)
     last[topic.split("/")[1]] = m
 day = 86400000
-w1, w2, w3, w4, w5, w6, w7, w8 = (last["w%d" % i] for i in range(1, 9))
-for w in (w1, w2, w3, w4, w5, w6, w7, w8):
+w1, w2, w3, w4, w5, w6, w7, w8, w9 = (last["w%d" % i] for i in range(1, 10))
+for w in (w1, w2, w3, w4, w5, w6, w7, w8, w9):
     assert w["state"] == "streaming" and w["connects"] == 1 and w["failures"] == 0, w
     assert "cts" in w["profiles"] and w["events"] > 0, w
+    if w is not w9: # every acknowledged set held
+        assert w["clock_ignored"] == 0, w
 # set once, read back within 250 ms of the hub's clock; the estimate restarted at the set
 assert w1["clock_sets"] == 1 and w1["clock_refusals"] == 0, w1
 assert abs(w1["clock_offset_ms"]) < 250 and w1["clock_samples"] == 1, w1
@@ -110,6 +118,10 @@ assert w7["clock_sets"] == 1 and abs(w7["clock_offset_ms"]) < 250, w7
 assert w7["clock_samples"] == 1, w7
 # New York wall time read in New York's zone: the hub's time less the seconds to connect
 assert w8["clock_sets"] == 0 and -5000 < w8["clock_offset_ms"] <= 1000, w8
+# acknowledged but kept: one write, its reading counted, still 400 days behind (the estimate
+# restarted at the acknowledgement all the same), nothing written again within the hour
+assert w9["clock_sets"] == 1 and w9["clock_ignored"] == 1 and w9["clock_refusals"] == 0, w9
+assert abs(w9["clock_offset_ms"] + 400 * day) < 60000 and w9["clock_samples"] == 1, w9
 print("w1 offset after the set %d ms; w5 %d ms; w6 left at %d ms" %
       (w1["clock_offset_ms"], w5["clock_offset_ms"], w6["clock_offset_ms"]))
 EOP
@@ -120,8 +132,12 @@ grep -q "ble w5: the device clock does not know the date; setting it" "$T/daemon
   fail "no log line for w5's set"
 grep -q "ble w3: the device did not let its clock be set: .*[Ww]rite [Nn]ot [Pp]ermitted.*not tried \
 again for an hour on this link" "$T/daemon.log" || fail "no log line for w3's refusal"
-[ "$(grep -c "setting it" "$T/daemon.log")" = 4 ] ||
-  fail "clocks written other than w1, w3, w5 and w7"
+grep -q "ble w9: the device acknowledged the clock set, but its clock still reads -3456[0-9]*\.\
+[0-9]\{3\} s off the hub's; not tried again for an hour on this link" "$T/daemon.log" ||
+  fail "no log line for w9's kept clock"
+[ "$(grep -c "acknowledged the clock set" "$T/daemon.log")" = 1 ] || fail "kept clocks besides w9"
+[ "$(grep -c "setting it" "$T/daemon.log")" = 5 ] ||
+  fail "clocks written other than w1, w3, w5, w7 and w9"
 grep -q "ble w2.*setting it\|ble w4.*setting it\|ble w6.*setting it" "$T/daemon.log" &&
   fail "a clock written that should not have been"
 # w7's clock before the set: within 2 s, it tested the restart (else a jump restarted it)

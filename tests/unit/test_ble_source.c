@@ -230,6 +230,12 @@ static void test_clock_set_due(void **state)
     assert_int_equal(ble_clock_set_due(0, 0, 1000, t0 - h + 1, t0), 0);
     assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h, t0), 1);
     assert_int_equal(ble_clock_set_due(1, 500, 1000, t0 - h, t0), 0);
+    /* what "off" means on its own (also the test of a write the device acknowledged) */
+    assert_int_equal(ble_clock_off(1, 1000, 1000), 0);
+    assert_int_equal(ble_clock_off(1, -1000, 1000), 0);
+    assert_int_equal(ble_clock_off(1, 1001, 1000), 1);
+    assert_int_equal(ble_clock_off(1, -1001, 1000), 1);
+    assert_int_equal(ble_clock_off(0, 0, 1000), 1);
 }
 
 /* ---- status JSON ---- */
@@ -258,7 +264,8 @@ static void test_status_json_streaming(void **state)
         .profiles = BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_CTS,
         .offset_set = 1, .clock_offset_ms = -1520, .drift_set = 1, .clock_drift_ppm = 12.3456,
         .clock_samples = 5, .clock_sets = 1, .clock_last_set_ms = 1795700001000,
-        .clock_refusals = 0, .manufacturer = "Pine64", .model = "PineTime",
+        .clock_refusals = 0, .clock_ignored = 3, .manufacturer = "Pine64",
+        .model = "PineTime",
     };
     char *s = ble_status_json(&st);
     assert_non_null(s);
@@ -271,8 +278,8 @@ static void test_status_json_streaming(void **state)
         "\"security_raises\":2,"
         "\"profiles\":[\"hr\",\"battery\",\"cts\"],\"clock_offset_ms\":-1520,"
         "\"clock_drift_ppm\":12.35,\"clock_samples\":5,\"clock_sets\":1,"
-        "\"clock_last_set\":1795700001000,\"clock_refusals\":0,\"no_contact\":2,\"malformed\":1,"
-        "\"lost\":0,\"device\":{\"manufacturer\":\"Pine64\",\"model\":\"PineTime\","
+        "\"clock_last_set\":1795700001000,\"clock_refusals\":0,\"clock_ignored\":3,"
+        "\"no_contact\":2,\"malformed\":1,\"lost\":0,\"device\":{\"manufacturer\":\"Pine64\",\"model\":\"PineTime\","
         "\"serial\":null,\"firmware\":null},\"relay\":null,\"record\":null,\"scan\":null}";
     assert_string_equal(s, want);
     free(s);
@@ -362,7 +369,7 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
         "error", "next_attempt", "attempts", "connects", "reconnects", "failures", "events",
         "last_notification", "battery", "mtu", "cached", "security_raises", "profiles",
         "clock_offset_ms", "clock_drift_ppm", "clock_samples", "clock_sets", "clock_last_set",
-        "clock_refusals", "no_contact", "malformed", "lost",
+        "clock_refusals", "clock_ignored", "no_contact", "malformed", "lost",
         "device",
         "relay", "record", "scan"};
     assert_int_equal(json_object_size(j), sizeof keys / sizeof keys[0]);
