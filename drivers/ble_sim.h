@@ -186,7 +186,7 @@ struct blesim_profile_opts {
     uint32_t hr_period_ms;     /* notification period; 0: none */
     uint8_t battery_level;     /* starting %, falls by 1 per notification down to 0 */
     uint32_t battery_period_ms;
-    int64_t cts_unix_s;        /* device clock at blesim time 0 (UTC) */
+    int64_t cts_unix_ms;       /* device clock (UTC ms) when the connection opens */
     uint32_t cts_period_ms;
     uint8_t cts_write;         /* BLESIM_CTS_WRITE_*: what writing Current Time does */
     uint8_t cts_unset;         /* Current Time reads as date 0 (never set) until written */

@@ -33,7 +33,7 @@ void blesim_profile_defaults(struct blesim_profile_opts *o)
     o->hr_period_ms = 1000;
     o->battery_level = 100;
     o->battery_period_ms = 60000;
-    o->cts_unix_s = 1704067200;   /* 2024-01-01T00:00:00Z */
+    o->cts_unix_ms = INT64_C(1704067200000);   /* 2024-01-01T00:00:00Z */
     o->steps_period_ms = 1000;
     o->motion_period_ms = 100;
     o->manufacturer = "engaged";
@@ -227,7 +227,7 @@ int blesim_add_profiles(struct blesim *s, unsigned mask, const struct blesim_pro
     p->o = *o;
     p->o.name = p->o.manufacturer = p->o.model = p->o.serial = p->o.firmware = NULL;
     p->created_ns = s->now_ns;
-    p->clock_ns = o->cts_unix_s * NS;
+    p->clock_ns = o->cts_unix_ms * (NS / 1000);
     p->unset = o->cts_unset;
     return add_services(s, p, mask, o);
 }

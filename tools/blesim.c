@@ -41,6 +41,8 @@ struct cfg {
     unsigned change_storm;             /* --change-storm: Service Changed indications left */
     uint16_t mtu;
     struct blesim_profile_opts po;
+    int time_relative;                 /* --time-offset: po.cts_unix_ms set at each connection */
+    int64_t time_offset_ms;
     struct blesim_faults faults;
     unsigned max_conn;
     int once, dump, quiet;
@@ -84,6 +86,7 @@ static void usage(FILE *f)
         "  --battery-level N      starting battery %% (default 100)\n"
         "  --cts-period S         current time notification period in s (default 0 none)\n"
         "  --time UNIX_S          device clock at start (default 2024-01-01T00:00:00Z)\n"
+        "  --time-offset MS       device clock at start: the host's, plus MS (may be < 0)\n"
         "  --cts-write MODE       writing Current Time: set (default: sets the clock), refuse\n"
         "                         (declared writable, answered Write Not Permitted), none\n"
         "                         (not writable) or ignore (answered, the clock kept)\n"
@@ -177,8 +180,8 @@ static int profiles(const char *list, unsigned *ret)
 static int parse(int argc, char **argv, struct cfg *c)
 {
     enum { O_LISTEN = 256, O_PROFILES, O_NAME, O_MTU, O_HR_RATE, O_HR_FLAGS, O_RR,
-           O_BAT_PERIOD, O_BAT_LEVEL, O_CTS_PERIOD, O_TIME, O_STEPS, O_MOTION, O_SERIAL,
-           O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
+           O_BAT_PERIOD, O_BAT_LEVEL, O_CTS_PERIOD, O_TIME, O_TIME_OFFSET, O_STEPS, O_MOTION,
+           O_SERIAL, O_MODEL, O_MANUF, O_FW, O_MAX_CONN, O_ONCE, O_QUIET, O_SILENT_AFTER,
            O_SILENT_OP, O_MALFORMED_OP, O_ERR_HANDLE, O_ERR_CODE, O_DISCONNECT, O_DUMP,
            O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
@@ -190,7 +193,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"mtu", 1, 0, O_MTU}, {"hr-rate", 1, 0, O_HR_RATE}, {"hr-flags", 1, 0, O_HR_FLAGS},
         {"rr", 1, 0, O_RR}, {"battery-period", 1, 0, O_BAT_PERIOD},
         {"battery-level", 1, 0, O_BAT_LEVEL}, {"cts-period", 1, 0, O_CTS_PERIOD},
-        {"time", 1, 0, O_TIME}, {"steps-rate", 1, 0, O_STEPS},
+        {"time", 1, 0, O_TIME}, {"time-offset", 1, 0, O_TIME_OFFSET}, {"steps-rate", 1, 0, O_STEPS},
         {"motion-rate", 1, 0, O_MOTION}, {"serial", 1, 0, O_SERIAL},
         {"model", 1, 0, O_MODEL}, {"manufacturer", 1, 0, O_MANUF},
         {"firmware", 1, 0, O_FW}, {"max-conn", 1, 0, O_MAX_CONN}, {"once", 0, 0, O_ONCE},
@@ -232,7 +235,16 @@ static int parse(int argc, char **argv, struct cfg *c)
         case O_BAT_LEVEL: bad = num(optarg, 0, 100, &v); c->po.battery_level = (uint8_t)v; break;
         case O_CTS_PERIOD: bad = num(optarg, 0, 86400, &v);
             c->po.cts_period_ms = (uint32_t)v * 1000; break;
-        case O_TIME: bad = num(optarg, 0, 4102444800LL, &v); c->po.cts_unix_s = v; break;
+        case O_TIME:
+            bad = num(optarg, 0, 4102444800LL, &v);
+            c->po.cts_unix_ms = v * 1000;
+            c->time_relative = 0;
+            break;
+        case O_TIME_OFFSET: /* within ten years either way */
+            bad = num(optarg, -315576000000LL, 315576000000LL, &v);
+            c->time_offset_ms = v;
+            c->time_relative = 1;
+            break;
         case O_CTS_WRITE:
             if (!strcmp(optarg, "set"))
                 c->po.cts_write = BLESIM_CTS_WRITE_SET;
@@ -336,6 +348,11 @@ static struct blesim *make_sim(struct cfg *c, int fd, int64_t now)
     struct blesim *s = blesim_new(fd, c->mtu, now);
     if (!s)
         return NULL;
+    if (c->time_relative) { /* this connection's clock: the host's, moved by the offset */
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        c->po.cts_unix_ms = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000 + c->time_offset_ms;
+    }
     if (blesim_add_profiles(s, c->profiles, &c->po) < 0)
         return blesim_free(s);
     if (c->change_storm)

@@ -65,7 +65,8 @@ no_sanitizer "$T/sim.err"
 grep -q "0x2a37" "$T/dump" || fail "no 0x2a37 in the dump"
 grep -q "0x2a19" "$T/dump" || fail "no 0x2a19 in the dump"
 ! grep -q "0x2a29" "$T/dump" || fail "DIS in an hr,battery dump"
-for bad in "--mtu 22" "--profiles hr,nope" "--hr-rate x" "--error-code 0" "--bogus"; do
+for bad in "--mtu 22" "--profiles hr,nope" "--hr-rate x" "--error-code 0" "--bogus" \
+    "--cts-write maybe" "--time-offset 1s" "--time-offset 315576000001"; do
   rc=0; "$BLESIM" --listen "$T/x.sock" $bad > /dev/null 2> "$T/bad.err" || rc=$?
   [ "$rc" -eq 2 ] || fail "'$bad': exit $rc, expected 2"
 done
