@@ -154,6 +154,9 @@ int ble_watch(struct ble *b, struct ble_dev *d, uint32_t events)
 int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms)
 {
     int err;
+    const struct tz_zone *in = b->h.zone ? b->h.zone(b->h.ud, d->participant, utc_ms) : NULL;
+    if (in)
+        return (int64_t)tz_offset(in, utc_ms) * 1000;
     if (!d->tz[0])
         return 0;
     if (!b->tz && !(b->tz = tz_db_new(NULL)))

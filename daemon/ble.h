@@ -265,6 +265,9 @@ struct ble_host {
     struct store_writer *sw;     /* borrowed; must outlive the manager */
     struct publisher *pub;       /* borrowed, may be NULL; not used after ble_stop() */
     ble_push_fn push;
+    /* The participant's zone at UTC ms t (travel: `tz` events), or NULL for the configured
+     * one; may be NULL. Device clocks without a zone of their own are read and set in it. */
+    const struct tz_zone *(*zone)(void *ud, const char *participant, int64_t t);
     void *ud;
     struct ble_recset *records;  /* borrowed, may be NULL: each device claims its capture */
 };

@@ -237,7 +237,8 @@ int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *wh
                    const void *rec, size_t len, int64_t received_ms);
 /* The device's state or status changed: publish status/<source> now. */
 void ble_publish_status(struct ble *b, struct ble_dev *d);
-/* The zone offset (ms, local minus UTC) of the device's participant at utc_ms; 0 if unknown. */
+/* The zone offset (ms, local minus UTC) of the device's participant at utc_ms: the pipeline's
+ * (configured, switched by `tz` events), else the configured zone; 0 if unknown. */
 int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms);
 
 /* ---- LE scanning (ble_scan.c, docs/ble-scan.md) ---- */

@@ -154,6 +154,11 @@ static void push_stored(void *ud, const struct event *ev, int64_t received, cons
         publish_event(d, ev, json, json_len);
 }
 
+static const struct tz_zone *participant_zone(void *ud, const char *participant, int64_t t)
+{
+    return pipeline_zone_at(((struct daemon *)ud)->pl, participant, t);
+}
+
 static void push_event(void *ud, const struct event *ev, int64_t received)
 {
     push_stored(ud, ev, received, NULL, 0);
@@ -708,8 +713,8 @@ int run_main(int argc, char **argv)
         rc = EX_CANTCREAT;
         goto out;
     }
-    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_stored, .ud = d,
-                          .records = records};
+    struct ble_host bh = {.sw = d->sw, .pub = d->pub, .push = push_stored,
+                          .zone = participant_zone, .ud = d, .records = records};
     int ble_err = ble_new(d->cf, &bh, &d->ble);
     ble_recset_free(records);
     if (ble_err < 0) {

@@ -38,6 +38,8 @@ struct pstate {
     size_t pos;                    /* index in pipeline->ps */
     const struct pipeline_participant_conf *pconf;
     struct tzline tzl;
+    const struct tz_zone *tz_next; /* the zone of the newest tz event accepted (NULL: none), */
+    int64_t tz_next_ts;            /* from its ts on; tzl may not have it yet (watermark) */
     int64_t wm;                    /* released up to here; INT64_MIN before any */
     size_t n_src, cap_src;
     size_t *src;                   /* source indices feeding this participant */
@@ -506,7 +508,8 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
     int err = 0;
     if (ev->ts < EV_TS_MIN || ev->ts >= EV_TS_MAX)
         return -ERANGE;
-    if (ev->type == EV_TZ && !tz_db_get(pl->tzdb, ev->u.tz.tz, &err)) {
+    const struct tz_zone *zone = NULL;
+    if (ev->type == EV_TZ && !(zone = tz_db_get(pl->tzdb, ev->u.tz.tz, &err))) {
         pl->st.bad_tz++;
         return PIPE_BAD_TZ;
     }
@@ -562,6 +565,10 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
     }
     pl->n_buffered++;
     pl->st.accepted++;
+    if (zone && (!ps->tz_next || ev->ts >= ps->tz_next_ts)) {
+        ps->tz_next = zone;
+        ps->tz_next_ts = ev->ts;
+    }
     if (ev->ts > s->max_ts)
         s->max_ts = ev->ts;
     /* every participant this source feeds may now have a newer watermark; index by
@@ -657,6 +664,18 @@ void pipeline_free(struct pipeline *pl)
 const struct pipeline_stats *pipeline_get_stats(const struct pipeline *pl) { return &pl->st; }
 
 void pipeline_set_clock(struct pipeline *pl, int64_t received_ms) { pl->clock = received_ms; }
+
+const struct tz_zone *pipeline_zone_at(const struct pipeline *pl, const char *participant,
+                                       int64_t t)
+{
+    long at = name_index_find(&pl->ps_idx, participant, ps_name, pl);
+    if (at < 0)
+        return NULL;
+    const struct pstate *ps = pl->ps[at];
+    if (ps->tz_next && t >= ps->tz_next_ts)
+        return ps->tz_next;
+    return tzline_zone_at(&ps->tzl, t);
+}
 
 size_t pipeline_participants(const struct pipeline *pl, const char **ids, size_t cap)
 {

@@ -107,5 +107,13 @@ void pipeline_set_clock(struct pipeline *p, int64_t received_ms);
 void pipeline_finish(struct pipeline *p);
 const struct pipeline_stats *pipeline_get_stats(const struct pipeline *p);
 size_t pipeline_participants(const struct pipeline *p, const char **ids, size_t cap);
+struct tz_zone;
+/* The participant's zone at UTC ms t as the pipeline has it: from the newest `tz` event
+ * accepted (applied to the day windows or still waiting for the watermark) on, its zone;
+ * before it, the configured zone switched by the `tz` events applied so far. NULL when the
+ * pipeline has had no event of the participant yet (its zone is then the configured one).
+ * Meant for now (a device clock): a time between switches still waiting gets the older. */
+const struct tz_zone *pipeline_zone_at(const struct pipeline *p, const char *participant,
+                                       int64_t t);
 
 #endif

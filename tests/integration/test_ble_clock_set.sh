@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Setting a device's clock through the Current Time Service (docs/ble.md, "The device clock").
-# One daemon, nine sources on eight simulators (each connection of a simulator has its own
+# One daemon, ten sources on nine simulators (each connection of a simulator has its own
 # clock, which starts at --time when the connection opens):
 #   w1  a watch 400 days behind, default options: the daemon writes the hub's time once; the
 #       clock read back afterwards is within 250 ms of the hub's, in the device's own zone
@@ -20,7 +20,11 @@
 #       `set_clock = no`: read as about the hub's time (so w5's round trip through the same
 #       zone conversion pins both directions, not only their agreement);
 #   w9  a watch 400 days behind that answers the write and keeps its clock: written once,
-#       the reading after it counted (`clock_ignored`) and logged, not written again.
+#       the reading after it counted (`clock_ignored`) and logged, not written again;
+#   w10 a watch without Local Time Information showing Los Angeles wall time, `set_clock = no`,
+#       worn by p03, configured in New York, whose phone has sent a `tz` event (travel to Los
+#       Angeles) before the watch connects: read in the zone the pipeline has for p03 (about
+#       the hub's time), not in the configured one (3 h off).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
@@ -28,14 +32,16 @@ src() { # NAME PARTICIPANT SOCKET N [EXTRA...]
   local name=$1 p=$2 sock=$3 n=$4
   shift 4
   printf '%s\n' "[source $name]" "driver = ble" "participant = $p" \
-    "address = C4:7C:8D:6A:2F:0$n" "transport = sim:$S/$sock" "$@"
+    "address = C4:7C:8D:6A:2F:$(printf %02d "$n")" "transport = sim:$S/$sock" "$@"
 }
 now=$(date +%s)
 ble_conf "$T/engaged.conf" "$(src w1 p02 a.s 1)" "$(src w2 p02 a.s 2 'set_clock = no')" \
   "$(src w3 p02 c.s 3)" "$(src w4 p02 d.s 4)" "$(src w5 p01 e.s 5)" \
   "$(src w6 p02 f.s 6 'clock_tolerance = 2min')" \
   "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')" "$(src w8 p01 h.s 8 'set_clock = no')" \
-  "$(src w9 p02 i.s 9)"
+  "$(src w9 p02 i.s 9)" "$(src w10 p03 j.s 10 'set_clock = no')" \
+  "[participant p03]" "tz = America/New_York" "[source phone-p03]" "driver = ingest" \
+  "participant = p03"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 # options of another driver, and a tolerance out of range, are refused
@@ -60,9 +66,12 @@ sim "$S/d.s" "$T/simd.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 36
 sim "$S/e.s" "$T/sime.err" --profiles gatt,hr,cts --hr-rate 5 --cts-unset --cts-no-lti
 sim "$S/f.s" "$T/simf.err" --profiles gatt,hr,cts --hr-rate 5 --time-offset 30000
 sim "$S/g.s" "$T/simg.err" --profiles gatt,hr,cts --hr-rate 5 --time-offset -800
-ny=$($PY -c 'import datetime, zoneinfo
-z = zoneinfo.ZoneInfo("America/New_York")
-print(int(datetime.datetime.now(z).utcoffset().total_seconds()))')
+zone_s() { # ZONE: its offset from UTC now, in seconds
+  $PY -c 'import datetime, sys, zoneinfo
+z = zoneinfo.ZoneInfo(sys.argv[1])
+print(int(datetime.datetime.now(z).utcoffset().total_seconds()))' "$1"
+}
+ny=$(zone_s America/New_York)
 sim "$S/h.s" "$T/simh.err" --profiles gatt,hr,cts --hr-rate 5 --cts-no-lti --time $((now + ny))
 sim "$S/i.s" "$T/simi.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 400 * 86400)) \
   --cts-write ignore
@@ -72,7 +81,17 @@ $PY "$TOOL" sub "ipc://$T/feed" status/w "$T/status.out" --min 1000000 --seconds
   > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
-for w in w1 w2 w3 w4 w5 w6 w7 w8 w9; do
+# p03 travels: a tz event a minute ago, well within the pipeline's lateness (10 min), so not
+# yet applied to p03's days; w10's simulator starts once it is stored (the daemon's next
+# attempt connects)
+printf '{"ts":%d,"participant":"p03","source":"phone-p03","seq":1,"type":"tz",%s}\n' \
+  $(( (now - 60) * 1000 )) '"tz":"America/Los_Angeles"' > "$T/travel.jsonl"
+$PY "$TOOL" push "ipc://$T/ingest" "$T/travel.jsonl" | grep -q '"accepted": 1' || fail "travel"
+la=$(zone_s America/Los_Angeles)
+sim "$S/j.s" "$T/simj.err" --profiles gatt,hr,cts --hr-rate 5 --cts-no-lti \
+  --time-offset $(( la * 1000 ))
+
+for w in w1 w2 w3 w4 w5 w6 w7 w8 w9 w10; do
   wait_status "$T/status.out" $w "last['state'] == 'streaming' and last['clock_samples'] >= 1"
 done
 wait_status "$T/status.out" w1 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
@@ -89,9 +108,11 @@ for l in open(sys.argv[1]):
     topic, m = json.loads(l)
     last[topic.split("/")[1]] = m
 day = 86400000
-w1, w2, w3, w4, w5, w6, w7, w8, w9 = (last["w%d" % i] for i in range(1, 10))
-for w in (w1, w2, w3, w4, w5, w6, w7, w8, w9):
-    assert w["state"] == "streaming" and w["connects"] == 1 and w["failures"] == 0, w
+w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = (last["w%d" % i] for i in range(1, 11))
+for w in (w1, w2, w3, w4, w5, w6, w7, w8, w9, w10):
+    assert w["state"] == "streaming" and w["connects"] == 1, w
+    if w is not w10: # w10's simulator started after the daemon
+        assert w["failures"] == 0, w
     assert "cts" in w["profiles"] and w["events"] > 0, w
     if w is not w9: # every acknowledged set held
         assert w["clock_ignored"] == 0, w
@@ -122,6 +143,8 @@ assert w8["clock_sets"] == 0 and -5000 < w8["clock_offset_ms"] <= 1000, w8
 # restarted at the acknowledgement all the same), nothing written again within the hour
 assert w9["clock_sets"] == 1 and w9["clock_ignored"] == 1 and w9["clock_refusals"] == 0, w9
 assert abs(w9["clock_offset_ms"] + 400 * day) < 60000 and w9["clock_samples"] == 1, w9
+# Los Angeles wall time read in the zone p03 travelled to (New York's would be 3 h off)
+assert w10["clock_sets"] == 0 and -250 < w10["clock_offset_ms"] < 250, w10
 print("w1 offset after the set %d ms; w5 %d ms; w6 left at %d ms" %
       (w1["clock_offset_ms"], w5["clock_offset_ms"], w6["clock_offset_ms"]))
 EOP
@@ -138,7 +161,8 @@ grep -q "ble w9: the device acknowledged the clock set, but its clock still read
 [ "$(grep -c "acknowledged the clock set" "$T/daemon.log")" = 1 ] || fail "kept clocks besides w9"
 [ "$(grep -c "setting it" "$T/daemon.log")" = 5 ] ||
   fail "clocks written other than w1, w3, w5, w7 and w9"
-grep -q "ble w2.*setting it\|ble w4.*setting it\|ble w6.*setting it" "$T/daemon.log" &&
+grep -q "ble w2.*setting it\|ble w4.*setting it\|ble w6.*setting it\|ble w10.*setting it" \
+  "$T/daemon.log" &&
   fail "a clock written that should not have been"
 # w7's clock before the set: within 2 s, so the restart at the set is tested (a jump of 2 s
 # or more would restart the estimate on its own)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "pipeline/pipeline.h"
+#include "pipeline/tz.h"
 
 #define T0 1583470800000LL /* 2020-03-06 00:00 EST */
 #define MIN 60000LL
@@ -225,6 +226,65 @@ static void test_unknown_tz_is_refused(void **state)
     free(o);
 }
 
+static struct event tz_event(int64_t ts, const char *zone)
+{
+    struct event e;
+    memset(&e, 0, sizeof e);
+    strcpy(e.participant, "p01");
+    strcpy(e.source, "phone");
+    e.ts = ts;
+    e.type = EV_TZ;
+    snprintf(e.u.tz.tz, sizeof e.u.tz.tz, "%s", zone);
+    return e;
+}
+
+static const char *zone_at(const struct pipeline *pl, const char *p, int64_t t)
+{
+    const struct tz_zone *z = pipeline_zone_at(pl, p, t);
+    return z ? tz_zone_name(z) : "(none)";
+}
+
+/* The zone a device clock is read in: the newest tz event accepted from its ts on, before
+ * the watermark reaches it; the applied zone line before it; nothing for a participant
+ * without events. */
+static void test_zone_at(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    assert_string_equal(zone_at(pl, "p01", T0), "(none)");
+    struct event e = screen("p01", "phone", -1, T0, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_string_equal(zone_at(pl, "p01", T0), "America/New_York");
+    assert_string_equal(zone_at(pl, "p02", T0), "(none)");
+    /* waiting for the watermark (lateness 5 min): in force from its ts for pipeline_zone_at */
+    e = tz_event(T0 + 60 * MIN, "America/Los_Angeles");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_string_equal(zone_at(pl, "p01", T0 + 59 * MIN), "America/New_York");
+    assert_string_equal(zone_at(pl, "p01", T0 + 60 * MIN), "America/Los_Angeles");
+    /* an older switch (still after the watermark, now 55 min) does not replace the newest;
+     * one at the same ts does */
+    e = tz_event(T0 + 58 * MIN, "Europe/Paris");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_string_equal(zone_at(pl, "p01", T0 + 59 * MIN), "America/New_York");
+    assert_string_equal(zone_at(pl, "p01", T0 + 120 * MIN), "America/Los_Angeles");
+    e = tz_event(T0 + 60 * MIN, "Asia/Tokyo");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_string_equal(zone_at(pl, "p01", T0 + 120 * MIN), "Asia/Tokyo");
+    /* the watermark passes them all: the zone line has Paris from +58 min, Tokyo from +60 */
+    e = screen("p01", "phone", -1, T0 + 180 * MIN, SCREEN_OFF);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_string_equal(zone_at(pl, "p01", T0 + 10 * MIN), "America/New_York");
+    assert_string_equal(zone_at(pl, "p01", T0 + 59 * MIN), "Europe/Paris");
+    assert_string_equal(zone_at(pl, "p01", T0 + 240 * MIN), "Asia/Tokyo");
+    /* a switch behind the watermark is late and changes nothing */
+    e = tz_event(T0 + 100 * MIN, "Europe/London");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_LATE);
+    assert_string_equal(zone_at(pl, "p01", T0 + 240 * MIN), "Asia/Tokyo");
+    pipeline_free(pl);
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_idle_source_stops_holding),
         cmocka_unit_test(test_finish_emits_the_partial_last_day),
         cmocka_unit_test(test_unknown_tz_is_refused),
+        cmocka_unit_test(test_zone_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
