@@ -419,13 +419,13 @@ static void close_days(struct pstate *ps, int finishing)
 static void dispatch(struct pstate *ps, const struct event *ev)
 {
     if (ev->type == EV_TZ) {
-        int e = 0;
-        const struct tz_zone *z = tz_db_get(ps->pl->tzdb, ev->u.tz.tz, &e);
-        if (z && tzline_switch(&ps->tzl, ev->ts, z) == 0 && ps->started &&
-            ev->ts < ps->next_day.end)
-            cal_day_at(&ps->tzl, ps->next_day.start, &ps->next_day);
-        else if (z == NULL || e)
+        const struct tz_zone *z = tz_db_get(ps->pl->tzdb, ev->u.tz.tz, NULL);
+        /* a switch the zone line refuses (full: TZL_MAX periods) is counted, not dropped
+         * unseen */
+        if (!z || tzline_switch(&ps->tzl, ev->ts, z) < 0)
             ps->pl->st.limit_hits++;
+        else if (ps->started && ev->ts < ps->next_day.end)
+            cal_day_at(&ps->tzl, ps->next_day.start, &ps->next_day);
     }
     if (!ps->started) {
         ps->started = 1;
@@ -565,7 +565,8 @@ int pipeline_push(struct pipeline *pl, const struct event *ev)
     }
     pl->n_buffered++;
     pl->st.accepted++;
-    if (zone && (!ps->tz_next || ev->ts >= ps->tz_next_ts)) {
+    /* a full zone line will refuse it when it is applied (tzline_switch): so does this */
+    if (zone && ps->tzl.n < TZL_MAX && (!ps->tz_next || ev->ts >= ps->tz_next_ts)) {
         ps->tz_next = zone;
         ps->tz_next_ts = ev->ts;
     }

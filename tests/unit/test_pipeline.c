@@ -285,6 +285,35 @@ static void test_zone_at(void **state)
     free(o);
 }
 
+/* A zone line already full (TZL_MAX periods) refuses further switches when they are applied:
+ * pipeline_zone_at does not take them up meanwhile either. */
+static void test_zone_at_full_line(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    struct event e = screen("p01", "phone", -1, T0, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    for (int i = 1; i < TZL_MAX; i++) { /* New York + 63 switches, every one a change */
+        e = tz_event(T0 + i * 10 * MIN, i % 2 ? "Europe/Paris" : "Europe/London");
+        assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    }
+    e = screen("p01", "phone", -1, T0 + TZL_MAX * 10 * MIN, SCREEN_OFF);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED); /* applies them all */
+    int64_t later = T0 + (TZL_MAX + 10) * 10 * MIN;
+    assert_string_equal(zone_at(pl, "p01", later), "Europe/Paris"); /* the 63rd */
+    e = tz_event(later, "Asia/Tokyo");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    assert_string_equal(zone_at(pl, "p01", later), "Europe/Paris");
+    uint64_t hits = pipeline_get_stats(pl)->limit_hits;
+    e = screen("p01", "phone", -1, later + 60 * MIN, SCREEN_ON);
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED); /* Tokyo is applied: refused */
+    assert_int_equal(pipeline_get_stats(pl)->limit_hits, hits + 1);
+    assert_string_equal(zone_at(pl, "p01", later), "Europe/Paris");
+    pipeline_free(pl);
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_finish_emits_the_partial_last_day),
         cmocka_unit_test(test_unknown_tz_is_refused),
         cmocka_unit_test(test_zone_at),
+        cmocka_unit_test(test_zone_at_full_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
