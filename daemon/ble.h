@@ -144,9 +144,11 @@ int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms);
 /* Whether a Current Time reading calls for writing the device clock: it is off
  * (ble_clock_off); and the link's last write (at last_ns, 0: none yet) was at least
  * BLE_CLOCK_SET_MIN_MS before now_ns, so that a device another time source keeps setting (a
- * phone in another zone, say) is not fought over at every reading. */
+ * phone in another zone, say) is not fought over at every reading; or the zone the clock is
+ * written in has moved since that write (zone_moved: the wearer travelled, or DST began or
+ * ended), which is the hub's own reason to set it again. */
 int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_t last_ns,
-                      int64_t now_ns);
+                      int64_t now_ns, int zone_moved);
 
 /* ---- status/<source> ---------------------------------------------------------------- */
 

@@ -108,7 +108,9 @@ struct ble_dev {
     int64_t cts_sent_ns;          /* a Current Time read is out since then (0: none) */
     int cts_writable;             /* Current Time has the Write property */
     int64_t clock_set_ns;         /* mono time of this link's last write (0: none yet); no
-                                   * other write for an hour, so none while one is out */
+                                   * other write for an hour, so none while one is out,
+                                   * unless the zone moves */
+    int64_t clock_set_zone_ms;    /* the zone offset that write was made in */
     int clock_check;              /* a write was acknowledged on this link: the next reading
                                    * says whether the device took it */
     int lti_known;

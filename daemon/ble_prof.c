@@ -196,19 +196,21 @@ static void check_clock_set(struct ble_dev *d, int known, int64_t offset_ms)
 /* After a Current Time reading off by offset_ms (known = 0: the device does not know the
  * date), taken with a round trip of 2 * half_rtt_ms: writes the hub's time to the device
  * when `set_clock` allows, the characteristic is writable, the device is not a relay phone,
- * and ble_clock_set_due says so (more than `clock_tolerance` off, no write on this link in
- * the last hour, whether answered, refused or still out: a request unanswered for 30 s
- * closes the link). */
+ * and ble_clock_set_due says so (more than `clock_tolerance` off, and no write on this link
+ * in the last hour, whether answered, refused or still out: a request unanswered for 30 s
+ * closes the link; unless the zone it is written in has moved since). */
 static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int64_t half_rtt_ms)
 {
     if (!d->set_clock || !d->cts_writable || !d->gatt || d->dead ||
-        (d->profiles & BLE_PROF_RELAY) || /* a phone keeps its own time */
-        !ble_clock_set_due(known, offset_ms, d->clock_tolerance_ms, d->clock_set_ns, mono(d)))
+        (d->profiles & BLE_PROF_RELAY)) /* a phone keeps its own time */
+        return;
+    /* the device takes the value about half a round trip after it leaves */
+    int64_t t = utc(d) + half_rtt_ms, zone = device_zone_ms(d, t);
+    if (!ble_clock_set_due(known, offset_ms, d->clock_tolerance_ms, d->clock_set_ns, mono(d),
+                           d->clock_set_ns && zone != d->clock_set_zone_ms))
         return;
     uint8_t v[DEC_CTS_LEN];
-    /* the device takes the value about half a round trip after it leaves */
-    int64_t t = utc(d) + half_rtt_ms;
-    if (dec_cts_encode(t + device_zone_ms(d, t), DEC_CTS_ADJUST_EXTERNAL, v) < 0)
+    if (dec_cts_encode(t + zone, DEC_CTS_ADJUST_EXTERNAL, v) < 0)
         return;
     int id = gatt_write(d->gatt, d->h_cts, v, sizeof v, on_clock_written, d, NULL);
     if (id <= 0) {
@@ -216,6 +218,7 @@ static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int
         return;
     }
     d->clock_set_ns = mono(d);
+    d->clock_set_zone_ms = zone;
     int64_t a = offset_ms < 0 ? -offset_ms : offset_ms;
     if (known)
         log_notice("ble %s: the device clock is %c%" PRId64 ".%03d s off the hub's; setting it",

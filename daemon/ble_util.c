@@ -141,11 +141,12 @@ int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms)
 }
 
 int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_t last_ns,
-                      int64_t now_ns)
+                      int64_t now_ns, int zone_moved)
 {
     if (!ble_clock_off(known, offset_ms, tolerance_ms))
         return 0;
-    return last_ns == 0 || now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
+    return last_ns == 0 || zone_moved ||
+           now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
 }
 
 /* ---- status ------------------------------------------------------------------------- */

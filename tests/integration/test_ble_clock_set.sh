@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Setting a device's clock through the Current Time Service (docs/ble.md, "The device clock").
-# One daemon, ten sources on nine simulators (each connection of a simulator has its own
+# One daemon, eleven sources on ten simulators (each connection of a simulator has its own
 # clock, which starts at --time when the connection opens):
 #   w1  a watch 400 days behind, default options: the daemon writes the hub's time once; the
 #       clock read back afterwards is within 250 ms of the hub's, in the device's own zone
@@ -24,7 +24,11 @@
 #   w10 a watch without Local Time Information showing Los Angeles wall time, `set_clock = no`,
 #       worn by p03, configured in New York, whose phone has sent a `tz` event (travel to Los
 #       Angeles) before the watch connects: read in the zone the pipeline has for p03 (about
-#       the hub's time), not in the configured one (3 h off).
+#       the hub's time), not in the configured one (3 h off);
+#   w11 a watch never set, without Local Time Information, notifying Current Time every second,
+#       worn by p04 (New York): set to New York wall time at once; after p04's `tz` event for
+#       Los Angeles it reads 3 h off in the new zone and is set again at once (the zone it is
+#       written in moved: no hour's wait).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
@@ -41,7 +45,8 @@ ble_conf "$T/engaged.conf" "$(src w1 p02 a.s 1)" "$(src w2 p02 a.s 2 'set_clock 
   "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')" "$(src w8 p01 h.s 8 'set_clock = no')" \
   "$(src w9 p02 i.s 9)" "$(src w10 p03 j.s 10 'set_clock = no')" \
   "[participant p03]" "tz = America/New_York" "[source phone-p03]" "driver = ingest" \
-  "participant = p03"
+  "participant = p03" "$(src w11 p04 k.s 11)" "[participant p04]" "tz = America/New_York" \
+  "[source phone-p04]" "driver = ingest" "participant = p04"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 # options of another driver, and a tolerance out of range, are refused
@@ -73,6 +78,8 @@ print(int(datetime.datetime.now(z).utcoffset().total_seconds()))' "$1"
 }
 ny=$(zone_s America/New_York)
 sim "$S/h.s" "$T/simh.err" --profiles gatt,hr,cts --hr-rate 5 --cts-no-lti --time $((now + ny))
+sim "$S/k.s" "$T/simk.err" --profiles gatt,hr,cts --hr-rate 5 --cts-unset --cts-no-lti \
+  --cts-period 1
 sim "$S/i.s" "$T/simi.err" --profiles gatt,hr,cts --hr-rate 5 --time $((now - 400 * 86400)) \
   --cts-write ignore
 
@@ -91,7 +98,7 @@ la=$(zone_s America/Los_Angeles)
 sim "$S/j.s" "$T/simj.err" --profiles gatt,hr,cts --hr-rate 5 --cts-no-lti \
   --time-offset $(( la * 1000 ))
 
-for w in w1 w2 w3 w4 w5 w6 w7 w8 w9 w10; do
+for w in w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11; do
   wait_status "$T/status.out" $w "last['state'] == 'streaming' and last['clock_samples'] >= 1"
 done
 wait_status "$T/status.out" w1 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
@@ -99,6 +106,12 @@ wait_status "$T/status.out" w5 "last['clock_sets'] == 1 and last['clock_samples'
 wait_status "$T/status.out" w7 "last['clock_sets'] == 1 and last['clock_samples'] >= 1"
 wait_status "$T/status.out" w3 "last['clock_refusals'] == 1"
 wait_status "$T/status.out" w9 "last['clock_ignored'] == 1"
+wait_status "$T/status.out" w11 "last['clock_sets'] == 1 and abs(last['clock_offset_ms']) < 250"
+# p04 travels now
+printf '{"ts":%d,"participant":"p04","source":"phone-p04","seq":1,"type":"tz",%s}\n' \
+  "$(( $(date +%s) * 1000 ))" '"tz":"America/Los_Angeles"' > "$T/travel4.jsonl"
+$PY "$TOOL" push "ipc://$T/ingest" "$T/travel4.jsonl" | grep -q '"accepted": 1' || fail "travel4"
+wait_status "$T/status.out" w11 "last['clock_sets'] == 2 and abs(last['clock_offset_ms']) < 250"
 sleep 3 # three more status rounds: nothing is written again
 $PY - "$T/status.out" "$now" <<'EOP' || fail "status"
 import json, sys
@@ -108,8 +121,8 @@ for l in open(sys.argv[1]):
     topic, m = json.loads(l)
     last[topic.split("/")[1]] = m
 day = 86400000
-w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 = (last["w%d" % i] for i in range(1, 11))
-for w in (w1, w2, w3, w4, w5, w6, w7, w8, w9, w10):
+w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11 = (last["w%d" % i] for i in range(1, 12))
+for w in (w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11):
     assert w["state"] == "streaming" and w["connects"] == 1, w
     if w is not w10: # w10's simulator started after the daemon
         assert w["failures"] == 0, w
@@ -145,6 +158,8 @@ assert w9["clock_sets"] == 1 and w9["clock_ignored"] == 1 and w9["clock_refusals
 assert abs(w9["clock_offset_ms"] + 400 * day) < 60000 and w9["clock_samples"] == 1, w9
 # Los Angeles wall time read in the zone p03 travelled to (New York's would be 3 h off)
 assert w10["clock_sets"] == 0 and -250 < w10["clock_offset_ms"] < 250, w10
+# set in New York, then again in Los Angeles within the hour, and nothing refused or ignored
+assert w11["clock_sets"] == 2 and abs(w11["clock_offset_ms"]) < 250, w11
 print("w1 offset after the set %d ms; w5 %d ms; w6 left at %d ms" %
       (w1["clock_offset_ms"], w5["clock_offset_ms"], w6["clock_offset_ms"]))
 EOP
@@ -159,8 +174,10 @@ grep -q "ble w9: the device acknowledged the clock set, but its clock still read
 [0-9]\{3\} s off the hub's; not tried again for an hour on this link" "$T/daemon.log" ||
   fail "no log line for w9's kept clock"
 [ "$(grep -c "acknowledged the clock set" "$T/daemon.log")" = 1 ] || fail "kept clocks besides w9"
-[ "$(grep -c "setting it" "$T/daemon.log")" = 5 ] ||
-  fail "clocks written other than w1, w3, w5, w7 and w9"
+[ "$(grep -c "setting it" "$T/daemon.log")" = 7 ] ||
+  fail "clocks written other than w1, w3, w5, w7, w9 and twice w11"
+grep -q "ble w11: the device clock is +10[78][0-9][0-9]\.[0-9]\{3\} s off the hub's; setting it" \
+  "$T/daemon.log" || fail "w11 was not 3 h ahead in Los Angeles before its second set"
 grep -q "ble w2.*setting it\|ble w4.*setting it\|ble w6.*setting it\|ble w10.*setting it" \
   "$T/daemon.log" &&
   fail "a clock written that should not have been"

@@ -210,26 +210,31 @@ static void test_clock_set_restarts_the_estimate(void **state)
 }
 
 /* When a reading calls for writing the device clock: beyond the tolerance either way (not
- * at it), or a date the device does not know, and at most once an hour on a link. */
+ * at it), or a date the device does not know, and at most once an hour on a link unless the
+ * zone moved. */
 static void test_clock_set_due(void **state)
 {
     (void)state;
     const int64_t h = BLE_CLOCK_SET_MIN_MS * INT64_C(1000000), t0 = INT64_C(5000000000000);
     assert_int_equal(BLE_CLOCK_SET_MIN_MS, 3600000);
     /* no write yet on the link */
-    assert_int_equal(ble_clock_set_due(1, 0, 1000, 0, t0), 0);
-    assert_int_equal(ble_clock_set_due(1, 1000, 1000, 0, t0), 0);
-    assert_int_equal(ble_clock_set_due(1, -1000, 1000, 0, t0), 0);
-    assert_int_equal(ble_clock_set_due(1, 1001, 1000, 0, t0), 1);
-    assert_int_equal(ble_clock_set_due(1, -1001, 1000, 0, t0), 1);
-    assert_int_equal(ble_clock_set_due(1, -400 * INT64_C(86400000), 1000, 0, t0), 1);
-    assert_int_equal(ble_clock_set_due(0, 0, 1000, 0, t0), 1); /* date unknown */
-    assert_int_equal(ble_clock_set_due(1, 30000, 120000, 0, t0), 0);
+    assert_int_equal(ble_clock_set_due(1, 0, 1000, 0, t0, 0), 0);
+    assert_int_equal(ble_clock_set_due(1, 1000, 1000, 0, t0, 0), 0);
+    assert_int_equal(ble_clock_set_due(1, -1000, 1000, 0, t0, 0), 0);
+    assert_int_equal(ble_clock_set_due(1, 1001, 1000, 0, t0, 0), 1);
+    assert_int_equal(ble_clock_set_due(1, -1001, 1000, 0, t0, 0), 1);
+    assert_int_equal(ble_clock_set_due(1, -400 * INT64_C(86400000), 1000, 0, t0, 0), 1);
+    assert_int_equal(ble_clock_set_due(0, 0, 1000, 0, t0, 0), 1); /* date unknown */
+    assert_int_equal(ble_clock_set_due(1, 30000, 120000, 0, t0, 0), 0);
     /* a write on this link 1 ns short of an hour ago, and exactly an hour ago */
-    assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h + 1, t0), 0);
-    assert_int_equal(ble_clock_set_due(0, 0, 1000, t0 - h + 1, t0), 0);
-    assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h, t0), 1);
-    assert_int_equal(ble_clock_set_due(1, 500, 1000, t0 - h, t0), 0);
+    assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h + 1, t0, 0), 0);
+    assert_int_equal(ble_clock_set_due(0, 0, 1000, t0 - h + 1, t0, 0), 0);
+    assert_int_equal(ble_clock_set_due(1, 5000, 1000, t0 - h, t0, 0), 1);
+    assert_int_equal(ble_clock_set_due(1, 500, 1000, t0 - h, t0, 0), 0);
+    /* the zone moved since the last write (travel, DST): at once, but only when off */
+    assert_int_equal(ble_clock_set_due(1, -3 * 3600000, 1000, t0 - 1, t0, 1), 1);
+    assert_int_equal(ble_clock_set_due(0, 0, 1000, t0 - 1, t0, 1), 1);
+    assert_int_equal(ble_clock_set_due(1, 500, 1000, t0 - 1, t0, 1), 0);
     /* what "off" means on its own (also the test of a write the device acknowledged) */
     assert_int_equal(ble_clock_off(1, 1000, 1000), 0);
     assert_int_equal(ble_clock_off(1, -1000, 1000), 0);
