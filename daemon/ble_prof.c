@@ -172,6 +172,14 @@ static void on_clock_written(struct gatt *g, int err, uint8_t ecode, void *ud)
              ecode ? att_ecode_str(ecode) : "");
 }
 
+/* A clock offset for the log: seconds with a sign and three decimals ("-34560000.011"). */
+static const char *offset_text(char buf[32], int64_t ms)
+{
+    int64_t a = ms < 0 ? -ms : ms;
+    snprintf(buf, 32, "%c%" PRId64 ".%03d", ms < 0 ? '-' : '+', a / 1000, (int)(a % 1000));
+    return buf;
+}
+
 /* The first reading after an acknowledged write: a device that answers a write and keeps its
  * clock (or cannot hold it within the tolerance) is told apart from one that took it. The
  * hour's wait before the next write stands either way. */
@@ -183,11 +191,11 @@ static void check_clock_set(struct ble_dev *d, int known, int64_t offset_ms)
     if (!ble_clock_off(known, offset_ms, d->clock_tolerance_ms))
         return;
     d->clock_ignored++;
-    int64_t a = offset_ms < 0 ? -offset_ms : offset_ms;
+    char off[32];
     if (known)
         log_warn("ble %s: the device acknowledged the clock set, but its clock still reads "
-                 "%c%" PRId64 ".%03d s off the hub's; not tried again for an hour on this link",
-                 d->name, offset_ms < 0 ? '-' : '+', a / 1000, (int)(a % 1000));
+                 "%s s off the hub's; not tried again for an hour on this link", d->name,
+                 offset_text(off, offset_ms));
     else
         log_warn("ble %s: the device acknowledged the clock set, but its clock still does not "
                  "know the date; not tried again for an hour on this link", d->name);
@@ -219,10 +227,10 @@ static void maybe_set_clock(struct ble_dev *d, int known, int64_t offset_ms, int
     }
     d->clock_set_ns = mono(d);
     d->clock_set_zone_ms = zone;
-    int64_t a = offset_ms < 0 ? -offset_ms : offset_ms;
+    char off[32];
     if (known)
-        log_notice("ble %s: the device clock is %c%" PRId64 ".%03d s off the hub's; setting it",
-                   d->name, offset_ms < 0 ? '-' : '+', a / 1000, (int)(a % 1000));
+        log_notice("ble %s: the device clock is %s s off the hub's; setting it", d->name,
+                   offset_text(off, offset_ms));
     else
         log_notice("ble %s: the device clock does not know the date; setting it", d->name);
 }

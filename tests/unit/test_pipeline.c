@@ -208,24 +208,6 @@ static void test_finish_emits_the_partial_last_day(void **state)
     free(o);
 }
 
-static void test_unknown_tz_is_refused(void **state)
-{
-    (void)state;
-    struct out *o = calloc(1, sizeof *o);
-    struct pipeline *pl = new_pl(o);
-    struct event e;
-    memset(&e, 0, sizeof e);
-    strcpy(e.participant, "p01");
-    e.ts = T0;
-    e.type = EV_TZ;
-    strcpy(e.u.tz.tz, "Mars/Olympus_Mons");
-    assert_int_equal(pipeline_push(pl, &e), PIPE_BAD_TZ);
-    strcpy(e.u.tz.tz, "Europe/Paris");
-    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
-    pipeline_free(pl);
-    free(o);
-}
-
 static struct event tz_event(int64_t ts, const char *zone)
 {
     struct event e;
@@ -236,6 +218,19 @@ static struct event tz_event(int64_t ts, const char *zone)
     e.type = EV_TZ;
     snprintf(e.u.tz.tz, sizeof e.u.tz.tz, "%s", zone);
     return e;
+}
+
+static void test_unknown_tz_is_refused(void **state)
+{
+    (void)state;
+    struct out *o = calloc(1, sizeof *o);
+    struct pipeline *pl = new_pl(o);
+    struct event e = tz_event(T0, "Mars/Olympus_Mons");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_BAD_TZ);
+    e = tz_event(T0, "Europe/Paris");
+    assert_int_equal(pipeline_push(pl, &e), PIPE_ACCEPTED);
+    pipeline_free(pl);
+    free(o);
 }
 
 static const char *zone_at(const struct pipeline *pl, const char *p, int64_t t)
