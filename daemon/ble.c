@@ -151,17 +151,21 @@ int ble_watch(struct ble *b, struct ble_dev *d, uint32_t events)
     return 0;
 }
 
-int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms)
+const struct tz_zone *ble_participant_zone(struct ble *b, const struct ble_dev *d,
+                                           int64_t utc_ms)
 {
     int err;
     const struct tz_zone *in = b->h.zone ? b->h.zone(b->h.ud, d->participant, utc_ms) : NULL;
-    if (in)
-        return (int64_t)tz_offset(in, utc_ms) * 1000;
-    if (!d->tz[0])
-        return 0;
+    if (in || !d->tz[0])
+        return in;
     if (!b->tz && !(b->tz = tz_db_new(NULL)))
-        return 0;
-    const struct tz_zone *z = tz_db_get(b->tz, d->tz, &err);
+        return NULL;
+    return tz_db_get(b->tz, d->tz, &err);
+}
+
+int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms)
+{
+    const struct tz_zone *z = ble_participant_zone(b, d, utc_ms);
     return z ? (int64_t)tz_offset(z, utc_ms) * 1000 : 0;
 }
 

@@ -141,6 +141,14 @@ int ble_clock_drift(const struct ble_clock *c, double *ret_ppm);
 /* Whether a Current Time reading is off: more than tolerance_ms from the hub's clock
  * (offset_ms = device minus hub), or the device does not know the date (known = 0). */
 int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms);
+struct tz_zone;
+struct dec_lti;
+/* The Local Time Information a device worn in zone z shows at UTC utc_ms: the zone's standard
+ * offset (the least of its offsets now and half a year either side) and the DST on top of it.
+ * Where that split does not fit Local Time Information (DST other than 0, 30, 60 or 120 min),
+ * the whole offset as the zone with no DST. -ERANGE when even that does not fit (an offset
+ * that is not whole quarter-hours, or outside -12..+14 h). */
+int ble_lti_for_zone(const struct tz_zone *z, int64_t utc_ms, struct dec_lti *out);
 /* Whether a Current Time reading calls for writing the device clock: it is off
  * (ble_clock_off); and the link's last write (at last_ns, 0: none yet) was at least
  * BLE_CLOCK_SET_MIN_MS before now_ns, so that a device another time source keeps setting (a
@@ -241,6 +249,9 @@ struct ble_status {
     size_t clock_samples;
     uint64_t clock_sets, clock_refusals; /* device clock writes acknowledged, refused */
     uint64_t clock_ignored;      /* acknowledged writes the next reading showed not taken */
+    uint64_t clock_zone_sets;    /* Local Time Information writes the device took */
+    int zone_set;
+    int64_t clock_zone_ms;       /* the device's own zone (Local Time Information), if set */
     int64_t clock_last_set_ms;   /* UTC ms of the last acknowledged one, 0: none */
     const char *manufacturer, *model, *serial, *firmware; /* NULL: not read */
     int has_relay;                        /* a relay phone: relay is set */

@@ -322,6 +322,8 @@ static void linked(struct ble_dev *d)
     d->rediscoveries = 0; /* changed: cleared with the last link (drop_link) */
     d->clock_set_ns = 0; /* a new link may set the device clock at once */
     d->clock_check = 0;
+    d->lti_busy = d->lti_given_up = 0; /* and its zone */
+    d->lti_set_ns = 0;
     if (e < 0) {
         fail(d, e, "cannot start the GATT client", 1);
         return;
@@ -496,6 +498,8 @@ void ble_dev_status(const struct ble_dev *d, struct ble_status *st)
     st->clock_sets = d->clock_sets;
     st->clock_refusals = d->clock_refusals;
     st->clock_ignored = d->clock_ignored;
+    st->clock_zone_sets = d->clock_zone_sets;
+    st->zone_set = d->lti_known && dec_lti_offset_ms(&d->lti, &st->clock_zone_ms) == 0;
     st->clock_last_set_ms = d->clock_last_set_ms;
     const char **dis[4] = {&st->manufacturer, &st->model, &st->serial, &st->firmware};
     for (int i = 0; i < 4; i++)

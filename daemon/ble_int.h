@@ -115,6 +115,11 @@ struct ble_dev {
                                    * says whether the device took it */
     int lti_known;
     struct dec_lti lti;           /* the device's Local Time Information */
+    int lti_writable;             /* Local Time Information has the Write property */
+    int lti_busy;                 /* a zone write, or the read that checks it, is out */
+    int lti_given_up;             /* this link refused or kept a zone write: none again on it */
+    int64_t lti_set_ns;           /* mono time of this link's last zone write (0: none yet) */
+    struct dec_lti lti_want;      /* what that write asked for */
     struct ble_dis_ctx dis_ctx[4];
 
     /* decoder state, kept across reconnections */
@@ -127,6 +132,7 @@ struct ble_dev {
     uint64_t security_raises;     /* raises of a link's security level the transport took */
     uint64_t clock_sets, clock_refusals; /* Current Time writes acknowledged, refused */
     uint64_t clock_ignored;       /* acknowledged, and the next reading still off */
+    uint64_t clock_zone_sets;     /* Local Time Information writes the device took */
     int64_t clock_last_set_ms;    /* UTC of the last acknowledged one (0: none) */
     int64_t last_note_ms;
     int64_t malformed_log_ms;
@@ -239,8 +245,11 @@ int ble_refuse_own(struct ble *b, struct ble_dev *d, int64_t seq, const char *wh
                    const void *rec, size_t len, int64_t received_ms);
 /* The device's state or status changed: publish status/<source> now. */
 void ble_publish_status(struct ble *b, struct ble_dev *d);
-/* The zone offset (ms, local minus UTC) of the device's participant at utc_ms: the pipeline's
- * (configured, switched by `tz` events), else the configured zone; 0 if unknown. */
+/* The zone of the device's participant at utc_ms: the pipeline's (configured, switched by
+ * `tz` events), else the configured zone; NULL if unknown. */
+const struct tz_zone *ble_participant_zone(struct ble *b, const struct ble_dev *d,
+                                           int64_t utc_ms);
+/* Its offset (ms, local minus UTC) at utc_ms; 0 if unknown. */
 int64_t ble_participant_zone_ms(struct ble *b, const struct ble_dev *d, int64_t utc_ms);
 
 /* ---- LE scanning (ble_scan.c, docs/ble-scan.md) ---- */

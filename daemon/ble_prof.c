@@ -201,6 +201,104 @@ static void check_clock_set(struct ble_dev *d, int known, int64_t offset_ms)
                  "know the date; not tried again for an hour on this link", d->name);
 }
 
+/* Local Time Information for the log: "UTC-05:00 with DST +1:00", "UTC+01:00", or what of it
+ * is unknown. */
+static const char *lti_text(char buf[48], const struct dec_lti *l)
+{
+    int z = l->tz_quarters * 15, a = z < 0 ? -z : z, dst = l->dst_quarters * 15;
+    int n = l->has_tz ? snprintf(buf, 48, "UTC%c%02d:%02d", z < 0 ? '-' : '+', a / 60, a % 60)
+                      : snprintf(buf, 48, "an unknown zone");
+    if (!l->has_dst)
+        snprintf(buf + n, (size_t)(48 - n), ", DST unknown");
+    else if (dst)
+        snprintf(buf + n, (size_t)(48 - n), " with DST +%d:%02d", dst / 60, dst % 60);
+    return buf;
+}
+
+static void on_zone_checked(struct gatt *g, int err, uint8_t ecode, const uint8_t *v,
+                            size_t len, void *ud)
+{
+    struct ble_dev *d = ud;
+    struct dec_lti got;
+    char why[DEC_WHY_MAX], a[48], b[48];
+    if (d->dead)
+        return;
+    d->lti_busy = 0;
+    if (err < 0 || decode_local_time_info(v, len, &got, why) < 0)
+        got = d->lti_want; /* acknowledged and not readable back: taken at its word */
+    d->lti = got;
+    d->lti_known = 1;
+    if (memcmp(&got, &d->lti_want, sizeof got) == 0) {
+        d->clock_zone_sets++;
+    } else {
+        d->clock_ignored++;
+        d->lti_given_up = 1;
+        log_warn("ble %s: the device acknowledged the time zone %s, but reads back %s; not "
+                 "tried again on this link", d->name, lti_text(a, &d->lti_want),
+                 lti_text(b, &got));
+    }
+    /* the clock is now read in the zone the device has; the reading decides whether it is
+     * set, the zone's move lifting the hour's wait */
+    ble_prof_read_clock(d);
+}
+
+static void on_zone_written(struct gatt *g, int err, uint8_t ecode, void *ud)
+{
+    struct ble_dev *d = ud;
+    if (d->dead)
+        return;
+    if (err == 0 && gatt_read(d->gatt, d->h_lti, on_zone_checked, d, NULL) > 0)
+        return;
+    d->lti_busy = 0;
+    if (err == 0) { /* cannot even ask: take it at its word */
+        on_zone_checked(g, -EIO, 0, NULL, 0, d);
+        return;
+    }
+    d->clock_refusals++;
+    d->lti_given_up = 1;
+    log_warn("ble %s: the device did not let its time zone be set: %s%s%s; not tried again on "
+             "this link", d->name, strerror(-err), ecode ? ", " : "",
+             ecode ? att_ecode_str(ecode) : "");
+    ble_prof_read_clock(d); /* the clock is then set, if need be, in the zone it has */
+}
+
+/* Writes the wearer's zone into the device's Local Time Information when it shows another
+ * (their travel, a DST change, a device set elsewhere): then the watch shows the wearer's
+ * local time, and its clock is written in that zone. Only where `set_clock` allows, the
+ * characteristic is writable and the participant's zone is known; at most once an hour on a
+ * link unless the wearer's zone has moved since, and never again on a link that refused or
+ * kept a write. Returns 1 while a zone write is out (its answer reads the clock again). */
+static int maybe_set_zone(struct ble_dev *d)
+{
+    if (d->lti_busy)
+        return 1;
+    if (!d->set_clock || !d->lti_writable || !d->lti_known || d->lti_given_up || !d->gatt ||
+        d->dead || (d->profiles & BLE_PROF_RELAY))
+        return 0;
+    int64_t t = utc(d);
+    const struct tz_zone *z = ble_participant_zone(d->mgr, d, t);
+    struct dec_lti want;
+    uint8_t v[2];
+    if (!z || ble_lti_for_zone(z, t, &want) < 0 || memcmp(&want, &d->lti, sizeof want) == 0 ||
+        dec_lti_encode(&want, v) < 0)
+        return 0;
+    if (d->lti_set_ns && mono(d) - d->lti_set_ns < BLE_CLOCK_SET_MIN_MS * INT64_C(1000000) &&
+        memcmp(&want, &d->lti_want, sizeof want) == 0)
+        return 0; /* this link wrote it within the hour, and something changed it back */
+    int id = gatt_write(d->gatt, d->h_lti, v, sizeof v, on_zone_written, d, NULL);
+    if (id <= 0) {
+        log_warn("ble %s: cannot write the device's time zone: %s", d->name, strerror(-id));
+        return 0;
+    }
+    char a[48], b[48];
+    log_notice("ble %s: the device's time zone is %s, its wearer's %s; setting it", d->name,
+               lti_text(a, &d->lti), lti_text(b, &want));
+    d->lti_busy = 1;
+    d->lti_set_ns = mono(d);
+    d->lti_want = want;
+    return 1;
+}
+
 /* After a Current Time reading off by offset_ms (known = 0: the device does not know the
  * date), taken with a round trip of 2 * half_rtt_ms: writes the hub's time to the device
  * when `set_clock` allows, the characteristic is writable, the device is not a relay phone,
@@ -246,7 +344,8 @@ static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len, int64_t h
          * set, which Current Time may say; anything else it refuses is malformed */
         if (len == DEC_CTS_LEN && ((v[0] | v[1]) == 0 || v[2] == 0 || v[3] == 0)) {
             check_clock_set(d, 0, 0);
-            maybe_set_clock(d, 0, 0, half_rtt_ms);
+            if (!maybe_set_zone(d))
+                maybe_set_clock(d, 0, 0, half_rtt_ms);
         } else
             malformed(d, "clock", why);
         return;
@@ -254,7 +353,8 @@ static void cts_value(struct ble_dev *d, const uint8_t *v, size_t len, int64_t h
     int64_t hub = utc(d) - half_rtt_ms, dev = c.local_ms - device_zone_ms(d, hub);
     ble_clock_add(&d->clock, hub, dev);
     check_clock_set(d, 1, dev - hub);
-    maybe_set_clock(d, 1, dev - hub, half_rtt_ms);
+    if (!maybe_set_zone(d))
+        maybe_set_clock(d, 1, dev - hub, half_rtt_ms);
 }
 
 static void on_cts(struct gatt *g, uint16_t h, const uint8_t *v, size_t len, int64_t at,
@@ -453,13 +553,15 @@ void ble_prof_ready(struct gatt *g, int err, void *ud)
     d->cached = gatt_from_cache(g);
     d->h_cts = d->h_lti = 0;
     d->lti_known = 0;
-    d->cts_writable = 0;
+    d->cts_writable = d->lti_writable = 0;
     if ((c = find16(db, 0x1805, DEC_UUID_CURRENT_TIME)) && (c->props & GATT_PROP_READ)) {
         d->profiles |= BLE_PROF_CTS;
         d->h_cts = c->value;
         d->cts_writable = (c->props & GATT_PROP_WRITE) != 0;
-        if ((c = find16(db, 0x1805, DEC_UUID_LOCAL_TIME_INFO)) && (c->props & GATT_PROP_READ))
+        if ((c = find16(db, 0x1805, DEC_UUID_LOCAL_TIME_INFO)) && (c->props & GATT_PROP_READ)) {
             d->h_lti = c->value;
+            d->lti_writable = (c->props & GATT_PROP_WRITE) != 0;
+        }
     }
     if (d->h_lti) {
         int id = gatt_read(g, d->h_lti, on_lti_read, d, NULL);

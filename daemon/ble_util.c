@@ -10,6 +10,8 @@
 
 #include "daemon/ble.h"
 #include "daemon/relay_json.h"
+#include "drivers/decode.h"
+#include "pipeline/tz.h"
 
 /* ---- backoff ------------------------------------------------------------------------ */
 
@@ -147,6 +149,35 @@ int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_
         return 0;
     return last_ns == 0 || zone_moved ||
            now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
+}
+
+/* Half a year: a zone's standard offset is its least one within that of t, either side. */
+#define HALF_YEAR_MS (INT64_C(183) * 86400000)
+
+static int lti_fits(int32_t zone_s, int32_t dst_s, struct dec_lti *out)
+{
+    if (zone_s % 900 || dst_s % 900 || zone_s / 900 < -48 || zone_s / 900 > 56)
+        return 0;
+    int dst = dst_s / 900;
+    if (dst != 0 && dst != 2 && dst != 4 && dst != 8)
+        return 0;
+    *out = (struct dec_lti){.has_tz = 1, .tz_quarters = zone_s / 900, .has_dst = 1,
+                            .dst_quarters = dst};
+    return 1;
+}
+
+int ble_lti_for_zone(const struct tz_zone *z, int64_t utc_ms, struct dec_lti *out)
+{
+    int32_t now = tz_offset(z, utc_ms), std = now;
+    int32_t before = tz_offset(z, utc_ms - HALF_YEAR_MS);
+    int32_t after = tz_offset(z, utc_ms + HALF_YEAR_MS);
+    if (before < std)
+        std = before;
+    if (after < std)
+        std = after;
+    if (lti_fits(std, now - std, out) || lti_fits(now, 0, out))
+        return 0;
+    return -ERANGE;
 }
 
 /* ---- status ------------------------------------------------------------------------- */
@@ -293,6 +324,9 @@ char *ble_status_json(const struct ble_status *st)
                                                  : json_null());
     json_object_set_new(o, "clock_refusals", u64(st->clock_refusals));
     json_object_set_new(o, "clock_ignored", u64(st->clock_ignored));
+    json_object_set_new(o, "clock_zone_ms",
+                        st->zone_set ? json_integer(st->clock_zone_ms) : json_null());
+    json_object_set_new(o, "clock_zone_sets", u64(st->clock_zone_sets));
     json_object_set_new(o, "no_contact", u64(st->no_contact));
     json_object_set_new(o, "malformed", u64(st->malformed));
     json_object_set_new(o, "lost", u64(st->lost));

@@ -178,6 +178,9 @@ enum {
     BLESIM_CTS_WRITE_IGNORE,   /* the Write property; a write is answered but changes nothing */
 };
 
+/* What writing Local Time Information does (blesim_profile_opts.lti_write). */
+enum { BLESIM_LTI_WRITE_NONE, BLESIM_LTI_WRITE_SET, BLESIM_LTI_WRITE_KEEP };
+
 struct blesim_profile_opts {
     const char *name;          /* GAP Device Name */
     uint8_t hr_flags;          /* 0x2A37 flags: bit0 u16 rate, bits1-2 contact, bit3 energy,
@@ -191,6 +194,9 @@ struct blesim_profile_opts {
     uint8_t cts_write;         /* BLESIM_CTS_WRITE_*: what writing Current Time does */
     uint8_t cts_unset;         /* Current Time reads as date 0 (never set) until written */
     uint8_t cts_no_lti;        /* no Local Time Information characteristic */
+    int8_t lti_tz;             /* its bytes: zone and DST in quarter-hours (0, 0: UTC) */
+    uint8_t lti_dst;
+    uint8_t lti_write;         /* BLESIM_LTI_WRITE_*: whether it is writable, and takes it */
     uint32_t steps_period_ms;  /* step count notifications */
     uint32_t motion_period_ms; /* raw motion notifications */
     uint8_t hr_security;       /* Heart Rate Measurement (its CCCD) needs a link at this level,

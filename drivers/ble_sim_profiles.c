@@ -160,6 +160,14 @@ static void cts_written(struct blesim *s, uint16_t h, const uint8_t *v, size_t l
     p->unset = 0;
 }
 
+/* A device that answers a Local Time Information write and keeps its own. */
+static void lti_kept(struct blesim *s, uint16_t h, const uint8_t *v, size_t len, void *user_data)
+{
+    const struct profile *p = user_data;
+    uint8_t own[2] = {(uint8_t)p->o.lti_tz, p->o.lti_dst};
+    blesim_set_value(s, h, own, sizeof own);
+}
+
 static int gen_steps(struct blesim *s, uint16_t h, uint64_t count, int64_t now_ns, uint8_t *buf,
                      size_t cap, void *user_data)
 {
@@ -296,10 +304,16 @@ static int add_services(struct blesim *s, struct profile *p, unsigned mask,
         if (o->cts_write == BLESIM_CTS_WRITE_REFUSE)   /* says writable, answers 0x03 */
             blesim_attr(s, (uint16_t)h)->perm &= (uint8_t)~BLESIM_PERM_WRITE;
         TRY(stream(s, h, o->cts_period_ms, gen_cts, p));
-        v[0] = 0;   /* local time information: UTC, no DST */
-        v[1] = 0;
-        if (!o->cts_no_lti)
-            TRY(chrc16(s, 0x2A0F, GATT_PROP_READ, v, 2));
+        v[0] = (uint8_t)o->lti_tz; /* local time information (default UTC, no DST) */
+        v[1] = o->lti_dst;
+        if (!o->cts_no_lti) {
+            uint8_t lp = GATT_PROP_READ;
+            if (o->lti_write != BLESIM_LTI_WRITE_NONE)
+                lp |= GATT_PROP_WRITE;
+            TRY(h = chrc16(s, 0x2A0F, lp, v, 2));
+            if (o->lti_write == BLESIM_LTI_WRITE_KEEP)
+                TRY(blesim_set_attr_hooks(s, (uint16_t)h, NULL, lti_kept, p));
+        }
     }
     if (mask & BLESIM_PROFILE_DIS) {
         TRY(service16(s, 0x180A));

@@ -140,6 +140,9 @@ struct dec_lti {
 /* Two bytes: tz s8 (-128 = unknown) and dst u8 (255 = unknown). */
 int decode_local_time_info(const uint8_t *buf, size_t len, struct dec_lti *out, char *why);
 
+/* Encodes l as a Local Time Information value, for writing a device's zone: an unknown part
+ * as -128 / 255. -EINVAL for a zone or DST offset decode_local_time_info would refuse. */
+int dec_lti_encode(const struct dec_lti *l, uint8_t out[2]);
 /* The device's wall clock minus UTC by its Local Time Information: (tz + dst) * 15 min, in
  * ms. -ENODATA when the zone or DST offset is unknown. */
 int dec_lti_offset_ms(const struct dec_lti *l, int64_t *ret_ms);

@@ -110,6 +110,17 @@ int decode_local_time_info(const uint8_t *buf, size_t len, struct dec_lti *out, 
     return 0;
 }
 
+int dec_lti_encode(const struct dec_lti *l, uint8_t out[2])
+{
+    int dst = l->dst_quarters;
+    if ((l->has_tz && (l->tz_quarters < -48 || l->tz_quarters > 56)) ||
+        (l->has_dst && dst != 0 && dst != 2 && dst != 4 && dst != 8))
+        return -EINVAL;
+    out[0] = (uint8_t)(int8_t)(l->has_tz ? l->tz_quarters : -128);
+    out[1] = (uint8_t)(l->has_dst ? dst : 255);
+    return 0;
+}
+
 int dec_lti_offset_ms(const struct dec_lti *l, int64_t *ret_ms)
 {
     if (!l->has_tz || !l->has_dst)

@@ -92,6 +92,12 @@ static void usage(FILE *f)
         "                         (not writable) or ignore (answered, the clock kept)\n"
         "  --cts-unset            the clock reads as date 0 (never set) until written\n"
         "  --cts-no-lti           no Local Time Information (the client assumes a zone)\n"
+        "  --lti TZ,DST           Local Time Information bytes: zone in quarter-hours (-128..127,\n"
+        "                         -128 unknown), DST in quarter-hours (0..255, 255 unknown);\n"
+        "                         default 0,0 (UTC). The clock is the wall clock of that zone\n"
+        "  --lti-write MODE       Local Time Information writable: set (takes what is written;\n"
+        "                         the clock's wall time does not move with it) or keep\n"
+        "                         (answers a write and keeps its value)\n"
         "  --steps-rate HZ        step count notifications per second (default 1)\n"
         "  --motion-rate HZ       raw motion notifications per second (default 10)\n"
         "  --hr-security N        the heart rate measurement (its CCCD) needs a link at level N:\n"
@@ -137,6 +143,23 @@ static int num(const char *s, long long lo, long long hi, long long *ret)
     if (errno || end == s || *end || v < lo || v > hi)
         return -1;
     *ret = v;
+    return 0;
+}
+
+/* --lti TZ,DST: the two bytes of Local Time Information, as numbers. */
+static int lti(const char *s, struct blesim_profile_opts *po)
+{
+    char tz[16];
+    const char *comma = strchr(s, ',');
+    long long z, dst;
+    if (!comma || (size_t)(comma - s) >= sizeof tz)
+        return -1;
+    memcpy(tz, s, (size_t)(comma - s));
+    tz[comma - s] = '\0';
+    if (num(tz, -128, 127, &z) < 0 || num(comma + 1, 0, 255, &dst) < 0)
+        return -1;
+    po->lti_tz = (int8_t)z;
+    po->lti_dst = (uint8_t)dst;
     return 0;
 }
 
@@ -186,7 +209,7 @@ static int parse(int argc, char **argv, struct cfg *c)
            O_HR_SECURITY, O_SECURITY_ERROR, O_REFUSE_SECURITY,
            O_RELAY, O_RELAY_NUDGES, O_RELAY_RATE, O_RELAY_CORRUPT, O_RELAY_DROPPED,
            O_RELAY_ACK, O_RELAY_IGNORE_PAUSE, O_CHANGE_AFTER, O_CHANGE_PROFILES,
-           O_CHANGE_STORM, O_CTS_WRITE, O_CTS_UNSET, O_CTS_NO_LTI,
+           O_CHANGE_STORM, O_CTS_WRITE, O_CTS_UNSET, O_CTS_NO_LTI, O_LTI, O_LTI_WRITE,
            O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"profiles", 1, 0, O_PROFILES}, {"name", 1, 0, O_NAME},
@@ -210,6 +233,7 @@ static int parse(int argc, char **argv, struct cfg *c)
         {"change-after", 1, 0, O_CHANGE_AFTER}, {"change-profiles", 1, 0, O_CHANGE_PROFILES},
         {"change-storm", 1, 0, O_CHANGE_STORM}, {"cts-write", 1, 0, O_CTS_WRITE},
         {"cts-unset", 0, 0, O_CTS_UNSET}, {"cts-no-lti", 0, 0, O_CTS_NO_LTI},
+        {"lti", 1, 0, O_LTI}, {"lti-write", 1, 0, O_LTI_WRITE},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0},
     };
     long long v;
@@ -259,6 +283,15 @@ static int parse(int argc, char **argv, struct cfg *c)
             break;
         case O_CTS_UNSET: c->po.cts_unset = 1; break;
         case O_CTS_NO_LTI: c->po.cts_no_lti = 1; break;
+        case O_LTI: bad = lti(optarg, &c->po); break;
+        case O_LTI_WRITE:
+            if (!strcmp(optarg, "set"))
+                c->po.lti_write = BLESIM_LTI_WRITE_SET;
+            else if (!strcmp(optarg, "keep"))
+                c->po.lti_write = BLESIM_LTI_WRITE_KEEP;
+            else
+                bad = 1;
+            break;
         case O_STEPS: bad = rate(optarg, &c->po.steps_period_ms); break;
         case O_MOTION: bad = rate(optarg, &c->po.motion_period_ms); break;
         case O_SERIAL: c->po.serial = optarg; break;

@@ -88,6 +88,10 @@ static void lti(const uint8_t *b, size_t n)
     check_why(r, why);
     if (r == 0 && (l.tz_quarters < -48 || l.tz_quarters > 56 || l.dst_quarters > 8))
         abort();
+    /* what was decoded encodes back to the same two bytes (the daemon writes a zone so) */
+    uint8_t enc[2];
+    if (r == 0 && (dec_lti_encode(&l, enc) < 0 || memcmp(enc, b, 2) != 0))
+        abort();
 }
 
 static void dis(const uint8_t *b, size_t n)

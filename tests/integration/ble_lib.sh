@@ -13,6 +13,15 @@ ble_conf() {
   sed -i 's/^log_level = info$/&\nstatus_interval = 1s/' "$1"
 }
 
+# ble_src NAME PARTICIPANT SOCKET N [EXTRA...]: a [source] of the BLE driver on the simulator
+# at $S/SOCKET, address C4:7C:8D:6A:2F:<N>, with EXTRA lines
+ble_src() {
+  local name=$1 p=$2 sock=$3 n=$4
+  shift 4
+  printf '%s\n' "[source $name]" "driver = ble" "participant = $p" \
+    "address = C4:7C:8D:6A:2F:$(printf %02d "$n")" "transport = sim:$S/$sock" "$@"
+}
+
 # app_use FILE PARTICIPANT SOURCE FIRST_MS STEP_MS COUNT: a phone's relay outbox (seq 1..) of
 # COUNT sessions, every STEP_MS from FIRST_MS: an unlock, the intervention app
 # (org.example.mindapp) in front 10 s later, the screen off 5 minutes after the unlock

@@ -17,11 +17,7 @@ SHIFT="$ENGAGED_BIN/tests/libclockshift.so"
 change=$(date -d "2027-03-14 07:00:00 UTC" +%s)
 offset=$(( change - 20 - $(date +%s) ))
 
-src() { # NAME PARTICIPANT SOCKET N
-  printf '%s\n' "[source $1]" "driver = ble" "participant = $2" \
-    "address = C4:7C:8D:6A:2F:$(printf %02d "$4")" "transport = sim:$S/$3"
-}
-ble_conf "$T/engaged.conf" "$(src w1 p01 a.s 1)" "$(src w2 p02 b.s 2)"
+ble_conf "$T/engaged.conf" "$(ble_src w1 p01 a.s 1)" "$(ble_src w2 p02 b.s 2)"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 # the moved clock is the daemon's (checked here with date(1) through the same settings)

@@ -32,21 +32,17 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
-src() { # NAME PARTICIPANT SOCKET N [EXTRA...]
-  local name=$1 p=$2 sock=$3 n=$4
-  shift 4
-  printf '%s\n' "[source $name]" "driver = ble" "participant = $p" \
-    "address = C4:7C:8D:6A:2F:$(printf %02d "$n")" "transport = sim:$S/$sock" "$@"
-}
 now=$(date +%s)
-ble_conf "$T/engaged.conf" "$(src w1 p02 a.s 1)" "$(src w2 p02 a.s 2 'set_clock = no')" \
-  "$(src w3 p02 c.s 3)" "$(src w4 p02 d.s 4)" "$(src w5 p01 e.s 5)" \
-  "$(src w6 p02 f.s 6 'clock_tolerance = 2min')" \
-  "$(src w7 p02 g.s 7 'clock_tolerance = 100ms')" "$(src w8 p01 h.s 8 'set_clock = no')" \
-  "$(src w9 p02 i.s 9)" "$(src w10 p03 j.s 10 'set_clock = no')" \
+ble_conf "$T/engaged.conf" "$(ble_src w1 p02 a.s 1)" \
+  "$(ble_src w2 p02 a.s 2 'set_clock = no')" "$(ble_src w3 p02 c.s 3)" \
+  "$(ble_src w4 p02 d.s 4)" "$(ble_src w5 p01 e.s 5)" \
+  "$(ble_src w6 p02 f.s 6 'clock_tolerance = 2min')" \
+  "$(ble_src w7 p02 g.s 7 'clock_tolerance = 100ms')" \
+  "$(ble_src w8 p01 h.s 8 'set_clock = no')" "$(ble_src w9 p02 i.s 9)" \
+  "$(ble_src w10 p03 j.s 10 'set_clock = no')" \
   "[participant p03]" "tz = America/New_York" "[source phone-p03]" "driver = ingest" \
-  "participant = p03" "$(src w11 p04 k.s 11)" "[participant p04]" "tz = America/New_York" \
-  "[source phone-p04]" "driver = ingest" "participant = p04"
+  "participant = p03" "$(ble_src w11 p04 k.s 11)" "[participant p04]" \
+  "tz = America/New_York" "[source phone-p04]" "driver = ingest" "participant = p04"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
 
 # options of another driver, and a tolerance out of range, are refused

@@ -65,8 +65,15 @@ no_sanitizer "$T/sim.err"
 grep -q "0x2a37" "$T/dump" || fail "no 0x2a37 in the dump"
 grep -q "0x2a19" "$T/dump" || fail "no 0x2a19 in the dump"
 ! grep -q "0x2a29" "$T/dump" || fail "DIS in an hr,battery dump"
+# Local Time Information: the Write property only with --lti-write (its bytes, --lti, are
+# read through the daemon in test_ble_clock_zone)
+"$BLESIM" --dump --profiles cts --lti -20,4 | grep -q "0x2a0f *props 0x02 len 2" ||
+  fail "Local Time Information not read-only"
+"$BLESIM" --dump --profiles cts --lti -20,4 --lti-write keep |
+  grep -q "0x2a0f *props 0x0a len 2" || fail "Local Time Information not writable"
 for bad in "--mtu 22" "--profiles hr,nope" "--hr-rate x" "--error-code 0" "--bogus" \
-    "--cts-write maybe" "--time-offset 1s" "--time-offset 315576000001"; do
+    "--cts-write maybe" "--time-offset 1s" "--time-offset 315576000001" "--lti 4" \
+    "--lti 128,0" "--lti 0,256" "--lti x,0" "--lti-write yes"; do
   rc=0; "$BLESIM" --listen "$T/x.sock" $bad > /dev/null 2> "$T/bad.err" || rc=$?
   [ "$rc" -eq 2 ] || fail "'$bad': exit $rc, expected 2"
 done

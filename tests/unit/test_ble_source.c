@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include "daemon/ble.h"
+#include "drivers/decode.h"
+#include "pipeline/tz.h"
 
 /* ---- backoff ---- */
 
@@ -212,6 +214,50 @@ static void test_clock_set_restarts_the_estimate(void **state)
 /* When a reading calls for writing the device clock: beyond the tolerance either way (not
  * at it), or a date the device does not know, and at most once an hour on a link unless the
  * zone moved. */
+/* The Local Time Information a zone calls for: standard offset and DST split, in
+ * quarter-hours, for zones north and south, half and three-quarter hours, and refusals. */
+static void test_lti_for_zone(void **state)
+{
+    (void)state;
+    struct tz_db *db = tz_db_new(NULL);
+    assert_non_null(db);
+    static const struct {
+        const char *zone;
+        int64_t utc_ms;
+        int tz, dst, rc;
+    } cases[] = {
+        {"America/New_York", INT64_C(1799020800000), -20, 0, 0}, /* 2027-01-04 */
+        {"America/New_York", INT64_C(1814400000000), -20, 4, 0}, /* 2027-07-01 */
+        {"Europe/London", INT64_C(1799020800000), 0, 0, 0},
+        {"Europe/London", INT64_C(1814400000000), 0, 4, 0},
+        {"Australia/Sydney", INT64_C(1799020800000), 40, 4, 0}, /* summer in January */
+        {"Australia/Sydney", INT64_C(1814400000000), 40, 0, 0},
+        {"Australia/Lord_Howe", INT64_C(1799020800000), 42, 2, 0}, /* +10:30, DST 30 min */
+        {"Asia/Kolkata", INT64_C(1814400000000), 22, 0, 0},
+        {"Asia/Kathmandu", INT64_C(1814400000000), 23, 0, 0},
+        {"UTC", INT64_C(1814400000000), 0, 0, 0},
+        {"Pacific/Kiritimati", INT64_C(1814400000000), 56, 0, 0},            /* +14:00 */
+        {"Africa/Monrovia", INT64_C(0), 0, 0, -ERANGE}, /* 1970: -0:44:30 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int err;
+        const struct tz_zone *z = tz_db_get(db, cases[i].zone, &err);
+        assert_non_null(z);
+        struct dec_lti l = {0};
+        int rc = ble_lti_for_zone(z, cases[i].utc_ms, &l);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc < 0)
+            continue;
+        assert_true(l.has_tz && l.has_dst);
+        assert_int_equal(l.tz_quarters, cases[i].tz);
+        assert_int_equal(l.dst_quarters, cases[i].dst);
+        int64_t off;
+        assert_int_equal(dec_lti_offset_ms(&l, &off), 0);
+        assert_int_equal(off, (int64_t)tz_offset(z, cases[i].utc_ms) * 1000);
+    }
+    tz_db_free(db);
+}
+
 static void test_clock_set_due(void **state)
 {
     (void)state;
@@ -269,7 +315,8 @@ static void test_status_json_streaming(void **state)
         .profiles = BLE_PROF_HR | BLE_PROF_BATTERY | BLE_PROF_CTS,
         .offset_set = 1, .clock_offset_ms = -1520, .drift_set = 1, .clock_drift_ppm = 12.3456,
         .clock_samples = 5, .clock_sets = 1, .clock_last_set_ms = 1795700001000,
-        .clock_refusals = 0, .clock_ignored = 3, .manufacturer = "Pine64",
+        .clock_refusals = 0, .clock_ignored = 3, .zone_set = 1, .clock_zone_ms = -14400000,
+        .clock_zone_sets = 2, .manufacturer = "Pine64",
         .model = "PineTime",
     };
     char *s = ble_status_json(&st);
@@ -284,6 +331,7 @@ static void test_status_json_streaming(void **state)
         "\"profiles\":[\"hr\",\"battery\",\"cts\"],\"clock_offset_ms\":-1520,"
         "\"clock_drift_ppm\":12.35,\"clock_samples\":5,\"clock_sets\":1,"
         "\"clock_last_set\":1795700001000,\"clock_refusals\":0,\"clock_ignored\":3,"
+        "\"clock_zone_ms\":-14400000,\"clock_zone_sets\":2,"
         "\"no_contact\":2,\"malformed\":1,\"lost\":0,\"device\":{\"manufacturer\":\"Pine64\",\"model\":\"PineTime\","
         "\"serial\":null,\"firmware\":null},\"relay\":null,\"record\":null,\"scan\":null}";
     assert_string_equal(s, want);
@@ -356,7 +404,7 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "error")), "device said \"no\"\n");
     assert_int_equal(json_integer_value(json_object_get(j, "next_attempt")), 2010);
     const char *nulls[] = {"last_notification", "battery", "mtu", "clock_offset_ms",
-                           "clock_drift_ppm", "clock_last_set"};
+                           "clock_drift_ppm", "clock_last_set", "clock_zone_ms"};
     for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
         assert_true(json_is_null(json_object_get(j, nulls[i])));
     assert_true(json_is_false(json_object_get(j, "cached")));
@@ -374,7 +422,8 @@ static void test_status_json_backoff_nulls_and_escaping(void **state)
         "error", "next_attempt", "attempts", "connects", "reconnects", "failures", "events",
         "last_notification", "battery", "mtu", "cached", "security_raises", "profiles",
         "clock_offset_ms", "clock_drift_ppm", "clock_samples", "clock_sets", "clock_last_set",
-        "clock_refusals", "clock_ignored", "no_contact", "malformed", "lost",
+        "clock_refusals", "clock_ignored", "clock_zone_ms", "clock_zone_sets", "no_contact",
+        "malformed", "lost",
         "device",
         "relay", "record", "scan"};
     assert_int_equal(json_object_size(j), sizeof keys / sizeof keys[0]);
@@ -452,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_clock_exact_drift_and_ring),
         cmocka_unit_test(test_clock_set_restarts_the_estimate),
         cmocka_unit_test(test_clock_set_due),
+        cmocka_unit_test(test_lti_for_zone),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_backoff_after_a_time_up),
         cmocka_unit_test(test_status_json_scan),

@@ -338,6 +338,21 @@ static void test_current_time_decodes_to_device_local_time(void **state)
     assert_int_equal(decode_local_time_info(bad_tz, 2, &l, why), -EINVAL);
     assert_int_equal(decode_local_time_info(bad_dst, 2, &l, why), -EINVAL);
     assert_int_equal(decode_local_time_info(bad_dst, 1, &l, why), -EINVAL);
+    /* encoding gives back the bytes decoded, unknown parts included; out of range refused */
+    const uint8_t *const ltis[] = {lti_ny, lti_unknown_tz, lti_unknown_dst};
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t enc[2];
+        assert_int_equal(decode_local_time_info(ltis[i], 2, &l, why), 0);
+        assert_int_equal(dec_lti_encode(&l, enc), 0);
+        assert_memory_equal(enc, ltis[i], 2);
+    }
+    uint8_t enc[2];
+    l = (struct dec_lti){.has_tz = 1, .tz_quarters = 57, .has_dst = 1};
+    assert_int_equal(dec_lti_encode(&l, enc), -EINVAL);
+    l = (struct dec_lti){.has_tz = 1, .tz_quarters = -49, .has_dst = 1};
+    assert_int_equal(dec_lti_encode(&l, enc), -EINVAL);
+    l = (struct dec_lti){.has_tz = 1, .has_dst = 1, .dst_quarters = 3};
+    assert_int_equal(dec_lti_encode(&l, enc), -EINVAL);
 
     /* day of week 0 = unknown is accepted; 255/256 s = 996.1 ms rounds up to 997 ms */
     static const uint8_t nodow[] = {0xD0, 0x07, 0x02, 0x1D, 0x17, 0x3B, 0x3B, 0x00, 0xFF, 0x00};
