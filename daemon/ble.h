@@ -144,7 +144,8 @@ int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms);
 struct tz_zone;
 struct dec_lti;
 /* The Local Time Information a device worn in zone z shows at UTC utc_ms: the zone's standard
- * offset (the least of its offsets now and half a year either side) and the DST on top of it.
+ * offset (the least of its offsets over the year around utc_ms, every 30 days) and the DST on
+ * top of it.
  * Where that split does not fit Local Time Information (DST other than 0, 30, 60 or 120 min),
  * the whole offset as the zone with no DST. -ERANGE when even that does not fit (an offset
  * that is not whole quarter-hours, or outside -12..+14 h). */

@@ -151,8 +151,11 @@ int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_
            now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
 }
 
-/* Half a year: a zone's standard offset is its least one within that of t, either side. */
-#define HALF_YEAR_MS (INT64_C(183) * 86400000)
+/* A zone's standard offset is its least one over the year around t, taken every 30 days:
+ * some of those fall in its standard time whenever DST starts or ends (half a year either side
+ * alone would both fall in summer at a change in March). */
+#define STD_STEP_MS (INT64_C(30) * 86400000)
+#define STD_STEPS 6
 
 static int lti_fits(int32_t zone_s, int32_t dst_s, struct dec_lti *out)
 {
@@ -169,12 +172,11 @@ static int lti_fits(int32_t zone_s, int32_t dst_s, struct dec_lti *out)
 int ble_lti_for_zone(const struct tz_zone *z, int64_t utc_ms, struct dec_lti *out)
 {
     int32_t now = tz_offset(z, utc_ms), std = now;
-    int32_t before = tz_offset(z, utc_ms - HALF_YEAR_MS);
-    int32_t after = tz_offset(z, utc_ms + HALF_YEAR_MS);
-    if (before < std)
-        std = before;
-    if (after < std)
-        std = after;
+    for (int k = -STD_STEPS; k <= STD_STEPS; k++) {
+        int32_t o = tz_offset(z, utc_ms + k * STD_STEP_MS);
+        if (o < std)
+            std = o;
+    }
     if (lti_fits(std, now - std, out) || lti_fits(now, 0, out))
         return 0;
     return -ERANGE;

@@ -228,6 +228,11 @@ static void test_lti_for_zone(void **state)
     } cases[] = {
         {"America/New_York", INT64_C(1799020800000), -20, 0, 0}, /* 2027-01-04 */
         {"America/New_York", INT64_C(1814400000000), -20, 4, 0}, /* 2027-07-01 */
+        /* either side of the March change, when half a year either side is summer twice */
+        {"America/New_York", INT64_C(1805007599999), -20, 0, 0}, /* 2027-03-14 06:59:59.999 */
+        {"America/New_York", INT64_C(1805007600000), -20, 4, 0},
+        {"America/New_York", INT64_C(1793512799999), -20, 4, 0}, /* 2026-11-01 05:59:59.999 */
+        {"America/New_York", INT64_C(1793512800000), -20, 0, 0},
         {"Europe/London", INT64_C(1799020800000), 0, 0, 0},
         {"Europe/London", INT64_C(1814400000000), 0, 4, 0},
         {"Australia/Sydney", INT64_C(1799020800000), 40, 4, 0}, /* summer in January */
