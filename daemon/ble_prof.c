@@ -264,16 +264,18 @@ static void on_zone_written(struct gatt *g, int err, uint8_t ecode, void *ud)
 
 /* Writes the wearer's zone into the device's Local Time Information when it shows another
  * (their travel, a DST change, a device set elsewhere): then the watch shows the wearer's
- * local time, and its clock is written in that zone. Only where `set_clock` allows, the
- * characteristic is writable and the participant's zone is known; at most once an hour on a
- * link unless the wearer's zone has moved since, and never again on a link that refused or
- * kept a write. Returns 1 while a zone write is out (its answer reads the clock again). */
+ * local time, and its clock is written in that zone. Only where `set_clock` allows, both
+ * characteristics are writable (a zone written under a clock that cannot follow would leave
+ * the old zone's wall time under the new zone) and the participant's zone is known; at most
+ * once an hour on a link unless the wearer's zone has moved since, and never again on a link
+ * that refused or kept a write. Returns 1 while a zone write is out (its answer reads the
+ * clock again). */
 static int maybe_set_zone(struct ble_dev *d)
 {
     if (d->lti_busy)
         return 1;
-    if (!d->set_clock || !d->lti_writable || !d->lti_known || d->lti_given_up || !d->gatt ||
-        d->dead || (d->profiles & BLE_PROF_RELAY))
+    if (!d->set_clock || !d->lti_writable || !d->cts_writable || !d->lti_known ||
+        d->lti_given_up || !d->gatt || d->dead || (d->profiles & BLE_PROF_RELAY))
         return 0;
     int64_t t = utc(d);
     const struct tz_zone *z = ble_participant_zone(d->mgr, d, t);

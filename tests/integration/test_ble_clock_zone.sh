@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A device's own time zone, its Local Time Information (docs/ble.md, "The device clock"): where
 # it is writable, the daemon writes the wearer's zone into it, then the clock in that zone.
-# One daemon, seven watches on seven simulators, each showing the wall time of the zone its Local
+# One daemon, eight watches on eight simulators, each showing the wall time of the zone its Local
 # Time Information gives (the simulator's clock does not move when that is written):
 #   z1  UTC+1, writable, worn by p01 (New York): the zone written (New York's standard
 #       offset and today's DST), read back, then the clock set in it;
@@ -16,13 +16,16 @@
 #       rewritten to Los Angeles', then the clock set in it, at once;
 #   z7  UTC+1, writable but keeping its own (`--lti-write keep`), worn by p01: written once,
 #       read back unchanged (`clock_ignored`), logged, not written again; its clock, right in
-#       the zone it kept, not written.
+#       the zone it kept, not written;
+#   z8  UTC+1, writable, but Current Time not writable, worn by p01: left alone (the clock
+#       could not follow the zone).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ble_lib.sh"
 
 ble_conf "$T/engaged.conf" "$(ble_src z1 p01 a.s 1)" "$(ble_src z2 p01 b.s 2)" \
   "$(ble_src z3 p01 c.s 3)" "$(ble_src z4 p01 d.s 4 'set_clock = no')" \
   "$(ble_src z5 p02 e.s 5)" "$(ble_src z6 p03 f.s 6)" "$(ble_src z7 p01 g.s 7)" \
+  "$(ble_src z8 p01 h.s 8)" \
   "[participant p03]" "tz = America/New_York" "[source phone-p03]" "driver = ingest" \
   "participant = p03"
 "$ENGAGED" check-config -c "$T/engaged.conf" || fail "check-config"
@@ -51,13 +54,15 @@ sim "$S/e.s" "$T/sime.err" "${cts[@]}" --lti 0,255 --lti-write set --time-offset
 sim "$S/f.s" "$T/simf.err" "${cts[@]}" --lti "$ny" --lti-write set --time-offset $((ny_s * 1000)) \
   --cts-period 1
 sim "$S/g.s" "$T/simg.err" "${cts[@]}" --lti 4,0 --lti-write keep --time-offset 3600000
+sim "$S/h.s" "$T/simh.err" "${cts[@]}" --lti 4,0 --lti-write set --cts-write none \
+  --time-offset 3600000
 
 : > "$T/status.out"
 $PY "$TOOL" sub "ipc://$T/feed" status/z "$T/status.out" --min 1000000 --seconds 120 \
   > /dev/null &
 start_daemon "$T/engaged.conf" "$T/daemon.log"
 
-for w in z1 z2 z3 z4 z5 z6 z7; do
+for w in z1 z2 z3 z4 z5 z6 z7 z8; do
   wait_status "$T/status.out" $w "last['state'] == 'streaming' and last['clock_samples'] >= 1"
 done
 wait_status "$T/status.out" z1 \
@@ -78,8 +83,8 @@ last = {}
 for l in open(sys.argv[1]):
     topic, m = json.loads(l)
     last[topic.split("/")[1]] = m
-z1, z2, z3, z4, z5, z6, z7 = (last["z%d" % i] for i in range(1, 8))
-for z in (z1, z2, z3, z4, z5, z6, z7):
+z1, z2, z3, z4, z5, z6, z7, z8 = (last["z%d" % i] for i in range(1, 9))
+for z in (z1, z2, z3, z4, z5, z6, z7, z8):
     assert z["state"] == "streaming" and z["connects"] == 1 and z["failures"] == 0, z
     assert z["clock_refusals"] == 0 and abs(z["clock_offset_ms"]) < 250, z
     if z is not z7:
@@ -99,6 +104,9 @@ assert z6["clock_zone_ms"] == la and z6["clock_zone_sets"] == 1 and z6["clock_se
 # acknowledged but kept: counted once, its own zone still read, the clock right in it
 assert z7["clock_zone_ms"] == 3600000 and z7["clock_zone_sets"] == 0, z7
 assert z7["clock_ignored"] == 1 and z7["clock_sets"] == 0, z7
+# the clock not writable: the zone left alone too
+assert z8["clock_zone_ms"] == 3600000 and z8["clock_zone_sets"] == 0, z8
+assert z8["clock_sets"] == 0, z8
 print("z1 zone %d ms, reads %d ms; z6 zone %d ms, reads %d ms" %
       (z1["clock_zone_ms"], z1["clock_offset_ms"], z6["clock_zone_ms"], z6["clock_offset_ms"]))
 EOP
