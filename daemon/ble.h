@@ -150,8 +150,11 @@ struct dec_lti;
  * the whole offset as the zone with no DST. -ERANGE when even that does not fit (an offset
  * that is not whole quarter-hours, or outside -12..+14 h). */
 int ble_lti_for_zone(const struct tz_zone *z, int64_t utc_ms, struct dec_lti *out);
+/* The rule a link's device clock and zone writes share: none yet on this link (last_ns 0),
+ * the last one at least BLE_CLOCK_SET_MIN_MS before now_ns, or the zone moved since it. */
+int ble_link_write_due(int64_t last_ns, int64_t now_ns, int zone_moved);
 /* Whether a Current Time reading calls for writing the device clock: it is off
- * (ble_clock_off); and the link's last write (at last_ns, 0: none yet) was at least
+ * (ble_clock_off); and (ble_link_write_due) the link's last write (at last_ns, 0: none yet) was at least
  * BLE_CLOCK_SET_MIN_MS before now_ns, so that a device another time source keeps setting (a
  * phone in another zone, say) is not fought over at every reading; or the zone the clock is
  * written in has moved since that write (zone_moved: the wearer travelled, or DST began or

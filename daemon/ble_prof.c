@@ -284,8 +284,7 @@ static int maybe_set_zone(struct ble_dev *d)
     if (!z || ble_lti_for_zone(z, t, &want) < 0 || memcmp(&want, &d->lti, sizeof want) == 0 ||
         dec_lti_encode(&want, v) < 0)
         return 0;
-    if (d->lti_set_ns && mono(d) - d->lti_set_ns < BLE_CLOCK_SET_MIN_MS * INT64_C(1000000) &&
-        memcmp(&want, &d->lti_want, sizeof want) == 0)
+    if (!ble_link_write_due(d->lti_set_ns, mono(d), memcmp(&want, &d->lti_want, sizeof want)))
         return 0; /* this link wrote it within the hour, and something changed it back */
     int id = gatt_write(d->gatt, d->h_lti, v, sizeof v, on_zone_written, d, NULL);
     if (id <= 0) {

@@ -142,13 +142,17 @@ int ble_clock_off(int known, int64_t offset_ms, int64_t tolerance_ms)
     return !known || offset_ms > tolerance_ms || offset_ms < -tolerance_ms;
 }
 
+int ble_link_write_due(int64_t last_ns, int64_t now_ns, int zone_moved)
+{
+    return last_ns == 0 || zone_moved ||
+           now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
+}
+
 int ble_clock_set_due(int known, int64_t offset_ms, int64_t tolerance_ms, int64_t last_ns,
                       int64_t now_ns, int zone_moved)
 {
-    if (!ble_clock_off(known, offset_ms, tolerance_ms))
-        return 0;
-    return last_ns == 0 || zone_moved ||
-           now_ns - last_ns >= BLE_CLOCK_SET_MIN_MS * INT64_C(1000000);
+    return ble_clock_off(known, offset_ms, tolerance_ms) &&
+           ble_link_write_due(last_ns, now_ns, zone_moved);
 }
 
 /* A zone's standard offset is its least one over the year around t, taken every 30 days:
